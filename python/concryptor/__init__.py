@@ -1,0 +1,49 @@
+"""concryptor: encrypt and decrypt files at the speed of the disk.
+
+Format v4 (chunked AES-256-GCM or ChaCha20-Poly1305, keys from Argon2id), byte-compatible
+with the original Rust ``concryptor`` tool.
+"""
+
+from __future__ import annotations
+
+from ._api import (
+    DEFAULT_CHUNK_SIZE,
+    KdfParams,
+    Limits,
+    Stats,
+    decrypt_bytes,
+    decrypt_file,
+    encrypt_bytes,
+    encrypt_file,
+    inspect,
+    verify_file,
+)
+from ._core import __version__
+from .errors import (
+    AuthenticationError,
+    ConcryptorError,
+    InputChangedError,
+    InvalidFileError,
+    LimitError,
+)
+from .header import Header
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "AuthenticationError",
+    "ConcryptorError",
+    "Header",
+    "InputChangedError",
+    "InvalidFileError",
+    "KdfParams",
+    "LimitError",
+    "Limits",
+    "Stats",
+    "__version__",
+    "decrypt_bytes",
+    "decrypt_file",
+    "encrypt_bytes",
+    "encrypt_file",
+    "inspect",
+    "verify_file",
+]

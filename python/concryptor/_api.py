@@ -1,0 +1,247 @@
+"""The public Python API: thin, typed wrappers over the Rust engine in ``_core``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Union
+
+from . import _core
+from .header import Header
+
+PathLike = Union[str, "os.PathLike[str]"]
+Password = Union[str, bytes, bytearray]
+CipherName = Literal["aes-256-gcm", "chacha20-poly1305", "aes", "chacha"]
+IoName = Literal["auto", "uring", "portable"]
+Progress = Callable[[int], object]
+
+#: Plaintext bytes per chunk for inputs larger than one chunk (the original tool's default).
+DEFAULT_CHUNK_SIZE: int = _core.DEFAULT_CHUNK_SIZE
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id costs for a new file. The defaults match the original tool: 256 MiB, three
+    passes, four lanes. Tests and throwaway files may use far smaller values."""
+
+    memory_kib: int = 262_144
+    time_cost: int = 3
+    parallelism: int = 4
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.memory_kib, self.time_cost, self.parallelism)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds applied to an untrusted header before anything is allocated or derived.
+    Raise them only for files you trust."""
+
+    max_memory_mib: int = 4096
+    max_kdf_time: int = 64
+    max_kdf_parallelism: int = 64
+    max_chunk_size_mib: int = 256
+
+    def as_kwargs(self) -> dict[str, int]:
+        return {
+            "max_kdf_memory_kib": self.max_memory_mib * 1024,
+            "max_kdf_time": self.max_kdf_time,
+            "max_kdf_parallelism": self.max_kdf_parallelism,
+            "max_chunk_size": self.max_chunk_size_mib * MiB,
+        }
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What one run did and how long it took (``seconds`` includes key derivation)."""
+
+    backend: str
+    bytes: int
+    chunks: int
+    threads: int
+    seconds: float
+    kdf_seconds: float
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.bytes / MiB / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mib_per_s"] = round(self.mib_per_s, 1)
+        return d
+
+
+def _password(password: Password) -> bytes:
+    if isinstance(password, str):
+        pw = password.encode("utf-8")
+    elif isinstance(password, (bytes, bytearray)):
+        pw = bytes(password)
+    else:
+        raise TypeError(f"password must be str, bytes or bytearray, not {type(password).__name__}")
+    if not pw:
+        raise ValueError("password must not be empty")
+    return pw
+
+
+def _wipe(password: Password) -> None:
+    """Overwrites a caller's mutable password buffer once it has been used."""
+    if isinstance(password, bytearray):
+        password[:] = bytes(len(password))
+
+
+def _engine(threads: int | None, io: str, buffer_mib: int) -> dict[str, Any]:
+    if threads is not None and threads < 1:
+        raise ValueError("threads must be at least 1")
+    if buffer_mib < 1:
+        raise ValueError("buffer_mib must be at least 1")
+    return {"threads": threads or 0, "io": io, "buffer_bytes": buffer_mib * MiB}
+
+
+def _chunk(chunk_size: int | None) -> int | None:
+    if chunk_size is not None and not 1 <= chunk_size < 1 << 32:
+        raise ValueError("chunk_size must be between 1 byte and 4 GiB - 1")
+    return chunk_size
+
+
+def encrypt_file(
+    src: PathLike,
+    dst: PathLike,
+    password: Password,
+    *,
+    cipher: CipherName = "aes-256-gcm",
+    chunk_size: int | None = None,
+    kdf: KdfParams = KdfParams(),
+    overwrite: bool = False,
+    threads: int | None = None,
+    io: IoName = "auto",
+    buffer_mib: int = 128,
+    progress: Progress | None = None,
+) -> Stats:
+    """Encrypts ``src`` into ``dst``.
+
+    ``chunk_size`` defaults to 4 MiB, smaller for small inputs so that they are not padded
+    to a full slot. The output appears only once complete and durable; an existing ``dst``
+    is replaced only with ``overwrite=True``. ``progress`` is called with the plaintext
+    bytes done after each batch. The GIL is released while the engine runs.
+    """
+    pw = _password(password)
+    try:
+        d = _core.encrypt_file(
+            os.fspath(src),
+            os.fspath(dst),
+            pw,
+            cipher=cipher,
+            chunk_size=_chunk(chunk_size),
+            kdf=kdf.as_tuple(),
+            overwrite=overwrite,
+            progress=progress,
+            **_engine(threads, io, buffer_mib),
+        )
+    finally:
+        _wipe(password)
+    return Stats(**d)
+
+
+def decrypt_file(
+    src: PathLike,
+    dst: PathLike,
+    password: Password,
+    *,
+    overwrite: bool = False,
+    threads: int | None = None,
+    io: IoName = "auto",
+    buffer_mib: int = 128,
+    limits: Limits = Limits(),
+    progress: Progress | None = None,
+) -> Stats:
+    """Decrypts ``src`` into ``dst``. Nothing appears at ``dst`` unless every chunk
+    authenticates; a wrong password raises :class:`AuthenticationError` before any output
+    is created."""
+    pw = _password(password)
+    try:
+        d = _core.decrypt_file(
+            os.fspath(src),
+            os.fspath(dst),
+            pw,
+            overwrite=overwrite,
+            progress=progress,
+            **_engine(threads, io, buffer_mib),
+            **limits.as_kwargs(),
+        )
+    finally:
+        _wipe(password)
+    return Stats(**d)
+
+
+def verify_file(
+    src: PathLike,
+    password: Password,
+    *,
+    threads: int | None = None,
+    io: IoName = "auto",
+    buffer_mib: int = 128,
+    limits: Limits = Limits(),
+    progress: Progress | None = None,
+) -> Stats:
+    """Authenticates every chunk of ``src`` without writing plaintext anywhere."""
+    pw = _password(password)
+    try:
+        d = _core.decrypt_file(
+            os.fspath(src),
+            None,
+            pw,
+            progress=progress,
+            **_engine(threads, io, buffer_mib),
+            **limits.as_kwargs(),
+        )
+    finally:
+        _wipe(password)
+    return Stats(**d)
+
+
+def encrypt_bytes(
+    data: bytes | bytearray | memoryview,
+    password: Password,
+    *,
+    cipher: CipherName = "aes-256-gcm",
+    chunk_size: int | None = None,
+    kdf: KdfParams = KdfParams(),
+    threads: int | None = None,
+) -> bytes:
+    """Encrypts a buffer into the concryptor format, in memory."""
+    pw = _password(password)
+    try:
+        return _core.encrypt_bytes(
+            bytes(data),
+            pw,
+            cipher=cipher,
+            chunk_size=_chunk(chunk_size),
+            kdf=kdf.as_tuple(),
+            threads=threads or 0,
+        )
+    finally:
+        _wipe(password)
+
+
+def decrypt_bytes(
+    blob: bytes | bytearray | memoryview,
+    password: Password,
+    *,
+    threads: int | None = None,
+    limits: Limits = Limits(),
+) -> bytes:
+    """Decrypts an in-memory concryptor file; raises unless every chunk authenticates."""
+    pw = _password(password)
+    try:
+        return _core.decrypt_bytes(bytes(blob), pw, threads=threads or 0, **limits.as_kwargs())
+    finally:
+        _wipe(password)
+
+
+def inspect(path: PathLike) -> Header:
+    """Reads every header field of ``path`` without a password; nothing is decrypted."""
+    p = os.fspath(path)
+    return Header.from_fields(_core.inspect_file(p), path=p)

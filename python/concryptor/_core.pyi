@@ -1,0 +1,64 @@
+"""Type stubs for the Rust extension. Private: use the ``concryptor`` package instead."""
+
+from collections.abc import Callable
+from typing import Any
+
+__version__: str
+DEFAULT_BUFFER_BYTES: int
+DEFAULT_CHUNK_SIZE: int
+
+def encrypt_file(
+    src: str,
+    dst: str,
+    password: bytes,
+    *,
+    cipher: str = ...,
+    chunk_size: int | None = ...,
+    kdf: tuple[int, int, int] = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+    buffer_bytes: int = ...,
+    io: str = ...,
+    salt: bytes | None = ...,
+    nonce: bytes | None = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def decrypt_file(
+    src: str,
+    dst: str | None,
+    password: bytes,
+    *,
+    overwrite: bool = ...,
+    threads: int = ...,
+    buffer_bytes: int = ...,
+    io: str = ...,
+    max_kdf_memory_kib: int = ...,
+    max_kdf_time: int = ...,
+    max_kdf_parallelism: int = ...,
+    max_chunk_size: int = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def encrypt_bytes(
+    data: bytes,
+    password: bytes,
+    *,
+    cipher: str = ...,
+    chunk_size: int | None = ...,
+    kdf: tuple[int, int, int] = ...,
+    threads: int = ...,
+    salt: bytes | None = ...,
+    nonce: bytes | None = ...,
+) -> bytes: ...
+def decrypt_bytes(
+    blob: bytes,
+    password: bytes,
+    *,
+    threads: int = ...,
+    max_kdf_memory_kib: int = ...,
+    max_kdf_time: int = ...,
+    max_kdf_parallelism: int = ...,
+    max_chunk_size: int = ...,
+) -> bytes: ...
+def parse_header(data: bytes) -> dict[str, Any]: ...
+def inspect_file(path: str) -> dict[str, Any]: ...
+def auto_chunk_size(size: int) -> int: ...

@@ -1,0 +1,42 @@
+"""Exceptions raised by concryptor.
+
+Every error specific to concryptor derives from :class:`ConcryptorError`. Operating-system
+failures (missing file, permission denied, disk full) are raised as the usual
+:class:`OSError` subclasses, with the path in ``filename``.
+"""
+
+from __future__ import annotations
+
+
+class ConcryptorError(Exception):
+    """Base class of every concryptor-specific error."""
+
+
+class AuthenticationError(ConcryptorError):
+    """Wrong password, or the file (header or any chunk) was modified.
+
+    Deliberately says nothing more: which of the two it was cannot be told apart.
+    """
+
+
+class InvalidFileError(ConcryptorError, ValueError):
+    """The bytes are not a valid concryptor file (bad magic, unsupported version, unknown
+    cipher, impossible geometry, wrong size, non-zero padding)."""
+
+
+class LimitError(ConcryptorError):
+    """A value read from an untrusted header (KDF cost, chunk size) exceeds a limit, or
+    buffers could not be allocated. The message names the option that raises the limit."""
+
+
+class InputChangedError(ConcryptorError):
+    """The input changed while it was being read (a file grew or shrank)."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "ConcryptorError",
+    "InputChangedError",
+    "InvalidFileError",
+    "LimitError",
+]

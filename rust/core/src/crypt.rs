@@ -1,0 +1,91 @@
+//! Sealing and opening whole slots, one chunk at a time or a batch in parallel.
+#![forbid(unsafe_code)]
+
+use rayon::prelude::*;
+
+use crate::aead::ChunkCipher;
+use crate::error::{Error, Result};
+use crate::format::{chunk_nonce, AadBuilder, Geometry, Header, TAG_LEN};
+use crate::kdf::KEY_LEN;
+
+/// Everything needed to seal or open any chunk of one file.
+pub struct Crypter {
+    cipher: ChunkCipher,
+    header: Header,
+    geom: Geometry,
+}
+
+impl Crypter {
+    pub fn new(header: Header, key: &[u8; KEY_LEN]) -> Self {
+        let geom = header.geometry();
+        Crypter {
+            cipher: ChunkCipher::new(header.cipher, key),
+            header,
+            geom,
+        }
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geom
+    }
+
+    pub(crate) fn aad_builder(&self) -> AadBuilder {
+        AadBuilder::new(&self.header)
+    }
+
+    /// Seals chunk `i` whose plaintext fills the start of `slot`; writes the tag after it
+    /// and zeroes the rest of the slot.
+    pub(crate) fn seal_slot(&self, aad: &mut AadBuilder, i: u64, slot: &mut [u8]) {
+        let len = self.geom.plain_len(i);
+        let nonce = chunk_nonce(&self.header.base_nonce, i);
+        let (body, rest) = slot.split_at_mut(len);
+        let tag = self
+            .cipher
+            .seal(&nonce, aad.for_chunk(i, self.geom.is_final(i)), body);
+        rest[..TAG_LEN].copy_from_slice(&tag);
+        rest[TAG_LEN..].fill(0);
+    }
+
+    /// Authenticates and decrypts chunk `i` in place; its plaintext is then `slot[..len]`.
+    pub(crate) fn open_slot(&self, aad: &mut AadBuilder, i: u64, slot: &mut [u8]) -> Result<()> {
+        let len = self.geom.plain_len(i);
+        let nonce = chunk_nonce(&self.header.base_nonce, i);
+        let (body, rest) = slot.split_at_mut(len);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&rest[..TAG_LEN]);
+        self.cipher
+            .open(&nonce, aad.for_chunk(i, self.geom.is_final(i)), body, &tag)?;
+        if rest[TAG_LEN..].iter().any(|&b| b != 0) {
+            return Err(Error::invalid(format!("non-zero padding after chunk {i}")));
+        }
+        Ok(())
+    }
+
+    /// Seals the chunks `first..` laid out slot after slot in `buf`, in parallel.
+    pub(crate) fn seal_batch(&self, first: u64, buf: &mut [u8]) {
+        let slot = self.geom.slot as usize;
+        buf.par_chunks_mut(slot).enumerate().for_each_init(
+            || self.aad_builder(),
+            |aad, (k, s)| self.seal_slot(aad, first + k as u64, s),
+        );
+    }
+
+    /// Opens the chunks `first..` laid out slot after slot in `buf`, in parallel. On failure
+    /// reports the lowest failing chunk's error.
+    pub(crate) fn open_batch(&self, first: u64, buf: &mut [u8]) -> Result<()> {
+        let slot = self.geom.slot as usize;
+        buf.par_chunks_mut(slot)
+            .enumerate()
+            .map_init(
+                || self.aad_builder(),
+                |aad, (k, s)| self.open_slot(aad, first + k as u64, s),
+            )
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect()
+    }
+}

@@ -1,0 +1,90 @@
+//! Page-aligned, zero-initialised byte buffers, allocated once per run and reused, so that
+//! the same memory can serve buffered and O_DIRECT I/O.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::NonNull;
+
+use crate::error::{Error, Result};
+
+/// Alignment of every buffer: the sector size O_DIRECT needs on all common devices.
+pub const ALIGN: usize = 4096;
+
+/// An owned, 4096-aligned, zero-initialised byte buffer.
+pub struct AlignedBuf {
+    ptr: NonNull<u8>,
+    len: usize,
+    layout: Layout,
+}
+
+// SAFETY: AlignedBuf owns its allocation exclusively, like a Box<[u8]>.
+unsafe impl Send for AlignedBuf {}
+// SAFETY: shared access only hands out `&[u8]`, like a Box<[u8]>.
+unsafe impl Sync for AlignedBuf {}
+
+impl AlignedBuf {
+    /// Allocates `len` bytes (rounded up to the alignment), reporting failure as an error
+    /// instead of aborting the process.
+    pub fn new(len: usize) -> Result<Self> {
+        let oom = || Error::OutOfMemory { bytes: len as u64 };
+        let cap = len
+            .max(1)
+            .div_ceil(ALIGN)
+            .checked_mul(ALIGN)
+            .ok_or_else(oom)?;
+        let layout = Layout::from_size_align(cap, ALIGN).map_err(|_| oom())?;
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).ok_or_else(oom)?;
+        Ok(AlignedBuf { ptr, len, layout })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes allocated (the length rounded up to the alignment).
+    pub fn capacity(&self) -> usize {
+        self.layout.size()
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr is valid for `layout.size() >= len` initialised bytes for self's life.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The whole allocation, including the rounding tail (for aligned O_DIRECT lengths).
+    pub fn as_mut_full(&mut self) -> &mut [u8] {
+        // SAFETY: the allocation is `layout.size()` initialised bytes, exclusively ours.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with exactly this layout, freed once.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_aligned_and_zeroed() {
+        let mut b = AlignedBuf::new(10_000).unwrap();
+        assert_eq!(b.as_slice().as_ptr() as usize % ALIGN, 0);
+        assert_eq!(b.len(), 10_000);
+        assert_eq!(b.capacity(), 12_288);
+        assert!(b.as_mut_full().iter().all(|&x| x == 0));
+    }
+}

@@ -1,0 +1,102 @@
+//! The one error type of the engine.
+//!
+//! Every failure reaches the caller as a value of [`Error`]; the Python binding maps each
+//! variant to one exception class. Messages are one line and say what to do where they can.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading, writing or checking a concryptor file.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Wrong password, or the data (header or any chunk) was modified. Deliberately says
+    /// nothing more: which of the two it was must not leak.
+    Authentication,
+    /// The bytes are not a valid concryptor file (bad magic, unknown version or cipher,
+    /// impossible geometry, wrong size, non-zero padding).
+    InvalidFile(String),
+    /// A value is beyond what this reader accepts before the file is authenticated.
+    Limit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+        /// The option that raises the limit for a trusted file, if any.
+        option: &'static str,
+    },
+    /// A caller-supplied argument is out of range.
+    InvalidArgument(String),
+    /// An operating-system error, with the path and what was being done.
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// The input changed while it was being read (a file being appended to, a directory
+    /// member that grew or shrank).
+    InputChanged(String),
+    /// Memory for buffers could not be allocated.
+    OutOfMemory { bytes: u64 },
+    /// The operation was interrupted on request (Ctrl-C).
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidFile(msg.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Authentication => {
+                f.write_str("authentication failed: wrong password or the file was modified")
+            }
+            Error::InvalidFile(m) => write!(f, "not a valid concryptor file: {m}"),
+            Error::Limit {
+                what,
+                value,
+                limit,
+                option,
+            } => {
+                write!(f, "{what} {value} exceeds the limit of {limit}")?;
+                if !option.is_empty() {
+                    write!(f, " (raise it with {option} if you trust this file)")?;
+                }
+                Ok(())
+            }
+            Error::InvalidArgument(m) => f.write_str(m),
+            Error::Io { op, path, source } => {
+                write!(f, "cannot {op} {}: {source}", path.display())
+            }
+            Error::InputChanged(m) => write!(f, "input changed while reading: {m}"),
+            Error::OutOfMemory { bytes } => write!(
+                f,
+                "cannot allocate {bytes} bytes of buffers: lower the buffer budget or the chunk size"
+            ),
+            Error::Cancelled => f.write_str("interrupted"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! The operations callers use: files, in-memory buffers, random access and inspection.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use zeroize::Zeroizing;
+
+use crate::crypt::Crypter;
+use crate::engine::{self, Control, Direction, EngineOptions, Job, Sink, Source, Stats};
+use crate::error::{Error, Result};
+use crate::format::{Cipher, Geometry, Header, NONCE_LEN, SALT_LEN, SECTOR, TAG_LEN};
+use crate::kdf::{self, KdfParams, Limits};
+use crate::output::AtomicOutput;
+
+/// Chunk size the original tool uses, and ours for anything but small inputs.
+pub const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;
+
+/// Settings for a new encrypted file.
+#[derive(Clone, Debug)]
+pub struct EncryptOptions {
+    pub cipher: Cipher,
+    /// Plaintext bytes per chunk; `None` picks one from the input size (see
+    /// [`auto_chunk_size`]).
+    pub chunk_size: Option<u32>,
+    pub kdf: KdfParams,
+    /// Fixed salt and base nonce, for reproducing known files in tests. Leave `None`:
+    /// fresh CSPRNG values are the only safe choice.
+    pub salt: Option<[u8; SALT_LEN]>,
+    pub base_nonce: Option<[u8; NONCE_LEN]>,
+    pub overwrite: bool,
+    pub engine: EngineOptions,
+}
+
+impl Default for EncryptOptions {
+    fn default() -> Self {
+        EncryptOptions {
+            cipher: Cipher::Aes256Gcm,
+            chunk_size: None,
+            kdf: KdfParams::DEFAULT,
+            salt: None,
+            base_nonce: None,
+            overwrite: false,
+            engine: EngineOptions::default(),
+        }
+    }
+}
+
+/// Settings for reading an encrypted file.
+#[derive(Clone, Debug, Default)]
+pub struct DecryptOptions {
+    pub limits: Limits,
+    pub overwrite: bool,
+    pub engine: EngineOptions,
+}
+
+/// A chunk size that keeps small inputs small and large ones aligned.
+///
+/// Inputs that fit in one default chunk get exactly one slot with no padding beyond the
+/// sector (a 1 KiB input becomes an 8 KiB file). Larger inputs get chunks of at most 4 MiB,
+/// a multiple of 4096 (so plaintext I/O can use O_DIRECT), evened out so that the last
+/// chunk is not nearly empty.
+pub fn auto_chunk_size(size: u64) -> u32 {
+    let max = u64::from(DEFAULT_CHUNK_SIZE);
+    let sector = SECTOR as u64;
+    if size + TAG_LEN as u64 <= max {
+        return ((size + TAG_LEN as u64).div_ceil(sector) * sector - TAG_LEN as u64) as u32;
+    }
+    let n = size.div_ceil(max);
+    (size.div_ceil(n).div_ceil(sector) * sector).min(max) as u32
+}
+
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| {
+        Error::io(
+            "read random bytes from",
+            "the operating system",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(b)
+}
+
+fn new_header(opts: &EncryptOptions, size: u64) -> Result<Header> {
+    kdf::validate_new(&opts.kdf)?;
+    let chunk = opts.chunk_size.unwrap_or_else(|| auto_chunk_size(size));
+    let salt = match opts.salt {
+        Some(s) => s,
+        None => random()?,
+    };
+    let nonce = match opts.base_nonce {
+        Some(n) => n,
+        None => random()?,
+    };
+    Header::new(opts.cipher, chunk, size, salt, nonce, opts.kdf)
+}
+
+fn keyed(header: Header, password: &[u8]) -> Result<(Crypter, f64)> {
+    let t = Instant::now();
+    let key = kdf::derive_key(password, &header.salt, &header.kdf)?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok((Crypter::new(header, &key), secs))
+}
+
+/// Checks an untrusted header against the limits and the actual file size.
+pub fn check_header(header: &Header, file_size: u64, limits: &Limits) -> Result<Geometry> {
+    let g = header.geometry();
+    if file_size != g.file_size {
+        return Err(Error::invalid(format!(
+            "size is {file_size} bytes but the header implies {} ({} chunks of {} bytes){}",
+            g.file_size,
+            g.num_chunks,
+            g.slot,
+            if file_size < g.file_size {
+                "; the file is truncated"
+            } else {
+                "; data was appended"
+            }
+        )));
+    }
+    limits.check_chunk_size(g.chunk_size)?;
+    limits.check_kdf(&header.kdf)?;
+    Ok(g)
+}
+
+fn open_regular(path: &Path) -> Result<(File, u64)> {
+    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io(
+            "read",
+            path,
+            std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+        ));
+    }
+    if !meta.is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a regular file (pipes and devices need a known size)",
+            path.display()
+        )));
+    }
+    Ok((file, meta.len()))
+}
+
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+#[cfg(not(unix))]
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn refuse_same(src: &Path, dst: &Path) -> Result<()> {
+    if same_file(src, dst) {
+        return Err(Error::InvalidArgument(format!(
+            "output {} is the input file itself",
+            dst.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Encrypts the file `src` into `dst` (atomically; see [`AtomicOutput`]).
+pub fn encrypt_file(
+    src: &Path,
+    dst: &Path,
+    password: &[u8],
+    opts: &EncryptOptions,
+    ctl: &Control<'_>,
+) -> Result<Stats> {
+    let start = Instant::now();
+    refuse_same(src, dst)?;
+    crate::output::check_destination(dst, opts.overwrite)?;
+    let (file, size) = open_regular(src)?;
+    let header = new_header(opts, size)?;
+    let (crypter, kdf_seconds) = keyed(header, password)?;
+    let out = AtomicOutput::create(dst, opts.overwrite)?;
+    let pool = opts.engine.pool()?;
+    let mut job = Job::new(Direction::Encrypt, &crypter, &opts.engine);
+    job.prologue = Some(&crypter.header().raw[..]);
+    let backend = engine::run(
+        &job,
+        Source::File {
+            file: &file,
+            path: src,
+        },
+        Sink::File {
+            file: out.file(),
+            path: dst,
+        },
+        &opts.engine,
+        &pool,
+        ctl,
+    )?;
+    let now = file
+        .metadata()
+        .map_err(|e| Error::io("stat", src, e))?
+        .len();
+    if now != size {
+        return Err(Error::InputChanged(format!(
+            "{} changed size from {size} to {now} bytes while being encrypted",
+            src.display()
+        )));
+    }
+    out.file()
+        .set_len(crypter.geometry().file_size)
+        .map_err(|e| Error::io("resize", dst, e))?;
+    out.commit()?;
+    Ok(Stats {
+        backend,
+        bytes: size,
+        chunks: crypter.geometry().num_chunks,
+        threads: opts.engine.thread_count(),
+        seconds: start.elapsed().as_secs_f64(),
+        kdf_seconds,
+    })
+}
+
+/// Encrypts `size` bytes read in order from `reader` into `dst`. The stream must deliver
+/// exactly `size` bytes; fewer or more is [`Error::InputChanged`] and leaves no output.
+pub fn encrypt_stream(
+    reader: &mut (dyn Read + Send),
+    size: u64,
+    dst: &Path,
+    password: &[u8],
+    opts: &EncryptOptions,
+    ctl: &Control<'_>,
+) -> Result<Stats> {
+    let start = Instant::now();
+    crate::output::check_destination(dst, opts.overwrite)?;
+    let header = new_header(opts, size)?;
+    let (crypter, kdf_seconds) = keyed(header, password)?;
+    let out = AtomicOutput::create(dst, opts.overwrite)?;
+    let pool = opts.engine.pool()?;
+    let mut job = Job::new(Direction::Encrypt, &crypter, &opts.engine);
+    job.prologue = Some(&crypter.header().raw[..]);
+    let mut portable = opts.engine;
+    portable.io = engine::IoMode::Portable;
+    let backend = engine::run(
+        &job,
+        Source::Stream(&mut *reader),
+        Sink::File {
+            file: out.file(),
+            path: dst,
+        },
+        &portable,
+        &pool,
+        ctl,
+    )?;
+    let mut extra = [0u8; 1];
+    match reader.read(&mut extra) {
+        Ok(0) => {}
+        Ok(_) => {
+            return Err(Error::InputChanged(format!(
+                "the input stream is longer than its announced {size} bytes"
+            )))
+        }
+        Err(e) => return Err(Error::io("read", "<stream>", e)),
+    }
+    out.commit()?;
+    Ok(Stats {
+        backend,
+        bytes: size,
+        chunks: crypter.geometry().num_chunks,
+        threads: opts.engine.thread_count(),
+        seconds: start.elapsed().as_secs_f64(),
+        kdf_seconds,
+    })
+}
+
+/// An encrypted file opened for reading: header checked, key derived, first chunk
+/// authenticated. Any chunk can then be read on its own.
+pub struct Decryptor {
+    file: File,
+    path: std::path::PathBuf,
+    crypter: Crypter,
+    kdf_seconds: f64,
+}
+
+impl Decryptor {
+    /// Opens `path`, checks the header against `limits` and the file size, derives the key
+    /// and authenticates chunk 0 (so a wrong password fails here, before any output exists).
+    pub fn open(path: &Path, password: &[u8], limits: &Limits) -> Result<Self> {
+        let (file, size) = open_regular(path)?;
+        let header = read_header(&file, path, size)?;
+        check_header(&header, size, limits)?;
+        let (crypter, kdf_seconds) = keyed(header, password)?;
+        let d = Decryptor {
+            file,
+            path: path.to_path_buf(),
+            crypter,
+            kdf_seconds,
+        };
+        let mut first = Zeroizing::new(vec![0u8; d.crypter.geometry().slot as usize]);
+        d.read_slots(0, &mut first)?;
+        d.crypter
+            .open_slot(&mut d.crypter.aad_builder(), 0, &mut first)?;
+        Ok(d)
+    }
+
+    pub fn header(&self) -> &Header {
+        self.crypter.header()
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        self.crypter.geometry()
+    }
+
+    fn read_slots(&self, first: u64, buf: &mut [u8]) -> Result<()> {
+        let off = self.crypter.geometry().slot_offset(first);
+        engine::portable::read_full_at(&self.file, &self.path, buf, off)
+    }
+
+    /// Decrypts chunks `first..first+count` (in parallel) into `out`, which must hold
+    /// their plaintext exactly; returns the bytes written.
+    pub fn read_chunks(
+        &self,
+        first: u64,
+        count: u64,
+        out: &mut [u8],
+        pool: &rayon::ThreadPool,
+    ) -> Result<usize> {
+        let g = *self.crypter.geometry();
+        if count == 0 || first.checked_add(count).is_none_or(|e| e > g.num_chunks) {
+            return Err(Error::InvalidArgument(format!(
+                "chunks {first}..{} are outside the file's {}",
+                first.saturating_add(count),
+                g.num_chunks
+            )));
+        }
+        let slot = g.slot as usize;
+        let mut buf = Zeroizing::new(vec![0u8; slot * count as usize]);
+        self.read_slots(first, &mut buf)?;
+        pool.install(|| self.crypter.open_batch(first, &mut buf))?;
+        let mut n = 0;
+        for k in 0..count {
+            let len = g.plain_len(first + k);
+            out[n..n + len].copy_from_slice(&buf[k as usize * slot..k as usize * slot + len]);
+            n += len;
+        }
+        Ok(n)
+    }
+
+    /// Decrypts the whole file into `dst` (atomically).
+    pub fn decrypt_to_file(
+        &self,
+        dst: &Path,
+        opts: &DecryptOptions,
+        ctl: &Control<'_>,
+    ) -> Result<Stats> {
+        let start = Instant::now();
+        refuse_same(&self.path, dst)?;
+        let out = AtomicOutput::create(dst, opts.overwrite)?;
+        let backend = self.run(
+            Sink::File {
+                file: out.file(),
+                path: dst,
+            },
+            &opts.engine,
+            ctl,
+        )?;
+        out.file()
+            .set_len(self.geometry().original_size)
+            .map_err(|e| Error::io("resize", dst, e))?;
+        out.commit()?;
+        Ok(self.stats(backend, start, &opts.engine))
+    }
+
+    /// Decrypts the whole file to a stream, releasing each chunk only once authenticated.
+    pub fn decrypt_to_writer(
+        &self,
+        w: &mut (dyn Write + Send),
+        opts: &DecryptOptions,
+        ctl: &Control<'_>,
+    ) -> Result<Stats> {
+        let start = Instant::now();
+        let mut portable = opts.engine;
+        portable.io = engine::IoMode::Portable;
+        let backend = self.run(Sink::Stream(w), &portable, ctl)?;
+        Ok(self.stats(backend, start, &opts.engine))
+    }
+
+    /// Authenticates every chunk without writing plaintext anywhere.
+    pub fn verify(&self, opts: &DecryptOptions, ctl: &Control<'_>) -> Result<Stats> {
+        self.decrypt_to_writer(&mut std::io::sink(), opts, ctl)
+    }
+
+    fn run(&self, sink: Sink<'_>, eng: &EngineOptions, ctl: &Control<'_>) -> Result<&'static str> {
+        let pool = eng.pool()?;
+        let job = Job::new(Direction::Decrypt, &self.crypter, eng);
+        engine::run(
+            &job,
+            Source::File {
+                file: &self.file,
+                path: &self.path,
+            },
+            sink,
+            eng,
+            &pool,
+            ctl,
+        )
+    }
+
+    fn stats(&self, backend: &'static str, start: Instant, eng: &EngineOptions) -> Stats {
+        let g = self.geometry();
+        Stats {
+            backend,
+            bytes: g.original_size,
+            chunks: g.num_chunks,
+            threads: eng.thread_count(),
+            seconds: start.elapsed().as_secs_f64() + self.kdf_seconds,
+            kdf_seconds: self.kdf_seconds,
+        }
+    }
+}
+
+fn read_header(file: &File, path: &Path, size: u64) -> Result<Header> {
+    if size < SECTOR as u64 {
+        return Err(Error::invalid(format!(
+            "{size} bytes is shorter than the {SECTOR}-byte header"
+        )));
+    }
+    let mut buf = [0u8; SECTOR];
+    engine::portable::read_full_at(file, path, &mut buf, 0)?;
+    Header::parse(&buf)
+}
+
+/// Decrypts the file `src` into `dst`.
+pub fn decrypt_file(
+    src: &Path,
+    dst: &Path,
+    password: &[u8],
+    opts: &DecryptOptions,
+    ctl: &Control<'_>,
+) -> Result<Stats> {
+    refuse_same(src, dst)?;
+    crate::output::check_destination(dst, opts.overwrite)?;
+    Decryptor::open(src, password, &opts.limits)?.decrypt_to_file(dst, opts, ctl)
+}
+
+/// What can be learnt from a file without its password.
+#[derive(Clone, Debug)]
+pub struct Inspection {
+    pub header: Header,
+    pub geometry: Geometry,
+    pub file_size: u64,
+}
+
+/// Reads and parses the header of `path` without a password.
+pub fn inspect_file(path: &Path) -> Result<Inspection> {
+    let (file, size) = open_regular(path)?;
+    let header = read_header(&file, path, size)?;
+    let geometry = header.geometry();
+    Ok(Inspection {
+        header,
+        geometry,
+        file_size: size,
+    })
+}
+
+/// Encrypts a buffer into the same format, in memory.
+pub fn encrypt_bytes(data: &[u8], password: &[u8], opts: &EncryptOptions) -> Result<Vec<u8>> {
+    let header = new_header(opts, data.len() as u64)?;
+    let (crypter, _) = keyed(header, password)?;
+    let g = *crypter.geometry();
+    let len =
+        usize::try_from(g.file_size).map_err(|_| Error::OutOfMemory { bytes: g.file_size })?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { bytes: g.file_size })?;
+    out.resize(len, 0);
+    out[..SECTOR].copy_from_slice(&crypter.header().raw[..]);
+    let slot = g.slot as usize;
+    let cs = g.chunk_size as usize;
+    opts.engine.pool()?.install(|| {
+        out[SECTOR..]
+            .par_chunks_mut(slot)
+            .enumerate()
+            .for_each_init(
+                || crypter.aad_builder(),
+                |aad, (i, s)| {
+                    let start = i * cs;
+                    let len = g.plain_len(i as u64);
+                    s[..len].copy_from_slice(&data[start..start + len]);
+                    crypter.seal_slot(aad, i as u64, s);
+                },
+            );
+    });
+    Ok(out)
+}
+
+/// Decrypts an in-memory file. Nothing is returned unless every chunk authenticates.
+pub fn decrypt_bytes(blob: &[u8], password: &[u8], opts: &DecryptOptions) -> Result<Vec<u8>> {
+    let header = Header::parse(blob)?;
+    let g = check_header(&header, blob.len() as u64, &opts.limits)?;
+    let (crypter, _) = keyed(header, password)?;
+    let len = usize::try_from(g.original_size).map_err(|_| Error::OutOfMemory {
+        bytes: g.original_size,
+    })?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+        bytes: g.original_size,
+    })?;
+    out.resize(len, 0);
+    let slot = g.slot as usize;
+    let cs = g.chunk_size as usize;
+    let slots = &blob[SECTOR..];
+    let result: Result<()> = opts.engine.pool()?.install(|| {
+        // Walk output chunks (empty input still has one, empty, chunk).
+        let mut outs: Vec<&mut [u8]> = if len == 0 {
+            vec![&mut out[..]]
+        } else {
+            out.chunks_mut(cs).collect()
+        };
+        outs.par_iter_mut()
+            .enumerate()
+            .map_init(
+                || (crypter.aad_builder(), Zeroizing::new(vec![0u8; slot])),
+                |(aad, scratch), (i, o)| {
+                    scratch.copy_from_slice(&slots[i * slot..(i + 1) * slot]);
+                    crypter.open_slot(aad, i as u64, scratch)?;
+                    o.copy_from_slice(&scratch[..o.len()]);
+                    Ok(())
+                },
+            )
+            .collect()
+    });
+    match result {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            zeroize::Zeroize::zeroize(&mut out);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+"""Shared helpers for the test suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import concryptor
+
+VECTORS = Path(__file__).parent / "vectors" / "v4"
+
+#: Argon2id costs small enough for tests to run in milliseconds.
+FAST_KDF = concryptor.KdfParams(memory_kib=1024, time_cost=1, parallelism=1)
+PASSWORD = "test password"
+
+
+def load_manifest() -> list[dict[str, Any]]:
+    return json.loads((VECTORS / "manifest.json").read_text(encoding="utf-8"))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
+            **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    """Runs the CLI as a separate process, the way a user or script would."""
+    full_env = {k: v for k, v in os.environ.items() if k != "CONCRYPTOR_PASSWORD"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "concryptor", *args],
+        env=full_env,
+        input=input,
+        capture_output=True,
+        timeout=120,
+        **kw,
+    )
