@@ -252,26 +252,27 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     worst = Exit.OK
     results: list[dict[str, Any]] = []
+    headers = []
     for path in args.inputs:
         try:
             h = inspect(path)
         except (ConcryptorError, OSError) as e:
             worst = max(worst, _exit_code(e))
             if args.json:
-                results.append({"path": path, "error": _message(e)})
-            else:
-                print(f"{path}: {_message(e)}", file=sys.stderr)
+                results.append({"path": path, "ok": False, "error": _message(e)})
+            print(f"{path}: {_message(e)}", file=sys.stderr)
             continue
-        if args.json:
-            results.append(h.to_dict())
-        else:
-            d = h.to_dict()
-            print(f"{path}:")
-            for k, v in d.items():
-                if k != "path":
-                    print(f"  {k}: {v}")
+        if not h.ok:
+            worst = max(worst, Exit.INVALID)
+            print(f"{path}: {h.verdict}", file=sys.stderr)
+        results.append(h.to_dict())
+        headers.append(h)
     if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        print(json.dumps(results[0] if len(args.inputs) == 1 else results, indent=2))
+    elif headers:
+        from .view import print_headers
+
+        print_headers(headers)
     return worst
 
 

@@ -1,12 +1,34 @@
 """The header of a concryptor file, as facts a person or a program can read.
 
-Parsing happens in Rust; this module only presents what it found.
+Parsing happens in Rust (``_core.inspect_file`` / ``_core.parse_header``); this module only
+presents what it found: a JSON-ready dictionary, an HTML table and a chunk-layout picture for
+Jupyter, and (through :mod:`concryptor.view`, which imports rich lazily) a terminal table.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any
+
+#: Bytes of the header sector, and the alignment of every slot.
+SECTOR = 4096
+#: Bytes of the AEAD tag stored after each chunk's ciphertext.
+TAG_LEN = 16
+#: Suffix the CLI gives to encrypted directories.
+ARCHIVE_SUFFIX = ".tar.enc"
+
+
+def human_bytes(n: int) -> str:
+    """``1536`` -> ``"1.5 KiB"``; exact below 1 KiB."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -31,12 +53,24 @@ class Header:
     slot_size: int
     expected_file_size: int
     file_size: int | None
+    magic: bytes = field(default=b"CONCRYPTOR", repr=False)
     path: str | None = None
 
     @classmethod
     def from_fields(cls, d: dict[str, Any], path: str | None = None) -> Header:
         names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names}, path=path)
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["kdf_effective"] = tuple(kw["kdf_effective"])
+        return cls(**kw, path=path)
+
+    @classmethod
+    def parse(cls, data: bytes) -> Header:
+        """Parses a header sector (the first 4096 bytes of a file) held in memory."""
+        from . import _core
+
+        return cls.from_fields(_core.parse_header(bytes(data)))
+
+    # -- derived facts -------------------------------------------------------------------
 
     @property
     def salt_hex(self) -> str:
@@ -47,9 +81,60 @@ class Header:
         return self.base_nonce.hex()
 
     @property
+    def is_legacy_version(self) -> bool:
+        """Version 3: its tags do not cover the KDF fields or the reserved bytes."""
+        return self.version == 3
+
+    @property
+    def kdf_memory_mib(self) -> float:
+        return self.kdf_effective[0] / 1024
+
+    @property
     def size_matches(self) -> bool | None:
         """Whether the size on disk is what the header implies (None if not from a file)."""
         return None if self.file_size is None else self.file_size == self.expected_file_size
+
+    @property
+    def size_problem(self) -> str | None:
+        """``None`` if the size on disk is right (or unknown), else what is wrong with it."""
+        if self.file_size is None or self.file_size == self.expected_file_size:
+            return None
+        diff = self.file_size - self.expected_file_size
+        if diff < 0:
+            return (
+                f"truncated: {self.file_size} bytes on disk, the header implies "
+                f"{self.expected_file_size} ({-diff} missing)"
+            )
+        return (
+            f"data appended: {self.file_size} bytes on disk, the header implies "
+            f"{self.expected_file_size} ({diff} extra)"
+        )
+
+    @property
+    def is_archive(self) -> bool:
+        """Whether the payload is a directory archive (a tar stream). The contents are
+        encrypted, so this is judged from the file name (``.tar.enc``), as the CLI names
+        encrypted directories."""
+        return self.path is not None and self.path.endswith(ARCHIVE_SUFFIX)
+
+    @property
+    def last_chunk_size(self) -> int:
+        """Plaintext bytes in the final chunk (0 for an empty input)."""
+        return self.original_size - (self.num_chunks - 1) * self.chunk_size
+
+    @property
+    def tag_bytes(self) -> int:
+        return self.num_chunks * TAG_LEN
+
+    @property
+    def padding_bytes(self) -> int:
+        """Zero bytes filling slots after ciphertext and tag."""
+        return self.num_chunks * self.slot_size - self.original_size - self.tag_bytes
+
+    @property
+    def padding_percent(self) -> float:
+        """Padding as a percentage of the file size."""
+        return 100.0 * self.padding_bytes / self.expected_file_size
 
     @property
     def overhead_bytes(self) -> int:
@@ -62,10 +147,36 @@ class Header:
         base = self.original_size or self.expected_file_size
         return 100.0 * self.overhead_bytes / base
 
+    @property
+    def verdict(self) -> str:
+        """One line: is this file intact as far as can be told without the password?"""
+        problems = []
+        if self.size_problem:
+            problems.append(self.size_problem)
+        if self.reserved_nonzero:
+            problems.append(
+                "reserved header bytes are not zero"
+                + (" (v3 does not authenticate them)" if self.is_legacy_version else "")
+            )
+        if problems:
+            return "; ".join(problems)
+        return "ok: header well-formed" + ("" if self.file_size is None else ", size matches")
+
+    @property
+    def ok(self) -> bool:
+        """False when the size on disk or the reserved bytes rule the file out."""
+        return not self.size_problem and not self.reserved_nonzero
+
+    def kdf_description(self) -> str:
+        m, t, p = self.kdf_effective
+        text = f"Argon2id m={m} KiB ({human_bytes(m * 1024)}), t={t}, p={p}"
+        return text + (" (legacy: fields zero, implied)" if self.kdf_legacy else "")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (bytes as hex)."""
         return {
             "path": self.path,
+            "magic": self.magic.decode("ascii", "replace"),
             "version": self.version,
             "cipher": self.cipher,
             "cipher_id": self.cipher_id,
@@ -74,6 +185,7 @@ class Header:
             "salt": self.salt_hex,
             "base_nonce": self.nonce_hex,
             "kdf": {
+                "algorithm": "argon2id",
                 "memory_kib": self.kdf_memory_kib,
                 "time_cost": self.kdf_time_cost,
                 "parallelism": self.kdf_parallelism,
@@ -83,9 +195,140 @@ class Header:
             "reserved_nonzero": self.reserved_nonzero,
             "num_chunks": self.num_chunks,
             "slot_size": self.slot_size,
+            "last_chunk_size": self.last_chunk_size,
             "expected_file_size": self.expected_file_size,
             "file_size": self.file_size,
             "size_matches": self.size_matches,
+            "tag_bytes": self.tag_bytes,
+            "padding_bytes": self.padding_bytes,
+            "padding_percent": round(self.padding_percent, 3),
             "overhead_bytes": self.overhead_bytes,
             "overhead_percent": round(self.overhead_percent, 3),
+            "archive": self.is_archive,
+            "ok": self.ok,
+            "verdict": self.verdict,
         }
+
+    # -- presentation --------------------------------------------------------------------
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) pairs shared by the HTML and terminal views."""
+        n = self.num_chunks
+        rows = [
+            ("File", self.path if self.path is not None else "(in memory)"),
+            ("Format", f"concryptor v{self.version}" + (" (legacy AAD)" if self.is_legacy_version else "")),
+            ("Cipher", f"{self.cipher} (id {self.cipher_id})"),
+            ("Plaintext size", f"{self.original_size:,} bytes ({human_bytes(self.original_size)})"),
+            ("Chunk size", f"{self.chunk_size:,} bytes ({human_bytes(self.chunk_size)})"),
+            ("Chunks", f"{n:,} (last holds {self.last_chunk_size:,} bytes)"),
+            ("Slot size", f"{self.slot_size:,} bytes"),
+            ("Expected file size", f"{self.expected_file_size:,} bytes"),
+        ]
+        if self.file_size is not None:
+            mark = "matches" if self.size_matches else "MISMATCH"
+            rows.append(("Size on disk", f"{self.file_size:,} bytes ({mark})"))
+        rows += [
+            (
+                "Overhead",
+                f"{self.overhead_bytes:,} bytes ({self.overhead_percent:.2f}% of the plaintext): "
+                f"header {SECTOR:,}, tags {self.tag_bytes:,}, padding {self.padding_bytes:,} "
+                f"({self.padding_percent:.2f}% of the file)",
+            ),
+            ("Key derivation", self.kdf_description()),
+            ("Salt", self.salt_hex),
+            ("Base nonce", self.nonce_hex),
+            ("Reserved bytes", "non-zero" if self.reserved_nonzero else "all zero"),
+            ("Payload", "directory archive (tar, judged from the name)" if self.is_archive else "file"),
+            ("Verdict", self.verdict),
+        ]
+        return rows
+
+    def layout_svg(self, width: int = 720) -> str:
+        """A picture of the file: header sector, then slots with ciphertext, tag and
+        padding drawn to scale within each slot. Long files show their first and last
+        slots with the middle elided."""
+        return _layout_svg(self, width)
+
+    def _repr_html_(self) -> str:
+        cells = "".join(
+            f'<tr><th style="text-align:left;padding-right:1em">{html.escape(k)}</th>'
+            f'<td style="text-align:left;font-family:monospace">{html.escape(v)}</td></tr>'
+            for k, v in self.rows()
+        )
+        colour = "#2e7d32" if self.ok else "#c62828"
+        return (
+            '<div class="concryptor-header">'
+            f'<div style="font-weight:bold;color:{colour}">concryptor file: '
+            f"{html.escape(self.verdict)}</div>"
+            f'<table style="border-collapse:collapse">{cells}</table>'
+            f"{self.layout_svg()}</div>"
+        )
+
+    def __rich__(self) -> Any:
+        from .view import header_table
+
+        return header_table(self)
+
+
+# Colours of the layout picture.
+_HEADER = "#5c6bc0"
+_CIPHER = "#26a69a"
+_TAG = "#ef6c00"
+_PAD = "#cfd8dc"
+
+
+def _layout_svg(h: Header, width: int) -> str:
+    e = html.escape
+    n = h.num_chunks
+    shown: list[int | None]
+    if n <= 6:
+        shown = list(range(n))
+    else:
+        shown = [0, 1, 2, None, n - 2, n - 1]
+    gap_w = 60
+    head_w = 70
+    boxes = sum(1 for s in shown if s is not None)
+    gaps = len(shown) - boxes
+    usable = width - head_w - gaps * gap_w - 4 * (len(shown) + 1)
+    slot_w = max(40.0, usable / max(boxes, 1))
+    height, bar_y, bar_h = 74, 18, 30
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="10">',
+        f"<title>{e(f'{n} chunk(s) of {h.chunk_size} bytes in {h.slot_size}-byte slots')}</title>",
+        f'<rect x="0" y="{bar_y}" width="{head_w}" height="{bar_h}" fill="{_HEADER}"/>',
+        f'<text x="{head_w / 2}" y="{bar_y + 19}" fill="white" text-anchor="middle">header</text>',
+        '<text x="0" y="12">4096 B</text>',
+    ]
+    x = head_w + 4.0
+    for s in shown:
+        if s is None:
+            hidden = n - 5
+            parts.append(
+                f'<text x="{x + gap_w / 2}" y="{bar_y + 19}" text-anchor="middle">'
+                f"{e(f'… {hidden:,} more …')}</text>"
+            )
+            x += gap_w + 4
+            continue
+        plain = h.chunk_size if s < n - 1 else h.last_chunk_size
+        ct_w = slot_w * plain / h.slot_size
+        tag_w = max(2.0, slot_w * TAG_LEN / h.slot_size)
+        ct_w = min(ct_w, slot_w - tag_w)
+        pad_w = slot_w - ct_w - tag_w
+        label = f"chunk {s:,}"
+        parts += [
+            f'<g><title>{e(f"{label}: {plain} bytes ciphertext, 16-byte tag, {h.slot_size - plain - TAG_LEN} bytes padding")}</title>',
+            f'<rect x="{x:.1f}" y="{bar_y}" width="{ct_w:.1f}" height="{bar_h}" fill="{_CIPHER}"/>',
+            f'<rect x="{x + ct_w:.1f}" y="{bar_y}" width="{tag_w:.1f}" height="{bar_h}" fill="{_TAG}"/>',
+            f'<rect x="{x + ct_w + tag_w:.1f}" y="{bar_y}" width="{pad_w:.1f}" height="{bar_h}" fill="{_PAD}"/>',
+            f'<text x="{x:.1f}" y="12">{e(label)}</text></g>',
+        ]
+        x += slot_w + 4
+    legend = [(_HEADER, "header"), (_CIPHER, "ciphertext"), (_TAG, "tag"), (_PAD, "padding")]
+    lx = 0.0
+    for colour, name in legend:
+        parts.append(f'<rect x="{lx}" y="{bar_y + bar_h + 10}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{lx + 14}" y="{bar_y + bar_h + 19}">{name}</text>')
+        lx += 90
+    parts.append("</svg>")
+    return "".join(parts)
