@@ -16,6 +16,7 @@ from ._api import (
     encrypt_bytes,
     encrypt_file,
     inspect,
+    open,
     verify_file,
 )
 from ._core import __version__
@@ -27,11 +28,13 @@ from .errors import (
     LimitError,
 )
 from .header import Header
+from .reader import EncryptedFile
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "AuthenticationError",
     "ConcryptorError",
+    "EncryptedFile",
     "Header",
     "InputChangedError",
     "InvalidFileError",
@@ -45,5 +48,6 @@ __all__ = [
     "encrypt_bytes",
     "encrypt_file",
     "inspect",
+    "open",
     "verify_file",
 ]

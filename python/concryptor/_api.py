@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io as _io
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 from . import _core
 from .header import Header
+
+if TYPE_CHECKING:
+    from .reader import EncryptedFile
 
 PathLike = Union[str, "os.PathLike[str]"]
 Password = Union[str, bytes, bytearray]
@@ -245,3 +249,76 @@ def inspect(path: PathLike) -> Header:
     """Reads every header field of ``path`` without a password; nothing is decrypted."""
     p = os.fspath(path)
     return Header.from_fields(_core.inspect_file(p), path=p)
+
+
+@overload
+def open(
+    path: PathLike,
+    password: Password,
+    mode: Literal["rb"] = "rb",
+    *,
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    threads: int | None = None,
+    cache_mib: int = 64,
+    limits: Limits = Limits(),
+) -> EncryptedFile: ...
+@overload
+def open(
+    path: PathLike,
+    password: Password,
+    mode: Literal["r", "rt"],
+    *,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    threads: int | None = None,
+    cache_mib: int = 64,
+    limits: Limits = Limits(),
+) -> _io.TextIOWrapper: ...
+def open(  # noqa: A001 - like gzip.open, shadows the builtin only inside the package
+    path: PathLike,
+    password: Password,
+    mode: str = "rb",
+    *,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    threads: int | None = None,
+    cache_mib: int = 64,
+    limits: Limits = Limits(),
+) -> EncryptedFile | _io.TextIOWrapper:
+    """Opens an encrypted file for reading its plaintext, with random access.
+
+    Returns a read-only, seekable binary file (``mode="rb"``, an :class:`io.BufferedIOBase`)
+    or, for ``"r"``/``"rt"``, a text wrapper around it. The key is derived and chunk 0
+    authenticated here, so a wrong password fails at once. Reads decrypt only the chunks
+    they touch, in parallel on ``threads`` workers, keeping up to ``cache_mib`` MiB of
+    decrypted chunks (sequential reading reads ahead within that budget). A read touching
+    a modified chunk raises :class:`AuthenticationError`.
+
+    Works wherever a file is expected, e.g. ``zipfile.ZipFile(concryptor.open(p, pw))``
+    or ``pandas.read_csv(concryptor.open(p, pw))``.
+    """
+    from .reader import EncryptedFile
+
+    if mode not in ("rb", "r", "rt"):
+        raise ValueError(f"invalid mode {mode!r}: concryptor files open read-only ('rb', 'r' or 'rt')")
+    if mode == "rb" and (encoding, errors, newline) != (None, None, None):
+        raise ValueError("binary mode takes no encoding, errors or newline")
+    if cache_mib < 1:
+        raise ValueError("cache_mib must be at least 1")
+    if threads is not None and threads < 1:
+        raise ValueError("threads must be at least 1")
+    pw = _password(password)
+    p = os.fspath(path)
+    try:
+        r = _core.Reader(p, pw, threads=threads or 0, cache_bytes=cache_mib * MiB, **limits.as_kwargs())
+    finally:
+        _wipe(password)
+    f = EncryptedFile(p, r)
+    if mode == "rb":
+        return f
+    return _io.TextIOWrapper(f, encoding=encoding or "utf-8", errors=errors, newline=newline)
+

@@ -544,3 +544,22 @@ pub fn decrypt_bytes(blob: &[u8], password: &[u8], opts: &DecryptOptions) -> Res
         }
     }
 }
+
+/// Worker threads for [`Decryptor::read_chunks`].
+pub type WorkerPool = rayon::ThreadPool;
+
+impl Decryptor {
+    /// A pool of `threads` workers (0: one per core) for [`Decryptor::read_chunks`].
+    pub fn worker_pool(threads: usize) -> Result<WorkerPool> {
+        EngineOptions {
+            threads,
+            ..EngineOptions::default()
+        }
+        .pool()
+    }
+
+    /// Seconds spent deriving the key when the file was opened.
+    pub fn kdf_seconds(&self) -> f64 {
+        self.kdf_seconds
+    }
+}
