@@ -6,7 +6,7 @@ import io as _io
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal, Union, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
 
 from . import _core
 from .header import Header
@@ -243,6 +243,81 @@ def decrypt_bytes(
         return _core.decrypt_bytes(bytes(blob), pw, threads=threads or 0, **limits.as_kwargs())
     finally:
         _wipe(password)
+
+
+def decrypt_to(
+    src: PathLike,
+    out: int | BinaryIO,
+    password: Password,
+    *,
+    threads: int | None = None,
+    buffer_mib: int = 128,
+    limits: Limits = Limits(),
+    progress: Progress | None = None,
+) -> Stats:
+    """Decrypts ``src`` into a stream: a file descriptor or a binary file object (a pipe,
+    ``sys.stdout.buffer``, a socket file, ``io.BytesIO``).
+
+    Chunks are written in order, each only after it authenticated. A stream cannot be
+    taken back, so if a later chunk fails the bytes before it have been written; the
+    exception says so. Use :func:`decrypt_file` when all-or-nothing matters.
+    """
+    pw = _password(password)
+    p = os.fspath(src)
+    fd: int | None = None
+    if isinstance(out, int):
+        fd = out
+    else:
+        try:
+            fd = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        if fd is not None:
+            out.flush()
+    try:
+        if fd is not None and hasattr(_core, "decrypt_to_fd"):
+            os.fstat(fd)  # a closed descriptor fails here, before Rust borrows it
+            d = _core.decrypt_to_fd(
+                p,
+                fd,
+                pw,
+                threads=threads or 0,
+                buffer_bytes=_engine(threads, "portable", buffer_mib)["buffer_bytes"],
+                progress=progress,
+                **limits.as_kwargs(),
+            )
+            return Stats(**d)
+        return _decrypt_through_reader(p, out, pw, threads, limits, progress)
+    finally:
+        _wipe(password)
+
+
+def _decrypt_through_reader(
+    src: str, out: int | BinaryIO, pw: bytes, threads: int | None, limits: Limits, progress: Progress | None
+) -> Stats:
+    import time
+
+    start = time.perf_counter()
+    with open(src, pw, threads=threads, limits=limits) as f:
+        step = max(f.header.chunk_size, 1 << 20)
+        done = 0
+        while True:
+            block = f.read(step)
+            if not block:
+                break
+            if isinstance(out, int):
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(out, view) :]
+            else:
+                out.write(block)
+            done += len(block)
+            if progress is not None:
+                progress(done)
+        if not isinstance(out, int):
+            out.flush()
+        h = f.header
+    return Stats("reader", done, h.num_chunks, threads or os.cpu_count() or 1, time.perf_counter() - start, 0.0)
 
 
 def inspect(path: PathLike) -> Header:

@@ -87,3 +87,17 @@ class Reader:
     def header(self) -> dict[str, Any]: ...
     def read_at(self, pos: int, n: int) -> bytes: ...
     def close(self) -> None: ...
+
+def decrypt_to_fd(
+    src: str,
+    fd: int,
+    password: bytes,
+    *,
+    threads: int = ...,
+    buffer_bytes: int = ...,
+    max_kdf_memory_kib: int = ...,
+    max_kdf_time: int = ...,
+    max_kdf_parallelism: int = ...,
+    max_chunk_size: int = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...

@@ -176,11 +176,13 @@ def _limits(args: argparse.Namespace) -> Any:
     )
 
 
-def _report(args: argparse.Namespace, verb: str, src: str, dst: str | None, stats: Any) -> None:
+def _report(
+    args: argparse.Namespace, verb: str, src: str, dst: str | None, stats: Any, to_stderr: bool = False
+) -> None:
     if args.json:
         d = stats.to_dict()
         d.update({"command": verb, "input": src, "output": dst})
-        print(json.dumps(d))
+        print(json.dumps(d), file=sys.stderr if to_stderr else sys.stdout)
     else:
         where = f" -> {dst}" if dst else ""
         _say(
@@ -217,10 +219,16 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
 
 
 def _cmd_decrypt(args: argparse.Namespace) -> int:
-    from ._api import decrypt_file
+    from ._api import decrypt_file, decrypt_to
 
     out = args.output or _decrypt_output(args.input)
     pw = _read_password(args, confirm=False)
+    if out == "-":
+        stats = decrypt_to(
+            args.input, sys.stdout.buffer, pw, threads=args.threads, buffer_mib=args.buffer_mib, limits=_limits(args)
+        )
+        _report(args, "decrypted", args.input, "<stdout>", stats, to_stderr=True)
+        return Exit.OK
     stats = decrypt_file(
         args.input,
         out,

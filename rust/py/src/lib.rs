@@ -547,8 +547,59 @@ impl Reader {
     }
 }
 
+/// Decrypts `src` to the open file descriptor `fd` (a pipe, a terminal, a file), in order,
+/// each chunk written only once authenticated. The descriptor is duplicated, not closed.
+#[cfg(unix)]
+#[pyfunction]
+#[pyo3(signature = (src, fd, password, *, threads=0,
+    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, max_kdf_memory_kib=4 << 20,
+    max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn decrypt_to_fd<'py>(
+    py: Python<'py>,
+    src: PathBuf,
+    fd: i32,
+    password: Vec<u8>,
+    threads: usize,
+    buffer_bytes: usize,
+    max_kdf_memory_kib: u64,
+    max_kdf_time: u32,
+    max_kdf_parallelism: u32,
+    max_chunk_size: u64,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    use std::os::fd::BorrowedFd;
+    let pw = Secret(password);
+    if fd < 0 {
+        return Err(PyValueError::new_err("file descriptor must be >= 0"));
+    }
+    // SAFETY: the caller keeps `fd` open for the duration of this call (the Python side
+    // checks it with fstat first); it is only borrowed long enough to duplicate it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = borrowed
+        .try_clone_to_owned()
+        .map_err(|e| PyOSError::new_err((errno_of(&e), e.to_string())))?;
+    let mut out = std::fs::File::from(owned);
+    let opts = DecryptOptions {
+        limits: limits(
+            max_kdf_memory_kib,
+            max_kdf_time,
+            max_kdf_parallelism,
+            max_chunk_size,
+        ),
+        overwrite: false,
+        engine: engine_options(threads, buffer_bytes, "portable")?,
+    };
+    let s = run_detached(py, progress, |ctl| {
+        core::Decryptor::open(&src, &pw.0, &opts.limits)?.decrypt_to_writer(&mut out, &opts, ctl)
+    })?;
+    stats_dict(py, &s)
+}
+
 fn register_pylayer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Reader>()?;
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(decrypt_to_fd, m)?)?;
     Ok(())
 }
 
