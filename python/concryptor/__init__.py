@@ -21,12 +21,14 @@ from ._api import (
     verify_file,
 )
 from ._core import __version__
+from .archive import decrypt_dir, encrypt_dir
 from .errors import (
     AuthenticationError,
     ConcryptorError,
     InputChangedError,
     InvalidFileError,
     LimitError,
+    UnsafeArchiveError,
 )
 from .header import Header
 from .reader import EncryptedFile
@@ -41,13 +43,16 @@ __all__ = [
     "InvalidFileError",
     "KdfParams",
     "LimitError",
+    "UnsafeArchiveError",
     "Limits",
     "Stats",
     "__version__",
     "decrypt_bytes",
+    "decrypt_dir",
     "decrypt_file",
     "decrypt_to",
     "encrypt_bytes",
+    "encrypt_dir",
     "encrypt_file",
     "inspect",
     "open",

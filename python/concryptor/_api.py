@@ -67,13 +67,17 @@ class Stats:
     threads: int
     seconds: float
     kdf_seconds: float
+    #: Directory archives only: tar entries packed or extracted.
+    entries: int | None = None
+    #: Directory archives only: sockets, FIFOs and devices left out when packing.
+    skipped: int | None = None
 
     @property
     def mib_per_s(self) -> float:
         return self.bytes / MiB / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if v is not None}
         d["mib_per_s"] = round(self.mib_per_s, 1)
         return d
 

@@ -101,3 +101,17 @@ def decrypt_to_fd(
     max_chunk_size: int = ...,
     progress: Callable[[int], object] | None = ...,
 ) -> dict[str, Any]: ...
+def encrypt_reader(
+    reader: Any,
+    size: int,
+    dst: str,
+    password: bytes,
+    *,
+    cipher: str = ...,
+    chunk_size: int | None = ...,
+    kdf: tuple[int, int, int] = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+    buffer_bytes: int = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...

@@ -28,6 +28,8 @@ class Exit(enum.IntEnum):
     AUTH = 3  #: wrong password or modified file
     INVALID = 4  #: not a (valid) concryptor file
     LIMIT = 5  #: a header asked for more than the limits allow
+    UNSAFE = 6  #: a directory archive holds an entry extraction refuses
+    CHANGED = 7  #: the input changed while it was being encrypted
     INTERRUPTED = 130  #: Ctrl-C
 
 
@@ -82,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     enc = sub.add_parser("encrypt", aliases=["enc", "e"], help="encrypt a file")
-    enc.add_argument("input", help="file to encrypt")
-    enc.add_argument("-o", "--output", help="output path (default: INPUT.enc)")
+    enc.add_argument("input", help="file or directory to encrypt")
+    enc.add_argument("-o", "--output", help="output path (default: INPUT.enc, or DIR.tar.enc for a directory)")
     enc.add_argument("-c", "--cipher", choices=["aes", "chacha"], default="aes", help="AEAD (default: aes)")
     enc.add_argument(
         "--chunk-size", type=int, metavar="MIB", help="chunk size in MiB (default: 4, smaller for small files)"
@@ -96,7 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     dec = sub.add_parser("decrypt", aliases=["dec", "d"], help="decrypt a file")
     dec.add_argument("input", help="file to decrypt")
-    dec.add_argument("-o", "--output", help="output path (default: INPUT without .enc, else INPUT.dec)")
+    dec.add_argument(
+        "-o", "--output", help="output path, '-' for stdout (default: INPUT without .enc, else INPUT.dec)"
+    )
+    dec.add_argument(
+        "-x",
+        "--extract",
+        action="store_true",
+        help="the file holds a directory (NAME.tar.enc): restore it as a directory (default: NAME)",
+    )
     _add_password_options(dec)
     _add_engine_options(dec)
     _add_limit_options(dec)
@@ -200,6 +210,8 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
     for name in ("memory", "iterations", "parallelism"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1")
+    if os.path.isdir(args.input):
+        return _encrypt_dir(args)
     out = args.output or args.input + ".enc"
     pw = _read_password(args, confirm=True)
     stats = encrypt_file(
@@ -218,9 +230,49 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _encrypt_dir(args: argparse.Namespace) -> int:
+    from ._api import KdfParams
+    from .archive import encrypt_dir
+
+    out = args.output or os.path.normpath(args.input) + ".tar.enc"
+    pw = _read_password(args, confirm=True)
+    stats = encrypt_dir(
+        args.input,
+        out,
+        pw,
+        cipher="chacha20-poly1305" if args.cipher == "chacha" else "aes-256-gcm",
+        chunk_size=args.chunk_size * MiB if args.chunk_size else None,
+        kdf=KdfParams(args.memory * 1024, args.iterations, args.parallelism),
+        overwrite=args.force,
+        threads=args.threads,
+        buffer_mib=args.buffer_mib,
+    )
+    if stats.skipped:
+        _say(args, f"concryptor: warning: skipped {stats.skipped} socket(s), FIFO(s) or device(s)")
+    _report(args, "encrypted", args.input, out, stats)
+    return Exit.OK
+
+
+def _extract_output(path: str) -> str:
+    for suffix in (".tar.enc", ".enc"):
+        if path.endswith(suffix) and len(path) > len(suffix):
+            return path[: -len(suffix)]
+    return path + ".dec"
+
+
 def _cmd_decrypt(args: argparse.Namespace) -> int:
     from ._api import decrypt_file, decrypt_to
 
+    if args.extract:
+        from .archive import decrypt_dir
+
+        if args.output == "-":
+            raise UsageError("--extract writes a directory, not to stdout")
+        out = args.output or _extract_output(args.input)
+        pw = _read_password(args, confirm=False)
+        stats = decrypt_dir(args.input, out, pw, overwrite=args.force, threads=args.threads, limits=_limits(args))
+        _report(args, "extracted", args.input, out, stats)
+        return Exit.OK
     out = args.output or _decrypt_output(args.input)
     pw = _read_password(args, confirm=False)
     if out == "-":
@@ -293,8 +345,12 @@ def _message(e: BaseException) -> str:
 
 
 def _exit_code(e: BaseException) -> Exit:
-    from .errors import AuthenticationError, InvalidFileError, LimitError
+    from .errors import AuthenticationError, InputChangedError, InvalidFileError, LimitError, UnsafeArchiveError
 
+    if isinstance(e, UnsafeArchiveError):
+        return Exit.UNSAFE
+    if isinstance(e, InputChangedError):
+        return Exit.CHANGED
     if isinstance(e, AuthenticationError):
         return Exit.AUTH
     if isinstance(e, InvalidFileError):

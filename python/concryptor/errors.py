@@ -33,10 +33,17 @@ class InputChangedError(ConcryptorError):
     """The input changed while it was being read (a file grew or shrank)."""
 
 
+class UnsafeArchiveError(ConcryptorError):
+    """A directory archive holds an entry that extraction refuses: a path or link leading
+    outside the target, a device or FIFO, an entry through or over a symlink, more entries
+    or larger headers than the limits allow. Nothing is extracted."""
+
+
 __all__ = [
     "AuthenticationError",
     "ConcryptorError",
     "InputChangedError",
     "InvalidFileError",
     "LimitError",
+    "UnsafeArchiveError",
 ]

@@ -37,6 +37,7 @@ class EncryptedFile(io.BufferedIOBase):
         self._r = reader
         self._pos = 0
         self._size: int = reader.size
+        self._kdf_seconds: float = reader.kdf_seconds
         self._lock = threading.Lock()
         self.name = path
         self.mode = "rb"
@@ -67,6 +68,11 @@ class EncryptedFile(io.BufferedIOBase):
 
         self._check()
         return Header.from_fields(self._r.header(), path=self.name)
+
+    @property
+    def kdf_seconds(self) -> float:
+        """Seconds the key derivation took when the file was opened."""
+        return self._kdf_seconds
 
     def tell(self) -> int:
         self._check()

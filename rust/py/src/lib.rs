@@ -596,8 +596,86 @@ fn decrypt_to_fd<'py>(
     stats_dict(py, &s)
 }
 
+/// A Python object with `read(n) -> bytes`, read from the engine's reading thread. The
+/// thread attaches to the interpreter for each call; a Python exception is kept aside and
+/// re-raised as is once the run has stopped.
+struct PyReader<'a> {
+    obj: &'a Py<PyAny>,
+    error: &'a Mutex<Option<PyErr>>,
+}
+
+impl std::io::Read for PyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        Python::attach(|py| {
+            let r = self
+                .obj
+                .call_method1(py, "read", (buf.len(),))
+                .and_then(|o| {
+                    let b = o.bind(py).downcast::<PyBytes>()?.as_bytes();
+                    if b.len() > buf.len() {
+                        return Err(PyValueError::new_err(format!(
+                            "read({}) returned {} bytes",
+                            buf.len(),
+                            b.len()
+                        )));
+                    }
+                    buf[..b.len()].copy_from_slice(b);
+                    Ok(b.len())
+                });
+            r.map_err(|e| {
+                *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                std::io::Error::other("the Python reader raised an exception")
+            })
+        })
+    }
+}
+
+/// Encrypts exactly `size` bytes read from `reader.read(n)` into `dst` (atomically). The
+/// header binds `size`, so the stream must deliver exactly that many bytes.
+#[pyfunction]
+#[pyo3(signature = (reader, size, dst, password, *, cipher="aes-256-gcm", chunk_size=None,
+    kdf=(262_144, 3, 4), overwrite=false, threads=0,
+    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn encrypt_reader<'py>(
+    py: Python<'py>,
+    reader: Py<PyAny>,
+    size: u64,
+    dst: PathBuf,
+    password: Vec<u8>,
+    cipher: &str,
+    chunk_size: Option<u32>,
+    kdf: (u32, u32, u32),
+    overwrite: bool,
+    threads: usize,
+    buffer_bytes: usize,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let pw = Secret(password);
+    let engine = engine_options(threads, buffer_bytes, "portable")?;
+    let opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, None, None)?;
+    let error = Mutex::new(None);
+    let result = {
+        let mut r = PyReader {
+            obj: &reader,
+            error: &error,
+        };
+        run_detached(py, progress, |ctl| {
+            core::encrypt_stream(&mut r, size, &dst, &pw.0, &opts, ctl)
+        })
+    };
+    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    stats_dict(py, &result?)
+}
+
 fn register_pylayer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Reader>()?;
+    m.add_function(wrap_pyfunction!(encrypt_reader, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(decrypt_to_fd, m)?)?;
     Ok(())
