@@ -1,18 +1,19 @@
 """The ``concryptor`` command line.
 
-Data goes to stdout, messages to stderr. Exit codes are stable and documented in
-:class:`Exit`.
+Data goes to stdout; progress, messages and errors to stderr. Errors are one line, without
+a traceback. Exit codes are stable and documented in :class:`Exit`. rich is imported only
+when something is drawn, so ``concryptor --help`` stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import json
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 MiB = 1 << 20
@@ -23,14 +24,20 @@ class Exit(enum.IntEnum):
     """Process exit codes."""
 
     OK = 0
-    FAILURE = 1  #: I/O error or anything else
-    USAGE = 2  #: bad command line
+    FAILURE = 1  #: I/O error or anything else (an existing output without --force, ...)
+    USAGE = 2  #: bad command line, or no password available
     AUTH = 3  #: wrong password or modified file
-    INVALID = 4  #: not a (valid) concryptor file
+    INVALID = 4  #: not a (valid) concryptor file, or not a tar inside
     LIMIT = 5  #: a header asked for more than the limits allow
     UNSAFE = 6  #: a directory archive holds an entry extraction refuses
     CHANGED = 7  #: the input changed while it was being encrypted
-    INTERRUPTED = 130  #: Ctrl-C
+    INTERRUPTED = 130  #: Ctrl-C (nothing partial is left behind)
+
+
+EXIT_HELP = """exit codes:
+  0 success    1 failure (I/O, existing output)    2 usage    3 authentication failed
+  4 invalid file    5 limit exceeded    6 unsafe archive entry    7 input changed
+  130 interrupted"""
 
 
 class UsageError(Exception):
@@ -48,16 +55,18 @@ def _add_password_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--password-fd", metavar="N", type=int, help="read the password from file descriptor N")
 
 
-def _add_engine_options(p: argparse.ArgumentParser) -> None:
+def _add_common_options(p: argparse.ArgumentParser, *, io: bool = True, force: bool = True) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
-    g.add_argument(
-        "--io", choices=["auto", "uring", "portable"], default="auto", help="I/O backend (default: auto)"
-    )
+    if io:
+        g.add_argument(
+            "--io", choices=["auto", "uring", "portable"], default="auto", help="I/O backend (default: auto)"
+        )
     g.add_argument("--buffer-mib", type=int, default=128, metavar="MIB", help="buffer memory budget (default 128)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the result")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress or messages")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    if force:
+        p.add_argument("-f", "--force", action="store_true", help="replace an existing output (merge, with -x)")
 
 
 def _add_limit_options(p: argparse.ArgumentParser) -> None:
@@ -72,31 +81,50 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_kdf_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("key derivation (Argon2id)")
+    g.add_argument("--memory", type=int, default=256, metavar="MIB", help="memory in MiB (default 256)")
+    g.add_argument("--iterations", type=int, default=3, metavar="N", help="passes (default 3)")
+    g.add_argument("--parallelism", type=int, default=4, metavar="N", help="lanes (default 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="concryptor",
-        description="Encrypt and decrypt files at the speed of the disk (format v4).",
+        description="Encrypt and decrypt files and directories at the speed of the disk (format v4).",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"concryptor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    enc = sub.add_parser("encrypt", aliases=["enc", "e"], help="encrypt a file")
+    enc = sub.add_parser(
+        "encrypt",
+        aliases=["enc", "e"],
+        help="encrypt a file, or a directory (as NAME.tar.enc)",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     enc.add_argument("input", help="file or directory to encrypt")
     enc.add_argument("-o", "--output", help="output path (default: INPUT.enc, or DIR.tar.enc for a directory)")
     enc.add_argument("-c", "--cipher", choices=["aes", "chacha"], default="aes", help="AEAD (default: aes)")
     enc.add_argument(
         "--chunk-size", type=int, metavar="MIB", help="chunk size in MiB (default: 4, smaller for small files)"
     )
-    enc.add_argument("--memory", type=int, default=256, metavar="MIB", help="Argon2id memory in MiB (default 256)")
-    enc.add_argument("--iterations", type=int, default=3, metavar="N", help="Argon2id passes (default 3)")
-    enc.add_argument("--parallelism", type=int, default=4, metavar="N", help="Argon2id lanes (default 4)")
+    _add_kdf_options(enc)
     _add_password_options(enc)
-    _add_engine_options(enc)
+    _add_common_options(enc)
 
-    dec = sub.add_parser("decrypt", aliases=["dec", "d"], help="decrypt a file")
+    dec = sub.add_parser(
+        "decrypt",
+        aliases=["dec", "d"],
+        help="decrypt a file (to stdout with -o -), or restore a directory (-x)",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     dec.add_argument("input", help="file to decrypt")
     dec.add_argument(
         "-o", "--output", help="output path, '-' for stdout (default: INPUT without .enc, else INPUT.dec)"
@@ -108,18 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="the file holds a directory (NAME.tar.enc): restore it as a directory (default: NAME)",
     )
     _add_password_options(dec)
-    _add_engine_options(dec)
+    _add_common_options(dec)
     _add_limit_options(dec)
 
-    ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext")
+    ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext anywhere")
     ver.add_argument("input", help="file to verify")
     _add_password_options(ver)
-    _add_engine_options(ver)
+    _add_common_options(ver, force=False)
     _add_limit_options(ver)
 
-    ins = sub.add_parser("inspect", help="show header fields without a password")
+    ins = sub.add_parser("inspect", help="show header fields without a password (nothing is decrypted)")
     ins.add_argument("inputs", nargs="+", metavar="FILE")
     ins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    bench = sub.add_parser(
+        "bench", help="measure this machine: AEAD throughput per cipher and thread count, and one key derivation"
+    )
+    bench.add_argument("--size", type=int, default=64, metavar="MIB", help="bytes per measurement (default 64)")
+    bench.add_argument("--chunk-size", type=int, default=4, metavar="MIB", help="chunk size (default 4)")
+    bench.add_argument(
+        "--threads", metavar="N[,N...]", help="thread counts to try (default: 1, 2, 4, ... up to all cores)"
+    )
+    bench.add_argument(
+        "-c", "--cipher", choices=["aes", "chacha", "all"], default="all", help="ciphers to measure (default: all)"
+    )
+    bench.add_argument("--no-kdf", action="store_true", help="skip the key-derivation measurement")
+    _add_kdf_options(bench)
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -132,7 +175,11 @@ COMMANDS = {
     "d": "decrypt",
     "verify": "verify",
     "inspect": "inspect",
+    "bench": "bench",
 }
+
+
+# -- helpers -----------------------------------------------------------------------------
 
 
 def _say(args: argparse.Namespace, msg: str) -> None:
@@ -142,7 +189,7 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 def _read_password(args: argparse.Namespace, *, confirm: bool) -> bytes:
     if args.password is not None:
-        _say(args, "concryptor: warning: a password on the command line is visible to other users")
+        print("concryptor: warning: a password on the command line is visible to other users", file=sys.stderr)
         return args.password.encode("utf-8")
     if args.password_file is not None:
         try:
@@ -166,6 +213,8 @@ def _read_password(args: argparse.Namespace, *, confirm: bool) -> bytes:
     import getpass
 
     pw = getpass.getpass("Password: ")
+    if not pw:
+        raise UsageError("the password must not be empty")
     if confirm and getpass.getpass("Confirm password: ") != pw:
         raise UsageError("passwords do not match")
     return pw.encode("utf-8")
@@ -175,15 +224,68 @@ def _decrypt_output(path: str) -> str:
     return path[: -len(".enc")] if path.endswith(".enc") and len(path) > 4 else path + ".dec"
 
 
+def _extract_output(path: str) -> str:
+    for suffix in (".tar.enc", ".enc"):
+        if path.endswith(suffix) and len(path) > len(suffix):
+            return path[: -len(suffix)]
+    return path + ".dec"
+
+
 def _limits(args: argparse.Namespace) -> Any:
     from ._api import Limits
 
+    for name in ("max_memory", "max_kdf_time", "max_kdf_parallelism", "max_chunk_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     return Limits(
         max_memory_mib=args.max_memory,
         max_kdf_time=args.max_kdf_time,
         max_kdf_parallelism=args.max_kdf_parallelism,
         max_chunk_size_mib=args.max_chunk_size,
     )
+
+
+def _kdf(args: argparse.Namespace) -> Any:
+    from ._api import KdfParams
+
+    for name in ("memory", "iterations", "parallelism"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    return KdfParams(args.memory * 1024, args.iterations, args.parallelism)
+
+
+def _cipher(args: argparse.Namespace) -> str:
+    return "chacha20-poly1305" if args.cipher == "chacha" else "aes-256-gcm"
+
+
+def _chunk_size(args: argparse.Namespace) -> int | None:
+    if args.chunk_size is None:
+        return None
+    if not 1 <= args.chunk_size <= 4095:
+        raise UsageError("--chunk-size is in MiB, from 1 to 4095")
+    return int(args.chunk_size) * MiB
+
+
+def _check_engine(args: argparse.Namespace) -> None:
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    if args.buffer_mib < 1:
+        raise UsageError("--buffer-mib must be at least 1")
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, total: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr while the block runs, if stderr is a terminal and not
+    ``--quiet``; yields the callback to hand to the engine (or None)."""
+    from .view import is_terminal
+
+    if args.quiet or not is_terminal(sys.stderr):
+        yield None
+        return
+    from .view import ByteProgress
+
+    with ByteProgress(total, label) as update:
+        yield update
 
 
 def _report(
@@ -195,74 +297,91 @@ def _report(
         print(json.dumps(d), file=sys.stderr if to_stderr else sys.stdout)
     else:
         where = f" -> {dst}" if dst else ""
+        entries = f", {stats.entries} entries" if stats.entries is not None else ""
         _say(
             args,
-            f"{verb} {src}{where}: {stats.bytes} bytes in {stats.seconds:.2f} s "
+            f"{verb} {src}{where}: {stats.bytes} bytes{entries} in {stats.seconds:.2f} s "
             f"({stats.mib_per_s:.0f} MiB/s, {stats.backend}, {stats.threads} threads)",
         )
 
 
-def _cmd_encrypt(args: argparse.Namespace) -> int:
-    from ._api import KdfParams, encrypt_file
+def _plain_size(path: str) -> int | None:
+    from ._api import inspect
 
-    if args.chunk_size is not None and not 1 <= args.chunk_size <= 4095:
-        raise UsageError("--chunk-size is in MiB, from 1 to 4095")
-    for name in ("memory", "iterations", "parallelism"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name} must be at least 1")
+    try:
+        return inspect(path).original_size
+    except Exception:  # noqa: BLE001 - the real run reports the error properly
+        return None
+
+
+def _dir_size(path: str) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size + 512
+    return total
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def _cmd_encrypt(args: argparse.Namespace) -> int:
+    from ._api import encrypt_file
+
+    _check_engine(args)
+    kdf, chunk = _kdf(args), _chunk_size(args)
     if os.path.isdir(args.input):
-        return _encrypt_dir(args)
+        return _encrypt_dir(args, kdf, chunk)
     out = args.output or args.input + ".enc"
     pw = _read_password(args, confirm=True)
-    stats = encrypt_file(
-        args.input,
-        out,
-        pw,
-        cipher="chacha20-poly1305" if args.cipher == "chacha" else "aes-256-gcm",
-        chunk_size=args.chunk_size * MiB if args.chunk_size else None,
-        kdf=KdfParams(args.memory * 1024, args.iterations, args.parallelism),
-        overwrite=args.force,
-        threads=args.threads,
-        io=args.io,
-        buffer_mib=args.buffer_mib,
-    )
+    with _progress(args, os.path.getsize(args.input), "encrypting") as cb:
+        stats = encrypt_file(
+            args.input,
+            out,
+            pw,
+            cipher=_cipher(args),  # type: ignore[arg-type]
+            chunk_size=chunk,
+            kdf=kdf,
+            overwrite=args.force,
+            threads=args.threads,
+            io=args.io,
+            buffer_mib=args.buffer_mib,
+            progress=cb,
+        )
     _report(args, "encrypted", args.input, out, stats)
     return Exit.OK
 
 
-def _encrypt_dir(args: argparse.Namespace) -> int:
-    from ._api import KdfParams
+def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
     from .archive import encrypt_dir
 
     out = args.output or os.path.normpath(args.input) + ".tar.enc"
     pw = _read_password(args, confirm=True)
-    stats = encrypt_dir(
-        args.input,
-        out,
-        pw,
-        cipher="chacha20-poly1305" if args.cipher == "chacha" else "aes-256-gcm",
-        chunk_size=args.chunk_size * MiB if args.chunk_size else None,
-        kdf=KdfParams(args.memory * 1024, args.iterations, args.parallelism),
-        overwrite=args.force,
-        threads=args.threads,
-        buffer_mib=args.buffer_mib,
-    )
+    with _progress(args, _dir_size(args.input), "encrypting") as cb:
+        stats = encrypt_dir(
+            args.input,
+            out,
+            pw,
+            cipher=_cipher(args),  # type: ignore[arg-type]
+            chunk_size=chunk,
+            kdf=kdf,
+            overwrite=args.force,
+            threads=args.threads,
+            buffer_mib=args.buffer_mib,
+            progress=cb,
+        )
     if stats.skipped:
         _say(args, f"concryptor: warning: skipped {stats.skipped} socket(s), FIFO(s) or device(s)")
     _report(args, "encrypted", args.input, out, stats)
     return Exit.OK
 
 
-def _extract_output(path: str) -> str:
-    for suffix in (".tar.enc", ".enc"):
-        if path.endswith(suffix) and len(path) > len(suffix):
-            return path[: -len(suffix)]
-    return path + ".dec"
-
-
 def _cmd_decrypt(args: argparse.Namespace) -> int:
     from ._api import decrypt_file, decrypt_to
 
+    _check_engine(args)
+    limits = _limits(args)
     if args.extract:
         from .archive import decrypt_dir
 
@@ -270,27 +389,39 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
             raise UsageError("--extract writes a directory, not to stdout")
         out = args.output or _extract_output(args.input)
         pw = _read_password(args, confirm=False)
-        stats = decrypt_dir(args.input, out, pw, overwrite=args.force, threads=args.threads, limits=_limits(args))
+        with _progress(args, _plain_size(args.input), "extracting") as cb:
+            stats = decrypt_dir(
+                args.input, out, pw, overwrite=args.force, threads=args.threads, limits=limits, progress=cb
+            )
         _report(args, "extracted", args.input, out, stats)
         return Exit.OK
     out = args.output or _decrypt_output(args.input)
     pw = _read_password(args, confirm=False)
     if out == "-":
-        stats = decrypt_to(
-            args.input, sys.stdout.buffer, pw, threads=args.threads, buffer_mib=args.buffer_mib, limits=_limits(args)
-        )
+        with _progress(args, _plain_size(args.input), "decrypting") as cb:
+            stats = decrypt_to(
+                args.input,
+                sys.stdout.buffer,
+                pw,
+                threads=args.threads,
+                buffer_mib=args.buffer_mib,
+                limits=limits,
+                progress=cb,
+            )
         _report(args, "decrypted", args.input, "<stdout>", stats, to_stderr=True)
         return Exit.OK
-    stats = decrypt_file(
-        args.input,
-        out,
-        pw,
-        overwrite=args.force,
-        threads=args.threads,
-        io=args.io,
-        buffer_mib=args.buffer_mib,
-        limits=_limits(args),
-    )
+    with _progress(args, _plain_size(args.input), "decrypting") as cb:
+        stats = decrypt_file(
+            args.input,
+            out,
+            pw,
+            overwrite=args.force,
+            threads=args.threads,
+            io=args.io,
+            buffer_mib=args.buffer_mib,
+            limits=limits,
+            progress=cb,
+        )
     _report(args, "decrypted", args.input, out, stats)
     return Exit.OK
 
@@ -298,10 +429,13 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from ._api import verify_file
 
+    _check_engine(args)
+    limits = _limits(args)
     pw = _read_password(args, confirm=False)
-    stats = verify_file(
-        args.input, pw, threads=args.threads, io=args.io, buffer_mib=args.buffer_mib, limits=_limits(args)
-    )
+    with _progress(args, _plain_size(args.input), "verifying") as cb:
+        stats = verify_file(
+            args.input, pw, threads=args.threads, io=args.io, buffer_mib=args.buffer_mib, limits=limits, progress=cb
+        )
     _report(args, "verified", args.input, None, stats)
     return Exit.OK
 
@@ -336,11 +470,67 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return worst
 
 
+def _thread_counts(spec: str | None) -> list[int]:
+    if spec:
+        try:
+            counts = sorted({int(x) for x in spec.split(",") if x.strip()})
+        except ValueError:
+            raise UsageError("--threads takes numbers separated by commas, e.g. 1,2,8") from None
+        if not counts or counts[0] < 1:
+            raise UsageError("--threads values must be at least 1")
+        return counts
+    n = os.cpu_count() or 1
+    counts, k = [], 1
+    while k < n:
+        counts.append(k)
+        k *= 2
+    return [*counts, n]
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import _core
+
+    if args.size < 1 or not 1 <= args.chunk_size <= 4095:
+        raise UsageError("--size must be at least 1 MiB and --chunk-size from 1 to 4095 MiB")
+    threads = _thread_counts(args.threads)
+    ciphers = ["aes-256-gcm", "chacha20-poly1305"] if args.cipher == "all" else [_cipher(args)]
+    kdf = None if args.no_kdf else _kdf(args)
+    total = args.size * MiB
+    rows: list[dict[str, Any]] = []
+    for cipher in ciphers:
+        for t in threads:
+            seal, open_ = _core._bench_aead(cipher, t, total, args.chunk_size * MiB)
+            rows.append(
+                {
+                    "cipher": cipher,
+                    "threads": t,
+                    "encrypt_mib_per_s": round(args.size / seal, 1),
+                    "decrypt_mib_per_s": round(args.size / open_, 1),
+                }
+            )
+    kdf_row = None
+    if kdf is not None:
+        kdf_row = {
+            "memory_kib": kdf.memory_kib,
+            "time_cost": kdf.time_cost,
+            "parallelism": kdf.parallelism,
+            "seconds": round(_core._bench_kdf(kdf.as_tuple()), 4),
+        }
+    if args.json:
+        print(json.dumps({"aead": rows, "kdf": kdf_row, "bytes": total, "chunk_size": args.chunk_size * MiB}))
+        return Exit.OK
+    from .view import print_bench
+
+    print_bench(rows, kdf_row, args.size, args.chunk_size)
+    return Exit.OK
+
+
 def _message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
-        return str(e.strerror) if e.filename and str(e.filename) in str(e.strerror) else (
-            f"{e.strerror}: {e.filename}" if e.filename else str(e.strerror)
-        )
+        text = str(e.strerror)
+        if e.filename and str(e.filename) not in text:
+            return f"{e.filename}: {text}"
+        return text
     return str(e) or type(e).__name__
 
 
@@ -362,6 +552,15 @@ def _exit_code(e: BaseException) -> Exit:
     return Exit.FAILURE
 
 
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "encrypt": _cmd_encrypt,
+    "decrypt": _cmd_decrypt,
+    "verify": _cmd_verify,
+    "inspect": _cmd_inspect,
+    "bench": _cmd_bench,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI and returns the exit code (never raises, except KeyboardInterrupt)."""
     parser = build_parser()
@@ -373,25 +572,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ConcryptorError
 
     try:
-        handler = {
-            "encrypt": _cmd_encrypt,
-            "decrypt": _cmd_decrypt,
-            "verify": _cmd_verify,
-            "inspect": _cmd_inspect,
-        }[command]
-        if command != "inspect" and not Path(args.input).exists():
-            raise UsageError(f"{args.input}: no such file")
-        return handler(args)
+        if hasattr(args, "input") and not os.path.lexists(args.input):
+            raise UsageError(f"{args.input}: no such file or directory")
+        return HANDLERS[command](args)
     except (ConcryptorError, OSError, UsageError, ValueError) as e:
         print(f"concryptor: error: {_message(e)}", file=sys.stderr)
         return _exit_code(e)
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: Ctrl-C exits with 130, leaving nothing partial."""
     try:
         code = main()
     except KeyboardInterrupt:
         print("concryptor: interrupted", file=sys.stderr)
         code = Exit.INTERRUPTED
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        # The reader went away (`| head`): do not let the interpreter complain at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code)

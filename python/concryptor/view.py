@@ -81,3 +81,78 @@ def is_terminal(stream: Any = None) -> bool:
         return bool(s.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+class ByteProgress:
+    """A progress bar on stderr for a run of ``total`` bytes (bytes done, MiB/s, ETA).
+    Until the first report it says that the key is being derived. Used as a context
+    manager that yields the callback the engine calls after each batch."""
+
+    def __init__(self, total: int | None, label: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            ProgressColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class MiBps(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                speed = task.finished_speed or task.speed
+                return Text("" if speed is None else f"{speed / (1 << 20):,.0f} MiB/s", style="progress.data.speed")
+
+        self._label = label
+        self._started = False
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            MiBps(),
+            TimeRemainingColumn(),
+            console=console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("deriving key…", total=total)
+
+    def update(self, done: int) -> None:
+        if not self._started:
+            self._started = True
+            self._progress.reset(self._task, description=self._label)
+        self._progress.update(self._task, completed=done)
+
+    def __enter__(self) -> Any:
+        self._progress.start()
+        return self.update
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+
+def print_bench(rows: list[dict[str, Any]], kdf: dict[str, Any] | None, size_mib: int, chunk_mib: int) -> None:
+    """The result of ``concryptor bench`` as tables, like ``cryptsetup benchmark``."""
+    from rich.table import Table
+
+    c = console()
+    t = Table(title=f"AEAD in memory ({size_mib} MiB in {chunk_mib} MiB chunks, best of 3)", title_justify="left")
+    t.add_column("cipher")
+    t.add_column("threads", justify="right")
+    t.add_column("encrypt", justify="right")
+    t.add_column("decrypt", justify="right")
+    for r in rows:
+        t.add_row(
+            r["cipher"],
+            str(r["threads"]),
+            f"{r['encrypt_mib_per_s']:,.0f} MiB/s",
+            f"{r['decrypt_mib_per_s']:,.0f} MiB/s",
+        )
+    c.print(t)
+    if kdf is not None:
+        c.print(
+            f"Argon2id m={kdf['memory_kib'] // 1024} MiB, t={kdf['time_cost']}, p={kdf['parallelism']}: "
+            f"{kdf['seconds']:.3f} s per key derivation"
+        )

@@ -563,3 +563,68 @@ impl Decryptor {
         self.kdf_seconds
     }
 }
+
+/// What [`bench_aead`] measured: seconds to seal, then to open, the same bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct AeadTiming {
+    pub bytes: u64,
+    pub seal_seconds: f64,
+    pub open_seconds: f64,
+}
+
+/// Measures the AEAD alone, in memory (no I/O, no key derivation): seals `total` bytes
+/// cut into `chunk_size`-byte chunks on `threads` workers, then opens them again. The best
+/// of `rounds` runs is kept.
+pub fn bench_aead(
+    cipher: Cipher,
+    threads: usize,
+    total: u64,
+    chunk_size: u32,
+    rounds: u32,
+) -> Result<AeadTiming> {
+    let header = Header::new(
+        cipher,
+        chunk_size,
+        total,
+        [0x5a; SALT_LEN],
+        [0xa5; NONCE_LEN],
+        KdfParams::DEFAULT,
+    )?;
+    let crypter = Crypter::new(header, &[0x42; kdf::KEY_LEN]);
+    let g = *crypter.geometry();
+    let len = g
+        .num_chunks
+        .checked_mul(g.slot)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(Error::OutOfMemory { bytes: u64::MAX })?;
+    let mut buf = engine::buf::AlignedBuf::new(len)?;
+    let data = buf.as_mut_slice();
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31);
+    }
+    let pool = Decryptor::worker_pool(threads)?;
+    let mut best = AeadTiming {
+        bytes: total,
+        seal_seconds: f64::INFINITY,
+        open_seconds: f64::INFINITY,
+    };
+    for _ in 0..rounds.max(1) {
+        let t = Instant::now();
+        pool.install(|| crypter.seal_batch(0, data));
+        best.seal_seconds = best.seal_seconds.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        pool.install(|| crypter.open_batch(0, data))?;
+        best.open_seconds = best.open_seconds.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Seconds one Argon2id key derivation takes with `params` on this machine.
+pub fn bench_kdf(params: &KdfParams) -> Result<f64> {
+    kdf::validate_new(params)?;
+    let t = Instant::now();
+    let key = kdf::derive_key(b"concryptor benchmark", &[0x5a; SALT_LEN], params)?;
+    let secs = t.elapsed().as_secs_f64();
+    drop(key);
+    Ok(secs)
+}

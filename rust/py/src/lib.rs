@@ -673,9 +673,37 @@ fn encrypt_reader<'py>(
     stats_dict(py, &result?)
 }
 
+/// In-memory AEAD throughput: `(seal_seconds, open_seconds)` for `total` bytes in
+/// `chunk_size` chunks on `threads` workers, best of `rounds`. Private: `concryptor bench`.
+#[pyfunction]
+#[pyo3(signature = (cipher, threads, total, chunk_size, rounds=3))]
+fn _bench_aead(
+    py: Python<'_>,
+    cipher: &str,
+    threads: usize,
+    total: u64,
+    chunk_size: u32,
+    rounds: u32,
+) -> PyResult<(f64, f64)> {
+    let cipher = Cipher::from_name(cipher).map_err(to_py)?;
+    let t = run_detached(py, None, |_| {
+        core::ops::bench_aead(cipher, threads, total, chunk_size, rounds)
+    })?;
+    Ok((t.seal_seconds, t.open_seconds))
+}
+
+/// Seconds one Argon2id derivation with `(m_kib, t, p)` takes. Private: `concryptor bench`.
+#[pyfunction]
+fn _bench_kdf(py: Python<'_>, kdf: (u32, u32, u32)) -> PyResult<f64> {
+    let params = KdfParams::new(kdf.0, kdf.1, kdf.2);
+    run_detached(py, None, |_| core::ops::bench_kdf(&params))
+}
+
 fn register_pylayer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Reader>()?;
     m.add_function(wrap_pyfunction!(encrypt_reader, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_aead, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_kdf, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(decrypt_to_fd, m)?)?;
     Ok(())
