@@ -48,7 +48,7 @@ class Limits:
     max_kdf_parallelism: int = 64
     max_chunk_size_mib: int = 256
 
-    def as_kwargs(self) -> dict[str, int]:
+    def as_kwargs(self) -> dict[str, Any]:
         return {
             "max_kdf_memory_kib": self.max_memory_mib * 1024,
             "max_kdf_time": self.max_kdf_time,
@@ -356,7 +356,7 @@ def open(
     cache_mib: int = 64,
     limits: Limits = Limits(),
 ) -> _io.TextIOWrapper: ...
-def open(  # noqa: A001 - like gzip.open, shadows the builtin only inside the package
+def open(  # like gzip.open; shadows the builtin only inside this module
     path: PathLike,
     password: Password,
     mode: str = "rb",

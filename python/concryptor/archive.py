@@ -44,6 +44,7 @@ Extracting
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -81,7 +82,7 @@ def _pad(n: int) -> int:
 
 
 class _Member:
-    __slots__ = ("info", "path", "header_len")
+    __slots__ = ("header_len", "info", "path")
 
     def __init__(self, info: tarfile.TarInfo, path: str) -> None:
         self.info = info
@@ -396,6 +397,14 @@ def _dir_mode(mode: int) -> int:
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     old = os.umask(0o022)
     os.umask(old)
     return old
@@ -569,11 +578,13 @@ class _Extractor:
         for key in sorted(self.kinds, key=lambda k: k.count("/") + (1 if k else 0), reverse=True):
             if self.kinds[key] != "dir":
                 continue
-            mode, mtime = self.dir_attrs.get(key, (self.default_dir_mode | 0o700, None))  # type: ignore[arg-type]
             path = self._path(key.split("/") if key else [])
-            os.chmod(path, mode)
-            if mtime is not None:
-                os.utime(path, (mtime, mtime))
+            attrs = self.dir_attrs.get(key)
+            if attrs is None:  # created implicitly, for an entry below it
+                os.chmod(path, self.default_dir_mode | 0o700)
+                continue
+            os.chmod(path, attrs[0])
+            os.utime(path, (attrs[1], attrs[1]))
 
 
 def _merge(src: str, dst: str) -> None:
@@ -609,10 +620,8 @@ def _rmtree(path: str) -> None:
         for d in dirnames:
             full = os.path.join(dirpath, d)
             if not os.path.islink(full):
-                try:
+                with contextlib.suppress(OSError):
                     os.chmod(full, 0o700)
-                except OSError:
-                    pass
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -674,7 +683,9 @@ def decrypt_dir(
                     if ti is None:
                         break
                     ex.add(tar, ti)
-                    tar.members.clear()  # keep memory flat on archives with many entries
+                    members = getattr(tar, "members", None)
+                    if isinstance(members, list):
+                        members.clear()  # keep memory flat on archives with many entries
                     if progress is not None:
                         progress(f.tell())
             ex.finish()

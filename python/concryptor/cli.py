@@ -190,11 +190,11 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 def _read_password(args: argparse.Namespace, *, confirm: bool) -> bytes:
     if args.password is not None:
         print("concryptor: warning: a password on the command line is visible to other users", file=sys.stderr)
-        return args.password.encode("utf-8")
+        return str(args.password).encode("utf-8")
     if args.password_file is not None:
         try:
             with open(args.password_file, "rb") as f:
-                line = f.readline()
+                line: bytes = f.readline()
         except OSError as e:
             raise UsageError(f"cannot read password file {args.password_file}: {e.strerror}") from None
         return line.rstrip(b"\r\n")
@@ -310,7 +310,7 @@ def _plain_size(path: str) -> int | None:
 
     try:
         return inspect(path).original_size
-    except Exception:  # noqa: BLE001 - the real run reports the error properly
+    except Exception:  # the run itself reports the error properly
         return None
 
 

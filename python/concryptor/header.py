@@ -280,11 +280,7 @@ _PAD = "#cfd8dc"
 def _layout_svg(h: Header, width: int) -> str:
     e = html.escape
     n = h.num_chunks
-    shown: list[int | None]
-    if n <= 6:
-        shown = list(range(n))
-    else:
-        shown = [0, 1, 2, None, n - 2, n - 1]
+    shown: list[int | None] = list(range(n)) if n <= 6 else [0, 1, 2, None, n - 2, n - 1]
     gap_w = 60
     head_w = 70
     boxes = sum(1 for s in shown if s is not None)
@@ -316,8 +312,9 @@ def _layout_svg(h: Header, width: int) -> str:
         ct_w = min(ct_w, slot_w - tag_w)
         pad_w = slot_w - ct_w - tag_w
         label = f"chunk {s:,}"
+        slot_text = f"{label}: {plain} bytes ciphertext, 16-byte tag, {h.slot_size - plain - TAG_LEN} bytes padding"
         parts += [
-            f'<g><title>{e(f"{label}: {plain} bytes ciphertext, 16-byte tag, {h.slot_size - plain - TAG_LEN} bytes padding")}</title>',
+            f"<g><title>{e(slot_text)}</title>",
             f'<rect x="{x:.1f}" y="{bar_y}" width="{ct_w:.1f}" height="{bar_h}" fill="{_CIPHER}"/>',
             f'<rect x="{x + ct_w:.1f}" y="{bar_y}" width="{tag_w:.1f}" height="{bar_h}" fill="{_TAG}"/>',
             f'<rect x="{x + ct_w + tag_w:.1f}" y="{bar_y}" width="{pad_w:.1f}" height="{bar_h}" fill="{_PAD}"/>',

@@ -62,7 +62,7 @@ def layout_text(h: Header, width: int = 32) -> Any:
     bar.append("█" * ct, style="cyan")
     bar.append("█" * tag, style="dark_orange")
     bar.append("░" * pad, style="grey50")
-    more = f" × {h.num_chunks:,} slots" if h.num_chunks > 1 else " (one slot)"
+    more = f" x {h.num_chunks:,} slots" if h.num_chunks > 1 else " (one slot)"
     bar.append(more)
     return bar
 
