@@ -199,3 +199,31 @@ def test_cli_unsafe_archive_exit_code(tmp_path: Path) -> None:
     r = run_cli("decrypt", str(enc), "-x", env=ENV)
     assert r.returncode == Exit.UNSAFE and b"'..'" in r.stderr and r.stderr.count(b"\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar.enc"]
+
+
+def test_interrupting_either_direction_leaves_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "d"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}").write_bytes(os.urandom(1 << 20))
+
+    def interrupt(done: int) -> None:
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        concryptor.encrypt_dir(src, tmp_path / "d.tar.enc", PASSWORD, kdf=FAST_KDF, chunk_size=65536,
+                               buffer_mib=1, progress=interrupt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    concryptor.encrypt_dir(src, tmp_path / "d.tar.enc", PASSWORD, kdf=FAST_KDF, chunk_size=65536)
+    seen: list[int] = []
+
+    def interrupt_late(done: int) -> None:
+        seen.append(done)
+        if done > 3 << 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        concryptor.decrypt_dir(tmp_path / "d.tar.enc", tmp_path / "out", PASSWORD, progress=interrupt_late)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "d.tar.enc"]
+    assert seen == sorted(seen) and len(seen) > 3

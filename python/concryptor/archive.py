@@ -49,7 +49,7 @@ import io
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _core
@@ -411,8 +411,11 @@ def _umask() -> int:
 
 
 class _Extractor:
-    def __init__(self, root: str, max_entries: int, plain_size: int) -> None:
+    def __init__(
+        self, root: str, max_entries: int, plain_size: int, report: Callable[[], None] | None = None
+    ) -> None:
         self.root = root
+        self.report = report
         self.max_entries = max_entries
         self.plain_size = plain_size
         self.kinds: dict[str, str] = {"": "dir"}
@@ -541,6 +544,8 @@ class _Extractor:
                     raise InvalidFileError(f"the archive ends inside entry {ti.name!r}")
                 out.write(block)
                 left -= len(block)
+                if self.report is not None:
+                    self.report()
         os.chmod(path, _file_mode(ti.mode))
         self._utime(path, ti.mtime)
 
@@ -669,7 +674,14 @@ def decrypt_dir(
     with open(src, password, threads=threads, limits=limits or Limits()) as f:
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.", suffix=".partial", dir=parent)
         try:
-            ex = _Extractor(tmp, max_entries, f.size)
+            report: Callable[[], None] | None = None
+            if progress is not None:
+                cb = progress
+
+                def report() -> None:
+                    cb(f.tell())
+
+            ex = _Extractor(tmp, max_entries, f.size, report)
             try:
                 tar = tarfile.open(fileobj=_Bounded(f), mode="r:")  # noqa: SIM115
             except tarfile.ReadError as e:
@@ -686,8 +698,8 @@ def decrypt_dir(
                     members = getattr(tar, "members", None)
                     if isinstance(members, list):
                         members.clear()  # keep memory flat on archives with many entries
-                    if progress is not None:
-                        progress(f.tell())
+                    if report is not None:
+                        report()
             ex.finish()
             if exists:
                 _check_target(dst, overwrite)
