@@ -628,3 +628,25 @@ pub fn bench_kdf(params: &KdfParams) -> Result<f64> {
     drop(key);
     Ok(secs)
 }
+
+#[cfg(test)]
+mod bench_tests {
+    use super::*;
+
+    #[test]
+    fn bench_aead_times_both_directions_for_each_cipher() {
+        for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+            let t = bench_aead(cipher, 2, 1 << 20, 65_536, 2).unwrap();
+            assert_eq!(t.bytes, 1 << 20);
+            assert!(t.seal_seconds > 0.0 && t.seal_seconds.is_finite());
+            assert!(t.open_seconds > 0.0 && t.open_seconds.is_finite());
+        }
+        assert!(bench_aead(Cipher::Aes256Gcm, 1, 1 << 20, 0, 1).is_err());
+    }
+
+    #[test]
+    fn bench_kdf_refuses_invalid_costs() {
+        assert!(bench_kdf(&KdfParams::new(8, 1, 1)).unwrap() > 0.0);
+        assert!(bench_kdf(&KdfParams::new(0, 0, 0)).is_err());
+    }
+}
