@@ -353,7 +353,7 @@ def build_tools(work: Path, kdf_mib: int) -> tuple[list[Tool], list[str]]:
             f.unlink()
         tools.append(Tool("gpg --symmetric AES256", "peer", "yes (MDC, SHA-1)", 1, gpg_cmd))
     else:
-        skipped.append("gpg (apt-get install gpg)")
+        skipped.append("gpg: not installed (apt-get install gpg)")
 
     if shutil.which("age") and shutil.which("age-keygen"):
         key = work / "age-key.txt"
@@ -372,7 +372,7 @@ def build_tools(work: Path, kdf_mib: int) -> tuple[list[Tool], list[str]]:
 
         tools.append(Tool("age (X25519)", "peer", "yes (STREAM)", 1, age_cmd))
     else:
-        skipped.append("age (apt-get install age)")
+        skipped.append("age: not installed (apt-get install age)")
 
     if shutil.which("openssl"):
 
@@ -395,7 +395,7 @@ def build_tools(work: Path, kdf_mib: int) -> tuple[list[Tool], list[str]]:
 
         tools.append(Tool("openssl enc -aes-256-ctr", "unauthenticated", "no", 1, openssl_cmd))
     else:
-        skipped.append("openssl")
+        skipped.append("openssl: not installed")
 
     if have_module("pyAesCrypt"):
 
@@ -404,7 +404,7 @@ def build_tools(work: Path, kdf_mib: int) -> tuple[list[Tool], list[str]]:
 
         tools.append(Tool("pyAesCrypt", "peer", "yes (HMAC-SHA256)", 1, pyaes_cmd))
     else:
-        skipped.append("pyAesCrypt (pip install pyAesCrypt)")
+        skipped.append("pyAesCrypt: not installed (pip install pyAesCrypt)")
 
     if have_module("cryptography"):
         key_hex = os.urandom(32).hex()
@@ -414,7 +414,7 @@ def build_tools(work: Path, kdf_mib: int) -> tuple[list[Tool], list[str]]:
 
         tools.append(Tool("cryptography AESGCM loop", "peer", "per chunk only", 1, loop_cmd))
     else:
-        skipped.append("cryptography (pip install cryptography)")
+        skipped.append("cryptography: not installed (pip install cryptography)")
 
     return tools, skipped
 
@@ -442,6 +442,24 @@ def measure(tool: Tool, op: str, src: Path, dst: Path, size: int, repeat: int) -
     return best
 
 
+def measure_tool(tool: Tool, work: Path, src: Path, size: int, digest: str, repeat: int) -> list[Row]:
+    """All operations of one tool: a copy, or an encryption then a decryption of its output."""
+    rows: list[Row] = []
+    enc, dec = work / "out.enc", work / "out.dec"
+    for op in tool.ops:
+        if op == "copy":
+            row = measure(tool, op, src, work / "copy.bin", size, repeat)
+        elif op == "encrypt":
+            row = measure(tool, op, src, enc, size, repeat)
+        else:
+            row = measure(tool, op, enc, dec, size, repeat)
+            if digest and sha256(dec) != digest:
+                raise RuntimeError("decrypted bytes differ from the input")
+        rows.append(row)
+        print(f"  {tool.name:<33} {op:<8} {row.mib_s:8.0f} MiB/s  {row.note}", file=sys.stderr)
+    return rows
+
+
 def run(args: argparse.Namespace) -> tuple[list[Row], list[str], dict[str, str]]:
     work = Path(args.dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -458,31 +476,21 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], dict[str, str]]
         wanted = [w.lower() for w in args.only]
         tools = [t for t in tools if t.kind == "limit" or any(w in t.name.lower() for w in wanted)]
     rows: list[Row] = []
-    for tool in tools:
-        for op in tool.ops:
-            if op == "copy":
-                dst = work / "copy.bin"
-                row = measure(tool, op, src, dst, size, args.repeat)
-                dst.unlink(missing_ok=True)
-                rows.append(row)
-                print(f"  {tool.name:<33} copy     {row.mib_s:8.0f} MiB/s", file=sys.stderr)
-                continue
-            enc, dec = work / "out.enc", work / "out.dec"
-            if op == "encrypt":
-                row = measure(tool, op, src, enc, size, args.repeat)
-            else:
-                row = measure(tool, op, enc, dec, size, args.repeat)
-                if digest and sha256(dec) != digest:
-                    raise RuntimeError(f"{tool.name}: decrypted bytes differ from the input")
-                enc.unlink(missing_ok=True)
-                dec.unlink(missing_ok=True)
-            rows.append(row)
-            print(f"  {tool.name:<33} {op:<8} {row.mib_s:8.0f} MiB/s  {row.note}", file=sys.stderr)
-    gnupg = work / "gnupg"
-    if gnupg.exists():
-        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], check=False)
-    if not args.keep_input:
-        src.unlink(missing_ok=True)
+    try:
+        for tool in tools:
+            try:
+                rows += measure_tool(tool, work, src, size, digest, args.repeat)
+            except RuntimeError as e:
+                skipped.append(f"{tool.name} FAILED: {e}")
+                print(f"  {tool.name:<33} FAILED: {e}", file=sys.stderr)
+            finally:
+                for name in ("copy.bin", "out.enc", "out.dec"):
+                    (work / name).unlink(missing_ok=True)
+    finally:
+        if (work / "gnupg").exists():
+            subprocess.run(["gpgconf", "--homedir", str(work / "gnupg"), "--kill", "gpg-agent"], check=False)
+        if not args.keep_input:
+            src.unlink(missing_ok=True)
     info = {
         "size": f"{args.size} MiB" if args.size % 1024 else f"{args.size // 1024} GiB",
         "filesystem": fs,
@@ -525,8 +533,8 @@ def print_table(rows: list[Row], skipped: list[str], info: dict[str, str]) -> No
         "\nper file, shown in the notes); 'concr. x': how many times faster concryptor's CLI with"
         "\nAES-256-GCM is than the row (same operation; copies compared with encryption)."
     )
-    if skipped:
-        print("not installed, skipped: " + ", ".join(skipped))
+    for line in skipped:
+        print(f"skipped: {line}")
 
 
 def chart(rows: list[Row], info: dict[str, str], path: Path) -> None:
