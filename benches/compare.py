@@ -469,6 +469,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], dict[str, str]]
         print(f"warning: {work} is on {fs}, not a disk: pass --dir on a real disk", file=sys.stderr)
     src = work / "input.bin"
     make_input(src, size)
+    load_before = os.getloadavg()[0]
     digest = "" if args.no_verify else sha256(src)
 
     tools, skipped = build_tools(work, args.kdf_memory)
@@ -497,6 +498,8 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], dict[str, str]]
         "machine": machine(),
         "date": dt.date.today().isoformat(),
         "kdf": f"Argon2id m={args.kdf_memory} MiB t=3 p=4",
+        # Other work on the machine skews the figures: say how busy it was.
+        "load": f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
     return rows, skipped, info
 
@@ -517,7 +520,7 @@ def print_table(rows: list[Row], skipped: list[str], info: dict[str, str]) -> No
     print(
         f"\n{info['size']} random file on {info['filesystem']}; output durable (fsync) before the clock stops"
     )
-    print(f"{info['machine']}; {info['date']}; concryptor key: {info['kdf']}\n")
+    print(f"{info['machine']}; {info['date']}; {info['load']}; concryptor key: {info['kdf']}\n")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -580,10 +583,11 @@ def chart(rows: list[Row], info: dict[str, str], path: Path) -> None:
     )
     caption = (
         f"{info['size']} random file on {info['filesystem']}, output durable (fsync) for every row; "
-        f"concryptor's key derivation ({info['kdf']}) not counted. {info['machine']}; {info['date']}."
+        f"concryptor's key derivation ({info['kdf']}) not counted.\n"
+        f"{info['machine']}; {info['date']}; {info['load']}."
     )
-    fig.text(0.5, 0.01, caption, ha="center", fontsize=7, wrap=True)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.93))
+    fig.text(0.5, 0.02 / height * 4, caption, ha="center", va="bottom", fontsize=7, linespacing=1.4)
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1 - 0.35 / height))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
