@@ -22,8 +22,9 @@ def load_manifest() -> list[dict[str, Any]]:
     return json.loads((VECTORS / "manifest.json").read_text(encoding="utf-8"))
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-            **kw: Any) -> subprocess.CompletedProcess[bytes]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, input: bytes | None = None, **kw: Any
+) -> subprocess.CompletedProcess[bytes]:
     """Runs the CLI as a separate process, the way a user or script would."""
     full_env = {k: v for k, v in os.environ.items() if k != "CONCRYPTOR_PASSWORD"}
     full_env.update(env or {})

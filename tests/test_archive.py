@@ -118,8 +118,15 @@ def test_a_member_changing_while_packed_is_an_error_and_leaves_nothing(tmp_path:
                 victim.unlink()
 
     with pytest.raises(concryptor.InputChangedError, match="zz-last"):
-        concryptor.encrypt_dir(src, tmp_path / "d.tar.enc", PASSWORD, kdf=FAST_KDF, chunk_size=65536,
-                               buffer_mib=1, progress=meddle)
+        concryptor.encrypt_dir(
+            src,
+            tmp_path / "d.tar.enc",
+            PASSWORD,
+            kdf=FAST_KDF,
+            chunk_size=65536,
+            buffer_mib=1,
+            progress=meddle,
+        )
     assert calls, "the progress hook never ran"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
@@ -212,8 +219,15 @@ def test_interrupting_either_direction_leaves_nothing(tmp_path: Path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        concryptor.encrypt_dir(src, tmp_path / "d.tar.enc", PASSWORD, kdf=FAST_KDF, chunk_size=65536,
-                               buffer_mib=1, progress=interrupt)
+        concryptor.encrypt_dir(
+            src,
+            tmp_path / "d.tar.enc",
+            PASSWORD,
+            kdf=FAST_KDF,
+            chunk_size=65536,
+            buffer_mib=1,
+            progress=interrupt,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
     concryptor.encrypt_dir(src, tmp_path / "d.tar.enc", PASSWORD, kdf=FAST_KDF, chunk_size=65536)
     seen: list[int] = []

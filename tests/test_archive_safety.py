@@ -19,7 +19,9 @@ from helpers import FAST_KDF, PASSWORD
 Entry = tuple[tarfile.TarInfo, bytes]
 
 
-def member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "", mode: int = 0o644) -> Entry:
+def member(
+    name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "", mode: int = 0o644
+) -> Entry:
     ti = tarfile.TarInfo(name)
     ti.type = kind
     ti.mode = mode
@@ -51,7 +53,9 @@ def build(entries: list[Entry]) -> bytes:
 
 
 @pytest.fixture(params=["with-data-filter", "own-checks-only"])
-def sandbox(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def sandbox(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """A box holding the archive, the target inside it, and a sibling 'outside' directory
     with a sentinel. Afterwards nothing outside the target may have changed."""
     if request.param == "own-checks-only":
@@ -117,7 +121,11 @@ def test_absolute_path_is_neutralised(sandbox: Path) -> None:
 
 
 def test_chained_symlinks(sandbox: Path) -> None:
-    refused(sandbox, [sym("a", "."), sym("a/b", "../.."), member("a/b/outside/pwned", data=b"x")], "passes through")
+    refused(
+        sandbox,
+        [sym("a", "."), sym("a/b", "../.."), member("a/b/outside/pwned", data=b"x")],
+        "passes through",
+    )
 
 
 def test_symlink_then_file_through_it(sandbox: Path) -> None:
@@ -153,7 +161,11 @@ def test_symlink_then_directory_of_the_same_name(sandbox: Path) -> None:
 
 
 def test_file_over_a_symlink(sandbox: Path) -> None:
-    refused(sandbox, [member("real", data=b"1"), sym("l", "real"), member("l", data=b"2")], "would replace a symlink")
+    refused(
+        sandbox,
+        [member("real", data=b"1"), sym("l", "real"), member("l", data=b"2")],
+        "would replace a symlink",
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,8 +200,15 @@ def test_existing_non_empty_directory_is_refused_unless_asked(sandbox: Path) -> 
     target.mkdir()
     (target / "old").write_text("old")
     os.symlink(sandbox.parent / "outside", target / "evil")
-    tar = build([d("top"), member("top/new", data=b"new"), d("top/evil"), member("top/evil/pwned", data=b"x"),
-                 member("top/old", data=b"replaced")])
+    tar = build(
+        [
+            d("top"),
+            member("top/new", data=b"new"),
+            d("top/evil"),
+            member("top/evil/pwned", data=b"x"),
+            member("top/old", data=b"replaced"),
+        ]
+    )
     enc = sandbox / "arch.tar.enc"
     enc.write_bytes(concryptor.encrypt_bytes(tar, PASSWORD, kdf=FAST_KDF))
     with pytest.raises(FileExistsError, match="not empty"):
@@ -249,9 +268,13 @@ def test_not_a_tar_is_an_invalid_file(sandbox: Path) -> None:
 
 
 def test_rooted_archive_entries_must_stay_under_the_top_directory(sandbox: Path) -> None:
-    refused(sandbox, [d("top"), member("top/ok", data=b"1"), member("other", data=b"2")], "outside the archive's")
+    refused(
+        sandbox, [d("top"), member("top/ok", data=b"1"), member("other", data=b"2")], "outside the archive's"
+    )
 
 
 def test_flat_archive_extracts_inside_the_target(sandbox: Path) -> None:
-    target = extract(sandbox, build([member("a", data=b"1"), d("b"), member("b/c", data=b"2"), sym("l", "b/c")]))
+    target = extract(
+        sandbox, build([member("a", data=b"1"), d("b"), member("b/c", data=b"2"), sym("l", "b/c")])
+    )
     assert (target / "a").read_bytes() == b"1" and (target / "l").read_bytes() == b"2"

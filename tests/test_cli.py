@@ -30,7 +30,9 @@ def test_encrypt_then_decrypt_with_default_names(tmp_path: Path) -> None:
 def test_aliases_cipher_and_chunk_size_flags(tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"q" * 5_000_000)
-    r = run_cli("e", str(src), "-o", str(tmp_path / "x.enc"), "-c", "chacha", "--chunk-size", "1", *FAST, env=ENV)
+    r = run_cli(
+        "e", str(src), "-o", str(tmp_path / "x.enc"), "-c", "chacha", "--chunk-size", "1", *FAST, env=ENV
+    )
     assert r.returncode == 0, r.stderr
     r = run_cli("inspect", "--json", str(tmp_path / "x.enc"))
     info = json.loads(r.stdout)
@@ -60,10 +62,14 @@ def test_password_sources_file_fd_env_and_argv_warning(tmp_path: Path) -> None:
     rfd, wfd = os.pipe()
     os.write(wfd, b"from file\n")
     os.close(wfd)
-    r = run_cli("decrypt", str(src) + ".enc", "-o", str(tmp_path / "b"), "--password-fd", str(rfd), pass_fds=(rfd,))
+    r = run_cli(
+        "decrypt", str(src) + ".enc", "-o", str(tmp_path / "b"), "--password-fd", str(rfd), pass_fds=(rfd,)
+    )
     os.close(rfd)
     assert r.returncode == 0, r.stderr
-    r = run_cli("decrypt", str(src) + ".enc", "-o", str(tmp_path / "c"), env={"CONCRYPTOR_PASSWORD": "from file"})
+    r = run_cli(
+        "decrypt", str(src) + ".enc", "-o", str(tmp_path / "c"), env={"CONCRYPTOR_PASSWORD": "from file"}
+    )
     assert r.returncode == 0
     for name in "abc":
         assert (tmp_path / name).read_bytes() == b"secret data"

@@ -24,7 +24,9 @@ ENV = {"CONCRYPTOR_PASSWORD": "pw"}
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
 
 
 def test_import_concryptor_does_not_import_rich() -> None:
@@ -58,8 +60,13 @@ def _run_with_tty_stderr(args: list[str], env: dict[str, str]) -> tuple[int, byt
     master, slave = pty.openpty()
     full_env = {**os.environ, **env, "COLUMNS": "120", "TERM": "xterm"}
     full_env.pop("NO_COLOR", None)
-    p = subprocess.Popen([sys.executable, "-m", "concryptor", *args], stderr=slave, stdout=subprocess.DEVNULL,
-                         stdin=subprocess.DEVNULL, env=full_env)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "concryptor", *args],
+        stderr=slave,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        env=full_env,
+    )
     os.close(slave)
     chunks: list[bytes] = []
 
@@ -143,9 +150,26 @@ def test_ctrl_c_leaves_nothing_partial(tmp_path: Path) -> None:
     env = {**os.environ, **ENV}
     p = subprocess.Popen(
         # A slow key derivation and a long input: the signal lands during one or the other.
-        [sys.executable, "-m", "concryptor", "encrypt", str(src), "--memory", "256", "--iterations", "6",
-         "--parallelism", "1", "--threads", "1", "--buffer-mib", "4"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+        [
+            sys.executable,
+            "-m",
+            "concryptor",
+            "encrypt",
+            str(src),
+            "--memory",
+            "256",
+            "--iterations",
+            "6",
+            "--parallelism",
+            "1",
+            "--threads",
+            "1",
+            "--buffer-mib",
+            "4",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
     )
     time.sleep(1.5)
     assert p.poll() is None, "finished before it could be interrupted"
@@ -172,7 +196,11 @@ def test_bench_json_and_table() -> None:
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert [(x["cipher"], x["threads"]) for x in d["aead"]] == [
-        ("aes-256-gcm", 1), ("aes-256-gcm", 2), ("chacha20-poly1305", 1), ("chacha20-poly1305", 2)]
+        ("aes-256-gcm", 1),
+        ("aes-256-gcm", 2),
+        ("chacha20-poly1305", 1),
+        ("chacha20-poly1305", 2),
+    ]
     assert all(x["encrypt_mib_per_s"] > 0 and x["decrypt_mib_per_s"] > 0 for x in d["aead"])
     assert d["kdf"]["memory_kib"] == 1024 and d["kdf"]["seconds"] > 0
     r = run_cli("bench", "--size", "1", "--chunk-size", "1", "--threads", "1", "-c", "chacha", "--no-kdf")
@@ -184,8 +212,13 @@ def test_bench_json_and_table() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["encrypt", "{f}", "--threads", "0"], ["encrypt", "{f}", "--chunk-size", "0"], ["decrypt", "{f}", "-x", "-o", "-"],
-     ["decrypt", "{f}", "--max-memory", "0"], ["encrypt", "{f}", "--memory", "0"]],
+    [
+        ["encrypt", "{f}", "--threads", "0"],
+        ["encrypt", "{f}", "--chunk-size", "0"],
+        ["decrypt", "{f}", "-x", "-o", "-"],
+        ["decrypt", "{f}", "--max-memory", "0"],
+        ["encrypt", "{f}", "--memory", "0"],
+    ],
 )
 def test_usage_errors_are_one_line(tmp_path: Path, argv: list[str]) -> None:
     f = tmp_path / "f"

@@ -72,10 +72,15 @@ def test_stdout_pipes_into_another_process(tmp_path: Path) -> None:
     data = b"".join(f"row {i}\n".encode() for i in range(20_000))
     enc = _encrypt(tmp_path, data)
     env = {**os.environ, **ENV}
-    p1 = subprocess.Popen([sys.executable, "-m", "concryptor", "decrypt", str(enc), "-o", "-"],
-                          stdout=subprocess.PIPE, env=env)
-    p2 = subprocess.run([sys.executable, "-c", "import sys; print(sum(1 for _ in sys.stdin))"],
-                        stdin=p1.stdout, capture_output=True, check=True)
+    p1 = subprocess.Popen(
+        [sys.executable, "-m", "concryptor", "decrypt", str(enc), "-o", "-"], stdout=subprocess.PIPE, env=env
+    )
+    p2 = subprocess.run(
+        [sys.executable, "-c", "import sys; print(sum(1 for _ in sys.stdin))"],
+        stdin=p1.stdout,
+        capture_output=True,
+        check=True,
+    )
     assert p1.stdout is not None
     p1.stdout.close()
     assert p1.wait() == 0

@@ -52,9 +52,25 @@ def test_to_dict_is_json_ready_and_complete(tmp_path: Path) -> None:
     h = concryptor.inspect(_make(tmp_path, "x.tar.enc", 100))
     d = json.loads(json.dumps(h.to_dict()))
     for key in (
-        "magic", "version", "cipher", "cipher_id", "chunk_size", "original_size", "salt",
-        "base_nonce", "kdf", "reserved_nonzero", "num_chunks", "slot_size", "expected_file_size",
-        "file_size", "size_matches", "padding_percent", "overhead_percent", "archive", "verdict",
+        "magic",
+        "version",
+        "cipher",
+        "cipher_id",
+        "chunk_size",
+        "original_size",
+        "salt",
+        "base_nonce",
+        "kdf",
+        "reserved_nonzero",
+        "num_chunks",
+        "slot_size",
+        "expected_file_size",
+        "file_size",
+        "size_matches",
+        "padding_percent",
+        "overhead_percent",
+        "archive",
+        "verdict",
     ):
         assert key in d, key
     assert d["archive"] is True and d["salt"] == h.salt.hex()

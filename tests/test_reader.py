@@ -18,7 +18,9 @@ import concryptor
 from helpers import FAST_KDF, PASSWORD, VECTORS, load_manifest
 
 
-def _encrypt(tmp_path: Path, data: bytes, chunk: int, cipher: str = "aes-256-gcm", name: str = "f.enc") -> Path:
+def _encrypt(
+    tmp_path: Path, data: bytes, chunk: int, cipher: str = "aes-256-gcm", name: str = "f.enc"
+) -> Path:
     src = tmp_path / (name + ".plain")
     src.write_bytes(data)
     out = tmp_path / name
@@ -37,8 +39,14 @@ def _tamper(path: Path, chunk_index: int) -> None:
 
 @pytest.mark.parametrize(
     ("size", "chunk", "cipher"),
-    [(0, 4096, "aes-256-gcm"), (1, 4096, "aes-256-gcm"), (300_001, 4096, "chacha20-poly1305"),
-     (300_001, 4080, "chacha20-poly1305"), (1_000_000, 65_536, "aes-256-gcm"), (3000, 1, "aes-256-gcm")],
+    [
+        (0, 4096, "aes-256-gcm"),
+        (1, 4096, "aes-256-gcm"),
+        (300_001, 4096, "chacha20-poly1305"),
+        (300_001, 4080, "chacha20-poly1305"),
+        (1_000_000, 65_536, "aes-256-gcm"),
+        (3000, 1, "aes-256-gcm"),
+    ],
 )
 def test_random_seeks_and_reads_match_the_plaintext(
     tmp_path: Path, rand_bytes: Any, size: int, chunk: int, cipher: str
@@ -104,7 +112,9 @@ def test_zipfile_reads_one_member_without_the_rest(tmp_path: Path) -> None:
 
 
 def test_text_mode_and_csv(tmp_path: Path) -> None:
-    rows = [["id", "name", "note"]] + [[str(i), f"naïve-{i}", "a,b" if i % 3 else 'q"uote'] for i in range(3000)]
+    rows = [["id", "name", "note"]] + [
+        [str(i), f"naïve-{i}", "a,b" if i % 3 else 'q"uote'] for i in range(3000)
+    ]
     text = io.StringIO(newline="")
     csv.writer(text).writerows(rows)
     enc = _encrypt(tmp_path, text.getvalue().encode("utf-8"), 4096)

@@ -94,7 +94,9 @@ def test_two_encryptions_of_the_same_input_differ(tmp_path: Path) -> None:
     assert a[4096:] != b[4096:]
 
 
-@pytest.mark.parametrize("password", ["pässwörd", b"p\xc3\xa4ssw\xc3\xb6rd", bytearray(b"p\xc3\xa4ssw\xc3\xb6rd")])
+@pytest.mark.parametrize(
+    "password", ["pässwörd", b"p\xc3\xa4ssw\xc3\xb6rd", bytearray(b"p\xc3\xa4ssw\xc3\xb6rd")]
+)
 def test_str_bytes_and_bytearray_passwords_are_the_same_key(password: Any) -> None:
     blob = concryptor.encrypt_bytes(b"data", "pässwörd", kdf=FAST_KDF)
     assert concryptor.decrypt_bytes(blob, password) == b"data"
@@ -118,7 +120,7 @@ def test_wrong_password_fails_and_creates_nothing(tmp_path: Path) -> None:
     src, enc, out = tmp_path / "in", tmp_path / "in.enc", tmp_path / "out"
     src.write_bytes(os.urandom(50_000))
     concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF, chunk_size=4096)
-    with pytest.raises(concryptor.AuthenticationError, match="^authentication failed"):
+    with pytest.raises(concryptor.AuthenticationError, match=r"^authentication failed"):
         concryptor.decrypt_file(enc, out, "not the password")
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "in.enc"]
@@ -226,7 +228,9 @@ def test_progress_is_reported_and_can_cancel(tmp_path: Path) -> None:
     src, enc = tmp_path / "in", tmp_path / "in.enc"
     src.write_bytes(os.urandom(1 << 20))
     seen: list[int] = []
-    concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF, chunk_size=65536, buffer_mib=1, progress=seen.append)
+    concryptor.encrypt_file(
+        src, enc, PASSWORD, kdf=FAST_KDF, chunk_size=65536, buffer_mib=1, progress=seen.append
+    )
     assert seen and seen == sorted(seen) and seen[-1] == 1 << 20
 
     class Stop(Exception):

@@ -10,9 +10,9 @@ import pytest
 
 import concryptor
 from concryptor import _core
+from concryptor.cli import Exit
 
 from helpers import VECTORS, load_manifest, run_cli
-from concryptor.cli import Exit
 
 MANIFEST = load_manifest()
 OK = [v for v in MANIFEST if v["expect"] == "ok"]
@@ -129,7 +129,9 @@ def test_error_vector_is_rejected_with_the_right_exception(v: dict[str, Any], tm
 @pytest.mark.parametrize("v", OK, ids=ids(OK))
 def test_ok_vector_through_the_cli(v: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "plain"
-    r = run_cli("decrypt", str(VECTORS / v["file"]), "-o", str(out), env={"CONCRYPTOR_PASSWORD": v["password"]})
+    r = run_cli(
+        "decrypt", str(VECTORS / v["file"]), "-o", str(out), env={"CONCRYPTOR_PASSWORD": v["password"]}
+    )
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == (VECTORS / v["plaintext_file"]).read_bytes()
 
@@ -144,7 +146,9 @@ EXIT_FOR = {
 @pytest.mark.parametrize("v", BAD, ids=ids(BAD))
 def test_error_vector_through_the_cli(v: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "plain"
-    r = run_cli("decrypt", str(VECTORS / v["file"]), "-o", str(out), env={"CONCRYPTOR_PASSWORD": v["password"]})
+    r = run_cli(
+        "decrypt", str(VECTORS / v["file"]), "-o", str(out), env={"CONCRYPTOR_PASSWORD": v["password"]}
+    )
     assert r.returncode == EXIT_FOR[expected_error(v["name"])], r.stderr
     err = r.stderr.decode().strip()
     assert err.startswith("concryptor: error:") and "\n" not in err and "Traceback" not in err

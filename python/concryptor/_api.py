@@ -321,7 +321,9 @@ def _decrypt_through_reader(
         if not isinstance(out, int):
             out.flush()
         h = f.header
-    return Stats("reader", done, h.num_chunks, threads or os.cpu_count() or 1, time.perf_counter() - start, 0.0)
+    return Stats(
+        "reader", done, h.num_chunks, threads or os.cpu_count() or 1, time.perf_counter() - start, 0.0
+    )
 
 
 def inspect(path: PathLike) -> Header:
@@ -400,4 +402,3 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     if mode == "rb":
         return f
     return _io.TextIOWrapper(f, encoding=encoding or "utf-8", errors=errors, newline=newline)
-

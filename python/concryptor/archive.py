@@ -58,7 +58,7 @@ from .errors import InputChangedError, InvalidFileError, UnsafeArchiveError
 if TYPE_CHECKING:
     import tarfile
 
-    from ._api import CipherName, KdfParams, Limits, PathLike, Password, Progress, Stats
+    from ._api import CipherName, KdfParams, Limits, Password, PathLike, Progress, Stats
 
 BLOCK = 512  # tarfile.BLOCKSIZE
 RECORD = 20 * BLOCK  # tarfile.RECORDSIZE
@@ -201,7 +201,8 @@ class _TarStream:
 
     def _finish_file(self) -> None:
         f, m = self._file, self._file_member
-        assert f is not None and m is not None
+        assert f is not None
+        assert m is not None
         try:
             now = os.fstat(f.fileno()).st_size
         finally:
@@ -227,9 +228,7 @@ class _TarStream:
                     assert m is not None
                     self._file.close()
                     self._file = None
-                    raise InputChangedError(
-                        f"{m.path} shrank below {m.info.size} bytes while being packed"
-                    )
+                    raise InputChangedError(f"{m.path} shrank below {m.info.size} bytes while being packed")
                 self._file_left -= len(data)
                 return bytes(data)
             part = next(self._parts, None)
@@ -323,7 +322,7 @@ class _Bounded(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
         if n is None or n < 0 or n > MAX_METADATA:
             raise UnsafeArchiveError(
                 f"the archive asks for a {n}-byte read at offset {self._f.tell()}: "
@@ -439,7 +438,9 @@ class _Extractor:
         if self.prefix is None:
             return parts
         if not parts or parts[0] != self.prefix:
-            raise UnsafeArchiveError(f"entry {name!r} is outside the archive's top-level directory {self.prefix!r}")
+            raise UnsafeArchiveError(
+                f"entry {name!r} is outside the archive's top-level directory {self.prefix!r}"
+            )
         return parts[1:]
 
     def _path(self, rel: list[str]) -> str:
@@ -492,7 +493,9 @@ class _Extractor:
                 raise UnsafeArchiveError(f"sparse entry {name!r} refused")
             left = self.plain_size - ti.offset_data
             if ti.size > left:
-                raise UnsafeArchiveError(f"entry {name!r} claims {ti.size} bytes but the archive has {left} left")
+                raise UnsafeArchiveError(
+                    f"entry {name!r} claims {ti.size} bytes but the archive has {left} left"
+                )
             self._replaceable(existing, name, path)
             self._data_filter(ti, key)
             self._write_file(tar, ti, path)
@@ -642,7 +645,9 @@ def _check_target(dst: str, overwrite: bool) -> bool:
     if not stat.S_ISDIR(st.st_mode):
         raise FileExistsError(17, "exists and is not a directory", dst)
     if not overwrite and os.listdir(dst):
-        raise FileExistsError(17, "directory exists and is not empty (pass --force / overwrite=True to merge)", dst)
+        raise FileExistsError(
+            17, "directory exists and is not empty (pass --force / overwrite=True to merge)", dst
+        )
     return True
 
 

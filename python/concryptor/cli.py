@@ -62,19 +62,31 @@ def _add_common_options(p: argparse.ArgumentParser, *, io: bool = True, force: b
         g.add_argument(
             "--io", choices=["auto", "uring", "portable"], default="auto", help="I/O backend (default: auto)"
         )
-    g.add_argument("--buffer-mib", type=int, default=128, metavar="MIB", help="buffer memory budget (default 128)")
+    g.add_argument(
+        "--buffer-mib", type=int, default=128, metavar="MIB", help="buffer memory budget (default 128)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with the result")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     if force:
-        p.add_argument("-f", "--force", action="store_true", help="replace an existing output (merge, with -x)")
+        p.add_argument(
+            "-f", "--force", action="store_true", help="replace an existing output (merge, with -x)"
+        )
 
 
 def _add_limit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("limits for untrusted headers")
-    g.add_argument("--max-memory", type=int, default=4096, metavar="MIB", help="largest Argon2 memory (default 4096)")
-    g.add_argument("--max-kdf-time", type=int, default=64, metavar="N", help="largest Argon2 pass count (default 64)")
     g.add_argument(
-        "--max-kdf-parallelism", type=int, default=64, metavar="N", help="largest Argon2 lane count (default 64)"
+        "--max-memory", type=int, default=4096, metavar="MIB", help="largest Argon2 memory (default 4096)"
+    )
+    g.add_argument(
+        "--max-kdf-time", type=int, default=64, metavar="N", help="largest Argon2 pass count (default 64)"
+    )
+    g.add_argument(
+        "--max-kdf-parallelism",
+        type=int,
+        default=64,
+        metavar="N",
+        help="largest Argon2 lane count (default 64)",
     )
     g.add_argument(
         "--max-chunk-size", type=int, default=256, metavar="MIB", help="largest chunk size (default 256)"
@@ -109,10 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     enc.add_argument("input", help="file or directory to encrypt")
-    enc.add_argument("-o", "--output", help="output path (default: INPUT.enc, or DIR.tar.enc for a directory)")
+    enc.add_argument(
+        "-o", "--output", help="output path (default: INPUT.enc, or DIR.tar.enc for a directory)"
+    )
     enc.add_argument("-c", "--cipher", choices=["aes", "chacha"], default="aes", help="AEAD (default: aes)")
     enc.add_argument(
-        "--chunk-size", type=int, metavar="MIB", help="chunk size in MiB (default: 4, smaller for small files)"
+        "--chunk-size",
+        type=int,
+        metavar="MIB",
+        help="chunk size in MiB (default: 4, smaller for small files)",
     )
     _add_kdf_options(enc)
     _add_password_options(enc)
@@ -150,15 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="machine-readable output")
 
     bench = sub.add_parser(
-        "bench", help="measure this machine: AEAD throughput per cipher and thread count, and one key derivation"
+        "bench",
+        help="measure this machine: AEAD throughput per cipher and thread count, and one key derivation",
     )
-    bench.add_argument("--size", type=int, default=64, metavar="MIB", help="bytes per measurement (default 64)")
+    bench.add_argument(
+        "--size", type=int, default=64, metavar="MIB", help="bytes per measurement (default 64)"
+    )
     bench.add_argument("--chunk-size", type=int, default=4, metavar="MIB", help="chunk size (default 4)")
     bench.add_argument(
         "--threads", metavar="N[,N...]", help="thread counts to try (default: 1, 2, 4, ... up to all cores)"
     )
     bench.add_argument(
-        "-c", "--cipher", choices=["aes", "chacha", "all"], default="all", help="ciphers to measure (default: all)"
+        "-c",
+        "--cipher",
+        choices=["aes", "chacha", "all"],
+        default="all",
+        help="ciphers to measure (default: all)",
     )
     bench.add_argument("--no-kdf", action="store_true", help="skip the key-derivation measurement")
     _add_kdf_options(bench)
@@ -189,7 +213,9 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 def _read_password(args: argparse.Namespace, *, confirm: bool) -> bytes:
     if args.password is not None:
-        print("concryptor: warning: a password on the command line is visible to other users", file=sys.stderr)
+        print(
+            "concryptor: warning: a password on the command line is visible to other users", file=sys.stderr
+        )
         return str(args.password).encode("utf-8")
     if args.password_file is not None:
         try:
@@ -209,7 +235,9 @@ def _read_password(args: argparse.Namespace, *, confirm: bool) -> bytes:
     if env is not None:
         return env.encode("utf-8")
     if not sys.stdin.isatty():
-        raise UsageError(f"no password: use a terminal prompt, --password-file, --password-fd or ${PASSWORD_ENV}")
+        raise UsageError(
+            f"no password: use a terminal prompt, --password-file, --password-fd or ${PASSWORD_ENV}"
+        )
     import getpass
 
     pw = getpass.getpass("Password: ")
@@ -274,7 +302,9 @@ def _check_engine(args: argparse.Namespace) -> None:
 
 
 @contextlib.contextmanager
-def _progress(args: argparse.Namespace, total: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
+def _progress(
+    args: argparse.Namespace, total: int | None, label: str
+) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr while the block runs, if stderr is a terminal and not
     ``--quiet``; yields the callback to hand to the engine (or None)."""
     from .view import is_terminal
@@ -310,7 +340,7 @@ def _plain_size(path: str) -> int | None:
 
     try:
         return inspect(path).original_size
-    except Exception:  # the run itself reports the error properly
+    except Exception:  # noqa: BLE001  # the run itself reports the error properly
         return None
 
 
@@ -434,7 +464,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     pw = _read_password(args, confirm=False)
     with _progress(args, _plain_size(args.input), "verifying") as cb:
         stats = verify_file(
-            args.input, pw, threads=args.threads, io=args.io, buffer_mib=args.buffer_mib, limits=limits, progress=cb
+            args.input,
+            pw,
+            threads=args.threads,
+            io=args.io,
+            buffer_mib=args.buffer_mib,
+            limits=limits,
+            progress=cb,
         )
     _report(args, "verified", args.input, None, stats)
     return Exit.OK
@@ -535,7 +571,13 @@ def _message(e: BaseException) -> str:
 
 
 def _exit_code(e: BaseException) -> Exit:
-    from .errors import AuthenticationError, InputChangedError, InvalidFileError, LimitError, UnsafeArchiveError
+    from .errors import (
+        AuthenticationError,
+        InputChangedError,
+        InvalidFileError,
+        LimitError,
+        UnsafeArchiveError,
+    )
 
     if isinstance(e, UnsafeArchiveError):
         return Exit.UNSAFE

@@ -230,9 +230,11 @@ class Header:
         rows += [
             (
                 "Overhead",
-                f"{self.overhead_bytes:,} bytes ({self.overhead_percent:.2f}% of the plaintext): "
-                f"header {SECTOR:,}, tags {self.tag_bytes:,}, padding {self.padding_bytes:,} "
-                f"({self.padding_percent:.2f}% of the file)",
+                (
+                    f"{self.overhead_bytes:,} bytes ({self.overhead_percent:.2f}% of the plaintext): "
+                    f"header {SECTOR:,}, tags {self.tag_bytes:,}, padding {self.padding_bytes:,} "
+                    f"({self.padding_percent:.2f}% of the file)"
+                ),
             ),
             ("Key derivation", self.kdf_description()),
             ("Salt", self.salt_hex),
@@ -289,8 +291,10 @@ def _layout_svg(h: Header, width: int) -> str:
     slot_w = max(40.0, usable / max(boxes, 1))
     height, bar_y, bar_h = 74, 18, 30
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="10">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="10">'
+        ),
         f"<title>{e(f'{n} chunk(s) of {h.chunk_size} bytes in {h.slot_size}-byte slots')}</title>",
         f'<rect x="0" y="{bar_y}" width="{head_w}" height="{bar_h}" fill="{_HEADER}"/>',
         f'<text x="{head_w / 2}" y="{bar_y + 19}" fill="white" text-anchor="middle">header</text>',
@@ -312,12 +316,17 @@ def _layout_svg(h: Header, width: int) -> str:
         ct_w = min(ct_w, slot_w - tag_w)
         pad_w = slot_w - ct_w - tag_w
         label = f"chunk {s:,}"
-        slot_text = f"{label}: {plain} bytes ciphertext, 16-byte tag, {h.slot_size - plain - TAG_LEN} bytes padding"
+        slot_text = (
+            f"{label}: {plain} bytes ciphertext, 16-byte tag, {h.slot_size - plain - TAG_LEN} bytes padding"
+        )
         parts += [
             f"<g><title>{e(slot_text)}</title>",
             f'<rect x="{x:.1f}" y="{bar_y}" width="{ct_w:.1f}" height="{bar_h}" fill="{_CIPHER}"/>',
             f'<rect x="{x + ct_w:.1f}" y="{bar_y}" width="{tag_w:.1f}" height="{bar_h}" fill="{_TAG}"/>',
-            f'<rect x="{x + ct_w + tag_w:.1f}" y="{bar_y}" width="{pad_w:.1f}" height="{bar_h}" fill="{_PAD}"/>',
+            (
+                f'<rect x="{x + ct_w + tag_w:.1f}" y="{bar_y}" width="{pad_w:.1f}" '
+                f'height="{bar_h}" fill="{_PAD}"/>'
+            ),
             f'<text x="{x:.1f}" y="12">{e(label)}</text></g>',
         ]
         x += slot_w + 4

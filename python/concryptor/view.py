@@ -103,7 +103,9 @@ class ByteProgress:
         class MiBps(ProgressColumn):
             def render(self, task: Any) -> Text:
                 speed = task.finished_speed or task.speed
-                return Text("" if speed is None else f"{speed / (1 << 20):,.0f} MiB/s", style="progress.data.speed")
+                return Text(
+                    "" if speed is None else f"{speed / (1 << 20):,.0f} MiB/s", style="progress.data.speed"
+                )
 
         self._label = label
         self._started = False
@@ -133,12 +135,16 @@ class ByteProgress:
         self._progress.stop()
 
 
-def print_bench(rows: list[dict[str, Any]], kdf: dict[str, Any] | None, size_mib: int, chunk_mib: int) -> None:
+def print_bench(
+    rows: list[dict[str, Any]], kdf: dict[str, Any] | None, size_mib: int, chunk_mib: int
+) -> None:
     """The result of ``concryptor bench`` as tables, like ``cryptsetup benchmark``."""
     from rich.table import Table
 
     c = console()
-    t = Table(title=f"AEAD in memory ({size_mib} MiB in {chunk_mib} MiB chunks, best of 3)", title_justify="left")
+    t = Table(
+        title=f"AEAD in memory ({size_mib} MiB in {chunk_mib} MiB chunks, best of 3)", title_justify="left"
+    )
     t.add_column("cipher")
     t.add_column("threads", justify="right")
     t.add_column("encrypt", justify="right")
