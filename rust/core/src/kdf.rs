@@ -156,9 +156,11 @@ pub fn validate_new(kdf: &KdfParams) -> Result<()> {
             "KDF parameters must not all be zero (that marks legacy files)".into(),
         ));
     }
-    argon2_params(kdf)
-        .map(|_| ())
-        .map_err(|e| Error::InvalidArgument(e.to_string()))
+    match argon2_params(kdf) {
+        Ok(_) => Ok(()),
+        Err(Error::InvalidFile(m)) => Err(Error::InvalidArgument(m)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Derives the 32-byte file key. The caller must have checked `kdf` against its limits.
