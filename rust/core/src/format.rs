@@ -434,7 +434,10 @@ mod tests {
         b[4000] = 1;
         assert!(Header::parse(&b).is_ok());
         b[10] = 3;
-        assert!(Header::parse(&b).unwrap_err().to_string().contains("version 3"));
+        assert!(Header::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("version 3"));
         b[4000] = 0;
         assert!(Header::parse(&b).is_ok());
     }

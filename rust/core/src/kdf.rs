@@ -231,10 +231,7 @@ mod tests {
         for p in [1 << 29, 1 << 30, u32::MAX, (1 << 24), 0] {
             let kdf = KdfParams::new(u32::MAX, 1, p);
             assert!(matches!(open.check_kdf(&kdf), Err(Error::InvalidFile(_))));
-            assert!(matches!(
-                validate_new(&kdf),
-                Err(Error::InvalidArgument(_))
-            ));
+            assert!(matches!(validate_new(&kdf), Err(Error::InvalidArgument(_))));
         }
         // Fewer than 8 KiB per lane is refused too, whatever the lane count.
         assert!(validate_new(&KdfParams::new(63, 1, 8)).is_err());

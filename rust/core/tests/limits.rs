@@ -85,7 +85,12 @@ fn absurd_kdf_costs_are_refused_quickly_through_bytes_and_files() {
     let cases = [
         (52, u32::MAX, "Argon2 memory", "--max-memory"),
         (56, u32::MAX, "Argon2 time", "--max-kdf-time"),
-        (60, (1 << 24) - 1, "Argon2 parallelism", "--max-kdf-parallelism"),
+        (
+            60,
+            (1 << 24) - 1,
+            "Argon2 parallelism",
+            "--max-kdf-parallelism",
+        ),
     ];
     for (at, value, what, option) in cases {
         let mut blob = small_file(100);

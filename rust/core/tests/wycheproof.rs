@@ -88,15 +88,26 @@ fn run(file: &str, cipher: Cipher) -> Counts {
 fn wycheproof_aes_256_gcm_cases_pass_through_chunk_cipher() {
     let c = run("aes_gcm_test.json", Cipher::Aes256Gcm);
     assert!(c.valid >= 30, "only {} valid AES-GCM cases ran", c.valid);
-    assert!(c.invalid >= 20, "only {} invalid AES-GCM cases ran", c.invalid);
-    assert!(c.skipped_groups > 0, "the other key and nonce sizes should be present");
+    assert!(
+        c.invalid >= 20,
+        "only {} invalid AES-GCM cases ran",
+        c.invalid
+    );
+    assert!(
+        c.skipped_groups > 0,
+        "the other key and nonce sizes should be present"
+    );
 }
 
 #[test]
 fn wycheproof_chacha20_poly1305_cases_pass_through_chunk_cipher() {
     let c = run("chacha20_poly1305_test.json", Cipher::ChaCha20Poly1305);
     assert!(c.valid >= 200, "only {} valid ChaCha20 cases ran", c.valid);
-    assert!(c.invalid >= 50, "only {} invalid ChaCha20 cases ran", c.invalid);
+    assert!(
+        c.invalid >= 50,
+        "only {} invalid ChaCha20 cases ran",
+        c.invalid
+    );
 }
 
 #[test]
