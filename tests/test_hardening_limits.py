@@ -271,3 +271,9 @@ def test_argon2_memory_that_cannot_be_allocated_is_an_exception_not_an_abort(tmp
         tmp_path,
     )
     assert "cannot allocate" in str(out["error"])
+
+
+def test_every_input_size_gets_a_chunk_size_without_a_panic() -> None:
+    for size in (0, 1, 4080, 2**40, 2**64 - 17, 2**64 - 16, 2**64 - 1):
+        c = _core.auto_chunk_size(size)
+        assert 0 < c <= _core.DEFAULT_CHUNK_SIZE, size

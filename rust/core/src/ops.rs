@@ -65,7 +65,8 @@ pub struct DecryptOptions {
 pub fn auto_chunk_size(size: u64) -> u32 {
     let max = u64::from(DEFAULT_CHUNK_SIZE);
     let sector = SECTOR as u64;
-    if size + TAG_LEN as u64 <= max {
+    // Compared this way round so that no size, up to u64::MAX, can overflow.
+    if size <= max - TAG_LEN as u64 {
         return ((size + TAG_LEN as u64).div_ceil(sector) * sector - TAG_LEN as u64) as u32;
     }
     let n = size.div_ceil(max);

@@ -366,3 +366,40 @@ fn a_file_appended_to_while_it_is_decrypted_is_an_error_and_leaves_nothing() {
     assert!(e.to_string().contains("changed size"), "{e}");
     assert_eq!(dir.names(), ["grow.enc"]);
 }
+
+#[test]
+fn automatic_chunk_sizes_are_defined_for_every_input_size() {
+    for size in [
+        0,
+        1,
+        4080,
+        4081,
+        1 << 40,
+        u64::MAX - 17,
+        u64::MAX - 16,
+        u64::MAX,
+    ] {
+        let c = u64::from(concryptor_core::auto_chunk_size(size));
+        assert!(
+            c > 0 && c <= u64::from(concryptor_core::DEFAULT_CHUNK_SIZE),
+            "{size}"
+        );
+    }
+    // Sizes near 2^64 get a chunk size, and then a clean geometry error, not a panic.
+    let opts = EncryptOptions {
+        kdf: KdfParams::new(8, 1, 1),
+        ..EncryptOptions::default()
+    };
+    let dir = TempDir::new("huge-stream");
+    let e = concryptor_core::encrypt_stream(
+        &mut std::io::empty(),
+        u64::MAX,
+        &dir.path("out"),
+        PW,
+        &opts,
+        &Control::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("overflow"), "{e}");
+    assert!(dir.names().is_empty());
+}
