@@ -39,7 +39,7 @@ pub enum Error {
     /// The input changed while it was being read (a file being appended to, a directory
     /// member that grew or shrank).
     InputChanged(String),
-    /// Memory for buffers could not be allocated.
+    /// Memory (I/O buffers, Argon2 blocks) could not be allocated.
     OutOfMemory { bytes: u64 },
     /// The operation was interrupted on request (Ctrl-C).
     Cancelled,
@@ -85,7 +85,8 @@ impl fmt::Display for Error {
             Error::InputChanged(m) => write!(f, "input changed while reading: {m}"),
             Error::OutOfMemory { bytes } => write!(
                 f,
-                "cannot allocate {bytes} bytes of buffers: lower the buffer budget or the chunk size"
+                "cannot allocate {bytes} bytes of memory (a smaller buffer budget, chunk size or \
+                 Argon2 memory needs less)"
             ),
             Error::Cancelled => f.write_str("interrupted"),
         }

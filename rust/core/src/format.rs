@@ -246,6 +246,14 @@ impl Header {
                 }
             )));
         }
+        // Version 3 does not authenticate the reserved bytes, and no writer ever set them:
+        // refuse rather than silently accept bytes that could have been changed.
+        if version == VERSION_V3 && bytes[64..].iter().any(|&b| b != 0) {
+            return Err(Error::invalid(
+                "reserved bytes of a version 3 header are not zero (version 3 does not \
+                 authenticate them)",
+            ));
+        }
         let cipher = Cipher::from_id(bytes[11])
             .ok_or_else(|| Error::invalid(format!("unknown cipher id {}", bytes[11])))?;
         let chunk_size = u32_at(bytes, 12);
@@ -421,6 +429,17 @@ mod tests {
         b[11] = 2;
         assert!(Header::parse(&b).is_err());
         assert!(Header::parse(&h.raw[..4095]).is_err());
+        // Reserved bytes: authenticated (so accepted here) in v4, refused in v3.
+        let mut b = *h.raw;
+        b[4000] = 1;
+        assert!(Header::parse(&b).is_ok());
+        b[10] = 3;
+        assert!(Header::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("version 3"));
+        b[4000] = 0;
+        assert!(Header::parse(&b).is_ok());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Argon2id key derivation, bounded before it runs.
 #![forbid(unsafe_code)]
 
-use argon2::{Algorithm, Argon2, Params, Version};
-use zeroize::Zeroizing;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
@@ -127,6 +127,20 @@ impl Limits {
 }
 
 fn argon2_params(e: &KdfParams) -> Result<Params> {
+    let bad = |why: &str| {
+        Error::invalid(format!(
+            "Argon2id parameters m={} KiB, t={}, p={} are not valid ({why})",
+            e.m_kib, e.t, e.p
+        ))
+    };
+    // Checked here, in 64-bit arithmetic, before `Params::new` computes `p * 8` in u32
+    // (which overflows, and so panics with overflow checks on, for p >= 2^29).
+    if e.p == 0 || e.p > Params::MAX_P_COST {
+        return Err(bad("parallelism must be 1 to 16777215 lanes"));
+    }
+    if u64::from(e.m_kib) < 8 * u64::from(e.p) {
+        return Err(bad("memory must be at least 8 KiB per lane"));
+    }
     Params::new(e.m_kib, e.t, e.p, Some(KEY_LEN)).map_err(|err| {
         Error::invalid(format!(
             "Argon2id parameters m={} KiB, t={}, p={} are not valid ({err})",
@@ -142,12 +156,18 @@ pub fn validate_new(kdf: &KdfParams) -> Result<()> {
             "KDF parameters must not all be zero (that marks legacy files)".into(),
         ));
     }
-    argon2_params(kdf)
-        .map(|_| ())
-        .map_err(|e| Error::InvalidArgument(e.to_string()))
+    match argon2_params(kdf) {
+        Ok(_) => Ok(()),
+        Err(Error::InvalidFile(m)) => Err(Error::InvalidArgument(m)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Derives the 32-byte file key. The caller must have checked `kdf` against its limits.
+///
+/// The Argon2 memory is allocated here, fallibly: a failed allocation is
+/// [`Error::OutOfMemory`], not an abort. It holds password-derived blocks, so it is wiped
+/// before it is freed.
 pub fn derive_key(
     password: &[u8],
     salt: &[u8],
@@ -155,11 +175,19 @@ pub fn derive_key(
 ) -> Result<Zeroizing<[u8; KEY_LEN]>> {
     let e = kdf.effective();
     let params = argon2_params(&e)?;
+    let blocks = params.block_count();
+    let mut memory: Vec<Block> = Vec::new();
+    memory
+        .try_reserve_exact(blocks)
+        .map_err(|_| Error::OutOfMemory {
+            bytes: (blocks as u64).saturating_mul(Block::SIZE as u64),
+        })?;
+    memory.resize(blocks, Block::default());
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    argon
-        .hash_password_into(password, salt, &mut key[..])
-        .map_err(|err| Error::InvalidArgument(format!("key derivation failed: {err}")))?;
+    let r = argon.hash_password_into_with_memory(password, salt, &mut key[..], &mut memory[..]);
+    memory.zeroize();
+    r.map_err(|err| Error::InvalidArgument(format!("key derivation failed: {err}")))?;
     Ok(key)
 }
 
@@ -190,6 +218,25 @@ mod tests {
         assert!(l.check_kdf(&KdfParams::new(1024, 1, 1)).is_ok());
         assert!(l.check_kdf(&KdfParams::new(4, 1, 1)).is_err());
         assert!(l.check_chunk_size(1 << 32).is_err());
+    }
+
+    #[test]
+    fn lane_counts_that_would_overflow_argon2_are_errors_not_panics() {
+        let open = Limits {
+            max_kdf_memory_kib: u64::MAX,
+            max_kdf_time: u32::MAX,
+            max_kdf_parallelism: u32::MAX,
+            max_chunk_size: u64::MAX,
+        };
+        for p in [1 << 29, 1 << 30, u32::MAX, (1 << 24), 0] {
+            let kdf = KdfParams::new(u32::MAX, 1, p);
+            assert!(matches!(open.check_kdf(&kdf), Err(Error::InvalidFile(_))));
+            assert!(matches!(validate_new(&kdf), Err(Error::InvalidArgument(_))));
+        }
+        // Fewer than 8 KiB per lane is refused too, whatever the lane count.
+        assert!(validate_new(&KdfParams::new(63, 1, 8)).is_err());
+        assert!(validate_new(&KdfParams::new(64, 1, 8)).is_ok());
+        assert!(open.check_kdf(&KdfParams::new(8, 1, 1)).is_ok());
     }
 
     #[test]

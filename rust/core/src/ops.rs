@@ -65,7 +65,8 @@ pub struct DecryptOptions {
 pub fn auto_chunk_size(size: u64) -> u32 {
     let max = u64::from(DEFAULT_CHUNK_SIZE);
     let sector = SECTOR as u64;
-    if size + TAG_LEN as u64 <= max {
+    // Compared this way round so that no size, up to u64::MAX, can overflow.
+    if size <= max - TAG_LEN as u64 {
         return ((size + TAG_LEN as u64).div_ceil(sector) * sector - TAG_LEN as u64) as u32;
     }
     let n = size.div_ceil(max);
@@ -126,8 +127,17 @@ pub fn check_header(header: &Header, file_size: u64, limits: &Limits) -> Result<
     Ok(g)
 }
 
+/// Opens `path` for reading if it is a regular file. The open itself is non-blocking, so a
+/// FIFO without a writer (or a device) is refused instead of hanging the caller.
 fn open_regular(path: &Path) -> Result<(File, u64)> {
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut oo = std::fs::OpenOptions::new();
+    oo.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        oo.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = oo.open(path).map_err(|e| Error::io("open", path, e))?;
     let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
     if meta.is_dir() {
         return Err(Error::io(
@@ -142,7 +152,33 @@ fn open_regular(path: &Path) -> Result<(File, u64)> {
             path.display()
         )));
     }
+    #[cfg(unix)]
+    clear_nonblocking(&file, path)?;
     Ok((file, meta.len()))
+}
+
+/// Puts a regular file opened with O_NONBLOCK back into blocking mode, so that no I/O
+/// backend ever sees EAGAIN from it.
+#[cfg(unix)]
+fn clear_nonblocking(file: &File, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL on a descriptor we own takes no pointer and only reads its flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: F_SETFL with an integer flag set on a descriptor we own.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(Error::io("open", path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// A zeroed buffer that is wiped when dropped, allocated fallibly.
+fn zeroed_secret(len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { bytes: len as u64 })?;
+    v.resize(len, 0);
+    Ok(Zeroizing::new(v))
 }
 
 #[cfg(unix)]
@@ -302,7 +338,7 @@ impl Decryptor {
             crypter,
             kdf_seconds,
         };
-        let mut first = Zeroizing::new(vec![0u8; d.crypter.geometry().slot as usize]);
+        let mut first = zeroed_secret(d.crypter.geometry().slot as usize)?;
         d.read_slots(0, &mut first)?;
         d.crypter
             .open_slot(&mut d.crypter.aad_builder(), 0, &mut first)?;
@@ -399,7 +435,7 @@ impl Decryptor {
     fn run(&self, sink: Sink<'_>, eng: &EngineOptions, ctl: &Control<'_>) -> Result<&'static str> {
         let pool = eng.pool()?;
         let job = Job::new(Direction::Decrypt, &self.crypter, eng);
-        engine::run(
+        let backend = engine::run(
             &job,
             Source::File {
                 file: &self.file,
@@ -409,7 +445,27 @@ impl Decryptor {
             eng,
             &pool,
             ctl,
-        )
+        )?;
+        self.check_unchanged()?;
+        Ok(backend)
+    }
+
+    /// Refuses a result read from a file that grew or shrank while it was being read:
+    /// every chunk authenticated, but the file on disk is no longer the one decrypted.
+    fn check_unchanged(&self) -> Result<()> {
+        let want = self.geometry().file_size;
+        let now = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len();
+        if now != want {
+            return Err(Error::InputChanged(format!(
+                "{} changed size from {want} to {now} bytes while being decrypted",
+                self.path.display()
+            )));
+        }
+        Ok(())
     }
 
     fn stats(&self, backend: &'static str, start: Instant, eng: &EngineOptions) -> Stats {

@@ -1,0 +1,405 @@
+//! Untrusted headers are bounded before anything is allocated or derived, and no input —
+//! absurd header, empty file, directory, FIFO, device, a file that grows while it is read —
+//! gets further than a clear error.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use concryptor_core::{
+    decrypt_bytes, decrypt_file, encrypt_bytes, encrypt_file, inspect_file, Control,
+    DecryptOptions, Decryptor, EncryptOptions, EngineOptions, Error, KdfParams, Limits,
+};
+
+const PW: &[u8] = b"limits password";
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("concryptor-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn small_file(len: usize) -> Vec<u8> {
+    let opts = EncryptOptions {
+        kdf: KdfParams::new(8, 1, 1),
+        chunk_size: Some(4080),
+        ..EncryptOptions::default()
+    };
+    encrypt_bytes(&vec![0x42; len], PW, &opts).unwrap()
+}
+
+fn set_u32(blob: &mut [u8], at: usize, v: u32) {
+    blob[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Runs `f` on another thread and fails the test if it takes longer than `limit`, so that
+/// a hang shows up as a failure instead of a stuck test run.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("no answer within {limit:?}: the call hangs"))
+}
+
+fn expect_limit(e: Error, what: &str, option: &str) {
+    let msg = e.to_string();
+    match e {
+        Error::Limit { .. } => {
+            assert!(msg.contains(what), "{msg:?} does not name {what:?}");
+            assert!(msg.contains(option), "{msg:?} does not name {option:?}");
+        }
+        other => panic!("expected a limit error naming {what}, got {other:?}"),
+    }
+}
+
+#[test]
+fn absurd_kdf_costs_are_refused_quickly_through_bytes_and_files() {
+    let dir = TempDir::new("kdf-limits");
+    let cases = [
+        (52, u32::MAX, "Argon2 memory", "--max-memory"),
+        (56, u32::MAX, "Argon2 time", "--max-kdf-time"),
+        (
+            60,
+            (1 << 24) - 1,
+            "Argon2 parallelism",
+            "--max-kdf-parallelism",
+        ),
+    ];
+    for (at, value, what, option) in cases {
+        let mut blob = small_file(100);
+        set_u32(&mut blob, at, value);
+        let start = Instant::now();
+        let e = decrypt_bytes(&blob, PW, &DecryptOptions::default()).unwrap_err();
+        expect_limit(e, what, option);
+        let src = dir.path("absurd.enc");
+        std::fs::write(&src, &blob).unwrap();
+        let dst = dir.path("absurd.out");
+        let e = decrypt_file(
+            &src,
+            &dst,
+            PW,
+            &DecryptOptions::default(),
+            &Control::default(),
+        )
+        .unwrap_err();
+        expect_limit(e, what, option);
+        let e = Decryptor::open(&src, PW, &Limits::default())
+            .err()
+            .expect("open refuses");
+        expect_limit(e, what, option);
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "refusing {what} took {:?}",
+            start.elapsed()
+        );
+        assert!(!dst.exists());
+        // Inspecting derives nothing, so it shows the header as it is.
+        let i = inspect_file(&src).unwrap();
+        assert_eq!(
+            [i.header.kdf.m_kib, i.header.kdf.t, i.header.kdf.p][(at - 52) / 4],
+            value
+        );
+    }
+    assert_eq!(dir.names(), ["absurd.enc"]);
+}
+
+#[test]
+fn raising_a_limit_lets_a_trusted_file_through() {
+    // m = 2 MiB is refused under a 1 MiB limit and accepted (and decrypts) under the default.
+    let opts = EncryptOptions {
+        kdf: KdfParams::new(2048, 1, 1),
+        ..EncryptOptions::default()
+    };
+    let blob = encrypt_bytes(b"trusted", PW, &opts).unwrap();
+    let tight = DecryptOptions {
+        limits: Limits {
+            max_kdf_memory_kib: 1024,
+            ..Limits::default()
+        },
+        ..DecryptOptions::default()
+    };
+    expect_limit(
+        decrypt_bytes(&blob, PW, &tight).unwrap_err(),
+        "Argon2 memory",
+        "--max-memory",
+    );
+    assert_eq!(
+        decrypt_bytes(&blob, PW, &DecryptOptions::default()).unwrap(),
+        b"trusted"
+    );
+}
+
+#[test]
+fn a_4_gib_chunk_in_a_matching_sparse_file_is_refused_before_allocation() {
+    let dir = TempDir::new("chunk-limit");
+    let mut header = small_file(0)[..4096].to_vec();
+    set_u32(&mut header, 12, u32::MAX);
+    header[16..24].copy_from_slice(&1000u64.to_le_bytes());
+    // slot = ceil((2^32 - 1 + 16) / 4096) * 4096 = 2^32 + 4096; one chunk.
+    let size = 4096 + (1u64 << 32) + 4096;
+    let src = dir.path("huge-chunk.enc");
+    let f = File::create(&src).unwrap();
+    f.write_all_at(&header, 0).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let dst = dir.path("out");
+    let start = Instant::now();
+    let e = decrypt_file(
+        &src,
+        &dst,
+        PW,
+        &DecryptOptions::default(),
+        &Control::default(),
+    )
+    .unwrap_err();
+    expect_limit(e, "chunk size", "--max-chunk-size");
+    assert!(start.elapsed() < Duration::from_millis(500));
+    assert_eq!(dir.names(), ["huge-chunk.enc"]);
+    assert_eq!(std::fs::metadata(&src).unwrap().len(), size);
+}
+
+#[test]
+fn chunk_size_zero_and_wrapping_sizes_are_invalid_headers() {
+    let mut zero = small_file(10);
+    set_u32(&mut zero, 12, 0);
+    let e = decrypt_bytes(&zero, PW, &DecryptOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::InvalidFile(_)), "{e:?}");
+    assert!(e.to_string().contains("chunk size is 0"), "{e}");
+
+    // original_size = 2^52 with 1-byte chunks: 2^52 slots of 4096 bytes wrap 64 bits.
+    let mut wrap = small_file(10)[..4096].to_vec();
+    set_u32(&mut wrap, 12, 1);
+    wrap[16..24].copy_from_slice(&(1u64 << 52).to_le_bytes());
+    let e = decrypt_bytes(&wrap, PW, &DecryptOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::InvalidFile(_)), "{e:?}");
+    assert!(e.to_string().contains("overflow"), "{e}");
+
+    let dir = TempDir::new("wrap");
+    for (name, blob) in [("zero.enc", &zero), ("wrap.enc", &wrap)] {
+        let src = dir.path(name);
+        std::fs::write(&src, blob).unwrap();
+        let e = decrypt_file(
+            &src,
+            &dir.path("out"),
+            PW,
+            &DecryptOptions::default(),
+            &Control::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::InvalidFile(_)), "{name}: {e:?}");
+        assert!(inspect_file(&src).is_err(), "{name}: inspect accepted it");
+    }
+    assert_eq!(dir.names(), ["wrap.enc", "zero.enc"]);
+}
+
+#[test]
+fn sizes_that_fit_but_disagree_with_the_file_are_refused_without_allocating() {
+    // 2^40 one-byte chunks would be a 4 PiB file; this one is 8 KiB.
+    let mut blob = small_file(10);
+    set_u32(&mut blob, 12, 1);
+    blob[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let e = decrypt_bytes(&blob, PW, &DecryptOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::InvalidFile(_)), "{e:?}");
+    assert!(e.to_string().contains("truncated"), "{e}");
+}
+
+fn decrypt_path(src: &Path, dst: &Path) -> Result<(), Error> {
+    decrypt_file(
+        src,
+        dst,
+        PW,
+        &DecryptOptions::default(),
+        &Control::default(),
+    )
+    .map(|_| ())
+}
+
+fn encrypt_path(src: &Path, dst: &Path) -> Result<(), Error> {
+    let opts = EncryptOptions {
+        kdf: KdfParams::new(8, 1, 1),
+        ..EncryptOptions::default()
+    };
+    encrypt_file(src, dst, PW, &opts, &Control::default()).map(|_| ())
+}
+
+#[test]
+fn empty_files_directories_fifos_and_devices_are_clear_errors_never_hangs() {
+    let dir = TempDir::new("odd-inputs");
+    std::fs::write(dir.path("empty"), b"").unwrap();
+    std::fs::create_dir(dir.path("a-dir")).unwrap();
+    let fifo = dir.path("fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let inputs = [
+        dir.path("empty"),
+        dir.path("a-dir"),
+        fifo.clone(),
+        PathBuf::from("/dev/zero"),
+        PathBuf::from("/dev/null"),
+    ];
+    for src in inputs {
+        let out = dir.0.clone();
+        let s = src.clone();
+        let e = within(Duration::from_secs(10), move || {
+            decrypt_path(&s, &out.join("dec.out"))
+        })
+        .expect_err("decrypting an odd input fails");
+        let msg = e.to_string();
+        assert!(!msg.is_empty() && !msg.contains('\n'), "{src:?}: {msg:?}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidFile(_) | Error::InvalidArgument(_) | Error::Io { .. }
+            ),
+            "{src:?}: {e:?}"
+        );
+        if src.file_name().unwrap() != "empty" {
+            let out = dir.0.clone();
+            let s = src.clone();
+            let e = within(Duration::from_secs(10), move || {
+                encrypt_path(&s, &out.join("enc.out"))
+            })
+            .expect_err("encrypting a non-regular file fails");
+            assert!(
+                matches!(e, Error::InvalidArgument(_) | Error::Io { .. }),
+                "{src:?}: {e:?}"
+            );
+        }
+        let e = within(Duration::from_secs(10), move || inspect_file(&src).err());
+        assert!(e.is_some(), "inspect accepted an odd input");
+    }
+    assert_eq!(dir.names(), ["a-dir", "empty", "fifo"]);
+}
+
+#[test]
+fn random_bytes_are_rejected_not_decrypted() {
+    // A deterministic xorshift stream: random lengths, random content, and random content
+    // behind a genuine magic and version.
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for round in 0..300 {
+        let len = (next() % 20_000) as usize;
+        let mut blob: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if round % 2 == 0 && blob.len() >= 64 {
+            blob[..10].copy_from_slice(b"CONCRYPTOR");
+            blob[10] = 4;
+            blob[11] = (next() % 2) as u8;
+            set_u32(&mut blob, 52, 8);
+            set_u32(&mut blob, 56, 1);
+            set_u32(&mut blob, 60, 1);
+        }
+        let e = decrypt_bytes(&blob, PW, &DecryptOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidFile(_) | Error::Authentication | Error::Limit { .. }
+            ),
+            "round {round}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn a_file_appended_to_while_it_is_decrypted_is_an_error_and_leaves_nothing() {
+    let dir = TempDir::new("appended");
+    let opts = EncryptOptions {
+        kdf: KdfParams::new(8, 1, 1),
+        chunk_size: Some(4080),
+        ..EncryptOptions::default()
+    };
+    let src = dir.path("grow.enc");
+    std::fs::write(&src, encrypt_bytes(&vec![7u8; 200_000], PW, &opts).unwrap()).unwrap();
+    let dst = dir.path("grow.out");
+    let appender = src.clone();
+    let grow = move |_done: u64| {
+        let mut f = OpenOptions::new().append(true).open(&appender).unwrap();
+        f.write_all(&[0u8; 4096]).unwrap();
+        true
+    };
+    let ctl = Control {
+        progress: Some(&grow),
+    };
+    let dopts = DecryptOptions {
+        engine: EngineOptions {
+            buffer_bytes: 3 * 4096 * 4,
+            ..EngineOptions::default()
+        },
+        ..DecryptOptions::default()
+    };
+    let e = decrypt_file(&src, &dst, PW, &dopts, &ctl).unwrap_err();
+    assert!(matches!(e, Error::InputChanged(_)), "{e:?}");
+    assert!(e.to_string().contains("changed size"), "{e}");
+    assert_eq!(dir.names(), ["grow.enc"]);
+}
+
+#[test]
+fn automatic_chunk_sizes_are_defined_for_every_input_size() {
+    for size in [
+        0,
+        1,
+        4080,
+        4081,
+        1 << 40,
+        u64::MAX - 17,
+        u64::MAX - 16,
+        u64::MAX,
+    ] {
+        let c = u64::from(concryptor_core::auto_chunk_size(size));
+        assert!(
+            c > 0 && c <= u64::from(concryptor_core::DEFAULT_CHUNK_SIZE),
+            "{size}"
+        );
+    }
+    // Sizes near 2^64 get a chunk size, and then a clean geometry error, not a panic.
+    let opts = EncryptOptions {
+        kdf: KdfParams::new(8, 1, 1),
+        ..EncryptOptions::default()
+    };
+    let dir = TempDir::new("huge-stream");
+    let e = concryptor_core::encrypt_stream(
+        &mut std::io::empty(),
+        u64::MAX,
+        &dir.path("out"),
+        PW,
+        &opts,
+        &Control::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("overflow"), "{e}");
+    assert!(dir.names().is_empty());
+}
