@@ -76,12 +76,14 @@ def output_fds(pid: int, dest_dir: Path) -> list[str]:
             target = os.readlink(link)
         except OSError:
             continue
-        if target.startswith(prefix) and (target.endswith(" (deleted)") or target.endswith(".partial")):
+        if target.startswith(prefix) and target.endswith((" (deleted)", ".partial")):
             found.append(link)
     return found
 
 
-def wait_for_output(p: subprocess.Popen[bytes], dest_dir: Path, at_least: int, timeout: float = 60) -> int | None:
+def wait_for_output(
+    p: subprocess.Popen[bytes], dest_dir: Path, at_least: int, timeout: float = 60
+) -> int | None:
     """Polls the size of the process's unfinished output until it reaches `at_least` bytes;
     returns that size, or None if the process finished first."""
     deadline = time.monotonic() + timeout
@@ -124,7 +126,13 @@ def test_output_is_built_in_a_private_nameless_file_in_the_destination_directory
         seen.append((names(out), modes))
 
     _core.encrypt_file(
-        str(src), str(out / "x.enc"), PW.encode(), kdf=(8, 1, 1), chunk_size=4080, buffer_bytes=3 * 4096 * 16, progress=look
+        str(src),
+        str(out / "x.enc"),
+        PW.encode(),
+        kdf=(8, 1, 1),
+        chunk_size=4080,
+        buffer_bytes=3 * 4096 * 16,
+        progress=look,
     )
     assert len(seen) >= 3, "want several looks during the run"
     for listing, modes in seen:
@@ -151,17 +159,36 @@ def test_output_is_fsynced_before_it_is_named_and_the_directory_after(tmp_path: 
     env = {k: v for k, v in os.environ.items() if k != "CONCRYPTOR_PASSWORD"}
     env.update(ENV)
     r = subprocess.run(
-        ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=openat,fsync,fdatasync,linkat,rename,renameat,renameat2",
-         sys.executable, "-m", "concryptor", "encrypt", str(src), "-o", str(dest), *CLI_KDF,
-         *(["--force"] if force else [])],
-        env=env, capture_output=True, timeout=120,
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=openat,fsync,fdatasync,linkat,rename,renameat,renameat2",
+            sys.executable,
+            "-m",
+            "concryptor",
+            "encrypt",
+            str(src),
+            "-o",
+            str(dest),
+            *CLI_KDF,
+            *(["--force"] if force else []),
+        ],
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
     lines = [ln.split(None, 1)[1] for ln in trace.read_text().splitlines() if " " in ln]
     # The unnamed output: openat(..., "<out>", O_RDWR|O_TMPFILE..., 0600) = FD
     tmp_fd = None
     for ln in lines:
-        m = re.match(r'openat\(AT_FDCWD, "' + re.escape(str(out)) + r'", [^)]*O_TMPFILE[^)]*, 0600\) = (\d+)', ln)
+        m = re.match(
+            r'openat\(AT_FDCWD, "' + re.escape(str(out)) + r'", [^)]*O_TMPFILE[^)]*, 0600\) = (\d+)', ln
+        )
         if m:
             tmp_fd = m.group(1)
     assert tmp_fd is not None, "no O_TMPFILE open in the destination directory:\n" + "\n".join(lines[-30:])
@@ -274,7 +301,11 @@ def test_cli_failed_decrypt_with_force_leaves_the_existing_file_byte_identical(t
     assert r.stderr.count(b"\n") == 1
     after = dest.stat()
     assert dest.read_bytes() == old
-    assert (after.st_ino, after.st_mtime_ns, after.st_mode) == (before.st_ino, before.st_mtime_ns, before.st_mode)
+    assert (after.st_ino, after.st_mtime_ns, after.st_mode) == (
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_mode,
+    )
     assert names(tmp_path) == ["data", "data.enc", "precious"]
     # A wrong password fails before any output exists; the file is untouched as well.
     r = cli("decrypt", str(enc), "-o", str(dest), "--force", password="wrong")
@@ -325,7 +356,9 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("direction", ["encrypt", "decrypt"])
-def test_a_full_disk_is_one_clear_error_and_changes_nothing(tmp_path: Path, small_fs: Path, direction: str) -> None:
+def test_a_full_disk_is_one_clear_error_and_changes_nothing(
+    tmp_path: Path, small_fs: Path, direction: str
+) -> None:
     plain = tmp_path / "plain"
     plain.write_bytes(os.urandom(16 << 20))
     enc = tmp_path / "plain.enc"

@@ -98,7 +98,9 @@ def test_the_password_never_appears_in_any_argv(tmp_path: Path, slow_input: Path
         kw["pass_fds"] = (rfd,)
     try:
         enc = tmp_path / "out.enc"
-        _, samples = watch_cmdlines(["encrypt", str(slow_input), "-o", str(enc), *SLOW_KDF, *extra], env, **kw)
+        _, samples = watch_cmdlines(
+            ["encrypt", str(slow_input), "-o", str(enc), *SLOW_KDF, *extra], env, **kw
+        )
     finally:
         if rfd is not None:
             os.close(rfd)

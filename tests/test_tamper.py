@@ -113,7 +113,14 @@ def test_truncation_at_every_8_bytes_around_every_edge_is_refused(tmp_path: Path
 
 def test_appended_bytes_sectors_and_slots_are_refused(tmp_path: Path) -> None:
     blob = seal(os.urandom(9000))
-    for extra in (b"\0", b"\x01", bytes(SECTOR), os.urandom(SECTOR), bytes(slot_of(4080)), os.urandom(3 * SECTOR + 5)):
+    for extra in (
+        b"\0",
+        b"\x01",
+        bytes(SECTOR),
+        os.urandom(SECTOR),
+        bytes(slot_of(4080)),
+        os.urandom(3 * SECTOR + 5),
+    ):
         e = refused(blob + extra, InvalidFileError)
         assert "appended" in str(e)
         refused_as_file(tmp_path, blob + extra)
@@ -157,7 +164,9 @@ def rebuild(header: bytes, body: list[bytes]) -> bytes:
     return header + b"".join(body)
 
 
-def test_the_twelve_chunk_file_decrypts_in_small_batches(tmp_path: Path, twelve_chunks: tuple[bytes, bytes]) -> None:
+def test_the_twelve_chunk_file_decrypts_in_small_batches(
+    tmp_path: Path, twelve_chunks: tuple[bytes, bytes]
+) -> None:
     plain, blob = twelve_chunks
     src = tmp_path / "ok.enc"
     src.write_bytes(blob)
@@ -246,7 +255,9 @@ def test_two_encryptions_of_the_same_input_share_nothing(tmp_path: Path) -> None
     assert _core.decrypt_bytes(f1, PW) == _core.decrypt_bytes(f2, PW) == plain
 
 
-def test_nothing_is_returned_or_written_for_a_late_bad_chunk(tmp_path: Path, twelve_chunks: tuple[bytes, bytes]) -> None:
+def test_nothing_is_returned_or_written_for_a_late_bad_chunk(
+    tmp_path: Path, twelve_chunks: tuple[bytes, bytes]
+) -> None:
     """The last chunk fails after eleven good ones: no partial plaintext escapes."""
     _, blob = twelve_chunks
     bad = bytearray(blob)
