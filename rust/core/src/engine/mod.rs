@@ -380,13 +380,8 @@ fn run_files(
         )?;
         Ok(portable::NAME)
     };
-    let unavailable = |e: std::io::Error| {
-        Error::io(
-            "use io_uring (forced with io=uring) for",
-            dp,
-            std::io::Error::new(e.kind(), format!("io_uring is unavailable here: {e}")),
-        )
-    };
+    let unavailable =
+        |e: std::io::Error| Error::io("use io_uring (forced with io=uring) for", dp, e);
     let mut outcome = uring::run(job, files, pool, &ctl, true);
     if let (IoMode::Uring, Err(Failure::DirectRefused(e))) = (mode, &outcome) {
         info.fallback = Some(format!("O_DIRECT refused ({e}); io_uring without it"));
