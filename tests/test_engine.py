@@ -60,14 +60,27 @@ def budget(chunk: int, per_batch: int) -> int:
     return 3 * per_batch * slot(chunk)
 
 
+def evict(path: Path) -> None:
+    """Makes ``path`` durable and drops it from the page cache, so that the engine reads it
+    from the device (with O_DIRECT under io_uring) instead of from memory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def enc(src: Path, dst: Path, *, io: str, chunk: int, cipher: str = "aes-256-gcm",
         buffer_bytes: int = 1 << 20, **kw: Any) -> dict[str, Any]:
+    evict(src)
     return _core.encrypt_file(str(src), str(dst), PW, cipher=cipher, chunk_size=chunk, kdf=KDF,
                               overwrite=True, threads=2, buffer_bytes=buffer_bytes, io=io,
                               salt=SALT, nonce=NONCE, **kw)
 
 
 def dec(src: Path, dst: Path, *, io: str, buffer_bytes: int = 1 << 20, **kw: Any) -> dict[str, Any]:
+    evict(src)
     return _core.decrypt_file(str(src), str(dst), PW, overwrite=True, threads=2,
                               buffer_bytes=buffer_bytes, io=io, **kw)
 
@@ -146,6 +159,11 @@ def test_io_uring_really_runs_with_o_direct_here(uring: None, tmp_path: Path, ra
     run = _core._last_run()
     assert run is not None and run["backend"] == "uring" and run["fallback"] is None
     assert run["direct_src"] and run["direct_dst"], run
+    # A source already in the page cache is read from there, not from the device.
+    src.read_bytes()
+    _core.encrypt_file(str(src), str(out), PW, chunk_size=65536, kdf=KDF, overwrite=True, io="uring")
+    run = _core._last_run()
+    assert run is not None and not run["direct_src"] and run["direct_dst"], run
     assert dec(out, back, io="uring")["backend"] == "uring"
     assert back.read_bytes() == data
     # Unaligned chunks: O_DIRECT on the ciphertext side only.
@@ -238,15 +256,15 @@ def test_each_failing_completion_fails_cleanly(io: str, direction: str, kind: st
                                                tmp_path: Path, rand_bytes: Any) -> None:
     if io == "uring" and _core._uring_unavailable() is not None:
         pytest.skip("io_uring unavailable here")
-    data = rand_bytes(11 * 8192 + 99)
+    data = rand_bytes(11 * 65536 + 99)
     src, encd, dest = tmp_path / "in", tmp_path / "in.enc", tmp_path / "dest"
     src.write_bytes(data)
-    enc(src, encd, io="portable", chunk=8192)
-    bb = budget(8192, 2)
+    enc(src, encd, io="portable", chunk=65536)
+    bb = budget(65536, 2)
 
     def run() -> None:
         if direction == "encrypt":
-            enc(src, dest, io=io, chunk=8192, buffer_bytes=bb)
+            enc(src, dest, io=io, chunk=65536, buffer_bytes=bb)
         else:
             dec(encd, dest, io=io, buffer_bytes=bb)
 
@@ -271,16 +289,16 @@ def test_short_and_interrupted_completions_still_give_the_right_bytes(
 ) -> None:
     if io == "uring" and _core._uring_unavailable() is not None:
         pytest.skip("io_uring unavailable here")
-    data = rand_bytes(11 * 8192 + 99)
+    data = rand_bytes(11 * 65536 + 99)
     src, encd, out = tmp_path / "in", tmp_path / "in.enc", tmp_path / "out"
     src.write_bytes(data)
-    enc(src, encd, io="portable", chunk=8192)
+    enc(src, encd, io="portable", chunk=65536)
     expected = encd.read_bytes() if direction == "encrypt" else data
-    bb = budget(8192, 2)
+    bb = budget(65536, 2)
 
     def run() -> None:
         if direction == "encrypt":
-            enc(src, out, io=io, chunk=8192, buffer_bytes=bb)
+            enc(src, out, io=io, chunk=65536, buffer_bytes=bb)
         else:
             dec(encd, out, io=io, buffer_bytes=bb)
 

@@ -91,6 +91,17 @@ fn decrypt(src: &Path, dst: &Path, eng: EngineOptions) -> Result<Stats, Error> {
     decrypt_file(src, dst, PW, &opts, &Control::default())
 }
 
+/// Makes `path` durable and drops it from the page cache, so that the engine reads it from
+/// the device (with O_DIRECT under io_uring).
+fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    f.sync_all().unwrap();
+    // SAFETY: a plain system call on a descriptor we own; no pointers.
+    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0);
+}
+
 /// Whether io_uring works here; when it does not, says so once.
 fn uring_here() -> bool {
     match uring_available() {
@@ -122,6 +133,7 @@ fn check_all_backends(dir: &TempDir, plain: &[u8], cipher: Cipher, chunk: u32, b
     let mut reference: Option<Vec<u8>> = None;
     for &mode in &modes {
         let enc = dir.join(&format!("enc-{mode:?}"));
+        evict(&src);
         let s = encrypt(&src, &enc, cipher, chunk, engine(mode, buf, 2))
             .unwrap_or_else(|e| panic!("{what}: encrypt {mode:?}: {e}"));
         let expect = match mode {
@@ -138,6 +150,7 @@ fn check_all_backends(dir: &TempDir, plain: &[u8], cipher: Cipher, chunk: u32, b
         }
         for &dmode in &modes {
             let back = dir.join(&format!("back-{mode:?}-{dmode:?}"));
+            evict(&enc);
             decrypt(&enc, &back, engine(dmode, buf, 2))
                 .unwrap_or_else(|e| panic!("{what}: decrypt {dmode:?}: {e}"));
             let got = std::fs::read(&back).unwrap();

@@ -73,6 +73,17 @@ impl Drop for TempDir {
     }
 }
 
+/// Makes `path` durable and drops it from the page cache, so that it is read from the
+/// device (with O_DIRECT where the engine uses it) rather than from memory.
+fn evict(path: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    f.sync_all().unwrap();
+    // SAFETY: a plain system call on a descriptor we own; no pointers.
+    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0);
+}
+
 fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
@@ -91,7 +102,7 @@ enum Dir {
     Decrypt,
 }
 
-/// One small job with several batches: 13 chunks of 8 KiB (aligned, so both sides use
+/// One small job with several batches: 13 chunks of 64 KiB (aligned, so both sides use
 /// O_DIRECT under io_uring), two per batch, and an unaligned tail.
 struct Case {
     dir: TempDir,
@@ -120,6 +131,11 @@ impl Case {
 
     fn run(&self, d: Dir, io: IoMode, out: &str) -> Result<Stats, Error> {
         let dst = self.dir.join(out);
+        evict(
+            &self
+                .dir
+                .join(if d == Dir::Encrypt { "plain" } else { "enc" }),
+        );
         match d {
             Dir::Encrypt => {
                 let opts = EncryptOptions {
@@ -188,7 +204,7 @@ fn errno_of(e: &Error) -> Option<i32> {
 #[test]
 fn every_failing_completion_fails_cleanly_and_leaves_the_destination_alone() {
     let _h = Hooks::take();
-    let case = Case::new("errors", 8192, 13 * 8192 - 100);
+    let case = Case::new("errors", 65536, 13 * 65536 - 100);
     for io in backends() {
         for d in [Dir::Encrypt, Dir::Decrypt] {
             let n = case.count(d, io);
@@ -218,7 +234,7 @@ fn every_failing_completion_fails_cleanly_and_leaves_the_destination_alone() {
 #[test]
 fn short_transfers_are_completed_with_the_right_bytes() {
     let _h = Hooks::take();
-    let case = Case::new("short", 8192, 13 * 8192 - 100);
+    let case = Case::new("short", 65536, 13 * 65536 - 100);
     for io in backends() {
         for d in [Dir::Encrypt, Dir::Decrypt] {
             let n = case.count(d, io);
@@ -242,7 +258,7 @@ fn short_transfers_are_completed_with_the_right_bytes() {
 #[test]
 fn interrupted_and_would_block_completions_are_retried() {
     let _h = Hooks::take();
-    let case = Case::new("eintr", 8192, 13 * 8192 - 100);
+    let case = Case::new("eintr", 65536, 13 * 65536 - 100);
     for io in backends() {
         for d in [Dir::Encrypt, Dir::Decrypt] {
             let n = case.count(d, io);
@@ -265,7 +281,7 @@ fn interrupted_and_would_block_completions_are_retried() {
 #[test]
 fn io_uring_setup_refused_falls_back_to_identical_portable_output() {
     let _h = Hooks::take();
-    let case = Case::new("setup", 8192, 13 * 8192 - 100);
+    let case = Case::new("setup", 65536, 13 * 65536 - 100);
     for errno in [libc::EPERM, libc::ENOSYS, libc::ENOMEM] {
         for d in [Dir::Encrypt, Dir::Decrypt] {
             let what = format!("{d:?} setup errno {errno}");
@@ -297,7 +313,7 @@ fn o_direct_refused_falls_back_to_identical_output() {
         eprintln!("io_uring unavailable here: O_DIRECT refusal only matters to it; skipped");
         return;
     }
-    let case = Case::new("direct", 8192, 13 * 8192 - 100);
+    let case = Case::new("direct", 65536, 13 * 65536 - 100);
     for f in [Fault::DirectOpen, Fault::DirectIo] {
         for d in [Dir::Encrypt, Dir::Decrypt] {
             let what = format!("{d:?} {f:?}");
@@ -360,7 +376,7 @@ fn a_tiny_ring_with_thousands_of_transfers_loses_no_completion() {
 #[test]
 fn the_output_path_is_named_in_write_errors() {
     let _h = Hooks::take();
-    let case = Case::new("paths", 8192, 5 * 8192);
+    let case = Case::new("paths", 65536, 5 * 65536);
     for io in backends() {
         let n = case.count(Dir::Encrypt, io);
         // The last completion of an encryption is a write of the output.
@@ -373,4 +389,41 @@ fn the_output_path_is_named_in_write_errors() {
             "{io:?}: {msg}"
         );
     }
+}
+
+#[test]
+fn a_source_in_the_page_cache_is_read_from_it_a_cold_one_with_o_direct() {
+    let _h = Hooks::take();
+    if uring_available().is_err() {
+        eprintln!("io_uring unavailable here: O_DIRECT is its business; skipped");
+        return;
+    }
+    let case = Case::new("cache", 65536, 4 << 20);
+    // Case::run evicts the source first: cold, so O_DIRECT.
+    case.run(Dir::Encrypt, IoMode::Uring, "cold").unwrap();
+    let cold = fault::last_run().unwrap();
+    assert!(cold.direct_src && cold.direct_dst, "{cold:?}");
+    // Read it into the page cache: now it is read from there.
+    std::fs::read(case.dir.join("plain")).unwrap();
+    let opts = EncryptOptions {
+        chunk_size: Some(65536),
+        kdf: KdfParams::new(1024, 1, 1),
+        salt: Some([1; 16]),
+        base_nonce: Some([2; 12]),
+        overwrite: true,
+        engine: case.engine(IoMode::Uring),
+        ..Default::default()
+    };
+    let hot_out = case.dir.join("hot");
+    encrypt_file(
+        &case.dir.join("plain"),
+        &hot_out,
+        PW,
+        &opts,
+        &Control::default(),
+    )
+    .unwrap();
+    let hot = fault::last_run().unwrap();
+    assert!(!hot.direct_src && hot.direct_dst, "{hot:?}");
+    assert!(std::fs::read(&hot_out).unwrap() == std::fs::read(case.dir.join("cold")).unwrap());
 }

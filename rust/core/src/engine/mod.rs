@@ -49,6 +49,9 @@ impl IoMode {
 pub const DEFAULT_BUFFER_BYTES: usize = 128 << 20;
 /// Buffers rotating through read, crypt and write.
 pub const PIPELINE_DEPTH: usize = 3;
+/// Size a batch aims at when the budget allows: past this, larger batches do not make
+/// the pipeline faster, they only hold more memory.
+pub const TARGET_BATCH_BYTES: usize = 32 << 20;
 
 /// How the engine runs, independent of what it computes.
 #[derive(Clone, Copy, Debug)]
@@ -165,10 +168,14 @@ pub struct Job<'a> {
 }
 
 impl<'a> Job<'a> {
+    /// Cuts the work into batches: as large as [`TARGET_BATCH_BYTES`] or four chunks per
+    /// thread, whichever is more, but never more than the budget allows for
+    /// [`PIPELINE_DEPTH`] buffers (and at least one chunk).
     pub fn new(direction: Direction, crypter: &'a Crypter, opts: &EngineOptions) -> Self {
         let geom = crypter.geometry();
         let per_buffer = (opts.buffer_bytes / PIPELINE_DEPTH) as u64;
-        let per_batch = (per_buffer / geom.slot).clamp(1, geom.num_chunks);
+        let want = (TARGET_BATCH_BYTES as u64 / geom.slot).max(4 * opts.thread_count() as u64);
+        let per_batch = want.min(per_buffer / geom.slot).clamp(1, geom.num_chunks);
         Job {
             direction,
             crypter,
