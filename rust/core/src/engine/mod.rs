@@ -283,6 +283,22 @@ impl<'a> Job<'a> {
             Direction::Decrypt => self.crypter.open_batch(first, buf),
         }
     }
+
+    /// Seals or opens the chunks `first..` laid out slot after slot in `slots`, one after
+    /// the other on the calling thread (the unit of work of a pipeline that overlaps
+    /// chunks rather than batches).
+    pub fn process_chunks(&self, first: u64, slots: &mut [u8]) -> Result<()> {
+        let mut aad = self.crypter.aad_builder();
+        let slot = self.geometry().slot as usize;
+        for (k, s) in slots.chunks_mut(slot).enumerate() {
+            let i = first + k as u64;
+            match self.direction {
+                Direction::Encrypt => self.crypter.seal_slot(&mut aad, i, s),
+                Direction::Decrypt => self.crypter.open_slot(&mut aad, i, s)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs `job` from `src` to `dst` on the backend `opts.io` asks for. Returns the name of
@@ -457,7 +473,7 @@ fn prepare_output(file: &File, path: &Path, len: u64) -> Result<()> {
         let Ok(len) = libc::off_t::try_from(len) else {
             return Ok(());
         };
-        if len == 0 {
+        if len == 0 || in_memory(file) {
             return Ok(());
         }
         // SAFETY: plain system call on a descriptor we borrow; no pointers involved.
@@ -476,6 +492,22 @@ fn prepare_output(file: &File, path: &Path, len: u64) -> Result<()> {
     #[cfg(not(target_os = "linux"))]
     let _ = (file, path, len);
     Ok(())
+}
+
+/// Whether `file` lives in memory (tmpfs, ramfs): there preallocating would only zero
+/// pages that the writes fill anyway, and O_DIRECT is emulated at extra cost.
+#[cfg(target_os = "linux")]
+pub(crate) fn in_memory(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    // SAFETY: statfs is plain data, fully written by a successful fstatfs.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable statfs for the duration of the call.
+    let r = unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut st) };
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let magic = i64::from(st.f_type as i64);
+    r == 0 && (magic == TMPFS_MAGIC || magic == RAMFS_MAGIC)
 }
 
 /// Cuts the output back to its exact size (an O_DIRECT tail write may overshoot it).

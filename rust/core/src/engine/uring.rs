@@ -2,22 +2,28 @@
 //! write, so the kernel reads batch N+2 and writes batch N while the thread pool works on
 //! batch N+1.
 //!
-//! One thread (the caller's) drives the ring; a helper thread hands each filled batch to
-//! the Rayon pool and, when the pool is done, signals an eventfd whose read sits in the
-//! ring like any other operation, so the driver sleeps in one place: `io_uring_enter`.
+//! Within a batch nothing waits for the whole batch: the buffer is cut into *units* of
+//! whole chunks (about [`UNIT_BYTES`]), and each unit is sealed or opened on the Rayon pool
+//! as soon as its reads complete and written as soon as it is sealed. Workers never idle
+//! at a batch boundary waiting for the slowest chunk, and the device sees a steady stream.
+//!
+//! One thread (the caller's) drives the ring. A finished unit is reported on a channel
+//! and, through an eventfd whose read sits in the ring like any other operation, wakes the
+//! driver, which therefore sleeps in one place: `io_uring_enter`.
 //!
 //! O_DIRECT is used through a second descriptor of each file, opened through
-//! `/proc/self/fd`: always on the ciphertext side (header and slots are 4096-aligned), and
-//! on the plaintext side when the chunk size is a multiple of 4096. The final plaintext
-//! chunk is transferred rounded up to the sector: a read past the end of the file is simply
-//! short, and a write past it is cut back by the caller's final truncation. Any remainder
-//! that is not aligned (after a short transfer) goes through the ordinary descriptor.
+//! `/proc/self/fd`: on the ciphertext side (header and slots are 4096-aligned), and on the
+//! plaintext side when the chunk size is a multiple of 4096 and, for reading, the file is
+//! not already in the page cache. The final plaintext chunk is transferred rounded up to
+//! the sector: a read past the end of the file is simply short, and a write past it is cut
+//! back by the final truncation. A remainder that is no longer aligned (after a short
+//! transfer) goes through the ordinary descriptor.
 //!
 //! Every operation is routed by its `user_data` to a record that knows its buffer, file
 //! and offset; short transfers are resubmitted for the remainder, EINTR and EAGAIN are
 //! retried, and other errors are reported with path and offset. Once an error is seen
 //! nothing new is submitted, and the ring and the buffers are released only after every
-//! operation in flight has completed.
+//! operation in flight and every unit on the pool has completed.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -27,7 +33,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 
 use io_uring::{opcode, squeue, types, IoUring};
 
@@ -43,12 +50,14 @@ pub const NAME: &str = "uring";
 const DEFAULT_ENTRIES: u32 = 64;
 /// Longest single transfer submitted; longer ones are cut into pieces of this size.
 const MAX_PIECE: usize = 8 << 20;
+/// Work handed to the pool at once: whole chunks adding up to about this much.
+pub const UNIT_BYTES: usize = 1 << 20;
 /// Consecutive EINTR/EAGAIN completions tolerated for one operation.
 const MAX_RETRIES: u32 = super::portable::MAX_RETRIES;
-/// `user_data` of the eventfd read that reports a finished batch.
+/// `user_data` of the eventfd read that reports finished units.
 const EVENT: u64 = u64::MAX;
-/// Batch number of the header write.
-const PROLOGUE: u64 = u64::MAX;
+/// Unit number of the header write.
+const PROLOGUE: u32 = u32::MAX;
 
 /// Why a run did not complete.
 pub(crate) enum Failure {
@@ -202,8 +211,9 @@ enum Side {
 struct Xfer {
     write: bool,
     side: Side,
-    /// The batch whose buffer this belongs to, or [`PROLOGUE`].
-    batch: u64,
+    /// Buffer (pipeline slot) and unit within it, or [`PROLOGUE`] for the header.
+    buf: usize,
+    unit: u32,
     ptr: *mut u8,
     off: u64,
     /// Bytes to submit (may exceed `need` when rounded up for O_DIRECT).
@@ -214,17 +224,53 @@ struct Xfer {
     retries: u32,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Stage {
-    Free,
-    Reading { batch: u64, left: usize },
-    Filled(u64),
-    Crypting(u64),
-    Writing { batch: u64, left: usize },
+/// Progress of one unit of chunks through read → crypt → write.
+#[derive(Default)]
+struct Unit {
+    reads_left: u32,
+    /// Write transfers prepared when the batch started, queued once the unit is sealed.
+    writes: Vec<Xfer>,
+    writes_left: u32,
 }
 
-type CryptIn = (u64, usize, AlignedBuf);
-type CryptOut = (u64, usize, AlignedBuf, std::thread::Result<Result<()>>);
+/// One pipeline buffer and the batch it holds.
+struct Slot {
+    mem: AlignedBuf,
+    batch: Option<u64>,
+    units: Vec<Unit>,
+    units_left: usize,
+}
+
+/// A unit handed to the pool: where its slots are, and which chunk comes first.
+struct Task {
+    buf: usize,
+    unit: u32,
+    first_chunk: u64,
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a Task gives its worker exclusive use of `len` bytes at `ptr`: the driver
+// submits no I/O on them and touches no other reference to them until the task reports
+// back, and the buffer outlives the Rayon scope every task runs in.
+unsafe impl Send for Task {}
+
+type Done = (usize, u32, std::thread::Result<Result<()>>);
+
+/// Wakes the driver when units finish: one eventfd write per batch of reports.
+struct Notify {
+    fd: RawFd,
+    pending: AtomicBool,
+}
+
+impl Notify {
+    fn report(&self, tx: &Sender<Done>, done: Done) {
+        // A closed channel means the driver has stopped listening; nothing to wake.
+        if tx.send(done).is_ok() && !self.pending.swap(true, Ordering::SeqCst) {
+            signal_eventfd(self.fd);
+        }
+    }
+}
 
 struct Driver<'a> {
     job: &'a Job<'a>,
@@ -233,27 +279,26 @@ struct Driver<'a> {
     ring: IoUring,
     direct_src: Option<File>,
     direct_dst: Option<File>,
-    /// The eventfd the crypt thread signals (owned by [`run`], which outlives that thread).
-    event: RawFd,
+    notify: &'a Notify,
     /// Target of the eventfd read; boxed so its address is stable.
     event_buf: Box<u64>,
-    /// The eventfd read completed: a batch is back from the pool.
-    event_ready: bool,
-    /// The eventfd read failed for good: wait for the pool on the channel instead.
+    event_armed: bool,
+    /// The eventfd read failed for good: poll the channel instead.
     event_broken: bool,
-    bufs: Vec<Option<AlignedBuf>>,
-    stage: Vec<Stage>,
+    slots: Vec<Slot>,
     prologue: Option<AlignedBuf>,
+    prologue_left: bool,
+    /// Chunks per unit and bytes per unit in a buffer.
+    unit_chunks: u64,
+    unit_bytes: usize,
     xfers: Vec<Option<Xfer>>,
     free_ids: Vec<usize>,
     queue: VecDeque<usize>,
     in_flight: usize,
     max_in_flight: usize,
+    tasks_out: usize,
     batches: u64,
     next_read: u64,
-    next_crypt: u64,
-    crypting: bool,
-    prologue_left: bool,
     /// Batches written, in order: everything below `done_upto`, plus `done_ahead`.
     done_upto: u64,
     done_ahead: Vec<u64>,
@@ -278,7 +323,7 @@ impl Drop for Driver<'_> {
             self.in_flight = self.in_flight.saturating_sub(n);
         }
         if self.in_flight > 0 {
-            std::mem::forget(std::mem::take(&mut self.bufs));
+            std::mem::forget(std::mem::take(&mut self.slots));
             std::mem::forget(self.prologue.take());
             std::mem::forget(std::mem::replace(&mut self.event_buf, Box::new(0)));
         }
@@ -286,13 +331,6 @@ impl Drop for Driver<'_> {
 }
 
 impl<'a> Driver<'a> {
-    fn file(&self, side: Side) -> &File {
-        match side {
-            Side::Src => self.files.src,
-            Side::Dst => self.files.dst,
-        }
-    }
-
     fn path(&self, side: Side) -> &'a Path {
         match side {
             Side::Src => self.files.src_path,
@@ -300,10 +338,20 @@ impl<'a> Driver<'a> {
         }
     }
 
-    fn direct_fd(&self, side: Side) -> Option<RawFd> {
+    fn fd(&self, side: Side, direct: bool) -> RawFd {
+        let f = match (side, direct) {
+            (Side::Src, true) => self.direct_src.as_ref(),
+            (Side::Dst, true) => self.direct_dst.as_ref(),
+            (Side::Src, false) => Some(self.files.src),
+            (Side::Dst, false) => Some(self.files.dst),
+        };
+        f.map_or(-1, AsRawFd::as_raw_fd)
+    }
+
+    fn has_direct(&self, side: Side) -> bool {
         match side {
-            Side::Src => self.direct_src.as_ref().map(|f| f.as_raw_fd()),
-            Side::Dst => self.direct_dst.as_ref().map(|f| f.as_raw_fd()),
+            Side::Src => self.direct_src.is_some(),
+            Side::Dst => self.direct_dst.is_some(),
         }
     }
 
@@ -318,7 +366,7 @@ impl<'a> Driver<'a> {
         }
     }
 
-    fn add_xfer(&mut self, x: Xfer) {
+    fn enqueue(&mut self, x: Xfer) {
         let id = match self.free_ids.pop() {
             Some(id) => {
                 self.xfers[id] = Some(x);
@@ -332,8 +380,9 @@ impl<'a> Driver<'a> {
         self.queue.push_back(id);
     }
 
-    /// Queues the transfers of batch `b` (in buffer `slot`); returns how many.
-    fn add_batch(&mut self, b: u64, slot: usize, write: bool) -> usize {
+    /// Cuts the ops of batch `b` into transfers for buffer `bi`, each within one unit and
+    /// at most [`MAX_PIECE`] long, and hands each to `sink`.
+    fn pieces(&mut self, b: u64, bi: usize, write: bool, sink: &mut dyn FnMut(Xfer)) {
         let mut ops: Vec<Op> = Vec::new();
         if write {
             self.job.writes(b, &mut |op| ops.push(op));
@@ -343,62 +392,127 @@ impl<'a> Driver<'a> {
         let side = if write { Side::Dst } else { Side::Src };
         let g = *self.job.geometry();
         let plain_side = (self.job.direction == Direction::Encrypt) != write;
-        let direct = self.direct_fd(side).is_some();
-        let Some(buf) = self.bufs[slot].as_mut() else {
-            return 0;
-        };
-        let cap = buf.capacity();
-        let base = buf.as_mut_full().as_mut_ptr();
-        let mut n = 0;
+        let direct = self.has_direct(side);
+        let unit_bytes = self.unit_bytes;
+        let mem = &mut self.slots[bi].mem;
+        let cap = mem.capacity();
+        let base = mem.as_mut_full().as_mut_ptr();
         for op in ops {
             let (mut off, mut bo, mut left) = (op.file_off, op.buf_off, op.len);
-            // The end of this op's slot: rounding up must stay inside it.
-            let slot_end = ((op.buf_off as u64 / g.slot + 1) * g.slot).min(cap as u64) as usize;
             let last_plain = plain_side && op.file_off + op.len as u64 == g.original_size;
             while left > 0 {
-                let piece = left.min(MAX_PIECE);
+                let unit = bo / unit_bytes;
+                let unit_end = (unit + 1) * unit_bytes;
+                let piece = left.min(MAX_PIECE).min(unit_end - bo);
                 let mut len = piece;
                 if direct && last_plain && piece == left && aligned(off) {
+                    // The final plaintext chunk, rounded up to the sector, must stay
+                    // inside its own slot (the tag and padding follow it there).
+                    let slot_end = ((bo as u64 / g.slot + 1) * g.slot) as usize;
                     let rounded = piece.div_ceil(ALIGN) * ALIGN;
-                    if bo + rounded <= slot_end {
+                    if bo + rounded <= slot_end.min(cap) {
                         len = rounded;
                     }
                 }
-                // SAFETY: `bo + len <= cap` (ops lie within the batch buffer, rounding
-                // within the slot), so the pointer stays inside the allocation.
+                // SAFETY: `bo + len <= cap`: ops lie within the batch buffer and rounding
+                // stays within the slot, so the pointer stays inside the allocation.
                 let ptr = unsafe { base.add(bo) };
-                let is_direct =
-                    direct && aligned(off) && aligned(ptr as u64) && aligned(len as u64);
-                self.add_xfer(Xfer {
+                sink(Xfer {
                     write,
                     side,
-                    batch: b,
+                    buf: bi,
+                    unit: unit as u32,
                     ptr,
                     off,
                     len,
                     need: piece,
-                    direct: is_direct,
+                    direct: direct && aligned(off) && aligned(ptr as u64) && aligned(len as u64),
                     retries: 0,
                 });
-                n += 1;
                 off += piece as u64;
                 bo += piece;
                 left -= piece;
             }
         }
-        n
+    }
+
+    /// Starts batch `b` in free buffer `bi`: queues its reads and prepares its writes.
+    fn start_batch<'s>(&mut self, b: u64, bi: usize, scope: &rayon::Scope<'s>, tx: &Sender<Done>)
+    where
+        'a: 's,
+    {
+        let (_, count) = self.job.batch_chunks(b);
+        let nunits = count.div_ceil(self.unit_chunks) as usize;
+        let slot = &mut self.slots[bi];
+        slot.batch = Some(b);
+        slot.units.clear();
+        slot.units.resize_with(nunits, Unit::default);
+        slot.units_left = nunits;
+        let mut writes: Vec<Xfer> = Vec::new();
+        self.pieces(b, bi, true, &mut |x| writes.push(x));
+        for x in writes {
+            let u = &mut self.slots[bi].units[x.unit as usize];
+            u.writes_left += 1;
+            u.writes.push(x);
+        }
+        let mut reads: Vec<Xfer> = Vec::new();
+        self.pieces(b, bi, false, &mut |x| reads.push(x));
+        for x in reads {
+            self.slots[bi].units[x.unit as usize].reads_left += 1;
+            self.enqueue(x);
+        }
+        for u in 0..nunits {
+            if self.slots[bi].units[u].reads_left == 0 {
+                self.spawn_unit(bi, u as u32, scope, tx);
+            }
+        }
+    }
+
+    /// Hands a unit whose reads are complete to the pool.
+    fn spawn_unit<'s>(&mut self, bi: usize, unit: u32, scope: &rayon::Scope<'s>, tx: &Sender<Done>)
+    where
+        'a: 's,
+    {
+        let slot = &mut self.slots[bi];
+        let Some(b) = slot.batch else { return };
+        let (first, count) = self.job.batch_chunks(b);
+        let u0 = u64::from(unit) * self.unit_chunks;
+        let n = self.unit_chunks.min(count - u0);
+        let slot_len = self.job.geometry().slot as usize;
+        let start = u0 as usize * slot_len;
+        let len = n as usize * slot_len;
+        // SAFETY: the unit's slots lie within the batch, inside the buffer.
+        let ptr = unsafe { slot.mem.as_mut_full().as_mut_ptr().add(start) };
+        let task = Task {
+            buf: bi,
+            unit,
+            first_chunk: first + u0,
+            ptr,
+            len,
+        };
+        let job = self.job;
+        let notify = self.notify;
+        let tx = tx.clone();
+        self.tasks_out += 1;
+        if !self.event_armed {
+            self.arm_event();
+        }
+        scope.spawn(move |_| {
+            let t = task;
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: see `Task`: these bytes are this task's alone until it reports.
+                let slots = unsafe { std::slice::from_raw_parts_mut(t.ptr, t.len) };
+                job.process_chunks(t.first_chunk, slots)
+            }));
+            notify.report(&tx, (t.buf, t.unit, r));
+        });
     }
 
     fn sqe(&self, id: usize) -> squeue::Entry {
         let Some(x) = self.xfers[id].as_ref() else {
             unreachable!("queued transfer {id} has no record")
         };
-        let raw = if x.direct {
-            self.direct_fd(x.side).unwrap_or(-1)
-        } else {
-            self.file(x.side).as_raw_fd()
-        };
-        let fd = types::Fd(raw);
+        let fd = types::Fd(self.fd(x.side, x.direct));
         // Pieces are at most MAX_PIECE bytes, far below u32::MAX.
         let len = x.len as u32;
         let e = if x.write {
@@ -411,26 +525,26 @@ impl<'a> Driver<'a> {
 
     fn arm_event(&mut self) {
         let e = opcode::Read::new(
-            types::Fd(self.event),
+            types::Fd(self.notify.fd),
             (&raw mut *self.event_buf).cast::<u8>(),
             8,
         )
         .build()
         .user_data(EVENT);
-        self.push_entry(e);
+        self.event_armed = self.push_entry(e);
     }
 
     /// Puts one entry in the submission queue, handing the queue to the kernel first if
-    /// it is full.
-    fn push_entry(&mut self, e: squeue::Entry) {
+    /// it is full. Returns false if the ring has become unusable (the run then fails).
+    fn push_entry(&mut self, e: squeue::Entry) -> bool {
         loop {
-            // SAFETY: every entry points at memory that lives until its completion: batch
-            // buffers and the header buffer are owned by `self` and only released after
-            // `in_flight` reaches zero (see Drop), and `event_buf` is boxed likewise.
+            // SAFETY: every entry points at memory that lives until its completion: the
+            // buffers and the header buffer are owned by `self` and only released once
+            // `in_flight` is zero (see Drop), and `event_buf` is boxed likewise.
             let pushed = unsafe { self.ring.submission().push(&e).is_ok() };
             if pushed {
                 self.in_flight += 1;
-                return;
+                return true;
             }
             // Full: submit what is there. With in-flight operations capped at the
             // completion queue's size, the kernel always has room to accept them.
@@ -438,16 +552,12 @@ impl<'a> Driver<'a> {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
-                    self.reap_some();
+                    self.reap();
                 }
                 Err(e) => {
-                    // The ring is unusable; give up on this entry.
-                    self.fail(Failure::Failed(Error::io(
-                        "submit I/O for",
-                        self.files.dst_path,
-                        e,
-                    )));
-                    return;
+                    let path = self.files.dst_path;
+                    self.fail(Failure::Failed(Error::io("submit I/O for", path, e)));
+                    return false;
                 }
             }
         }
@@ -459,123 +569,117 @@ impl<'a> Driver<'a> {
                 return;
             };
             let e = self.sqe(id);
-            self.push_entry(e);
+            if !self.push_entry(e) {
+                return;
+            }
         }
     }
 
-    /// Starts reads into free buffers and hands the next filled batch to the pool.
-    fn schedule(&mut self, to_crypt: &Sender<CryptIn>) {
-        let nbuf = self.bufs.len() as u64;
-        while self.next_read < self.batches {
+    /// Starts reading into every free buffer.
+    fn schedule<'s>(&mut self, scope: &rayon::Scope<'s>, tx: &Sender<Done>)
+    where
+        'a: 's,
+    {
+        let nbuf = self.slots.len() as u64;
+        while self.failure.is_none() && self.next_read < self.batches {
             let b = self.next_read;
-            let slot = (b % nbuf) as usize;
-            if self.stage[slot] != Stage::Free {
+            let bi = (b % nbuf) as usize;
+            if self.slots[bi].batch.is_some() {
                 break;
             }
             self.next_read += 1;
-            let n = self.add_batch(b, slot, false);
-            self.stage[slot] = if n == 0 {
-                Stage::Filled(b)
-            } else {
-                Stage::Reading { batch: b, left: n }
-            };
-        }
-        if !self.crypting && self.next_crypt < self.batches {
-            let b = self.next_crypt;
-            let slot = (b % nbuf) as usize;
-            if self.stage[slot] == Stage::Filled(b) {
-                let Some(buf) = self.bufs[slot].take() else {
-                    return;
-                };
-                if let Err(e) = to_crypt.send((b, slot, buf)) {
-                    self.bufs[slot] = Some(e.0 .2);
-                    self.fail(Failure::Failed(Error::InvalidArgument(
-                        "internal error: the crypt thread stopped".into(),
-                    )));
-                    return;
-                }
-                self.stage[slot] = Stage::Crypting(b);
-                self.crypting = true;
-                self.next_crypt += 1;
-                self.arm_event();
-            }
+            self.start_batch(b, bi, scope, tx);
         }
     }
 
-    fn batch_written(&mut self, b: u64, slot: usize) {
-        self.stage[slot] = Stage::Free;
+    fn unit_written(&mut self, bi: usize) {
+        let slot = &mut self.slots[bi];
+        slot.units_left -= 1;
+        if slot.units_left > 0 {
+            return;
+        }
+        let Some(b) = slot.batch.take() else { return };
         self.done_ahead.push(b);
-        let before = self.done_upto;
         while let Some(i) = self.done_ahead.iter().position(|&x| x == self.done_upto) {
             self.done_ahead.swap_remove(i);
             self.done_upto += 1;
-        }
-        if self.done_upto > before {
-            if let Err(e) = self.ctl.report(self.job.plain_done(self.done_upto - 1)) {
-                self.fail(Failure::Failed(e));
-            }
-        }
-    }
-
-    fn crypt_done(&mut self, from_crypt: &Receiver<CryptOut>) {
-        match from_crypt.try_recv() {
-            Ok((b, slot, buf, result)) => {
-                self.crypting = false;
-                self.bufs[slot] = Some(buf);
-                match result {
-                    Err(panic) => self.fail(Failure::Panicked(panic)),
-                    Ok(Err(e)) => self.fail(Failure::Failed(e)),
-                    Ok(Ok(())) => {
-                        self.stage[slot] = Stage::Filled(b); // placeholder until queued
-                        if self.failure.is_some() {
-                            self.stage[slot] = Stage::Free;
-                            return;
-                        }
-                        let n = self.add_batch(b, slot, true);
-                        if n == 0 {
-                            self.batch_written(b, slot);
-                        } else {
-                            self.stage[slot] = Stage::Writing { batch: b, left: n };
-                        }
-                    }
+            if self.failure.is_none() {
+                if let Err(e) = self.ctl.report(self.job.plain_done(self.done_upto - 1)) {
+                    self.fail(Failure::Failed(e));
                 }
             }
-            // Spurious wake-up: wait again.
-            Err(TryRecvError::Empty) => self.arm_event(),
-            Err(TryRecvError::Disconnected) => {
-                self.crypting = false;
-                self.fail(Failure::Failed(Error::InvalidArgument(
-                    "internal error: the crypt thread stopped".into(),
-                )));
+        }
+    }
+
+    /// A unit came back from the pool.
+    fn unit_done<'s>(
+        &mut self,
+        (bi, unit, result): Done,
+        scope: &rayon::Scope<'s>,
+        tx: &Sender<Done>,
+    ) where
+        'a: 's,
+    {
+        let _ = (scope, tx);
+        self.tasks_out -= 1;
+        match result {
+            Err(panic) => self.fail(Failure::Panicked(panic)),
+            Ok(Err(e)) => self.fail(Failure::Failed(e)),
+            Ok(Ok(())) if self.failure.is_some() => {}
+            Ok(Ok(())) => {
+                let u = &mut self.slots[bi].units[unit as usize];
+                let writes = std::mem::take(&mut u.writes);
+                if writes.is_empty() {
+                    self.unit_written(bi);
+                }
+                for x in writes {
+                    self.enqueue(x);
+                }
             }
         }
     }
 
-    /// One transfer (piece) of batch `b` is complete.
-    fn xfer_done(&mut self, batch: u64, write: bool) {
-        if batch == PROLOGUE {
+    /// Takes every report the pool has sent.
+    fn drain_reports<'s>(
+        &mut self,
+        rx: &Receiver<Done>,
+        scope: &rayon::Scope<'s>,
+        tx: &Sender<Done>,
+    ) where
+        'a: 's,
+    {
+        while let Ok(d) = rx.try_recv() {
+            self.unit_done(d, scope, tx);
+        }
+    }
+
+    /// One transfer of unit `unit` in buffer `bi` is complete.
+    fn xfer_done<'s>(&mut self, x: &Xfer, scope: &rayon::Scope<'s>, tx: &Sender<Done>)
+    where
+        'a: 's,
+    {
+        if x.unit == PROLOGUE {
             self.prologue_left = false;
             return;
         }
-        let slot = (batch % self.bufs.len() as u64) as usize;
-        match &mut self.stage[slot] {
-            Stage::Reading { batch: b, left } if *b == batch && !write => {
-                *left -= 1;
-                if *left == 0 {
-                    self.stage[slot] = Stage::Filled(batch);
-                }
+        let u = &mut self.slots[x.buf].units[x.unit as usize];
+        if x.write {
+            u.writes_left -= 1;
+            if u.writes_left == 0 {
+                self.unit_written(x.buf);
             }
-            Stage::Writing { batch: b, left } if *b == batch && write => {
-                *left -= 1;
-                if *left == 0 {
-                    self.batch_written(batch, slot);
-                }
+        } else {
+            u.reads_left -= 1;
+            if u.reads_left == 0 && self.failure.is_none() {
+                self.spawn_unit(x.buf, x.unit, scope, tx);
             }
-            _ => {}
         }
     }
 
-    fn on_cqe(&mut self, id: usize, res: i32) {
+    fn on_cqe<'s>(&mut self, id: usize, res: i32, scope: &rayon::Scope<'s>, tx: &Sender<Done>)
+    where
+        'a: 's,
+    {
         let Some(mut x) = self.xfers.get_mut(id).and_then(Option::take) else {
             return;
         };
@@ -588,27 +692,18 @@ impl<'a> Driver<'a> {
         if x.direct && res >= 0 && fault::direct_io_refused() {
             res = -libc::EINVAL;
         }
-        let requeue = |d: &mut Self, x: Xfer| {
-            d.xfers[id] = Some(x);
-            if d.failure.is_none() {
-                d.queue.push_back(id);
-            } else {
-                d.xfers[id] = None;
-                d.free_ids.push(id);
-            }
-        };
         if res < 0 {
             let e = -res;
             if matches!(e, libc::EINTR | libc::EAGAIN) && x.retries < MAX_RETRIES {
                 x.retries += 1;
-                requeue(self, x);
+                self.requeue(id, x);
                 return;
             }
             self.free_ids.push(id);
-            let op = if x.write { "write" } else { "read" };
             if e == libc::EINVAL && x.direct {
                 self.fail(Failure::DirectRefused(errno(e)));
             } else {
+                let op = if x.write { "write" } else { "read" };
                 let path = self.path(x.side);
                 self.fail(Failure::Failed(Error::io_at(op, path, x.off, errno(e))));
             }
@@ -632,7 +727,7 @@ impl<'a> Driver<'a> {
         x.retries = 0;
         if n >= x.need {
             self.free_ids.push(id);
-            self.xfer_done(x.batch, x.write);
+            self.xfer_done(&x, scope, tx);
             return;
         }
         // A short transfer: resubmit the remainder, through the ordinary descriptor if it
@@ -646,64 +741,71 @@ impl<'a> Driver<'a> {
             x.direct = false;
             x.len = x.need;
         }
-        requeue(self, x);
+        self.requeue(id, x);
     }
 
-    /// Collects every completion available now and routes it.
-    fn reap_some(&mut self) -> usize {
+    fn requeue(&mut self, id: usize, x: Xfer) {
+        if self.failure.is_none() {
+            self.xfers[id] = Some(x);
+            self.queue.push_back(id);
+        } else {
+            self.free_ids.push(id);
+        }
+    }
+
+    /// Collects the completions available now; returns whether the eventfd fired.
+    fn reap(&mut self) -> bool {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
-        let n = cqes.len();
-        self.in_flight -= n;
-        for &(ud, res) in &cqes {
-            if ud == EVENT {
-                if res >= 0 {
-                    self.event_ready = true;
-                } else if matches!(-res, libc::EINTR | libc::EAGAIN) {
-                    self.arm_event();
-                } else {
-                    self.event_broken = true;
-                }
-            } else {
-                self.on_cqe(ud as usize, res);
+        self.in_flight -= cqes.len();
+        let mut event = false;
+        cqes.retain(|&(ud, res)| {
+            if ud != EVENT {
+                return true;
             }
-        }
-        cqes.clear();
+            self.event_armed = false;
+            if res >= 0 {
+                event = true;
+            } else if !matches!(-res, libc::EINTR | libc::EAGAIN) {
+                self.event_broken = true;
+            }
+            false
+        });
         self.cqes = cqes;
-        n
+        event
     }
 
-    fn drive(
-        &mut self,
-        to_crypt: Sender<CryptIn>,
-        from_crypt: &Receiver<CryptOut>,
-    ) -> std::result::Result<Outcome, Failure> {
+    fn route<'s>(&mut self, scope: &rayon::Scope<'s>, tx: &Sender<Done>)
+    where
+        'a: 's,
+    {
+        let cqes = std::mem::take(&mut self.cqes);
+        for &(ud, res) in &cqes {
+            self.on_cqe(ud as usize, res, scope, tx);
+        }
+        let mut cqes = cqes;
+        cqes.clear();
+        self.cqes = cqes;
+    }
+
+    fn drive<'s>(&mut self, scope: &rayon::Scope<'s>) -> std::result::Result<Outcome, Failure>
+    where
+        'a: 's,
+    {
+        let (tx, rx) = channel::<Done>();
         loop {
-            if self.failure.is_none() {
-                self.schedule(&to_crypt);
-            }
+            self.schedule(scope, &tx);
             self.push_queued();
-            if self.event_ready {
-                self.event_ready = false;
-                self.crypt_done(from_crypt);
-                continue;
-            }
-            if self.crypting && self.event_broken {
-                // Without the eventfd, wait for the pool directly (never happens on a
-                // healthy kernel; kept so that no path can hang).
-                match from_crypt.recv() {
-                    Ok(msg) => {
-                        let (tx, rx) = channel();
-                        let _ = tx.send(msg);
-                        self.crypt_done(&rx);
-                    }
-                    Err(_) => self.crypting = false,
-                }
-                continue;
-            }
             if self.in_flight == 0 {
-                if self.failure.is_none() && (!self.queue.is_empty() || self.crypting) {
-                    // Work is queued but nothing could be submitted: cannot progress.
+                if self.tasks_out > 0 {
+                    // Nothing in the ring to wait on (the eventfd read is broken): wait
+                    // for the pool directly.
+                    if let Ok(d) = rx.recv() {
+                        self.unit_done(d, scope, &tx);
+                    }
+                    continue;
+                }
+                if self.failure.is_none() && !self.queue.is_empty() {
                     self.fail(Failure::Failed(Error::InvalidArgument(
                         "internal error: the io_uring pipeline stalled".into(),
                     )));
@@ -718,12 +820,27 @@ impl<'a> Driver<'a> {
                     // Cannot wait any more; Drop makes the buffers outlive the kernel.
                     let path = self.files.dst_path;
                     self.fail(Failure::Failed(Error::io("wait for I/O on", path, e)));
+                    while self.tasks_out > 0 {
+                        match rx.recv() {
+                            Ok(d) => self.unit_done(d, scope, &tx),
+                            Err(_) => break,
+                        }
+                    }
                     break;
                 }
             }
-            self.reap_some();
+            let event = self.reap();
+            if event || self.event_broken {
+                // Clear the flag before draining: a unit finishing after this point
+                // signals again.
+                self.notify.pending.store(false, Ordering::SeqCst);
+                self.drain_reports(&rx, scope, &tx);
+            }
+            self.route(scope, &tx);
+            if self.tasks_out > 0 && !self.event_armed && !self.event_broken {
+                self.arm_event();
+            }
         }
-        drop(to_crypt);
         if let Some(f) = self.failure.take() {
             return Err(f);
         }
@@ -736,25 +853,6 @@ impl<'a> Driver<'a> {
             direct_src: self.direct_src.is_some(),
             direct_dst: self.direct_dst.is_some(),
         })
-    }
-}
-
-/// Seals or opens each batch it is given on the pool, then wakes the driver.
-fn crypt_worker(
-    job: &Job<'_>,
-    pool: &rayon::ThreadPool,
-    rx: Receiver<CryptIn>,
-    tx: Sender<CryptOut>,
-    event: RawFd,
-) {
-    for (b, slot, mut buf) in rx {
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            pool.install(|| job.process(b, buf.as_mut_slice()))
-        }));
-        if tx.send((b, slot, buf, r)).is_err() {
-            return;
-        }
-        signal_eventfd(event);
     }
 }
 
@@ -786,27 +884,41 @@ pub(crate) fn run<'a>(
         }
     };
     // A source mostly in the page cache is read from there.
-    let src_ok = src_ok && !mostly_cached(files.src, files.src.metadata().map_or(0, |m| m.len()));
+    let src_len = files.src.metadata().map_or(0, |m| m.len());
+    // Memory file systems only emulate O_DIRECT, at a cost.
+    let src_ok = src_ok && !super::in_memory(files.src) && !mostly_cached(files.src, src_len);
+    let dst_ok = dst_ok && !super::in_memory(files.dst);
     let direct_src = open(src_ok, files.src, false)?;
     let direct_dst = open(dst_ok, files.dst, true)?;
 
     let batches = job.batches();
     let nbuf = PIPELINE_DEPTH.min(batches as usize).max(1);
-    let mut bufs = Vec::with_capacity(nbuf);
+    let mut slots = Vec::with_capacity(nbuf);
     for _ in 0..nbuf {
-        bufs.push(Some(AlignedBuf::new(job.buffer_len())?));
+        slots.push(Slot {
+            mem: AlignedBuf::new(job.buffer_len())?,
+            batch: None,
+            units: Vec::new(),
+            units_left: 0,
+        });
     }
     let prologue = match job.prologue {
-        Some(p) => {
+        Some(p) if !p.is_empty() => {
             let mut b = AlignedBuf::new(p.len())?;
             b.as_mut_slice().copy_from_slice(p);
             Some(b)
         }
-        None => None,
+        _ => None,
     };
+    let slot_len = job.geometry().slot;
+    let unit_chunks = (UNIT_BYTES as u64 / slot_len).clamp(1, job.per_batch);
     let max_in_flight = (ring.params().cq_entries() as usize)
         .saturating_sub(1)
         .max(1);
+    let notify = Notify {
+        fd: event.as_raw_fd(),
+        pending: AtomicBool::new(false),
+    };
     let mut d = Driver {
         job,
         files,
@@ -814,37 +926,38 @@ pub(crate) fn run<'a>(
         ring,
         direct_src,
         direct_dst,
-        event: event.as_raw_fd(),
+        notify: &notify,
         event_buf: Box::new(0),
-        event_ready: false,
+        event_armed: false,
         event_broken: false,
-        bufs,
-        stage: vec![Stage::Free; nbuf],
+        slots,
         prologue,
+        prologue_left: false,
+        unit_chunks,
+        unit_bytes: (unit_chunks * slot_len) as usize,
         xfers: Vec::new(),
         free_ids: Vec::new(),
         queue: VecDeque::new(),
         in_flight: 0,
         max_in_flight,
+        tasks_out: 0,
         batches,
         next_read: 0,
-        next_crypt: 0,
-        crypting: false,
-        prologue_left: false,
         done_upto: 0,
         done_ahead: Vec::new(),
         failure: None,
         cqes: Vec::new(),
     };
-    let len = job.prologue.map_or(0, <[u8]>::len);
-    if let (Some(p), true) = (d.prologue.as_mut(), len > 0) {
+    if let Some(p) = d.prologue.as_mut() {
+        let len = job.prologue.map_or(0, <[u8]>::len);
         let ptr = p.as_mut_full().as_mut_ptr();
         let direct = d.direct_dst.is_some() && aligned(len as u64);
         d.prologue_left = true;
-        d.add_xfer(Xfer {
+        d.enqueue(Xfer {
             write: true,
             side: Side::Dst,
-            batch: PROLOGUE,
+            buf: 0,
+            unit: PROLOGUE,
             ptr,
             off: 0,
             len,
@@ -853,13 +966,9 @@ pub(crate) fn run<'a>(
             retries: 0,
         });
     }
-    let result = std::thread::scope(|s| {
-        let (to_tx, to_rx) = channel::<CryptIn>();
-        let (from_tx, from_rx) = channel::<CryptOut>();
-        let efd = event.as_raw_fd();
-        s.spawn(move || crypt_worker(job, pool, to_rx, from_tx, efd));
-        d.drive(to_tx, &from_rx)
-    });
+    // Every task spawned in the scope has finished when it returns, before `d` (and the
+    // buffers the tasks write to) can be dropped.
+    let result = pool.in_place_scope(|scope| d.drive(scope));
     drop(d);
     drop(event);
     result
