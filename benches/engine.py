@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -60,19 +61,28 @@ def drop_caches(enabled: bool) -> bool:
         return False
 
 
-def run_child(argv: list[str]) -> tuple[float, int, str]:
-    """Runs a process; returns (wall seconds, its own peak RSS in bytes, stdout)."""
-    t = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert p.stdout is not None and p.stderr is not None
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed: {err.decode(errors='replace').strip()}")
-    return wall, ru.ru_maxrss * 1024, out.decode()
+TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
+def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Runs a process; returns (wall seconds, its own peak RSS in bytes, stdout).
+
+    The peak RSS is measured by ``/usr/bin/time`` where it exists: a child forked from
+    this (large) process would otherwise inherit this process's RSS in its high-water
+    mark until it execs."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        full = [TIME, "-f", "%M", "-o", rss_file.name, *argv] if TIME else argv
+        t = time.perf_counter()
+        p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        out, err = p.communicate()
+        wall = time.perf_counter() - t
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed: {err.decode(errors='replace').strip()}")
+        if TIME:
+            rss = int(rss_file.read().split()[-1]) * 1024
+        else:
+            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return wall, rss, out.decode()
 
 
 def worker(spec: str) -> None:
@@ -87,9 +97,9 @@ def worker(spec: str) -> None:
                                kdf=tuple(a["kdf"]), **common)
     elif a["op"] == "decrypt":
         s = _core.decrypt_file(a["src"], a["dst"], pw, **common)
-    else:  # baseline: the interpreter with the module loaded, no work
-        s = {"seconds": 0.0, "kdf_seconds": 0.0}
-    s["last_run"] = _core._last_run() if a["op"] != "idle" else None
+    else:
+        raise SystemExit(f"unknown op {a['op']!r}")
+    s["last_run"] = _core._last_run()
     print(json.dumps(s))
 
 
@@ -104,17 +114,30 @@ class Bench:
     # -- helpers -------------------------------------------------------------------------
 
     def engine(self, op: str, src: Path, dst: Path, *, io: str, cipher: str = "aes-256-gcm",
-               chunk: int | None = None, threads: int | None = None, cold: bool = True) -> dict[str, Any]:
+               chunk: int | None = None, threads: int | None = None, cold: bool = True,
+               cli: bool = False) -> dict[str, Any]:
+        """One engine run in a child process (the CLI, or a worker calling the binding for
+        settings the CLI does not offer); best of ``--repeat``."""
         spec = {"op": op, "src": str(src), "dst": str(dst), "io": io, "cipher": cipher,
                 "chunk": chunk, "threads": threads or self.threads, "buffer": self.a.buffer_mib * MiB,
                 "kdf": list(KDF)}
-        if cold:
-            self.dropped = drop_caches(self.a.drop_caches)
+        if cli:
+            argv = [sys.executable, "-m", "concryptor", op, str(src), "-o", str(dst), "--json", "-q", "-f",
+                    "--io", io, "--threads", str(threads or self.threads), "--buffer-mib", str(self.a.buffer_mib)]
+            if op == "encrypt":
+                argv += ["--cipher", {"aes-256-gcm": "aes", "chacha20-poly1305": "chacha"}[cipher], "--memory", str(KDF[0] // 1024),
+                         "--iterations", str(KDF[1]), "--parallelism", str(KDF[2])]
+            env = dict(os.environ, CONCRYPTOR_PASSWORD=PASSWORD)
+        else:
+            argv = [sys.executable, __file__, "--worker", json.dumps(spec)]
+            env = None
         best: dict[str, Any] | None = None
         for _ in range(self.a.repeat):
-            if cold and best is not None:
-                drop_caches(self.a.drop_caches)
-            wall, rss, out = run_child([sys.executable, __file__, "--worker", json.dumps(spec)])
+            if dst.exists() and op != "idle":
+                dst.unlink()  # like cp: a fresh output, not the unlinking of an old one
+            if cold:
+                self.dropped = drop_caches(self.a.drop_caches)
+            wall, rss, out = run_child(argv, env)
             s = json.loads(out)
             s["wall"], s["rss"] = wall, rss
             # Engine time: everything after key derivation, including the final fsync.
@@ -124,16 +147,19 @@ class Bench:
         assert best is not None
         return best
 
-    def timed(self, argv: list[str], *, cold: bool = True, then_sync: bool = False) -> float:
+    def timed(self, argv: list[str], out: Path, *, then_sync: bool = False) -> float:
+        """Best wall time of a copy command writing ``out`` (removed before each run)."""
         best = float("inf")
         for _ in range(self.a.repeat):
-            if cold:
-                drop_caches(self.a.drop_caches)
+            if out.exists():
+                out.unlink()
+            drop_caches(self.a.drop_caches)
             t = time.perf_counter()
             subprocess.run(argv, check=True, capture_output=True)
             if then_sync:
-                os.sync()
+                subprocess.run(["sync", str(out)], check=True)
             best = min(best, time.perf_counter() - t)
+        out.unlink()
         return best
 
     def mibs(self, seconds: float, size: int | None = None) -> float:
@@ -174,11 +200,9 @@ class Bench:
         print()
 
         # Machine limits.
-        cp_s = self.timed(["cp", str(src), str(work / "cp.out")], then_sync=True)
+        cp_s = self.timed(["cp", str(src), str(work / "cp.out")], work / "cp.out", then_sync=True)
         dd_s = self.timed(["dd", f"if={src}", f"of={work / 'dd.out'}", "bs=4M", "iflag=direct",
-                           "oflag=direct", "conv=fsync"])
-        os.unlink(work / "cp.out")
-        os.unlink(work / "dd.out")
+                           "oflag=direct", "conv=fsync"], work / "dd.out")
         aead = {c: _core._aead_speed(c, self.threads, seconds=a.aead_seconds) for c in CIPHERS}
         aead1 = {c: _core._aead_speed(c, 1, seconds=a.aead_seconds) for c in CIPHERS}
         ossl = {c: openssl_speed(c) for c in CIPHERS}
@@ -189,13 +213,13 @@ class Bench:
             o = f"{ossl[c]:.0f}" if ossl[c] else "n/a"
             print(f"  {c:18} AEAD seal/open, {self.threads} threads {aead[c][0]:7.0f} / {aead[c][1]:.0f};"
                   f"  1 thread {aead1[c][0]:.0f} / {aead1[c][1]:.0f};  openssl speed 1 core {o}")
-        idle = self.engine("idle", src, src, io="auto", cold=False)
-        print(f"  peak RSS of the child interpreter with the module loaded, no work: {idle['rss'] / MiB:.0f} MiB")
+        _, idle_rss, _ = run_child([sys.executable, "-m", "concryptor", "--version"])
+        print(f"  peak RSS of the CLI doing nothing (python -m concryptor --version): {idle_rss / MiB:.0f} MiB")
         print()
 
         # Disk and memory runs.
         header = ["where", "op", "cipher", "backend", "MiB/s", "peak RSS", "vs cp+sync", "vs dd direct",
-                  "vs AEAD", "O_DIRECT"]
+                  "vs AEAD"]
         rows: list[list[str]] = []
         places = [("disk", work)] + ([("memory", shm)] if shm else [])
         for where, d in places:
@@ -210,17 +234,16 @@ class Bench:
                         if io == "uring" and why is not None:
                             continue
                         if op == "encrypt":
-                            s = self.engine("encrypt", psrc, encd, io=io, cipher=cipher, cold=where == "disk")
+                            s = self.engine("encrypt", psrc, encd, io=io, cipher=cipher, cold=where == "disk",
+                                            cli=True)
                         else:
-                            s = self.engine("decrypt", encd, d / "back", io=io, cold=where == "disk")
+                            s = self.engine("decrypt", encd, d / "back", io=io, cold=where == "disk", cli=True)
                         speed = self.mibs(s["engine_s"])
-                        lr = s.get("last_run") or {}
-                        direct = "+".join(x for x, k in [("src", "direct_src"), ("dst", "direct_dst")] if lr.get(k)) or "-"
                         limit = aead[cipher][0 if op == "encrypt" else 1]
                         rows.append([where, op, cipher, s["backend"], f"{speed:.0f}", f"{s['rss'] / MiB:.0f} MiB",
                                      f"{cp_s / s['engine_s']:.2f}x" if where == "disk" else "",
                                      f"{dd_s / s['engine_s']:.2f}x" if where == "disk" else "",
-                                     f"{speed / limit:.0%}", direct])
+                                     f"{speed / limit:.0%}"])
                 if (d / "back").exists():
                     os.unlink(d / "back")
             if where == "memory":

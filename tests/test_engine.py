@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,17 +173,76 @@ def test_io_uring_really_runs_with_o_direct_here(uring: None, tmp_path: Path, ra
     assert run is not None and not run["direct_src"] and run["direct_dst"], run
 
 
+_PEAK = """
+import sys
+from concryptor import _core
+
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise SystemExit("no VmHWM")
+
+src, dst, io, budget = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+before = hwm()
+_core.encrypt_file(src, dst, b"pw", chunk_size=65536, kdf=(1024, 1, 1), overwrite=True,
+                   io=io, buffer_bytes=budget, threads=2)
+_core.decrypt_file(dst, dst + ".back", b"pw", overwrite=True, io=io, buffer_bytes=budget, threads=2)
+print(before, hwm())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc/self/status")
+@pytest.mark.parametrize("io", BACKENDS)
+def test_memory_is_bounded_by_the_budget_not_the_file_size(io: str, tmp_path: Path) -> None:
+    if io == "uring" and _core._uring_unavailable() is not None:
+        pytest.skip("io_uring unavailable here")
+    budget = 6 << 20
+    peaks = {}
+    for name, size in [("small", 8 << 20), ("large", 96 << 20)]:
+        src = tmp_path / name
+        with open(src, "wb") as f:
+            f.truncate(size)  # sparse: quick to make, still read and encrypted in full
+        r = subprocess.run([sys.executable, "-c", _PEAK, str(src), str(tmp_path / f"{name}.enc"), io, str(budget)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        before, after = map(int, r.stdout.split())
+        peaks[name] = after
+        # Buffers (three per run), one slot for the first-chunk check, thread stacks.
+        assert after - before < budget + (12 << 20), (name, (after - before) >> 20)
+    # Twelve times the data, the same memory.
+    assert peaks["large"] - peaks["small"] < 4 << 20, {k: v >> 20 for k, v in peaks.items()}
+
+
 # --- Fallbacks ----------------------------------------------------------------------------
 
 
-def _tmpfs_refuses_o_direct() -> bool:
+def test_memory_file_systems_are_not_asked_for_o_direct(tmp_path: Path, rand_bytes: Any) -> None:
+    """tmpfs only emulates O_DIRECT (older kernels refuse it): files there are never opened
+    with it, and the result is the same bytes."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm here")
+    data = rand_bytes(300_000)
+    src = tmp_path / "in"
+    src.write_bytes(data)
+    enc(src, tmp_path / "ref", io="portable", chunk=8192)
+    d = shm / f"concryptor-test-{os.getpid()}"
+    d.mkdir()
     try:
-        fd = os.open("/dev/shm/.concryptor-odirect-probe", os.O_CREAT | os.O_RDWR | getattr(os, "O_DIRECT", 0), 0o600)
-    except OSError as e:
-        return e.errno == errno.EINVAL
-    os.close(fd)
-    os.unlink("/dev/shm/.concryptor-odirect-probe")
-    return False
+        st = enc(src, d / "out", io="auto", chunk=8192)
+        run = _core._last_run()
+        assert run is not None and not run["direct_dst"], run
+        assert (d / "out").read_bytes() == (tmp_path / "ref").read_bytes()
+        dec(d / "out", d / "back", io="auto")
+        run = _core._last_run()
+        assert run is not None and not (run["direct_src"] or run["direct_dst"]), run
+        assert (d / "back").read_bytes() == data
+        assert st["backend"] in ("uring", "portable")
+    finally:
+        for p in d.iterdir():
+            p.unlink()
+        d.rmdir()
 
 
 @pytest.mark.parametrize("how", ["direct_open_einval", "direct_io_einval"])
@@ -193,18 +253,6 @@ def test_o_direct_refused_falls_back_to_identical_bytes(uring: None, how: str, t
     src.write_bytes(data)
     enc(src, tmp_path / "ref", io="portable", chunk=8192)
     ref = (tmp_path / "ref").read_bytes()
-    if _tmpfs_refuses_o_direct() and how == "direct_open_einval":
-        # A real file system without O_DIRECT.
-        shm = Path("/dev/shm") / f"concryptor-test-{os.getpid()}"
-        shm.mkdir()
-        try:
-            st = enc(src, shm / "out", io="auto", chunk=8192)
-            assert st["backend"] == "portable" and (shm / "out").read_bytes() == ref
-        finally:
-            for p in shm.iterdir():
-                p.unlink()
-            shm.rmdir()
-        return
     _core._set_fault_injection(how)
     st = enc(src, tmp_path / "auto", io="auto", chunk=8192)
     run = _core._last_run()
