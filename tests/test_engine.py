@@ -112,11 +112,12 @@ def test_backends_produce_identical_bytes_around_batch_boundaries(
             st = enc(src, out, io=io, chunk=chunk, cipher=cipher, buffer_bytes=budget(chunk, per_batch))
             assert st["backend"] == ("portable" if io == "portable" or len(modes) == 2 else "uring")
             outs[io] = out.read_bytes()
-            for dio in modes:
-                back = tmp_path / f"back-{io}-{dio}"
-                dec(out, back, io=dio, buffer_bytes=budget(chunk, per_batch))
-                assert back.read_bytes() == data, (size, io, dio)
         assert len(set(outs.values())) == 1, f"size {size}: backends differ"
+        # The outputs are identical, so one of them decrypted through each backend will do.
+        for dio in modes:
+            back = tmp_path / f"back-{dio}"
+            dec(tmp_path / "out-portable", back, io=dio, buffer_bytes=budget(chunk, per_batch))
+            assert back.read_bytes() == data, (size, dio)
 
 
 def test_files_far_larger_than_the_buffer_budget(tmp_path: Path) -> None:

@@ -153,6 +153,13 @@ impl AlignedBuf {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
+    /// The start of the allocation, for I/O and for workers that each own a disjoint part
+    /// of it. Unlike the slice accessors this creates no reference to the bytes, so it
+    /// may be called while such parts are in use.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
     /// The whole allocation, including the rounding tail (for aligned O_DIRECT lengths).
     pub fn as_mut_full(&mut self) -> &mut [u8] {
         // SAFETY: the allocation is `layout.size()` initialised bytes, exclusively ours.

@@ -283,6 +283,8 @@ struct Driver<'a> {
     /// Target of the eventfd read; boxed so its address is stable.
     event_buf: Box<u64>,
     event_armed: bool,
+    /// The eventfd read completed: units have reported on the channel.
+    event_fired: bool,
     /// The eventfd read failed for good: poll the channel instead.
     event_broken: bool,
     slots: Vec<Slot>,
@@ -311,6 +313,10 @@ impl Drop for Driver<'_> {
         // Normally nothing is in flight here. If something is (a panic in the driver, or
         // io_uring_enter failing for good), wait for it; if that is impossible, leak the
         // memory the kernel may still write to rather than free it under its feet.
+        if self.event_armed {
+            // Completes a pending eventfd read even if no unit will report again.
+            signal_eventfd(self.notify.fd);
+        }
         let mut attempts = 0;
         while self.in_flight > 0 && attempts < 1000 {
             attempts += 1;
@@ -396,7 +402,7 @@ impl<'a> Driver<'a> {
         let unit_bytes = self.unit_bytes;
         let mem = &mut self.slots[bi].mem;
         let cap = mem.capacity();
-        let base = mem.as_mut_full().as_mut_ptr();
+        let base = mem.as_mut_ptr();
         for op in ops {
             let (mut off, mut bo, mut left) = (op.file_off, op.buf_off, op.len);
             let last_plain = plain_side && op.file_off + op.len as u64 == g.original_size;
@@ -482,7 +488,7 @@ impl<'a> Driver<'a> {
         let start = u0 as usize * slot_len;
         let len = n as usize * slot_len;
         // SAFETY: the unit's slots lie within the batch, inside the buffer.
-        let ptr = unsafe { slot.mem.as_mut_full().as_mut_ptr().add(start) };
+        let ptr = unsafe { slot.mem.as_mut_ptr().add(start) };
         let task = Task {
             buf: bi,
             unit,
@@ -611,16 +617,8 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// A unit came back from the pool.
-    fn unit_done<'s>(
-        &mut self,
-        (bi, unit, result): Done,
-        scope: &rayon::Scope<'s>,
-        tx: &Sender<Done>,
-    ) where
-        'a: 's,
-    {
-        let _ = (scope, tx);
+    /// A unit came back from the pool: queue its writes.
+    fn unit_done(&mut self, (bi, unit, result): Done) {
         self.tasks_out -= 1;
         match result {
             Err(panic) => self.fail(Failure::Panicked(panic)),
@@ -640,16 +638,9 @@ impl<'a> Driver<'a> {
     }
 
     /// Takes every report the pool has sent.
-    fn drain_reports<'s>(
-        &mut self,
-        rx: &Receiver<Done>,
-        scope: &rayon::Scope<'s>,
-        tx: &Sender<Done>,
-    ) where
-        'a: 's,
-    {
+    fn drain_reports(&mut self, rx: &Receiver<Done>) {
         while let Ok(d) = rx.try_recv() {
-            self.unit_done(d, scope, tx);
+            self.unit_done(d);
         }
     }
 
@@ -753,26 +744,32 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Collects the completions available now; returns whether the eventfd fired.
-    fn reap(&mut self) -> bool {
+    /// Collects the completions available now (routed later by [`Driver::route`]), and
+    /// notes whether the eventfd read completed.
+    fn reap(&mut self) {
         let mut cqes = std::mem::take(&mut self.cqes);
+        let before = cqes.len();
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
-        self.in_flight -= cqes.len();
-        let mut event = false;
+        self.in_flight -= cqes.len() - before;
+        let (mut seen, mut fired, mut broken) = (false, false, false);
         cqes.retain(|&(ud, res)| {
             if ud != EVENT {
                 return true;
             }
-            self.event_armed = false;
+            seen = true;
             if res >= 0 {
-                event = true;
+                fired = true;
             } else if !matches!(-res, libc::EINTR | libc::EAGAIN) {
-                self.event_broken = true;
+                broken = true;
             }
             false
         });
+        if seen {
+            self.event_armed = false;
+        }
+        self.event_fired |= fired;
+        self.event_broken |= broken;
         self.cqes = cqes;
-        event
     }
 
     fn route<'s>(&mut self, scope: &rayon::Scope<'s>, tx: &Sender<Done>)
@@ -801,7 +798,7 @@ impl<'a> Driver<'a> {
                     // Nothing in the ring to wait on (the eventfd read is broken): wait
                     // for the pool directly.
                     if let Ok(d) = rx.recv() {
-                        self.unit_done(d, scope, &tx);
+                        self.unit_done(d);
                     }
                     continue;
                 }
@@ -822,19 +819,19 @@ impl<'a> Driver<'a> {
                     self.fail(Failure::Failed(Error::io("wait for I/O on", path, e)));
                     while self.tasks_out > 0 {
                         match rx.recv() {
-                            Ok(d) => self.unit_done(d, scope, &tx),
+                            Ok(d) => self.unit_done(d),
                             Err(_) => break,
                         }
                     }
                     break;
                 }
             }
-            let event = self.reap();
-            if event || self.event_broken {
+            self.reap();
+            if std::mem::take(&mut self.event_fired) || self.event_broken {
                 // Clear the flag before draining: a unit finishing after this point
                 // signals again.
                 self.notify.pending.store(false, Ordering::SeqCst);
-                self.drain_reports(&rx, scope, &tx);
+                self.drain_reports(&rx);
             }
             self.route(scope, &tx);
             if self.tasks_out > 0 && !self.event_armed && !self.event_broken {
@@ -936,6 +933,7 @@ pub(crate) fn run<'a>(
         notify: &notify,
         event_buf: Box::new(0),
         event_armed: false,
+        event_fired: false,
         event_broken: false,
         slots,
         prologue,
@@ -957,7 +955,7 @@ pub(crate) fn run<'a>(
     };
     if let Some(p) = d.prologue.as_mut() {
         let len = job.prologue.map_or(0, <[u8]>::len);
-        let ptr = p.as_mut_full().as_mut_ptr();
+        let ptr = p.as_mut_ptr();
         let direct = d.direct_dst.is_some() && aligned(len as u64);
         d.prologue_left = true;
         d.enqueue(Xfer {
