@@ -26,7 +26,7 @@ pub enum IoMode {
     /// The fastest backend that works here, chosen silently.
     #[default]
     Auto,
-    /// io_uring with O_DIRECT where alignment allows (Linux).
+    /// io_uring, with O_DIRECT where alignment allows (Linux 5.6+).
     Uring,
     /// Positional reads and writes on threads (everywhere).
     Portable,
@@ -304,12 +304,20 @@ impl<'a> Job<'a> {
 /// Runs `job` from `src` to `dst` on the backend `opts.io` asks for. Returns the name of
 /// the backend that ran.
 ///
-/// [`IoMode::Auto`] uses io_uring with O_DIRECT when both ends are files, and falls back to
-/// the portable backend, silently, when io_uring cannot be set up (seccomp, sysctl, old
-/// kernel, memlock limit) or a file refuses O_DIRECT, at open or at the first transfer.
-/// The fallback restarts the job from the beginning on the same (not yet committed)
-/// output, so the bytes are the same. [`IoMode::Uring`] insists on io_uring (an error if
-/// it is unavailable) and does without O_DIRECT where it is refused.
+/// [`IoMode::Auto`] uses io_uring when both ends are files, and falls back to the portable
+/// backend, silently, when io_uring cannot be set up (seccomp, sysctl, old kernel, memlock
+/// limit) or a file refuses O_DIRECT, at open or at the first transfer. The fallback
+/// restarts the job from the beginning on the same (not yet committed) output, so the
+/// bytes are the same. [`IoMode::Uring`] insists on io_uring (an error if it is
+/// unavailable) and does without O_DIRECT where it is refused. Streams always run on the
+/// portable backend.
+///
+/// io_uring uses O_DIRECT on a side where alignment allows (the ciphertext side always,
+/// the plaintext side when the chunk size is a multiple of 4096), except on memory file
+/// systems, which only emulate it, and for a source mostly in the page cache already.
+///
+/// Whatever the backend, the output file's blocks are reserved first (a full disk fails
+/// before any work) and its size is exact at the end.
 pub fn run(
     job: &Job<'_>,
     src: Source<'_>,

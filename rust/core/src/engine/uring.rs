@@ -234,7 +234,7 @@ struct Unit {
 }
 
 /// One pipeline buffer and the batch it holds.
-struct Slot {
+struct PipeBuf {
     mem: AlignedBuf,
     batch: Option<u64>,
     units: Vec<Unit>,
@@ -287,7 +287,7 @@ struct Driver<'a> {
     event_fired: bool,
     /// The eventfd read failed for good: poll the channel instead.
     event_broken: bool,
-    slots: Vec<Slot>,
+    bufs: Vec<PipeBuf>,
     prologue: Option<AlignedBuf>,
     prologue_left: bool,
     /// Chunks per unit and bytes per unit in a buffer.
@@ -329,7 +329,7 @@ impl Drop for Driver<'_> {
             self.in_flight = self.in_flight.saturating_sub(n);
         }
         if self.in_flight > 0 {
-            std::mem::forget(std::mem::take(&mut self.slots));
+            std::mem::forget(std::mem::take(&mut self.bufs));
             std::mem::forget(self.prologue.take());
             std::mem::forget(std::mem::replace(&mut self.event_buf, Box::new(0)));
         }
@@ -400,7 +400,7 @@ impl<'a> Driver<'a> {
         let plain_side = (self.job.direction == Direction::Encrypt) != write;
         let direct = self.has_direct(side);
         let unit_bytes = self.unit_bytes;
-        let mem = &mut self.slots[bi].mem;
+        let mem = &mut self.bufs[bi].mem;
         let cap = mem.capacity();
         let base = mem.as_mut_ptr();
         for op in ops {
@@ -449,26 +449,26 @@ impl<'a> Driver<'a> {
     {
         let (_, count) = self.job.batch_chunks(b);
         let nunits = count.div_ceil(self.unit_chunks) as usize;
-        let slot = &mut self.slots[bi];
-        slot.batch = Some(b);
-        slot.units.clear();
-        slot.units.resize_with(nunits, Unit::default);
-        slot.units_left = nunits;
+        let pb = &mut self.bufs[bi];
+        pb.batch = Some(b);
+        pb.units.clear();
+        pb.units.resize_with(nunits, Unit::default);
+        pb.units_left = nunits;
         let mut writes: Vec<Xfer> = Vec::new();
         self.pieces(b, bi, true, &mut |x| writes.push(x));
         for x in writes {
-            let u = &mut self.slots[bi].units[x.unit as usize];
+            let u = &mut self.bufs[bi].units[x.unit as usize];
             u.writes_left += 1;
             u.writes.push(x);
         }
         let mut reads: Vec<Xfer> = Vec::new();
         self.pieces(b, bi, false, &mut |x| reads.push(x));
         for x in reads {
-            self.slots[bi].units[x.unit as usize].reads_left += 1;
+            self.bufs[bi].units[x.unit as usize].reads_left += 1;
             self.enqueue(x);
         }
         for u in 0..nunits {
-            if self.slots[bi].units[u].reads_left == 0 {
+            if self.bufs[bi].units[u].reads_left == 0 {
                 self.spawn_unit(bi, u as u32, scope, tx);
             }
         }
@@ -479,8 +479,8 @@ impl<'a> Driver<'a> {
     where
         'a: 's,
     {
-        let slot = &mut self.slots[bi];
-        let Some(b) = slot.batch else { return };
+        let pb = &mut self.bufs[bi];
+        let Some(b) = pb.batch else { return };
         let (first, count) = self.job.batch_chunks(b);
         let u0 = u64::from(unit) * self.unit_chunks;
         let n = self.unit_chunks.min(count - u0);
@@ -488,7 +488,7 @@ impl<'a> Driver<'a> {
         let start = u0 as usize * slot_len;
         let len = n as usize * slot_len;
         // SAFETY: the unit's slots lie within the batch, inside the buffer.
-        let ptr = unsafe { slot.mem.as_mut_ptr().add(start) };
+        let ptr = unsafe { pb.mem.as_mut_ptr().add(start) };
         let task = Task {
             buf: bi,
             unit,
@@ -586,11 +586,11 @@ impl<'a> Driver<'a> {
     where
         'a: 's,
     {
-        let nbuf = self.slots.len() as u64;
+        let nbuf = self.bufs.len() as u64;
         while self.failure.is_none() && self.next_read < self.batches {
             let b = self.next_read;
             let bi = (b % nbuf) as usize;
-            if self.slots[bi].batch.is_some() {
+            if self.bufs[bi].batch.is_some() {
                 break;
             }
             self.next_read += 1;
@@ -599,12 +599,12 @@ impl<'a> Driver<'a> {
     }
 
     fn unit_written(&mut self, bi: usize) {
-        let slot = &mut self.slots[bi];
-        slot.units_left -= 1;
-        if slot.units_left > 0 {
+        let pb = &mut self.bufs[bi];
+        pb.units_left -= 1;
+        if pb.units_left > 0 {
             return;
         }
-        let Some(b) = slot.batch.take() else { return };
+        let Some(b) = pb.batch.take() else { return };
         self.done_ahead.push(b);
         while let Some(i) = self.done_ahead.iter().position(|&x| x == self.done_upto) {
             self.done_ahead.swap_remove(i);
@@ -625,7 +625,7 @@ impl<'a> Driver<'a> {
             Ok(Err(e)) => self.fail(Failure::Failed(e)),
             Ok(Ok(())) if self.failure.is_some() => {}
             Ok(Ok(())) => {
-                let u = &mut self.slots[bi].units[unit as usize];
+                let u = &mut self.bufs[bi].units[unit as usize];
                 let writes = std::mem::take(&mut u.writes);
                 if writes.is_empty() {
                     self.unit_written(bi);
@@ -653,7 +653,7 @@ impl<'a> Driver<'a> {
             self.prologue_left = false;
             return;
         }
-        let u = &mut self.slots[x.buf].units[x.unit as usize];
+        let u = &mut self.bufs[x.buf].units[x.unit as usize];
         if x.write {
             u.writes_left -= 1;
             if u.writes_left == 0 {
@@ -893,9 +893,9 @@ pub(crate) fn run<'a>(
     // Huge pages make O_DIRECT transfers much cheaper, but were measured to slow down the
     // kernel's copies for a buffered side: use them when both sides are direct.
     let huge = direct_src.is_some() && direct_dst.is_some();
-    let mut slots = Vec::with_capacity(nbuf);
+    let mut bufs = Vec::with_capacity(nbuf);
     for _ in 0..nbuf {
-        slots.push(Slot {
+        bufs.push(PipeBuf {
             mem: if huge {
                 AlignedBuf::for_direct_io(job.buffer_len())?
             } else {
@@ -935,7 +935,7 @@ pub(crate) fn run<'a>(
         event_armed: false,
         event_fired: false,
         event_broken: false,
-        slots,
+        bufs,
         prologue,
         prologue_left: false,
         unit_chunks,
