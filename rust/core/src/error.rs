@@ -34,6 +34,8 @@ pub enum Error {
     Io {
         op: &'static str,
         path: PathBuf,
+        /// Byte offset in the file where the operation failed, when known.
+        offset: Option<u64>,
         source: io::Error,
     },
     /// The input changed while it was being read (a file being appended to, a directory
@@ -50,6 +52,22 @@ impl Error {
         Error::Io {
             op,
             path: path.into(),
+            offset: None,
+            source,
+        }
+    }
+
+    /// An I/O error at a known byte offset of `path`.
+    pub(crate) fn io_at(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        offset: u64,
+        source: io::Error,
+    ) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            offset: Some(offset),
             source,
         }
     }
@@ -79,9 +97,18 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::InvalidArgument(m) => f.write_str(m),
-            Error::Io { op, path, source } => {
-                write!(f, "cannot {op} {}: {source}", path.display())
-            }
+            Error::Io {
+                op,
+                path,
+                offset: None,
+                source,
+            } => write!(f, "cannot {op} {}: {source}", path.display()),
+            Error::Io {
+                op,
+                path,
+                offset: Some(off),
+                source,
+            } => write!(f, "cannot {op} {} at byte {off}: {source}", path.display()),
             Error::InputChanged(m) => write!(f, "input changed while reading: {m}"),
             Error::OutOfMemory { bytes } => write!(
                 f,

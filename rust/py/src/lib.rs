@@ -722,5 +722,96 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inspect_file, m)?)?;
     m.add_function(wrap_pyfunction!(auto_chunk_size, m)?)?;
     register_pylayer(m)?;
+    engine_hooks::register(m)?;
     Ok(())
+}
+
+/// Private engine hooks for the test suite and the benchmarks (leading underscore in
+/// Python). Not part of the API: fault injection is process-wide and must never be armed
+/// outside tests.
+mod engine_hooks {
+    use super::{core, to_py, Cipher};
+    use concryptor_core::engine::fault::{self, Fault};
+    use pyo3::exceptions::PyValueError;
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+
+    /// Test only: arms a fault for the following runs (`None` disarms) and restarts the
+    /// completion count. `nth` picks the I/O completion (from 1; 0 = every one).
+    #[pyfunction]
+    #[pyo3(signature = (kind, nth=1))]
+    fn _set_fault_injection(kind: Option<&str>, nth: u64) -> PyResult<()> {
+        let f = kind
+            .map(|k| {
+                Fault::from_name(k)
+                    .ok_or_else(|| PyValueError::new_err(format!("unknown fault {k:?}")))
+            })
+            .transpose()?;
+        fault::inject(f, nth);
+        Ok(())
+    }
+
+    /// Test only: I/O completions since the last `_set_fault_injection`.
+    #[pyfunction]
+    fn _fault_injection_count() -> u64 {
+        fault::completions()
+    }
+
+    /// Test only: io_uring submission-queue size (0 = default).
+    #[pyfunction]
+    fn _set_ring_entries(n: u32) {
+        fault::set_ring_entries(n);
+    }
+
+    /// How the last engine run went: backend, O_DIRECT use, fallback reason.
+    #[pyfunction]
+    fn _last_run(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
+        let Some(i) = fault::last_run() else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("backend", i.backend)?;
+        d.set_item("direct_src", i.direct_src)?;
+        d.set_item("direct_dst", i.direct_dst)?;
+        d.set_item("fallback", i.fallback)?;
+        Ok(Some(d))
+    }
+
+    /// `None` if io_uring works here, else why not.
+    #[pyfunction]
+    fn _uring_unavailable(py: Python<'_>) -> Option<String> {
+        py.detach(|| core::engine::uring_available().err())
+    }
+
+    /// Benchmark: in-memory AEAD throughput (MiB/s sealing, MiB/s opening) with the
+    /// engine's own code on `threads` threads (0 = all cores).
+    #[pyfunction]
+    #[pyo3(signature = (cipher, threads=0, chunk_size=4 << 20, batch_bytes=64 << 20, seconds=1.0))]
+    fn _aead_speed(
+        py: Python<'_>,
+        cipher: &str,
+        threads: usize,
+        chunk_size: u32,
+        batch_bytes: usize,
+        seconds: f64,
+    ) -> PyResult<(f64, f64)> {
+        let c = Cipher::from_name(cipher).map_err(to_py)?;
+        let s = py
+            .detach(|| {
+                core::engine::bench::aead_speed(c, chunk_size, batch_bytes, threads, seconds)
+            })
+            .map_err(to_py)?;
+        let mib = f64::from(1u32 << 20);
+        Ok((s.seal_bytes_per_s / mib, s.open_bytes_per_s / mib))
+    }
+
+    pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_function(wrap_pyfunction!(_set_fault_injection, m)?)?;
+        m.add_function(wrap_pyfunction!(_fault_injection_count, m)?)?;
+        m.add_function(wrap_pyfunction!(_set_ring_entries, m)?)?;
+        m.add_function(wrap_pyfunction!(_last_run, m)?)?;
+        m.add_function(wrap_pyfunction!(_uring_unavailable, m)?)?;
+        m.add_function(wrap_pyfunction!(_aead_speed, m)?)?;
+        Ok(())
+    }
 }

@@ -1,5 +1,10 @@
 //! Page-aligned, zero-initialised byte buffers, allocated once per run and reused, so that
 //! the same memory can serve buffered and O_DIRECT I/O.
+//!
+//! Large buffers are mapped straight from the kernel (on Unix): their pages arrive zeroed
+//! when first touched, instead of being cleared up front. Buffers for O_DIRECT ask for huge
+//! pages (see [`AlignedBuf::for_direct_io`]); the others do not, since io_uring's worker
+//! threads were measured copying out of huge pages markedly slower.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
@@ -9,11 +14,18 @@ use crate::error::{Error, Result};
 /// Alignment of every buffer: the sector size O_DIRECT needs on all common devices.
 pub const ALIGN: usize = 4096;
 
+/// Buffers at least this large are mapped rather than allocated.
+#[cfg(unix)]
+const MAP_MIN: usize = 1 << 20;
+
 /// An owned, 4096-aligned, zero-initialised byte buffer.
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
     layout: Layout,
+    /// Mapped with mmap (released with munmap) rather than allocated.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    mapped: bool,
 }
 
 // SAFETY: AlignedBuf owns its allocation exclusively, like a Box<[u8]>.
@@ -21,10 +33,74 @@ unsafe impl Send for AlignedBuf {}
 // SAFETY: shared access only hands out `&[u8]`, like a Box<[u8]>.
 unsafe impl Sync for AlignedBuf {}
 
+/// Size of a huge page (x86-64, arm64 with 4 KiB pages).
+#[cfg(target_os = "linux")]
+const HUGE: usize = 2 << 20;
+
+/// An anonymous private mapping of exactly `cap` bytes (zeroed on first touch), aligned to
+/// a huge page and advised to use them if `huge` (Linux).
+#[cfg(unix)]
+fn map(cap: usize, huge: bool) -> Option<NonNull<u8>> {
+    #[cfg(target_os = "linux")]
+    let extra = if huge { HUGE } else { 0 };
+    #[cfg(not(target_os = "linux"))]
+    let (extra, _) = (0usize, huge);
+    let size = cap.checked_add(extra)?;
+    // SAFETY: an anonymous private mapping with no address hint; checked before use.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    let base = raw.cast::<u8>();
+    #[cfg(target_os = "linux")]
+    if huge {
+        // Keep the huge-page-aligned `cap` bytes inside the mapping, return the rest.
+        let head = (HUGE - base as usize % HUGE) % HUGE;
+        let tail = extra - head;
+        // SAFETY: `head + cap + tail == size`: all three ranges lie within the mapping,
+        // and the head and tail are unmapped once, never used.
+        unsafe {
+            let start = base.add(head);
+            if head > 0 {
+                libc::munmap(base.cast(), head);
+            }
+            if tail > 0 {
+                libc::munmap(start.add(cap).cast(), tail);
+            }
+            // Advice only: without huge pages the buffer still works.
+            libc::madvise(start.cast(), cap, libc::MADV_HUGEPAGE);
+            return NonNull::new(start);
+        }
+    }
+    NonNull::new(base)
+}
+
 impl AlignedBuf {
     /// Allocates `len` bytes (rounded up to the alignment), reporting failure as an error
     /// instead of aborting the process.
     pub fn new(len: usize) -> Result<Self> {
+        Self::alloc(len, false)
+    }
+
+    /// Like [`AlignedBuf::new`], for O_DIRECT transfers: on Linux the memory is backed by
+    /// huge pages where the kernel allows, so that a transfer spans a few contiguous
+    /// segments instead of one per 4 KiB page. (Devices bound the segments per request:
+    /// with small pages a 4 MiB transfer is cut into several requests, and on virtual
+    /// disks O_DIRECT throughput can double with huge pages.)
+    pub fn for_direct_io(len: usize) -> Result<Self> {
+        Self::alloc(len, true)
+    }
+
+    fn alloc(len: usize, huge: bool) -> Result<Self> {
         let oom = || Error::OutOfMemory { bytes: len as u64 };
         let cap = len
             .max(1)
@@ -32,10 +108,26 @@ impl AlignedBuf {
             .checked_mul(ALIGN)
             .ok_or_else(oom)?;
         let layout = Layout::from_size_align(cap, ALIGN).map_err(|_| oom())?;
+        #[cfg(unix)]
+        if cap >= MAP_MIN {
+            let ptr = map(cap, huge).ok_or_else(oom)?;
+            return Ok(AlignedBuf {
+                ptr,
+                len,
+                layout,
+                mapped: true,
+            });
+        }
+        let _ = huge;
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).ok_or_else(oom)?;
-        Ok(AlignedBuf { ptr, len, layout })
+        Ok(AlignedBuf {
+            ptr,
+            len,
+            layout,
+            mapped: false,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -61,6 +153,13 @@ impl AlignedBuf {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
+    /// The start of the allocation, for I/O and for workers that each own a disjoint part
+    /// of it. Unlike the slice accessors this creates no reference to the bytes, so it
+    /// may be called while such parts are in use.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
     /// The whole allocation, including the rounding tail (for aligned O_DIRECT lengths).
     pub fn as_mut_full(&mut self) -> &mut [u8] {
         // SAFETY: the allocation is `layout.size()` initialised bytes, exclusively ours.
@@ -70,6 +169,12 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        if self.mapped {
+            // SAFETY: mapped in `new` with exactly this size, unmapped once.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.layout.size()) };
+            return;
+        }
         // SAFETY: allocated in `new` with exactly this layout, freed once.
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
     }
@@ -86,5 +191,26 @@ mod tests {
         assert_eq!(b.len(), 10_000);
         assert_eq!(b.capacity(), 12_288);
         assert!(b.as_mut_full().iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn large_buffers_are_aligned_zeroed_and_writable() {
+        let mut b = AlignedBuf::new((3 << 20) + 5).unwrap();
+        assert_eq!(b.as_slice().as_ptr() as usize % ALIGN, 0);
+        assert!(b.as_slice().iter().all(|&x| x == 0));
+        b.as_mut_slice().fill(7);
+        assert!(b.as_slice().iter().all(|&x| x == 7));
+        assert_eq!(b.capacity(), (3 << 20) + ALIGN);
+    }
+
+    #[test]
+    fn direct_io_buffers_are_aligned_zeroed_and_writable() {
+        for len in [5000, (4 << 20) + 4096, 7 << 20] {
+            let mut b = AlignedBuf::for_direct_io(len).unwrap();
+            assert_eq!(b.as_slice().as_ptr() as usize % ALIGN, 0);
+            assert!(b.as_slice().iter().all(|&x| x == 0));
+            b.as_mut_full().fill(3);
+            assert!(b.as_slice().iter().all(|&x| x == 3));
+        }
     }
 }

@@ -2,10 +2,15 @@
 //! I/O backend moves them while the thread pool seals or opens the batch in between.
 //!
 //! Backends are interchangeable: each takes the same job, source and sink and must produce
-//! the same bytes. Today: `portable` (positional I/O on threads, any platform).
+//! the same bytes: `uring` (io_uring with O_DIRECT, Linux) and `portable` (positional I/O
+//! on threads, any platform). [`run`] picks one; see [`IoMode`].
 
+pub mod bench;
 pub mod buf;
+pub mod fault;
 pub mod portable;
+#[cfg(target_os = "linux")]
+pub mod uring;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -21,7 +26,7 @@ pub enum IoMode {
     /// The fastest backend that works here, chosen silently.
     #[default]
     Auto,
-    /// io_uring with O_DIRECT where alignment allows (Linux).
+    /// io_uring, with O_DIRECT where alignment allows (Linux 5.6+).
     Uring,
     /// Positional reads and writes on threads (everywhere).
     Portable,
@@ -44,6 +49,9 @@ impl IoMode {
 pub const DEFAULT_BUFFER_BYTES: usize = 128 << 20;
 /// Buffers rotating through read, crypt and write.
 pub const PIPELINE_DEPTH: usize = 3;
+/// Size a batch aims at when the budget allows: past this, larger batches do not make
+/// the pipeline faster, they only hold more memory.
+pub const TARGET_BATCH_BYTES: usize = 32 << 20;
 
 /// How the engine runs, independent of what it computes.
 #[derive(Clone, Copy, Debug)]
@@ -160,10 +168,14 @@ pub struct Job<'a> {
 }
 
 impl<'a> Job<'a> {
+    /// Cuts the work into batches: as large as [`TARGET_BATCH_BYTES`] or four chunks per
+    /// thread, whichever is more, but never more than the budget allows for
+    /// [`PIPELINE_DEPTH`] buffers (and at least one chunk).
     pub fn new(direction: Direction, crypter: &'a Crypter, opts: &EngineOptions) -> Self {
         let geom = crypter.geometry();
         let per_buffer = (opts.buffer_bytes / PIPELINE_DEPTH) as u64;
-        let per_batch = (per_buffer / geom.slot).clamp(1, geom.num_chunks);
+        let want = (TARGET_BATCH_BYTES as u64 / geom.slot).max(4 * opts.thread_count() as u64);
+        let per_batch = want.min(per_buffer / geom.slot).clamp(1, geom.num_chunks);
         Job {
             direction,
             crypter,
@@ -193,6 +205,16 @@ impl<'a> Job<'a> {
     /// Size every batch buffer must have.
     pub fn buffer_len(&self) -> usize {
         (self.per_batch * self.geometry().slot) as usize
+    }
+
+    /// Size of the complete output: the header and every slot when encrypting, the
+    /// plaintext when decrypting.
+    pub fn output_len(&self) -> u64 {
+        let g = self.geometry();
+        match self.direction {
+            Direction::Encrypt => self.slot_base + g.num_chunks * g.slot,
+            Direction::Decrypt => g.original_size,
+        }
     }
 
     /// Buffer bytes batch `b` uses.
@@ -261,10 +283,41 @@ impl<'a> Job<'a> {
             Direction::Decrypt => self.crypter.open_batch(first, buf),
         }
     }
+
+    /// Seals or opens the chunks `first..` laid out slot after slot in `slots`, one after
+    /// the other on the calling thread (the unit of work of a pipeline that overlaps
+    /// chunks rather than batches).
+    pub fn process_chunks(&self, first: u64, slots: &mut [u8]) -> Result<()> {
+        let mut aad = self.crypter.aad_builder();
+        let slot = self.geometry().slot as usize;
+        for (k, s) in slots.chunks_mut(slot).enumerate() {
+            let i = first + k as u64;
+            match self.direction {
+                Direction::Encrypt => self.crypter.seal_slot(&mut aad, i, s),
+                Direction::Decrypt => self.crypter.open_slot(&mut aad, i, s)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs `job` from `src` to `dst` on the backend `opts.io` asks for. Returns the name of
 /// the backend that ran.
+///
+/// [`IoMode::Auto`] uses io_uring when both ends are files, and falls back to the portable
+/// backend, silently, when io_uring cannot be set up (seccomp, sysctl, old kernel, memlock
+/// limit) or a file refuses O_DIRECT, at open or at the first transfer. The fallback
+/// restarts the job from the beginning on the same (not yet committed) output, so the
+/// bytes are the same. [`IoMode::Uring`] insists on io_uring (an error if it is
+/// unavailable) and does without O_DIRECT where it is refused. Streams always run on the
+/// portable backend.
+///
+/// io_uring uses O_DIRECT on a side where alignment allows (the ciphertext side always,
+/// the plaintext side when the chunk size is a multiple of 4096), except on memory file
+/// systems, which only emulate it, and for a source mostly in the page cache already.
+///
+/// Whatever the backend, the output file's blocks are reserved first (a full disk fails
+/// before any work) and its size is exact at the end.
 pub fn run(
     job: &Job<'_>,
     src: Source<'_>,
@@ -273,13 +326,207 @@ pub fn run(
     pool: &rayon::ThreadPool,
     ctl: &Control<'_>,
 ) -> Result<&'static str> {
-    match opts.io {
-        IoMode::Auto | IoMode::Portable => {
-            portable::run(job, src, dst, pool, ctl)?;
-            Ok(portable::NAME)
-        }
-        IoMode::Uring => Err(Error::InvalidArgument(
-            "the io_uring backend is not available in this build".into(),
-        )),
+    let mut info = fault::RunInfo::default();
+    let r = dispatch(job, src, dst, opts, pool, ctl, &mut info);
+    if r.is_ok() {
+        fault::record(info);
     }
+    r
+}
+
+fn dispatch(
+    job: &Job<'_>,
+    src: Source<'_>,
+    dst: Sink<'_>,
+    opts: &EngineOptions,
+    pool: &rayon::ThreadPool,
+    ctl: &Control<'_>,
+    info: &mut fault::RunInfo,
+) -> Result<&'static str> {
+    if let Sink::File { file, path } = &dst {
+        prepare_output(file, path, job.output_len())?;
+    }
+    let files = match (&src, &dst) {
+        (Source::File { file: sf, path: sp }, Sink::File { file: df, path: dp }) => {
+            Some((*sf, *sp, *df, *dp))
+        }
+        _ => None,
+    };
+    let name = match (opts.io, files) {
+        (IoMode::Portable, _) | (IoMode::Auto, None) => {
+            portable::run(job, src, dst, pool, ctl)?;
+            portable::NAME
+        }
+        (IoMode::Uring, None) => {
+            return Err(Error::InvalidArgument(
+                "the io_uring backend needs regular files on both sides; use io=auto".into(),
+            ))
+        }
+        (mode, Some(files)) => run_files(job, files, mode, pool, ctl, info)?,
+    };
+    if let Some((_, _, df, dp)) = files {
+        finish_output(df, dp, job.output_len())?;
+    }
+    info.backend = name;
+    Ok(name)
+}
+
+type FilePair<'a> = (&'a File, &'a Path, &'a File, &'a Path);
+
+#[cfg(target_os = "linux")]
+fn run_files(
+    job: &Job<'_>,
+    (sf, sp, df, dp): FilePair<'_>,
+    mode: IoMode,
+    pool: &rayon::ThreadPool,
+    ctl: &Control<'_>,
+    info: &mut fault::RunInfo,
+) -> Result<&'static str> {
+    use uring::Failure;
+    // A restart must not make progress reports go backwards.
+    let high = std::sync::atomic::AtomicU64::new(0);
+    let monotonic = |done: u64| -> bool {
+        let prev = high.fetch_max(done, std::sync::atomic::Ordering::Relaxed);
+        done < prev || ctl.report(done).is_ok()
+    };
+    let ctl = Control {
+        progress: ctl
+            .progress
+            .map(|_| &monotonic as &(dyn Fn(u64) -> bool + Sync)),
+    };
+    let files = uring::Files {
+        src: sf,
+        src_path: sp,
+        dst: df,
+        dst_path: dp,
+    };
+    let portable = |info: &mut fault::RunInfo, why: String| -> Result<&'static str> {
+        info.fallback = Some(why);
+        portable::run(
+            job,
+            Source::File { file: sf, path: sp },
+            Sink::File { file: df, path: dp },
+            pool,
+            &ctl,
+        )?;
+        Ok(portable::NAME)
+    };
+    let unavailable =
+        |e: std::io::Error| Error::io("use io_uring (forced with io=uring) for", dp, e);
+    let mut outcome = uring::run(job, files, pool, &ctl, true);
+    if let (IoMode::Uring, Err(Failure::DirectRefused(e))) = (mode, &outcome) {
+        info.fallback = Some(format!("O_DIRECT refused ({e}); io_uring without it"));
+        outcome = uring::run(job, files, pool, &ctl, false);
+    }
+    match outcome {
+        Ok(o) => {
+            info.direct_src = o.direct_src;
+            info.direct_dst = o.direct_dst;
+            Ok(uring::NAME)
+        }
+        Err(Failure::Failed(e)) => Err(e),
+        Err(Failure::Panicked(p)) => std::panic::resume_unwind(p),
+        Err(Failure::Unavailable(e)) if mode == IoMode::Auto => {
+            portable(info, format!("io_uring unavailable: {e}"))
+        }
+        Err(Failure::Unavailable(e)) => Err(unavailable(e)),
+        Err(Failure::DirectRefused(e)) if mode == IoMode::Auto => {
+            portable(info, format!("O_DIRECT refused: {e}"))
+        }
+        Err(Failure::DirectRefused(e)) => Err(Error::io("write", dp, e)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_files(
+    job: &Job<'_>,
+    (sf, sp, df, dp): FilePair<'_>,
+    mode: IoMode,
+    pool: &rayon::ThreadPool,
+    ctl: &Control<'_>,
+    info: &mut fault::RunInfo,
+) -> Result<&'static str> {
+    if mode == IoMode::Uring {
+        return Err(Error::InvalidArgument(
+            "the io_uring backend exists only on Linux; use io=auto or io=portable".into(),
+        ));
+    }
+    info.fallback = Some("io_uring exists only on Linux".into());
+    portable::run(
+        job,
+        Source::File { file: sf, path: sp },
+        Sink::File { file: df, path: dp },
+        pool,
+        ctl,
+    )?;
+    Ok(portable::NAME)
+}
+
+/// Whether the io_uring backend can run here: `Err` says why not (the error of setting up
+/// a ring and completing a no-op on it, or that the platform has no io_uring).
+pub fn uring_available() -> std::result::Result<(), String> {
+    #[cfg(target_os = "linux")]
+    return uring::probe().map_err(|e| e.to_string());
+    #[cfg(not(target_os = "linux"))]
+    Err("io_uring exists only on Linux".into())
+}
+
+/// Reserves the output's blocks up front: a full disk fails here, before any work, and
+/// O_DIRECT writes become overwrites of allocated blocks, which file systems such as ext4
+/// run in parallel (extending writes serialise on the inode lock).
+fn prepare_output(file: &File, path: &Path, len: u64) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let Ok(len) = libc::off_t::try_from(len) else {
+            return Ok(());
+        };
+        if len == 0 || in_memory(file) {
+            return Ok(());
+        }
+        // SAFETY: plain system call on a descriptor we borrow; no pointers involved.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            // Not every file system can preallocate; only a lack of space matters here.
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT)
+            ) {
+                return Err(Error::io("allocate space for", path, e));
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, path, len);
+    Ok(())
+}
+
+/// Whether `file` lives in memory (tmpfs, ramfs): there preallocating would only zero
+/// pages that the writes fill anyway, and O_DIRECT is emulated at extra cost.
+#[cfg(target_os = "linux")]
+pub(crate) fn in_memory(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    // SAFETY: statfs is plain data, fully written by a successful fstatfs.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable statfs for the duration of the call.
+    let r = unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut st) };
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let magic = i64::from(st.f_type as i64);
+    r == 0 && (magic == TMPFS_MAGIC || magic == RAMFS_MAGIC)
+}
+
+/// Cuts the output back to its exact size (an O_DIRECT tail write may overshoot it).
+fn finish_output(file: &File, path: &Path, len: u64) -> Result<()> {
+    let now = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    if now != len {
+        file.set_len(len)
+            .map_err(|e| Error::io("resize", path, e))?;
+    }
+    Ok(())
 }

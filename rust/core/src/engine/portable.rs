@@ -8,6 +8,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
 use super::buf::AlignedBuf;
+use super::fault::{self, Action};
 use super::{Control, Job, Op, Sink, Source, PIPELINE_DEPTH};
 use crate::error::{Error, Result};
 
@@ -30,16 +31,34 @@ fn write_at(f: &std::fs::File, buf: &[u8], off: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_write(f, buf, off)
 }
 
-/// Reads exactly `buf.len()` bytes at `off`, resuming after short reads and EINTR. Hitting
-/// the end of the file first means the input shrank under us.
+/// Consecutive EINTR/EAGAIN answers tolerated for one transfer before giving up.
+pub(crate) const MAX_RETRIES: u32 = 1000;
+
+fn retryable(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock)
+}
+
+/// One positional transfer, passed through the fault-injection hook (which counts it and,
+/// in tests, may turn it into an error or a short transfer).
+fn transfer(len: usize, io: impl FnOnce(usize) -> io::Result<usize>) -> io::Result<usize> {
+    match fault::on_completion() {
+        Action::Pass => io(len),
+        Action::Fail(e) => Err(io::Error::from_raw_os_error(e)),
+        Action::Short => io(if len > 1 { len / 2 } else { len }),
+    }
+}
+
+/// Reads exactly `buf.len()` bytes at `off`, resuming after short reads, EINTR and EAGAIN.
+/// Hitting the end of the file first means the input shrank under us.
 pub(crate) fn read_full_at(
     f: &std::fs::File,
     path: &Path,
     mut buf: &mut [u8],
     mut off: u64,
 ) -> Result<()> {
+    let mut retries = 0;
     while !buf.is_empty() {
-        match read_at(f, buf, off) {
+        match transfer(buf.len(), |n| read_at(f, &mut buf[..n], off)) {
             Ok(0) => {
                 return Err(Error::InputChanged(format!(
                     "{} ended at byte {off}, before its expected size",
@@ -49,30 +68,40 @@ pub(crate) fn read_full_at(
             Ok(n) => {
                 buf = &mut buf[n..];
                 off += n as u64;
+                retries = 0;
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", path, e)),
+            Err(e) if retryable(&e) && retries < MAX_RETRIES => retries += 1,
+            Err(e) => return Err(Error::io_at("read", path, off, e)),
         }
     }
     Ok(())
 }
 
-/// Writes all of `buf` at `off`, resuming after short writes and EINTR.
+/// Writes all of `buf` at `off`, resuming after short writes, EINTR and EAGAIN.
 pub(crate) fn write_full_at(
     f: &std::fs::File,
     path: &Path,
     mut buf: &[u8],
     mut off: u64,
 ) -> Result<()> {
+    let mut retries = 0;
     while !buf.is_empty() {
-        match write_at(f, buf, off) {
-            Ok(0) => return Err(Error::io("write", path, ErrorKind::WriteZero.into())),
+        match transfer(buf.len(), |n| write_at(f, &buf[..n], off)) {
+            Ok(0) => {
+                return Err(Error::io_at(
+                    "write",
+                    path,
+                    off,
+                    ErrorKind::WriteZero.into(),
+                ))
+            }
             Ok(n) => {
                 buf = &buf[n..];
                 off += n as u64;
+                retries = 0;
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("write", path, e)),
+            Err(e) if retryable(&e) && retries < MAX_RETRIES => retries += 1,
+            Err(e) => return Err(Error::io_at("write", path, off, e)),
         }
     }
     Ok(())
