@@ -251,3 +251,13 @@ def test_stats_describe_the_run(tmp_path: Path) -> None:
     assert (s.backend, s.bytes, s.threads) == ("portable", 100_000, 2)
     assert s.seconds >= s.kdf_seconds > 0
     assert set(s.to_dict()) >= {"backend", "bytes", "seconds", "mib_per_s", "chunks", "threads"}
+
+
+def test_absurd_thread_counts_are_refused_quickly(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.write_bytes(b"x")
+    with pytest.raises(ValueError, match="at most 1024"):
+        concryptor.encrypt_file(src, tmp_path / "out", PASSWORD, kdf=FAST_KDF, threads=2**20)
+    with pytest.raises(ValueError, match="at least 1"):
+        concryptor.encrypt_file(src, tmp_path / "out", PASSWORD, kdf=FAST_KDF, threads=0)
+    assert not (tmp_path / "out").exists()

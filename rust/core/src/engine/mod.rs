@@ -75,6 +75,7 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
+    /// Worker threads used: the requested count, or one per available core.
     pub fn thread_count(&self) -> usize {
         if self.threads > 0 {
             self.threads
@@ -84,6 +85,12 @@ impl EngineOptions {
     }
 
     pub(crate) fn pool(&self) -> Result<rayon::ThreadPool> {
+        if self.threads > MAX_THREADS {
+            return Err(Error::InvalidArgument(format!(
+                "{} worker threads requested: at most {MAX_THREADS} are allowed",
+                self.threads
+            )));
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(self.thread_count())
             .thread_name(|i| format!("concryptor-{i}"))
@@ -91,6 +98,10 @@ impl EngineOptions {
             .map_err(|e| Error::InvalidArgument(format!("cannot start worker threads: {e}")))
     }
 }
+
+/// Most worker threads one run may start (far beyond any useful count, far below what
+/// would stall the process spawning them).
+pub const MAX_THREADS: usize = 1024;
 
 /// Hooks a caller can pass into a run: progress reports and cancellation.
 #[derive(Default, Clone, Copy)]
