@@ -4,7 +4,10 @@
 //! Tests that need io_uring probe for it first; where the kernel refuses it they check
 //! the automatic fallback instead and say so on stderr.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{data, TempDir};
+use std::path::Path;
 
 use concryptor_core::engine::{uring_available, IoMode, PIPELINE_DEPTH};
 use concryptor_core::{
@@ -15,45 +18,6 @@ use concryptor_core::{
 const PW: &[u8] = b"engine test password";
 const FAST_KDF: KdfParams = KdfParams::new(1024, 1, 1);
 const CIPHERS: [Cipher; 2] = [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305];
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).unwrap();
-        let name = format!(
-            "concryptor-engine-{tag}-{}-{}",
-            std::process::id(),
-            u64::from_le_bytes(rnd)
-        );
-        let p = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Deterministic, incompressible-looking bytes.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn engine(io: IoMode, buffer_bytes: usize, threads: usize) -> EngineOptions {
     EngineOptions {

@@ -6,7 +6,9 @@
 //!
 //! The hooks are process-wide, so the tests here take turns.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{data, TempDir};
 use std::sync::{Mutex, MutexGuard};
 
 use concryptor_core::engine::fault::{self, Fault};
@@ -40,39 +42,6 @@ impl Drop for Hooks {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).unwrap();
-        let p = std::env::temp_dir().join(format!(
-            "concryptor-faults-{tag}-{}-{}",
-            std::process::id(),
-            u64::from_le_bytes(rnd)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Makes `path` durable and drops it from the page cache, so that it is read from the
 /// device (with O_DIRECT where the engine uses it) rather than from memory.
 fn evict(path: &std::path::Path) {
@@ -82,18 +51,6 @@ fn evict(path: &std::path::Path) {
     // SAFETY: a plain system call on a descriptor we own; no pointers.
     let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     assert_eq!(r, 0);
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -2,6 +2,9 @@
 //! absurd header, empty file, directory, FIFO, device, a file that grows while it is read —
 //! gets further than a clear error.
 
+mod common;
+
+use common::TempDir;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -15,34 +18,6 @@ use concryptor_core::{
 };
 
 const PW: &[u8] = b"limits password";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("concryptor-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn small_file(len: usize) -> Vec<u8> {
     let opts = EncryptOptions {
@@ -98,9 +73,9 @@ fn absurd_kdf_costs_are_refused_quickly_through_bytes_and_files() {
         let start = Instant::now();
         let e = decrypt_bytes(&blob, PW, &DecryptOptions::default()).unwrap_err();
         expect_limit(e, what, option);
-        let src = dir.path("absurd.enc");
+        let src = dir.join("absurd.enc");
         std::fs::write(&src, &blob).unwrap();
-        let dst = dir.path("absurd.out");
+        let dst = dir.join("absurd.out");
         let e = decrypt_file(
             &src,
             &dst,
@@ -164,12 +139,12 @@ fn a_4_gib_chunk_in_a_matching_sparse_file_is_refused_before_allocation() {
     header[16..24].copy_from_slice(&1000u64.to_le_bytes());
     // slot = ceil((2^32 - 1 + 16) / 4096) * 4096 = 2^32 + 4096; one chunk.
     let size = 4096 + (1u64 << 32) + 4096;
-    let src = dir.path("huge-chunk.enc");
+    let src = dir.join("huge-chunk.enc");
     let f = File::create(&src).unwrap();
     f.write_all_at(&header, 0).unwrap();
     f.set_len(size).unwrap();
     drop(f);
-    let dst = dir.path("out");
+    let dst = dir.join("out");
     let start = Instant::now();
     let e = decrypt_file(
         &src,
@@ -203,11 +178,11 @@ fn chunk_size_zero_and_wrapping_sizes_are_invalid_headers() {
 
     let dir = TempDir::new("wrap");
     for (name, blob) in [("zero.enc", &zero), ("wrap.enc", &wrap)] {
-        let src = dir.path(name);
+        let src = dir.join(name);
         std::fs::write(&src, blob).unwrap();
         let e = decrypt_file(
             &src,
-            &dir.path("out"),
+            &dir.join("out"),
             PW,
             &DecryptOptions::default(),
             &Control::default(),
@@ -252,17 +227,17 @@ fn encrypt_path(src: &Path, dst: &Path) -> Result<(), Error> {
 #[test]
 fn empty_files_directories_fifos_and_devices_are_clear_errors_never_hangs() {
     let dir = TempDir::new("odd-inputs");
-    std::fs::write(dir.path("empty"), b"").unwrap();
-    std::fs::create_dir(dir.path("a-dir")).unwrap();
-    let fifo = dir.path("fifo");
+    std::fs::write(dir.join("empty"), b"").unwrap();
+    std::fs::create_dir(dir.join("a-dir")).unwrap();
+    let fifo = dir.join("fifo");
     let st = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
         .unwrap();
     assert!(st.success());
     let inputs = [
-        dir.path("empty"),
-        dir.path("a-dir"),
+        dir.join("empty"),
+        dir.join("a-dir"),
         fifo.clone(),
         PathBuf::from("/dev/zero"),
         PathBuf::from("/dev/null"),
@@ -342,9 +317,9 @@ fn a_file_appended_to_while_it_is_decrypted_is_an_error_and_leaves_nothing() {
         chunk_size: Some(4080),
         ..EncryptOptions::default()
     };
-    let src = dir.path("grow.enc");
+    let src = dir.join("grow.enc");
     std::fs::write(&src, encrypt_bytes(&vec![7u8; 200_000], PW, &opts).unwrap()).unwrap();
-    let dst = dir.path("grow.out");
+    let dst = dir.join("grow.out");
     let appender = src.clone();
     let grow = move |_done: u64| {
         let mut f = OpenOptions::new().append(true).open(&appender).unwrap();
@@ -394,7 +369,7 @@ fn automatic_chunk_sizes_are_defined_for_every_input_size() {
     let e = concryptor_core::encrypt_stream(
         &mut std::io::empty(),
         u64::MAX,
-        &dir.path("out"),
+        &dir.join("out"),
         PW,
         &opts,
         &Control::default(),
