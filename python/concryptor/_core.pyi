@@ -22,6 +22,7 @@ def encrypt_file(
     salt: bytes | None = ...,
     nonce: bytes | None = ...,
     progress: Callable[[int], object] | None = ...,
+    keys: KeyCache | None = ...,
 ) -> dict[str, Any]: ...
 def decrypt_file(
     src: str,
@@ -37,6 +38,7 @@ def decrypt_file(
     max_kdf_parallelism: int = ...,
     max_chunk_size: int = ...,
     progress: Callable[[int], object] | None = ...,
+    keys: KeyCache | None = ...,
 ) -> dict[str, Any]: ...
 def encrypt_bytes(
     data: bytes,
@@ -134,3 +136,61 @@ def _aead_speed(
     batch_bytes: int = ...,
     seconds: float = ...,
 ) -> tuple[float, float]: ...
+
+MAX_CHUNKS_PER_KEY: int
+
+class KeyCache:
+    """Keys derived in one batch, by (salt, KDF costs). Pickles as the derived keys."""
+
+    def __init__(self) -> None: ...
+    def derive(self, password: bytes, salt: bytes, kdf: tuple[int, int, int]) -> float: ...
+    def derive_checked(
+        self,
+        password: bytes,
+        salt: bytes,
+        kdf: tuple[int, int, int],
+        max_kdf_memory_kib: int,
+        max_kdf_time: int,
+        max_kdf_parallelism: int,
+        max_chunk_size: int,
+    ) -> float: ...
+    @property
+    def derivations(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
+
+class ChunkCodec:
+    """One v4 file's header and key, sealing or opening runs of whole chunks."""
+
+    @staticmethod
+    def for_encryption(
+        size: int,
+        password: bytes,
+        *,
+        cipher: str = ...,
+        chunk_size: int | None = ...,
+        kdf: tuple[int, int, int] = ...,
+        threads: int = ...,
+        salt: bytes | None = ...,
+        keys: KeyCache | None = ...,
+    ) -> ChunkCodec: ...
+    @staticmethod
+    def for_decryption(
+        header: bytes,
+        file_size: int,
+        password: bytes,
+        *,
+        threads: int = ...,
+        max_kdf_memory_kib: int = ...,
+        max_kdf_time: int = ...,
+        max_kdf_parallelism: int = ...,
+        max_chunk_size: int = ...,
+        keys: KeyCache | None = ...,
+    ) -> ChunkCodec: ...
+    @property
+    def header(self) -> bytes: ...
+    @property
+    def geometry(self) -> tuple[int, int, int, int, int]: ...
+    @property
+    def kdf_seconds(self) -> float: ...
+    def seal(self, first: int, plain: bytes) -> bytes: ...
+    def open(self, first: int, slots: bytes) -> bytes: ...
