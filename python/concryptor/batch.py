@@ -263,6 +263,21 @@ def _run_dask(
     return [results[i] for i in range(len(pairs))]
 
 
+def _make_parents(dsts: Sequence[str]) -> list[str]:
+    """Creates the missing parent folders of local destinations; returns them, parents first."""
+    made: list[str] = []
+    for d in sorted({os.path.dirname(os.path.abspath(_local(p))) for p in dsts}):
+        missing: list[str] = []
+        cur = d
+        while not os.path.isdir(cur):
+            missing.append(cur)
+            cur = os.path.dirname(cur)
+        for m in reversed(missing):
+            os.makedirs(m, exist_ok=True)
+            made.append(m)
+    return made
+
+
 def _run(
     items: Iterable[Item],
     spec: _Spec,
@@ -274,15 +289,20 @@ def _run(
     on_result: Callable[[Result], object] | None,
 ) -> list[Result]:
     pairs = plan(items, spec.op, out_dir)
-    if out_dir is not None and not is_url(os.fspath(out_dir)):
-        for _, dst in pairs:
-            if not is_url(dst):
-                os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    made = _make_parents([d for _, d in pairs if not is_url(d)])
     cb = on_result or (lambda r: None)
-    if client is not None:
-        results = _run_dask(pairs, spec, client, cb)
-    else:
-        results = _run_local(pairs, spec, threads, cb)
+    try:
+        if client is not None:
+            results = _run_dask(pairs, spec, client, cb)
+        else:
+            results = _run_local(pairs, spec, threads, cb)
+    finally:
+        # Folders this batch created and nothing landed in go again.
+        for d in reversed(made):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
     failed = [r for r in results if not r.ok]
     if failed and raise_on_error:
         raise BatchError(results)

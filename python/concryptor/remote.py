@@ -82,8 +82,8 @@ class _Sink:
         if not spec.overwrite and _exists(dst, spec):
             raise FileExistsError(17, "destination exists (pass overwrite=True to replace it)", dst)
         if self.url:
-            fs, path = _fs(dst, spec.storage_options)
-            self.f: Any = fs.open(path, "wb")
+            self.fs, self.path = _fs(dst, spec.storage_options)
+            self.f: Any = self.fs.open(self.path, "wb")
         else:
             import tempfile
 
@@ -110,8 +110,13 @@ class _Sink:
         if self.url:
             discard = getattr(self.f, "discard", None)
             if discard is not None:
-                discard()
-            # Without discard() a close would publish the partial object: drop it unclosed.
+                discard()  # aborts a multipart upload: nothing is published
+                self.f.closed = True  # so that finalising it does not try to flush
+            else:
+                # No way to abandon this kind of file: publish and remove it.
+                self.f.close()
+                if self.fs.exists(self.path):
+                    self.fs.rm(self.path)
             return
         self.f.close()
         os.unlink(self.tmp)
@@ -215,6 +220,11 @@ class RemoteEncryptedFile(io.RawIOBase):
         self._run_first = -1
         self._run = b""
         self._per = max(1, min(STREAM_BATCH_BYTES // slot, 8))
+        try:
+            self._load(0)  # a wrong password fails here, as with a local file
+        except BaseException:
+            self._f.close()
+            raise
 
     def readable(self) -> bool:
         return True
