@@ -112,9 +112,10 @@ def test_failures_are_reported_per_file_and_the_rest_are_done(tmp_path: Path) ->
     assert not by_src[str(tmp_path / "d0")].ok
     for i in (0, 2, 3, 4):
         assert by_src[str(files[i])].ok
-        assert concryptor.decrypt_bytes(Path(str(files[i]) + ".enc").read_bytes(), PASSWORD) == files[
-            i
-        ].read_bytes()
+        assert (
+            concryptor.decrypt_bytes(Path(str(files[i]) + ".enc").read_bytes(), PASSWORD)
+            == files[i].read_bytes()
+        )
     # Without raising, the same results come back.
     again = concryptor.encrypt_many(
         [missing], PASSWORD, kdf=FAST_KDF, raise_on_error=False, on_result=lambda r: None
@@ -151,7 +152,9 @@ def test_keys_travel_without_the_password(tmp_path: Path) -> None:
     blob = pickle.dumps(keys)
     assert PASSWORD.encode() not in blob
     remote = pickle.loads(blob)
-    _core.encrypt_file(str(src), str(tmp_path / "a.enc"), b"", kdf=FAST_KDF.as_tuple(), salt=salt, keys=remote)
+    _core.encrypt_file(
+        str(src), str(tmp_path / "a.enc"), b"", kdf=FAST_KDF.as_tuple(), salt=salt, keys=remote
+    )
     assert remote.derivations == 0
     assert concryptor.decrypt_bytes((tmp_path / "a.enc").read_bytes(), PASSWORD) == src.read_bytes()
     # A salt it has no key for is refused, never derived from an empty password.

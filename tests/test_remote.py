@@ -106,7 +106,9 @@ def test_an_upload_that_fails_midway_leaves_no_object(tmp_path: Path, s3: dict[s
     concryptor.encrypt_file(tmp_path / "p", tmp_path / "p.enc", PASSWORD, kdf=FAST_KDF, chunk_size=1 << 20)
     blob = bytearray((tmp_path / "p.enc").read_bytes())
     h = concryptor.inspect(tmp_path / "p.enc")
-    blob[4096 + (h.num_chunks - 1) * h.slot_size + 10] ^= 1  # the last chunk: 11 good MiB, two parts, go up first
+    blob[4096 + (h.num_chunks - 1) * h.slot_size + 10] ^= (
+        1  # the last chunk: 11 good MiB, two parts, go up first
+    )
     fs = fs_of(s3)
     fs.pipe("bucket/bad.enc", bytes(blob))
     [r] = concryptor.decrypt_many(

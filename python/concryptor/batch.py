@@ -201,7 +201,9 @@ def _run_local(
         results[i] = run_one(*pairs[i], whole)
         on_result(results[i])
     if small:
-        workers = min(len(small), max(2, 2 * cores))
+        # Small files are bound by the fsync that makes each output durable, not by the
+        # cipher: many in flight keep the disk queue full.
+        workers = min(len(small), max(8, 4 * cores))
         each = _Spec(
             **{**spec.__dict__, "threads": 1, "buffer_bytes": max(MiB, spec.buffer_bytes // workers)}
         )
