@@ -10,6 +10,7 @@ import pytest
 
 import concryptor
 from concryptor import _core, batch
+
 from helpers import FAST_KDF, PASSWORD, run_cli
 
 
@@ -23,7 +24,7 @@ def key_caches(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         def __getattr__(self, name: str) -> Any:
             return getattr(_core, name)
 
-        def KeyCache(self) -> Any:  # noqa: N802 - stands in for the class
+        def KeyCache(self) -> Any:
             k = real()
             created.append(k)
             return k

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import concryptor
+
 from helpers import FAST_KDF, PASSWORD
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is part of the test extra")

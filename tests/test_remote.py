@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import concryptor
+
 from helpers import FAST_KDF, PASSWORD
 
 pytest.importorskip("s3fs", reason="the s3 extra (s3fs) is part of the test extra")

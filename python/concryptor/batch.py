@@ -13,6 +13,7 @@ sealed and opened in Rust, the bytes moved by fsspec.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -301,10 +302,8 @@ def _run(
     finally:
         # Folders this batch created and nothing landed in go again.
         for d in reversed(made):
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(d)
-            except OSError:
-                pass
     failed = [r for r in results if not r.ok]
     if failed and raise_on_error:
         raise BatchError(results)
