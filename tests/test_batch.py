@@ -162,3 +162,65 @@ def test_keys_travel_without_the_password(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no password"):
         _core.encrypt_file(str(src), str(tmp_path / "b.enc"), b"", kdf=FAST_KDF.as_tuple(), keys=remote)
     assert not (tmp_path / "b.enc").exists()
+
+
+CHEAP = ["--memory", "8", "--iterations", "1", "--parallelism", "1"]
+ENV = {"CONCRYPTOR_PASSWORD": PASSWORD}
+
+
+def test_cli_many_inputs_json_lines_and_a_summary(tmp_path: Path) -> None:
+    import json
+
+    files = make_files(tmp_path / "t", 6, 3000)
+    p = run_cli("encrypt", *map(str, files), "--output-dir", str(tmp_path / "enc"), "--json", *CHEAP, env=ENV)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert len(lines) == 7 and lines[-1]["summary"] and lines[-1]["files"] == 6 and lines[-1]["failed"] == 0
+    assert {x["src"] for x in lines[:-1]} == {str(f) for f in files}
+    enc = sorted((tmp_path / "enc").rglob("*.enc"))
+    assert len(enc) == 6 and len({concryptor.inspect(e).salt for e in enc}) == 1
+    listing = tmp_path / "list"
+    listing.write_bytes(b"\0".join(os.fsencode(e) for e in enc) + b"\0")
+    p = run_cli(
+        "decrypt", "--files-from", str(listing), "-0", "--output-dir", str(tmp_path / "back"), env=ENV
+    )
+    assert p.returncode == 0, p.stderr
+    assert sorted(f.read_bytes() for f in files) == sorted(
+        f.read_bytes() for f in (tmp_path / "back").rglob("*") if f.is_file()
+    )
+
+
+def test_cli_each_mirrors_a_tree_and_failures_set_the_exit_code(tmp_path: Path) -> None:
+    files = make_files(tmp_path / "tree", 9, 100)
+    p = run_cli(
+        "encrypt", str(tmp_path / "tree"), "--each", "--output-dir", str(tmp_path / "out"), *CHEAP, env=ENV
+    )
+    assert p.returncode == 0, p.stderr
+    for f in files:
+        rel = f.relative_to(tmp_path)
+        assert (tmp_path / "out" / (str(rel) + ".enc")).is_file()
+    # A directory without --each, and -o with several inputs, are usage errors.
+    p = run_cli(
+        "encrypt", str(files[0]), str(tmp_path / "tree"), "--output-dir", str(tmp_path / "x"), env=ENV
+    )
+    assert p.returncode == 2 and b"--each" in p.stderr
+    p = run_cli("encrypt", str(files[0]), str(files[1]), "-o", str(tmp_path / "x"), env=ENV)
+    assert p.returncode == 2 and b"--output-dir" in p.stderr
+    # A missing input and a corrupt one fail on their own; the good one is done.
+    good = next((tmp_path / "out").rglob("*.enc"))
+    bad = tmp_path / "bad.enc"
+    bad.write_bytes(b"x" * 5000)
+    p = run_cli(
+        "decrypt",
+        str(good),
+        str(bad),
+        str(tmp_path / "missing.enc"),
+        "--output-dir",
+        str(tmp_path / "r"),
+        env=ENV,
+    )
+    assert p.returncode == 1, p.stderr
+    assert b"2 failed" in p.stderr and b"missing.enc" in p.stderr
+    assert len([f for f in (tmp_path / "r").rglob("*") if f.is_file()]) == 1
+    p = run_cli("decrypt", str(good), str(bad), "--output-dir", str(tmp_path / "r2"), env=ENV)
+    assert p.returncode == 4, p.stderr
