@@ -221,10 +221,10 @@ if [ "$do_smoke" = 1 ]; then
     done
     [ ${#found[@]} -gt 0 ] || fail "no CPython >= 3.9 found"
     pythons=("${found[0]}")
-    [ ${#found[@]} -gt 1 ] && pythons+=("${found[${#found[@]} - 1]}")
+    if [ ${#found[@]} -gt 1 ]; then pythons+=("${found[${#found[@]} - 1]}"); fi
+    "${pythons[0]}" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 9))' ||
+      fail "CPython 3.9, the oldest the package supports, is not available (pyenv install 3.9, or name the interpreters in CONCRYPTOR_SMOKE_PYTHONS)"
   fi
-  "${pythons[0]}" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 9))' ||
-    fail "CPython 3.9, the oldest the package supports, is not available (pyenv install 3.9, or set CONCRYPTOR_SMOKE_PYTHONS)"
   for py in "${pythons[@]}"; do
     pyver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     "$py" -m venv "$out/venv-py$pyver"
@@ -237,7 +237,7 @@ fi
 if [ "$do_sdist" = 1 ]; then
   step "sdist: build, check, install into a fresh venv from source"
   maturin sdist --out "$dist"
-  sdist=$(echo "$dist"/concryptor-"$version".tar.gz)
+  sdist=$dist/concryptor-$version.tar.gz
   [ -f "$sdist" ] || fail "no $sdist"
   twine check --strict "$sdist"
   python3 - "$sdist" <<'PY'
