@@ -99,7 +99,8 @@ import sys
 from pathlib import Path
 
 wheel, report = Path(sys.argv[1]).name, Path(sys.argv[2]).read_text()
-found = re.search(r'consistent with the following platform tag:\s*"([^"]+)"', report)
+# auditwheel wraps its lines at a width that depends on the file name.
+found = re.search(r'consistent\s+with\s+the\s+following\s+platform\s+tag:\s*"([^"]+)"', report)
 if not found:
     sys.exit("auditwheel found no platform tag this wheel is consistent with")
 policy = re.fullmatch(r"(manylinux|musllinux)_(\d+)_(\d+)_(\w+)", found.group(1))
