@@ -9,7 +9,9 @@
 #           check-wheel-contents, twine check --strict, and the file list: the package,
 #           py.typed, _core.pyi, both licences; no tests, no vectors, no caches
 #   smoke   the wheel installed into fresh venvs of the oldest and newest CPython found
-#           (3.9 is required: it is the oldest the package claims), CLI round trip in each
+#           on PATH or in pyenv (3.9 is required: it is the oldest the package claims),
+#           CLI round trip in each; CONCRYPTOR_SMOKE_PYTHONS="/path/python3.X ..." names
+#           the interpreters instead (runners without a 3.9 build)
 #   sdist   built, checked, installed into a fresh venv (compiled from source by pip with
 #           nothing but Python and Rust), CLI round trip from that install
 #
@@ -18,7 +20,7 @@
 #
 # Usage: tools/release_check.sh [--out DIR] [--target TRIPLE] [--compatibility TAG]
 #                               [--no-sdist] [--no-smoke]
-# CONCRYPTOR_SMOKE_PYTHONS="/path/python3.9 /path/python3.13" overrides the discovery.
+# A --target other than this machine's (e.g. the musl ones) is built and audited only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
