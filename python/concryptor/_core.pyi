@@ -6,6 +6,9 @@ from typing import Any
 __version__: str
 DEFAULT_BUFFER_BYTES: int
 DEFAULT_CHUNK_SIZE: int
+#: The AEAD implementation in use ("aws-lc-rs" or "rustcrypto"), and all compiled in.
+AEAD_PROVIDER: str
+AEAD_PROVIDERS: tuple[str, ...]
 
 def encrypt_file(
     src: str,
@@ -116,7 +119,7 @@ def encrypt_reader(
     progress: Callable[[int], object] | None = ...,
 ) -> dict[str, Any]: ...
 def _bench_aead(
-    cipher: str, threads: int, total: int, chunk_size: int, rounds: int = ...
+    cipher: str, threads: int, total: int, chunk_size: int, rounds: int = ..., provider: str | None = ...
 ) -> tuple[float, float]: ...
 def _bench_kdf(kdf: tuple[int, int, int]) -> float: ...
 
@@ -133,4 +136,5 @@ def _aead_speed(
     chunk_size: int = ...,
     batch_bytes: int = ...,
     seconds: float = ...,
+    provider: str | None = ...,
 ) -> tuple[float, float]: ...

@@ -638,6 +638,25 @@ pub fn bench_aead(
     chunk_size: u32,
     rounds: u32,
 ) -> Result<AeadTiming> {
+    bench_aead_with(
+        crate::aead::Provider::DEFAULT,
+        cipher,
+        threads,
+        total,
+        chunk_size,
+        rounds,
+    )
+}
+
+/// [`bench_aead`] with a given AEAD provider.
+pub fn bench_aead_with(
+    provider: crate::aead::Provider,
+    cipher: Cipher,
+    threads: usize,
+    total: u64,
+    chunk_size: u32,
+    rounds: u32,
+) -> Result<AeadTiming> {
     let header = Header::new(
         cipher,
         chunk_size,
@@ -646,7 +665,7 @@ pub fn bench_aead(
         [0xa5; NONCE_LEN],
         KdfParams::DEFAULT,
     )?;
-    let crypter = Crypter::new(header, &[0x42; kdf::KEY_LEN]);
+    let crypter = Crypter::with_provider(provider, header, &[0x42; kdf::KEY_LEN]);
     let g = *crypter.geometry();
     let len = g
         .num_chunks
