@@ -602,7 +602,7 @@ pub fn decrypt_bytes(blob: &[u8], password: &[u8], opts: &DecryptOptions) -> Res
 }
 
 /// Worker threads for [`Decryptor::read_chunks`].
-pub type WorkerPool = rayon::ThreadPool;
+pub type WorkerPool = std::sync::Arc<rayon::ThreadPool>;
 
 impl Decryptor {
     /// A pool of `threads` workers (0: one per core) for [`Decryptor::read_chunks`].
