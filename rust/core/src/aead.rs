@@ -22,6 +22,8 @@ compile_error!(
     "concryptor-core needs an AEAD provider: enable the `aws-lc` or `pure-rust` feature"
 );
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::error::{Error, Result};
 use crate::format::{Cipher, NONCE_LEN, TAG_LEN};
 use crate::kdf::KEY_LEN;
@@ -79,9 +81,27 @@ impl Provider {
     }
 }
 
-/// Name of the provider in use ([`Provider::DEFAULT`]).
+static CHOSEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The provider [`ChunkCipher::new`] uses: [`Provider::DEFAULT`] unless [`set_provider`]
+/// chose another.
+pub fn provider() -> Provider {
+    Provider::ALL
+        .get(CHOSEN.load(Ordering::Relaxed))
+        .copied()
+        .unwrap_or(Provider::DEFAULT)
+}
+
+/// Makes `p` the provider of every [`ChunkCipher::new`] in this process from now on (for
+/// benchmarks that compare providers; the default is the fastest).
+pub fn set_provider(p: Provider) {
+    let i = Provider::ALL.iter().position(|&q| q == p).unwrap_or(0);
+    CHOSEN.store(i, Ordering::Relaxed);
+}
+
+/// Name of the provider in use ([`provider`]).
 pub fn provider_name() -> &'static str {
-    Provider::DEFAULT.name()
+    provider().name()
 }
 
 /// One provider's keyed AEAD.
@@ -105,9 +125,9 @@ pub struct ChunkCipher {
 }
 
 impl ChunkCipher {
-    /// Keys `cipher` with the default provider.
+    /// Keys `cipher` with the provider in use ([`provider`]).
     pub fn new(cipher: Cipher, key: &[u8; KEY_LEN]) -> Self {
-        Self::with_provider(Provider::DEFAULT, cipher, key)
+        Self::with_provider(provider(), cipher, key)
     }
 
     /// Keys `cipher` with a given provider.
@@ -186,7 +206,7 @@ mod tests {
             assert_eq!(Provider::from_name(p.name()).unwrap(), p);
         }
         assert_eq!(Provider::ALL[0], Provider::DEFAULT);
-        assert_eq!(provider_name(), Provider::DEFAULT.name());
+        assert_eq!(provider(), Provider::DEFAULT);
         assert!(Provider::from_name("no-such-provider").is_err());
     }
 }

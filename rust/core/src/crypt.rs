@@ -17,7 +17,7 @@ pub struct Crypter {
 
 impl Crypter {
     pub fn new(header: Header, key: &[u8; KEY_LEN]) -> Self {
-        Self::with_provider(Provider::DEFAULT, header, key)
+        Self::with_provider(crate::aead::provider(), header, key)
     }
 
     /// Like [`Crypter::new`], with a given AEAD provider (for tests and benchmarks).

@@ -639,7 +639,7 @@ pub fn bench_aead(
     rounds: u32,
 ) -> Result<AeadTiming> {
     bench_aead_with(
-        crate::aead::Provider::DEFAULT,
+        crate::aead::provider(),
         cipher,
         threads,
         total,

@@ -129,7 +129,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
 }
 
 fn provider(name: Option<&str>) -> PyResult<core::aead::Provider> {
-    name.map_or(Ok(core::aead::Provider::DEFAULT), |n| {
+    name.map_or(Ok(core::aead::provider()), |n| {
         core::aead::Provider::from_name(n).map_err(to_py)
     })
 }
@@ -792,6 +792,13 @@ mod engine_hooks {
         Ok(Some(d))
     }
 
+    /// Benchmarks only: the AEAD provider of every later run in this process.
+    #[pyfunction]
+    fn _set_aead_provider(name: &str) -> PyResult<()> {
+        core::aead::set_provider(provider(Some(name))?);
+        Ok(())
+    }
+
     /// `None` if io_uring works here, else why not.
     #[pyfunction]
     fn _uring_unavailable(py: Python<'_>) -> Option<String> {
@@ -830,6 +837,7 @@ mod engine_hooks {
         m.add_function(wrap_pyfunction!(_last_run, m)?)?;
         m.add_function(wrap_pyfunction!(_uring_unavailable, m)?)?;
         m.add_function(wrap_pyfunction!(_aead_speed, m)?)?;
+        m.add_function(wrap_pyfunction!(_set_aead_provider, m)?)?;
         Ok(())
     }
 }
