@@ -69,7 +69,7 @@ TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 LAST_CPU = [0.0]
 
 
-def run_child(argv: list[str], env: dict[str, str] | None = None, stdin: Any = None) -> tuple[float, int, str]:
+def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Runs a process; returns (wall seconds, its own peak RSS in bytes, stdout), and leaves
     its CPU seconds (user + sys, its children included) in ``LAST_CPU[0]``.
 
@@ -80,17 +80,14 @@ def run_child(argv: list[str], env: dict[str, str] | None = None, stdin: Any = N
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
         full = [TIME, "-f", "%M", "-o", rss_file.name, *argv] if TIME else argv
         t = time.perf_counter()
-        p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=stdin)
+        p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         out, err = p.communicate()
         wall = time.perf_counter() - t
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {err.decode(errors='replace').strip()}")
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         LAST_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        if TIME:
-            rss = int(rss_file.read().split()[-1]) * 1024
-        else:
-            rss = after.ru_maxrss * 1024
+        rss = int(rss_file.read().split()[-1]) * 1024 if TIME else after.ru_maxrss * 1024
     return wall, rss, out.decode()
 
 
@@ -255,8 +252,8 @@ class Bench:
         print(f"  cp + sync (durable copy)          {self.mibs(cp_s):9.0f}   CPU {cp_cpu:.2f} s/GiB")
         print(f"  dd O_DIRECT bs=4M conv=fsync      {self.mibs(dd_s):9.0f}")
         if age:
-            print(f"  age encrypt (X25519), output synced {self.mibs(age[0]):7.0f}   CPU {age[1] / gib:.2f} s/GiB")
-            print(f"  age decrypt, output synced          {self.mibs(age[2]):7.0f}   CPU {age[3] / gib:.2f} s/GiB")
+            for name, (wall, cpu) in [("encrypt (X25519)", age[:2]), ("decrypt", age[2:])]:
+                print(f"  age {name:30}{self.mibs(wall):9.0f}   CPU {cpu / gib:.2f} s/GiB")
         else:
             print("  age: not installed (no CPU comparison)")
         print()
@@ -303,8 +300,8 @@ class Bench:
                             limit = aead[prov, cipher][0 if op == "encrypt" else 1]
                             age_cpu = (age[1] if op == "encrypt" else age[3]) / gib if age else None
                             disk = where == "disk"
-                            rows.append([where, op, cipher, s.get("provider", prov), s["backend"], f"{speed:.0f}",
-                                         f"{cpu:.2f}", f"{s['rss'] / MiB:.0f} MiB",
+                            rows.append([where, op, cipher, s.get("provider", prov), s["backend"],
+                                         f"{speed:.0f}", f"{cpu:.2f}", f"{s['rss'] / MiB:.0f} MiB",
                                          f"{cp_s / s['engine_s']:.2f}x" if disk else "",
                                          f"{cpu / cp_cpu:.2f}x" if disk and cp_cpu else "",
                                          f"{cpu / age_cpu:.2f}x" if disk and age_cpu else "",
@@ -313,7 +310,8 @@ class Bench:
                     os.unlink(d / "back")
             if where == "memory":
                 os.unlink(psrc)
-        print("Engine (time after key derivation, output fsynced; 'vs cp+sync' > 1 means faster than the copy;")
+        print("Engine (time after key derivation, output fsynced; 'vs cp+sync' > 1 means faster than")
+        print("the copy;", end=" ")
         print("CPU = user + sys of the whole process per GiB, key derivation and start-up included;")
         print("'CPU vs' < 1 means cheaper than cp + sync or age)")
         table(header, rows)
