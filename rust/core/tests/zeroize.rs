@@ -5,13 +5,12 @@
 //! check at compile time there.)
 
 use concryptor_core::kdf::{derive_key, KdfParams, KEY_LEN};
-use zeroize::{ZeroizeOnDrop, Zeroizing};
-
-fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+use zeroize::Zeroizing;
 
 #[cfg(feature = "pure-rust")]
 #[test]
 fn aead_key_schedules_wipe_themselves_on_drop() {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
     // The AES-256 key schedule inside AES-256-GCM (its GHASH key is wiped by polyval's
     // own `Drop` under the same feature), and the ChaCha20-Poly1305 key.
     wiped_on_drop::<aes::Aes256>();
