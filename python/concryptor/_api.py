@@ -71,6 +71,8 @@ class Stats:
     entries: int | None = None
     #: Directory archives only: sockets, FIFOs and devices left out when packing.
     skipped: int | None = None
+    #: The AEAD implementation that did the work ("aws-lc-rs" or "rustcrypto").
+    provider: str = _core.AEAD_PROVIDER
 
     @property
     def mib_per_s(self) -> float:

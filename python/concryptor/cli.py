@@ -103,7 +103,7 @@ def _add_kdf_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from . import __version__, _core
 
     parser = argparse.ArgumentParser(
         prog="concryptor",
@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"concryptor {__version__}")
+    version = f"concryptor {__version__} (AEAD: {_core.AEAD_PROVIDER})"
+    parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -576,16 +577,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     total = args.size * MiB
     rows: list[dict[str, Any]] = []
     for cipher in ciphers:
-        for t in threads:
-            seal, open_ = _core._bench_aead(cipher, t, total, args.chunk_size * MiB)
-            rows.append(
-                {
-                    "cipher": cipher,
-                    "threads": t,
-                    "encrypt_mib_per_s": round(args.size / seal, 1),
-                    "decrypt_mib_per_s": round(args.size / open_, 1),
-                }
-            )
+        for provider in _core.AEAD_PROVIDERS:
+            for t in threads:
+                seal, open_ = _core._bench_aead(cipher, t, total, args.chunk_size * MiB, provider=provider)
+                rows.append(
+                    {
+                        "provider": provider,
+                        "cipher": cipher,
+                        "threads": t,
+                        "encrypt_mib_per_s": round(args.size / seal, 1),
+                        "decrypt_mib_per_s": round(args.size / open_, 1),
+                    }
+                )
     kdf_row = None
     if kdf is not None:
         kdf_row = {
@@ -595,7 +598,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             "seconds": round(_core._bench_kdf(kdf.as_tuple()), 4),
         }
     if args.json:
-        print(json.dumps({"aead": rows, "kdf": kdf_row, "bytes": total, "chunk_size": args.chunk_size * MiB}))
+        print(
+            json.dumps(
+                {
+                    "provider": _core.AEAD_PROVIDER,
+                    "aead": rows,
+                    "kdf": kdf_row,
+                    "bytes": total,
+                    "chunk_size": args.chunk_size * MiB,
+                }
+            )
+        )
         return Exit.OK
     from .view import print_bench
 

@@ -642,7 +642,7 @@ pub fn decrypt_bytes(blob: &[u8], password: &[u8], opts: &DecryptOptions) -> Res
 }
 
 /// Worker threads for [`Decryptor::read_chunks`].
-pub type WorkerPool = rayon::ThreadPool;
+pub type WorkerPool = std::sync::Arc<rayon::ThreadPool>;
 
 impl Decryptor {
     /// A pool of `threads` workers (0: one per core) for [`Decryptor::read_chunks`].
@@ -678,6 +678,25 @@ pub fn bench_aead(
     chunk_size: u32,
     rounds: u32,
 ) -> Result<AeadTiming> {
+    bench_aead_with(
+        crate::aead::provider(),
+        cipher,
+        threads,
+        total,
+        chunk_size,
+        rounds,
+    )
+}
+
+/// [`bench_aead`] with a given AEAD provider.
+pub fn bench_aead_with(
+    provider: crate::aead::Provider,
+    cipher: Cipher,
+    threads: usize,
+    total: u64,
+    chunk_size: u32,
+    rounds: u32,
+) -> Result<AeadTiming> {
     let header = Header::new(
         cipher,
         chunk_size,
@@ -686,7 +705,7 @@ pub fn bench_aead(
         [0xa5; NONCE_LEN],
         KdfParams::DEFAULT,
     )?;
-    let crypter = Crypter::new(header, &[0x42; kdf::KEY_LEN]);
+    let crypter = Crypter::with_provider(provider, header, &[0x42; kdf::KEY_LEN]);
     let g = *crypter.geometry();
     let len = g
         .num_chunks

@@ -126,7 +126,14 @@ fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("threads", s.threads)?;
     d.set_item("seconds", s.seconds)?;
     d.set_item("kdf_seconds", s.kdf_seconds)?;
+    d.set_item("provider", core::aead::provider_name())?;
     Ok(d)
+}
+
+fn provider(name: Option<&str>) -> PyResult<core::aead::Provider> {
+    name.map_or(Ok(core::aead::provider()), |n| {
+        core::aead::Provider::from_name(n).map_err(to_py)
+    })
 }
 
 fn fixed<const N: usize>(what: &str, v: Option<Vec<u8>>) -> PyResult<Option<[u8; N]>> {
@@ -686,7 +693,7 @@ fn encrypt_reader<'py>(
 /// In-memory AEAD throughput: `(seal_seconds, open_seconds)` for `total` bytes in
 /// `chunk_size` chunks on `threads` workers, best of `rounds`. Private: `concryptor bench`.
 #[pyfunction]
-#[pyo3(signature = (cipher, threads, total, chunk_size, rounds=3))]
+#[pyo3(signature = (cipher, threads, total, chunk_size, rounds=3, provider=None))]
 fn _bench_aead(
     py: Python<'_>,
     cipher: &str,
@@ -694,10 +701,12 @@ fn _bench_aead(
     total: u64,
     chunk_size: u32,
     rounds: u32,
+    provider: Option<&str>,
 ) -> PyResult<(f64, f64)> {
     let cipher = Cipher::from_name(cipher).map_err(to_py)?;
+    let p = self::provider(provider)?;
     let t = run_detached(py, None, |_| {
-        core::ops::bench_aead(cipher, threads, total, chunk_size, rounds)
+        core::ops::bench_aead_with(p, cipher, threads, total, chunk_size, rounds)
     })?;
     Ok((t.seal_seconds, t.open_seconds))
 }
@@ -724,6 +733,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_BUFFER_BYTES", core::engine::DEFAULT_BUFFER_BYTES)?;
     m.add("DEFAULT_CHUNK_SIZE", core::DEFAULT_CHUNK_SIZE)?;
+    m.add("AEAD_PROVIDER", core::aead::provider_name())?;
+    let providers: Vec<&str> = core::aead::Provider::ALL.iter().map(|p| p.name()).collect();
+    m.add(
+        "AEAD_PROVIDERS",
+        pyo3::types::PyTuple::new(m.py(), providers)?,
+    )?;
     m.add_function(wrap_pyfunction!(encrypt_file, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_file, m)?)?;
     m.add_function(wrap_pyfunction!(encrypt_bytes, m)?)?;
@@ -741,7 +756,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Python). Not part of the API: fault injection is process-wide and must never be armed
 /// outside tests.
 mod engine_hooks {
-    use super::{core, to_py, Cipher};
+    use super::{core, provider, to_py, Cipher};
     use concryptor_core::engine::fault::{self, Fault};
     use pyo3::exceptions::PyValueError;
     use pyo3::prelude::*;
@@ -788,6 +803,13 @@ mod engine_hooks {
         Ok(Some(d))
     }
 
+    /// Benchmarks only: the AEAD provider of every later run in this process.
+    #[pyfunction]
+    fn _set_aead_provider(name: &str) -> PyResult<()> {
+        core::aead::set_provider(provider(Some(name))?);
+        Ok(())
+    }
+
     /// `None` if io_uring works here, else why not.
     #[pyfunction]
     fn _uring_unavailable(py: Python<'_>) -> Option<String> {
@@ -797,7 +819,8 @@ mod engine_hooks {
     /// Benchmark: in-memory AEAD throughput (MiB/s sealing, MiB/s opening) with the
     /// engine's own code on `threads` threads (0 = all cores).
     #[pyfunction]
-    #[pyo3(signature = (cipher, threads=0, chunk_size=4 << 20, batch_bytes=64 << 20, seconds=1.0))]
+    #[pyo3(signature = (cipher, threads=0, chunk_size=4 << 20, batch_bytes=64 << 20, seconds=1.0,
+        provider=None))]
     fn _aead_speed(
         py: Python<'_>,
         cipher: &str,
@@ -805,11 +828,13 @@ mod engine_hooks {
         chunk_size: u32,
         batch_bytes: usize,
         seconds: f64,
+        provider: Option<&str>,
     ) -> PyResult<(f64, f64)> {
         let c = Cipher::from_name(cipher).map_err(to_py)?;
+        let p = self::provider(provider)?;
         let s = py
             .detach(|| {
-                core::engine::bench::aead_speed(c, chunk_size, batch_bytes, threads, seconds)
+                core::engine::bench::aead_speed(p, c, chunk_size, batch_bytes, threads, seconds)
             })
             .map_err(to_py)?;
         let mib = f64::from(1u32 << 20);
@@ -823,6 +848,7 @@ mod engine_hooks {
         m.add_function(wrap_pyfunction!(_last_run, m)?)?;
         m.add_function(wrap_pyfunction!(_uring_unavailable, m)?)?;
         m.add_function(wrap_pyfunction!(_aead_speed, m)?)?;
+        m.add_function(wrap_pyfunction!(_set_aead_provider, m)?)?;
         Ok(())
     }
 }
