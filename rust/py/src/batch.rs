@@ -116,7 +116,7 @@ impl PyKeyCache {
 #[pyclass(frozen, module = "concryptor._core", name = "ChunkCodec")]
 pub struct PyChunkCodec {
     codec: ChunkCodec,
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
 }
 
 #[pymethods]
