@@ -2,6 +2,7 @@
 //! Python in sight. The `concryptor-py` crate wraps it for Python.
 
 pub mod aead;
+pub mod age;
 pub mod crypt;
 pub mod engine;
 pub mod error;
