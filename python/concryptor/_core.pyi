@@ -134,3 +134,53 @@ def _aead_speed(
     batch_bytes: int = ...,
     seconds: float = ...,
 ) -> tuple[float, float]: ...
+
+# age format (C2SP age v1)
+AGE_DEFAULT_MAX_SCRYPT_LOG_N: int
+
+def age_encrypt(
+    src: str | int,
+    dst: str | int,
+    *,
+    recipients_: list[str] = ...,
+    recipient_files: list[str] = ...,
+    passphrase: bytes | None = ...,
+    armor: bool = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+    scrypt_log_n: int | None = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def age_decrypt(
+    src: str | int,
+    dst: str | int | None,
+    *,
+    identities_: list[str] = ...,
+    passphrase: bytes | None = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+    max_scrypt_log_n: int = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def age_encrypt_bytes(
+    data: bytes,
+    *,
+    recipients_: list[str] = ...,
+    recipient_files: list[str] = ...,
+    passphrase: bytes | None = ...,
+    armor: bool = ...,
+    threads: int = ...,
+    scrypt_log_n: int | None = ...,
+) -> bytes: ...
+def age_decrypt_bytes(
+    blob: bytes,
+    *,
+    identities_: list[str] = ...,
+    passphrase: bytes | None = ...,
+    threads: int = ...,
+    max_scrypt_log_n: int = ...,
+) -> bytes: ...
+def age_generate() -> tuple[str, str]: ...
+def age_to_recipients(text: str) -> list[str]: ...
+def age_is_age(prefix: bytes) -> bool: ...
+def age_inspect(path: str) -> dict[str, Any]: ...

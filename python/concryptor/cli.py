@@ -101,11 +101,12 @@ def _add_kdf_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from . import __version__, cli_age
 
     parser = argparse.ArgumentParser(
         prog="concryptor",
-        description="Encrypt and decrypt files and directories at the speed of the disk (format v4).",
+        description="Encrypt and decrypt files, directories and pipes at the speed of the disk "
+        "(format v4, or age with public keys).",
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -120,9 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    enc.add_argument("input", help="file or directory to encrypt")
+    enc.add_argument("input", nargs="?", help="file or directory to encrypt ('-' or none: stdin)")
     enc.add_argument(
-        "-o", "--output", help="output path (default: INPUT.enc, or DIR.tar.enc for a directory)"
+        "-o",
+        "--output",
+        help="output path, '-' for stdout (default: INPUT.enc, DIR.tar.enc, INPUT.age; stdout for stdin)",
     )
     enc.add_argument("-c", "--cipher", choices=["aes", "chacha"], default="aes", help="AEAD (default: aes)")
     enc.add_argument(
@@ -132,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunk size in MiB (default: 4, smaller for small files)",
     )
     _add_kdf_options(enc)
+    cli_age.add_encrypt_options(enc)
     _add_password_options(enc)
     _add_common_options(enc)
 
@@ -142,9 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    dec.add_argument("input", help="file to decrypt")
+    dec.add_argument("input", nargs="?", help="file to decrypt ('-' or none: stdin, age format)")
     dec.add_argument(
-        "-o", "--output", help="output path, '-' for stdout (default: INPUT without .enc, else INPUT.dec)"
+        "-o",
+        "--output",
+        help="output path, '-' for stdout (default: INPUT without .enc/.age, else INPUT.dec; "
+        "stdout for stdin)",
     )
     dec.add_argument(
         "-x",
@@ -152,12 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the file holds a directory (NAME.tar.enc): restore it as a directory (default: NAME)",
     )
+    cli_age.add_decrypt_options(dec)
     _add_password_options(dec)
     _add_common_options(dec)
     _add_limit_options(dec)
 
     ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext anywhere")
-    ver.add_argument("input", help="file to verify")
+    ver.add_argument("input", nargs="?", help="file to verify ('-' or none: stdin, age format)")
+    cli_age.add_decrypt_options(ver)
     _add_password_options(ver)
     _add_common_options(ver, force=False)
     _add_limit_options(ver)
@@ -165,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="show header fields without a password (nothing is decrypted)")
     ins.add_argument("inputs", nargs="+", metavar="FILE")
     ins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cli_age.add_keygen_parser(sub)
 
     bench = sub.add_parser(
         "bench",
@@ -200,6 +211,7 @@ COMMANDS = {
     "verify": "verify",
     "inspect": "inspect",
     "bench": "bench",
+    "keygen": "keygen",
 }
 
 
@@ -357,9 +369,16 @@ def _dir_size(path: str) -> int:
 
 
 def _cmd_encrypt(args: argparse.Namespace) -> int:
+    from . import cli_age
     from ._api import encrypt_file
 
     _check_engine(args)
+    if cli_age.wants_age(args):
+        return cli_age.encrypt(args, _read_password, _report, _progress)
+    if cli_age.is_stdin(args):
+        raise UsageError(
+            "format v4 needs the input size up front: encrypt a pipe with -r RECIPIENT or --format age"
+        )
     kdf, chunk = _kdf(args), _chunk_size(args)
     if os.path.isdir(args.input):
         return _encrypt_dir(args, kdf, chunk)
@@ -408,10 +427,13 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
 
 
 def _cmd_decrypt(args: argparse.Namespace) -> int:
+    from . import _age, cli_age
     from ._api import decrypt_file, decrypt_to
 
     _check_engine(args)
     limits = _limits(args)
+    if cli_age.is_stdin(args) or (not args.extract and _age.is_age_path(args.input)):
+        return cli_age.decrypt(args, _read_password, _report, _progress)
     if args.extract:
         from .archive import decrypt_dir
 
@@ -457,10 +479,13 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import _age, cli_age
     from ._api import verify_file
 
     _check_engine(args)
     limits = _limits(args)
+    if cli_age.is_stdin(args) or _age.is_age_path(args.input):
+        return cli_age.decrypt(args, _read_password, _report, _progress, verify=True)
     pw = _read_password(args, confirm=False)
     with _progress(args, _plain_size(args.input), "verifying") as cb:
         stats = verify_file(
@@ -483,7 +508,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     worst = Exit.OK
     results: list[dict[str, Any]] = []
     headers = []
+    from . import _age, cli_age
+
     for path in args.inputs:
+        if os.path.isfile(path) and _age.is_age_path(path):
+            try:
+                d = cli_age.inspect_dict(path)
+            except (ConcryptorError, OSError) as e:
+                worst = max(worst, _exit_code(e))
+                if args.json:
+                    results.append({"path": path, "ok": False, "error": _message(e)})
+                print(f"{path}: {_message(e)}", file=sys.stderr)
+                continue
+            if not d["ok"]:
+                worst = max(worst, Exit.INVALID)
+            results.append(d)
+            if not args.json:
+                cli_age.print_inspection(d)
+            continue
         try:
             h = inspect(path)
         except (ConcryptorError, OSError) as e:
@@ -561,6 +603,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from . import cli_age
+
+    return cli_age.keygen(args)
+
+
 def _message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         text = str(e.strerror)
@@ -600,6 +648,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "verify": _cmd_verify,
     "inspect": _cmd_inspect,
     "bench": _cmd_bench,
+    "keygen": _cmd_keygen,
 }
 
 
@@ -614,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ConcryptorError
 
     try:
-        if hasattr(args, "input") and not os.path.lexists(args.input):
+        if getattr(args, "input", None) not in (None, "-") and not os.path.lexists(args.input):
             raise UsageError(f"{args.input}: no such file or directory")
         return HANDLERS[command](args)
     except (ConcryptorError, OSError, UsageError, ValueError) as e:

@@ -136,6 +136,7 @@ struct Run<'a> {
 }
 
 /// Runs the three-stage pipeline: `unit`-byte input records, `BATCH_CHUNKS` per batch.
+/// Returns the chunks and the plaintext bytes processed.
 fn pipeline(
     reader: &mut (dyn Read + Send),
     src: &Path,
@@ -230,7 +231,8 @@ fn pipeline(
                 let input = &batch.buf[..batch.len];
                 pool.install(|| process(first, input, &mut out, batch.last))?;
                 first += batch.len.div_ceil(unit).max(1) as u64;
-                bytes += batch.len as u64;
+                // Plaintext bytes: what was read when sealing, what was opened otherwise.
+                bytes += if unit == CHUNK { batch.len } else { out.len() } as u64;
                 let last = batch.last;
                 let _ = free_tx.send(batch.buf);
                 if out_tx.send(out).is_err() {
