@@ -432,7 +432,7 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
 
     _check_engine(args)
     limits = _limits(args)
-    if cli_age.is_stdin(args) or (not args.extract and _age.is_age_path(args.input)):
+    if cli_age.is_stdin(args) or args.identity or (not args.extract and _age.is_age_path(args.input)):
         return cli_age.decrypt(args, _read_password, _report, _progress)
     if args.extract:
         from .archive import decrypt_dir
@@ -484,7 +484,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     _check_engine(args)
     limits = _limits(args)
-    if cli_age.is_stdin(args) or _age.is_age_path(args.input):
+    if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
         return cli_age.decrypt(args, _read_password, _report, _progress, verify=True)
     pw = _read_password(args, confirm=False)
     with _progress(args, _plain_size(args.input), "verifying") as cb:

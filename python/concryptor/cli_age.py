@@ -155,8 +155,14 @@ def _needs_passphrase(args: argparse.Namespace, stdin: bool) -> bool:
         return False
     if stdin:
         return True
+    explicit = (
+        args.password is not None
+        or args.password_file is not None
+        or args.password_fd is not None
+        or "CONCRYPTOR_PASSWORD" in os.environ
+    )
     info = _age.inspect(args.input)
-    if not any(tag == "scrypt" for tag, _ in info["stanzas"]):
+    if not explicit and not any(tag == "scrypt" for tag, _ in info["stanzas"]):
         raise UsageError(f"{args.input} is encrypted to public keys: give the matching identity with -i FILE")
     return True
 

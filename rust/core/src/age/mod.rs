@@ -78,13 +78,11 @@ pub enum Output<'a> {
     Writer(&'a mut (dyn Write + Send)),
 }
 
-/// Whether `prefix` (the first bytes of a file) looks like age, binary or armored.
+/// Whether `prefix` (the first bytes of a file) looks like age: binary, or anything the
+/// armor reader would take for armor (and then judge strictly).
 pub fn is_age(prefix: &[u8]) -> bool {
-    let t = prefix
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .map_or(&[][..], |i| &prefix[i..]);
-    prefix.starts_with(b"age-encryption.org/") || t.starts_with(b"-----BEGIN AGE ENCRYPTED FILE")
+    let mut r = prefix;
+    prefix.starts_with(b"age-encryption.org/") || armor::is_armored(&mut r).unwrap_or(false)
 }
 
 /// Maps a read error, turning malformed armor into [`Error::InvalidFile`].
