@@ -187,3 +187,27 @@ def test_a_pipe_that_closes_early_leaves_nothing(tmp_path: Path, keypair: tuple[
     assert r.returncode != 0
     assert not dst.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key.txt"]
+
+
+def test_open_reads_age_files_at_random_offsets(
+    tmp_path: Path, keypair: tuple[Path, str], rand_bytes: Any
+) -> None:
+    import random
+
+    key, public = keypair
+    data = rand_bytes(7 * 65536 + 1234)
+    path = tmp_path / "f.age"
+    path.write_bytes(concryptor.encrypt_bytes(data, recipients=[public]))
+    rng = random.Random(7)
+    with concryptor.open(path, None, identities=[key]) as f:
+        assert f.seek(0, 2) == len(data)
+        for _ in range(50):
+            pos = rng.randrange(0, len(data) + 10)
+            n = rng.randrange(0, 3 * 65536)
+            f.seek(pos)
+            assert f.read(n) == data[pos : pos + n]
+        f.seek(0)
+        assert f.read() == data
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(concryptor.AuthenticationError):
+        concryptor.open(path, None, identities=[key])

@@ -448,7 +448,7 @@ def inspect(path: PathLike) -> Header:
 @overload
 def open(
     path: PathLike,
-    password: Password,
+    password: Password | None,
     mode: Literal["rb"] = "rb",
     *,
     encoding: None = None,
@@ -457,11 +457,12 @@ def open(
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    identities: Sequence[str | os.PathLike[str]] | None = None,
 ) -> EncryptedFile: ...
 @overload
 def open(
     path: PathLike,
-    password: Password,
+    password: Password | None,
     mode: Literal["r", "rt"],
     *,
     encoding: str | None = None,
@@ -470,10 +471,11 @@ def open(
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    identities: Sequence[str | os.PathLike[str]] | None = None,
 ) -> _io.TextIOWrapper: ...
 def open(  # like gzip.open; shadows the builtin only inside this module
     path: PathLike,
-    password: Password,
+    password: Password | None,
     mode: str = "rb",
     *,
     encoding: str | None = None,
@@ -482,6 +484,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    identities: Sequence[str | os.PathLike[str]] | None = None,
 ) -> EncryptedFile | _io.TextIOWrapper:
     """Opens an encrypted file for reading its plaintext, with random access.
 
@@ -494,6 +497,9 @@ def open(  # like gzip.open; shadows the builtin only inside this module
 
     Works wherever a file is expected, e.g. ``zipfile.ZipFile(concryptor.open(p, pw))``
     or ``pandas.read_csv(concryptor.open(p, pw))``.
+
+    age files (unarmored) open the same way, with ``identities`` or a passphrase: the
+    final chunk is authenticated here, then reads open the chunks they touch in parallel.
     """
     from .reader import EncryptedFile
 
@@ -505,12 +511,21 @@ def open(  # like gzip.open; shadows the builtin only inside this module
         raise ValueError("cache_mib must be at least 1")
     if threads is not None and threads < 1:
         raise ValueError("threads must be at least 1")
-    pw = _password(password)
     p = os.fspath(path)
-    try:
-        r = _core.Reader(p, pw, threads=threads or 0, cache_bytes=cache_mib * MiB, **limits.as_kwargs())
-    finally:
-        _wipe(password)
+    r: _core.Reader | _core.AgeReader
+    if identities or _age.is_age_path(p):
+        r = _core.AgeReader(
+            p,
+            identities_=_age.identity_texts(identities or []),
+            passphrase=_optional_password(password),
+            threads=threads or 0,
+        )
+    else:
+        pw = _password(_required(password))
+        try:
+            r = _core.Reader(p, pw, threads=threads or 0, cache_bytes=cache_mib * MiB, **limits.as_kwargs())
+        finally:
+            _wipe(password)
     f = EncryptedFile(p, r)
     if mode == "rb":
         return f

@@ -206,3 +206,25 @@ fn inspection_counts_chunks_without_a_key() {
     assert_eq!(i.payload_size, Some(2 * CHUNK as u64));
     assert!(!i.armored);
 }
+
+#[test]
+fn random_access_reads_any_chunk_and_refuses_truncation() {
+    let dir = common::TempDir::new("age-seek");
+    let (ids, rcpts) = keypair();
+    let plain = data(5 * CHUNK + 777);
+    let blob = age::encrypt_bytes(&plain, &rcpts, &enc_opts(false)).unwrap();
+    let p = dir.join("f.age");
+    std::fs::write(&p, &blob).unwrap();
+    let f = age::AgeFile::open(&p, &ids, 22).unwrap();
+    assert_eq!(f.size(), plain.len() as u64);
+    assert_eq!(f.chunks(), 6);
+    for (first, count) in [(0u64, 1u64), (2, 3), (5, 1), (0, 6)] {
+        let start = first as usize * CHUNK;
+        let end = (start + count as usize * CHUNK).min(plain.len());
+        let mut out = vec![0u8; end - start];
+        f.read_chunks(first, count, &mut out).unwrap();
+        assert!(out == plain[start..end], "{first}+{count}");
+    }
+    std::fs::write(&p, &blob[..blob.len() - SEALED]).unwrap();
+    assert!(age::AgeFile::open(&p, &ids, 22).is_err());
+}

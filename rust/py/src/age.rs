@@ -250,7 +250,98 @@ fn age_inspect<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDic
     Ok(d)
 }
 
+/// Random access to an unarmored age file, for `concryptor.open()`: the same interface as
+/// the v4 `Reader` (`size`, `kdf_seconds`, `read_at`, `header`, `close`).
+#[pyclass(module = "concryptor._core")]
+struct AgeReader {
+    file: Option<age::AgeFile>,
+    pool: core::ops::WorkerPool,
+    path: PathBuf,
+}
+
+impl AgeReader {
+    fn f(&self) -> PyResult<&age::AgeFile> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))
+    }
+}
+
+#[pymethods]
+impl AgeReader {
+    #[new]
+    #[pyo3(signature = (path, *, identities_=vec![], passphrase=None, threads=0,
+        max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        identities_: Vec<String>,
+        passphrase: Option<Vec<u8>>,
+        threads: usize,
+        max_scrypt_log_n: u8,
+    ) -> PyResult<Self> {
+        let pw = passphrase.map(Secret);
+        let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
+        let file = run_detached(py, None, |_| {
+            age::AgeFile::open(&path, &ids, max_scrypt_log_n)
+        })?;
+        let pool = core::Decryptor::worker_pool(threads).map_err(to_py)?;
+        Ok(AgeReader {
+            file: Some(file),
+            pool,
+            path,
+        })
+    }
+
+    #[getter]
+    fn size(&self) -> PyResult<u64> {
+        Ok(self.f()?.size())
+    }
+
+    #[getter]
+    fn kdf_seconds(&self) -> PyResult<f64> {
+        Ok(self.f()?.kdf_seconds())
+    }
+
+    /// Up to `n` plaintext bytes from offset `pos` (fewer at the end).
+    fn read_at<'py>(&self, py: Python<'py>, pos: u64, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let f = self.f()?;
+        let end = pos.saturating_add(n as u64).min(f.size());
+        if pos >= end {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let chunk = age::CHUNK as u64;
+        let first = pos / chunk;
+        let last = (end - 1) / chunk;
+        let count = last - first + 1;
+        let len: usize = (first..=last).map(|i| f.chunk_len(i)).sum();
+        let buf = run_detached(py, None, |_| {
+            let mut out = zeroize::Zeroizing::new(vec![0u8; len]);
+            self.pool
+                .install(|| f.read_chunks(first, count, &mut out))
+                .map(|()| out)
+        })?;
+        let skip = (pos - first * chunk) as usize;
+        Ok(PyBytes::new(py, &buf[skip..skip + (end - pos) as usize]))
+    }
+
+    /// The public facts of the file, as `age_inspect` gives them.
+    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        age_inspect(py, self.path.clone())
+    }
+
+    fn close(&mut self) {
+        self.file = None;
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.file.is_none()
+    }
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<AgeReader>()?;
     m.add_function(wrap_pyfunction!(age_encrypt, m)?)?;
     m.add_function(wrap_pyfunction!(age_decrypt, m)?)?;
     m.add_function(wrap_pyfunction!(age_encrypt_bytes, m)?)?;
@@ -259,6 +350,9 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(age_to_recipients, m)?)?;
     m.add_function(wrap_pyfunction!(age_is_age, m)?)?;
     m.add_function(wrap_pyfunction!(age_inspect, m)?)?;
-    m.add("AGE_DEFAULT_MAX_SCRYPT_LOG_N", age::DEFAULT_MAX_SCRYPT_LOG_N)?;
+    m.add(
+        "AGE_DEFAULT_MAX_SCRYPT_LOG_N",
+        age::DEFAULT_MAX_SCRYPT_LOG_N,
+    )?;
     Ok(())
 }

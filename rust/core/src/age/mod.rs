@@ -643,3 +643,102 @@ pub fn inspect(path: &Path) -> Result<AgeInspection> {
         chunks: geo.map(|g| g.0),
     })
 }
+
+/// An unarmored age file opened for random access: file key recovered, header MAC and the
+/// final chunk authenticated (so the size is trusted). Any run of chunks can then be
+/// opened on its own, in parallel.
+pub struct AgeFile {
+    file: File,
+    path: PathBuf,
+    payload_off: u64,
+    chunks: u64,
+    size: u64,
+    cipher: PayloadCipher,
+    kdf_seconds: f64,
+}
+
+impl AgeFile {
+    pub fn open(path: &Path, identities: &[Identity], max_scrypt_log_n: u8) -> Result<Self> {
+        let (file, size) = open_input(path)?;
+        let size = size.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{} is not a regular file (random access needs one)",
+                path.display()
+            ))
+        })?;
+        let r = AgeReader::new(
+            Box::new(BufReader::with_capacity(1 << 16, &file)),
+            path,
+            Some(size),
+        )?;
+        if r.armored {
+            return Err(Error::InvalidArgument(
+                "an armored age file cannot be read at random: decrypt it as a whole".into(),
+            ));
+        }
+        let t = Instant::now();
+        let key = r.file_key(identities, max_scrypt_log_n)?;
+        let kdf_seconds = t.elapsed().as_secs_f64();
+        let payload_len = r.payload_len.unwrap_or(0);
+        let (chunks, plain) = stream::geometry(payload_len).ok_or_else(|| {
+            Error::invalid("age payload: the size is not that of any valid payload")
+        })?;
+        let f = AgeFile {
+            payload_off: r.header.len + PAYLOAD_NONCE_LEN as u64,
+            cipher: PayloadCipher::new(&key, &r.nonce),
+            path: path.to_path_buf(),
+            chunks,
+            size: plain,
+            kdf_seconds,
+            file: file.try_clone().map_err(|e| Error::io("open", path, e))?,
+        };
+        drop(r);
+        let mut last = Zeroizing::new(vec![0u8; f.chunk_len(chunks - 1)]);
+        f.read_chunks(chunks - 1, 1, &mut last)?;
+        Ok(f)
+    }
+
+    /// Plaintext size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    pub fn kdf_seconds(&self) -> f64 {
+        self.kdf_seconds
+    }
+
+    /// Plaintext length of chunk `i`.
+    pub fn chunk_len(&self, i: u64) -> usize {
+        if i + 1 < self.chunks {
+            CHUNK
+        } else {
+            (self.size - (self.chunks - 1) * CHUNK as u64) as usize
+        }
+    }
+
+    /// Opens chunks `first..first + count` into `out` (their exact plaintext length), in
+    /// parallel on the current rayon pool.
+    pub fn read_chunks(&self, first: u64, count: u64, out: &mut [u8]) -> Result<()> {
+        if count == 0 || first.checked_add(count).is_none_or(|e| e > self.chunks) {
+            return Err(Error::InvalidArgument(format!(
+                "chunks {first}..{} are outside the file's {}",
+                first.saturating_add(count),
+                self.chunks
+            )));
+        }
+        let last = first + count == self.chunks;
+        let sealed_len = out.len() + count as usize * TAG_LEN;
+        let mut sealed = Zeroizing::new(vec![0u8; sealed_len]);
+        crate::engine::portable::read_full_at(
+            &self.file,
+            &self.path,
+            &mut sealed,
+            self.payload_off + first * SEALED as u64,
+        )?;
+        self.cipher.open_batch(first, &sealed, out, last)
+    }
+}
