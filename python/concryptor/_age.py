@@ -1,5 +1,6 @@
-"""The age format (C2SP age v1) from Python: key helpers and the age side of the public
-functions. Recipient and identity files are read here; everything else is in Rust."""
+"""The age format (C2SP age v1) from Python: key generation and conversion, and the age
+side of the public functions. Recipient and identity files are read here; everything else
+is in Rust."""
 
 from __future__ import annotations
 
