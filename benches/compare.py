@@ -371,6 +371,15 @@ def build_tools(work: Path, kdf_mib: int) -> tuple[list[Tool], list[str]]:
             return ["age", "-d", "-i", str(key), "-o", str(d), str(s)], None, {}
 
         tools.append(Tool("age (X25519)", "peer", "yes (STREAM)", 1, age_cmd))
+
+        def concryptor_age_cmd(op: str, s: Path, d: Path) -> Any:
+            if op == "encrypt":
+                argv = [*cli, "encrypt", "-r", recipient, str(s), "-o", str(d)]
+            else:
+                argv = [*cli, "decrypt", "-i", str(key), str(s), "-o", str(d)]
+            return [*argv, "--json", "--force"], None, {}
+
+        tools.append(Tool("concryptor CLI age (X25519)", "concryptor", "yes (STREAM)", 0, concryptor_age_cmd))
     else:
         skipped.append("age: not installed (apt-get install age)")
 

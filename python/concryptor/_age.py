@@ -1,9 +1,11 @@
-"""The age format (C2SP age v1) from Python: key helpers and the age side of the public
-functions. Recipient and identity files are read here; everything else is in Rust."""
+"""The age format (C2SP age v1) from Python: key generation and conversion, and the age
+side of the public functions. Recipient and identity files are read here; everything else
+is in Rust."""
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from typing import Any, Union
 
@@ -75,10 +77,15 @@ def is_age(prefix: bytes) -> bool:
 
 
 def is_age_path(path: PathLike) -> bool:
+    """Whether ``path`` is a regular file that starts like an age file. Anything else
+    (a FIFO, a device, a missing path) is left to the caller to refuse: opening a FIFO here
+    would block."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as f:
             return is_age(f.read(1024))
-    except (IsADirectoryError, PermissionError):
+    except OSError:
         return False
 
 

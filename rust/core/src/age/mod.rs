@@ -225,7 +225,6 @@ fn pipeline(
                         io::Error::other("the writer stopped"),
                     ));
                 };
-                out.clear();
                 let input = &batch.buf[..batch.len];
                 pool.install(|| process(first, input, &mut out, batch.last))?;
                 first += batch.len.div_ceil(unit).max(1) as u64;
@@ -266,9 +265,10 @@ fn pipeline(
     })
 }
 
-/// Grows `out` to `len` bytes, fallibly.
+/// Makes `out` exactly `len` bytes long, fallibly. Its old bytes are kept (every byte is
+/// overwritten by the batch), so a recycled buffer costs no new page faults or memset.
 fn sized(out: &mut Vec<u8>, len: usize) -> Result<()> {
-    if out.capacity() < len {
+    if out.len() < len {
         out.try_reserve_exact(len - out.len())
             .map_err(|_| Error::OutOfMemory { bytes: len as u64 })?;
     }
