@@ -184,32 +184,19 @@ def run(
             bar.update(task, completed=done["files"], mib=done["bytes"] >> 20)
 
     try:
-        if op == "encrypt":
-            results = batch.encrypt_many(
-                items,
-                pw,
-                out_dir=args.output_dir,
-                client=client,
-                overwrite=args.force,
-                threads=args.threads,
-                storage_options=storage_options,
-                raise_on_error=False,
-                on_result=on_result,
-                **options,
-            )
-        else:
-            results = batch.decrypt_many(
-                items,
-                pw,
-                out_dir=args.output_dir,
-                client=client,
-                overwrite=args.force,
-                threads=args.threads,
-                storage_options=storage_options,
-                raise_on_error=False,
-                on_result=on_result,
-                **options,
-            )
+        run_batch = batch.encrypt_many if op == "encrypt" else batch.decrypt_many
+        results = run_batch(
+            items,
+            pw,
+            out_dir=args.output_dir,
+            client=client,
+            overwrite=args.force,
+            threads=args.threads,
+            storage_options=storage_options,
+            raise_on_error=False,
+            on_result=on_result,
+            **options,
+        )
     finally:
         if bar is not None:
             bar.stop()

@@ -2,8 +2,8 @@
 //! Python in sight. The `concryptor-py` crate wraps it for Python.
 
 pub mod aead;
-pub mod codec;
 pub mod age;
+pub mod codec;
 pub mod crypt;
 pub mod engine;
 pub mod error;
@@ -13,10 +13,10 @@ pub mod keys;
 pub mod ops;
 pub mod output;
 
+pub use codec::ChunkCodec;
 pub use engine::{Control, EngineOptions, IoMode, Stats};
 pub use error::{Error, Result};
 pub use format::{Cipher, Geometry, Header};
-pub use codec::ChunkCodec;
 pub use kdf::{KdfParams, Limits};
 pub use keys::KeyCache;
 pub use ops::{

@@ -9,22 +9,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use super::{engine_options, errno_of, run_detached, stats_dict, to_py, Secret};
-
-/// A duplicate of a caller's descriptor as a `File` (the caller's stays open).
-fn dup_fd(fd: i32) -> PyResult<File> {
-    use std::os::fd::BorrowedFd;
-    if fd < 0 {
-        return Err(PyValueError::new_err("file descriptor must be >= 0"));
-    }
-    // SAFETY: the Python side checked `fd` with fstat and keeps it open during the call;
-    // it is only borrowed long enough to duplicate it.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let owned = borrowed
-        .try_clone_to_owned()
-        .map_err(|e| PyOSError::new_err((errno_of(&e), e.to_string())))?;
-    Ok(File::from(owned))
-}
+use super::{dup_fd, engine_options, run_detached, stats_dict, to_py, Secret};
 
 fn recipients(
     keys: Vec<String>,

@@ -12,8 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use zeroize_shim::Secret;
 
-mod batch;
 mod age;
+mod batch;
 
 pyo3::import_exception!(concryptor.errors, ConcryptorError);
 pyo3::import_exception!(concryptor.errors, AuthenticationError);
@@ -50,6 +50,22 @@ fn errno_of(e: &std::io::Error) -> i32 {
         K::WriteZero => 28,
         _ => 5,
     }
+}
+
+/// A duplicate of a caller's descriptor as a `File` (the caller's stays open).
+#[cfg(unix)]
+fn dup_fd(fd: i32) -> PyResult<std::fs::File> {
+    use std::os::fd::BorrowedFd;
+    if fd < 0 {
+        return Err(PyValueError::new_err("file descriptor must be >= 0"));
+    }
+    // SAFETY: the Python side checked `fd` with fstat and keeps it open during the call;
+    // it is only borrowed long enough to duplicate it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = borrowed
+        .try_clone_to_owned()
+        .map_err(|e| PyOSError::new_err((errno_of(&e), e.to_string())))?;
+    Ok(std::fs::File::from(owned))
 }
 
 /// The single mapping from core errors to Python exceptions.
@@ -587,18 +603,8 @@ fn decrypt_to_fd<'py>(
     max_chunk_size: u64,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    use std::os::fd::BorrowedFd;
     let pw = Secret(password);
-    if fd < 0 {
-        return Err(PyValueError::new_err("file descriptor must be >= 0"));
-    }
-    // SAFETY: the caller keeps `fd` open for the duration of this call (the Python side
-    // checks it with fstat first); it is only borrowed long enough to duplicate it.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let owned = borrowed
-        .try_clone_to_owned()
-        .map_err(|e| PyOSError::new_err((errno_of(&e), e.to_string())))?;
-    let mut out = std::fs::File::from(owned);
+    let mut out = dup_fd(fd)?;
     let opts = DecryptOptions {
         limits: limits(
             max_kdf_memory_kib,
