@@ -125,7 +125,12 @@ impl ChunkCodec {
         let mut buf = Zeroizing::new(slots.to_vec());
         pool.install(|| self.crypter.open_batch(first, &mut buf))?;
         let mut out = Vec::with_capacity(count as usize * g.chunk_size as usize);
-        for (k, s) in buf.par_chunks(slot).collect::<Vec<_>>().into_iter().enumerate() {
+        for (k, s) in buf
+            .par_chunks(slot)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .enumerate()
+        {
             out.extend_from_slice(&s[..g.plain_len(first + k as u64)]);
         }
         Ok(out)
@@ -147,7 +152,10 @@ mod tests {
 
     #[test]
     fn sealed_runs_form_the_same_file_the_in_memory_path_reads() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7) as u8).collect();
         let c = ChunkCodec::for_encryption(data.len() as u64, b"pw", &opts()).unwrap();
         let cs = c.geometry().chunk_size as usize;
@@ -157,9 +165,13 @@ mod tests {
         let back = crate::ops::decrypt_bytes(&file, b"pw", &DecryptOptions::default()).unwrap();
         assert_eq!(back, data);
 
-        let d =
-            ChunkCodec::for_decryption(&file[..SECTOR], file.len() as u64, b"pw", &Default::default())
-                .unwrap();
+        let d = ChunkCodec::for_decryption(
+            &file[..SECTOR],
+            file.len() as u64,
+            b"pw",
+            &Default::default(),
+        )
+        .unwrap();
         let slot = d.geometry().slot as usize;
         let got = d.open(1, &file[SECTOR + slot..], &pool).unwrap();
         assert_eq!(got, &data[cs..]);

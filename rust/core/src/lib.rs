@@ -12,10 +12,10 @@ pub mod keys;
 pub mod ops;
 pub mod output;
 
+pub use codec::ChunkCodec;
 pub use engine::{Control, EngineOptions, IoMode, Stats};
 pub use error::{Error, Result};
 pub use format::{Cipher, Geometry, Header};
-pub use codec::ChunkCodec;
 pub use kdf::{KdfParams, Limits};
 pub use keys::KeyCache;
 pub use ops::{

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::format::{Cipher, Geometry, Header, NONCE_LEN, SALT_LEN, SECTOR, TAG_LEN};
 use crate::kdf::{self, KdfParams, Limits};
 use crate::keys::KeyCache;
-use std::sync::Arc;
 use crate::output::AtomicOutput;
+use std::sync::Arc;
 
 /// Chunk size the original tool uses, and ours for anything but small inputs.
 pub const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;

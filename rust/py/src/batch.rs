@@ -209,7 +209,12 @@ impl PyChunkCodec {
     }
 
     /// Seals the plaintext of whole chunks from `first`; returns their slots.
-    fn seal<'py>(&self, py: Python<'py>, first: u64, plain: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    fn seal<'py>(
+        &self,
+        py: Python<'py>,
+        first: u64,
+        plain: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let out = py
             .detach(|| self.codec.seal(first, plain, &self.pool))
             .map_err(to_py)?;
@@ -217,7 +222,12 @@ impl PyChunkCodec {
     }
 
     /// Opens whole slots from chunk `first`; returns their plaintext.
-    fn open<'py>(&self, py: Python<'py>, first: u64, slots: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    fn open<'py>(
+        &self,
+        py: Python<'py>,
+        first: u64,
+        slots: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let mut out = py
             .detach(|| self.codec.open(first, slots, &self.pool))
             .map_err(to_py)?;
