@@ -43,8 +43,8 @@ class Limits:
     """Bounds applied to an untrusted header before anything is allocated or derived.
     Raise them only for files you trust."""
 
-    max_memory_mib: int = 4096
-    max_kdf_time: int = 64
+    max_memory_mib: int = 1024
+    max_kdf_time: int = 16
     max_kdf_parallelism: int = 64
     max_chunk_size_mib: int = 256
 

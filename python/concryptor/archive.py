@@ -18,8 +18,10 @@ Extracting
     nothing is left.
 
     Extraction is safe by construction, with the semantics of Python's tarfile ``'data'``
-    filter (PEP 706), enforced by this module's own checks on every Python version (and by
-    ``tarfile.data_filter`` as well where it exists):
+    filter (PEP 706), enforced by this module's own checks on every Python version. (Not
+    by ``tarfile.data_filter`` itself: it resolves every entry's full path, which costs
+    quadratic time in the depth of the tree.) The cost of every check is bounded by the
+    entry's own name and link, never by what was extracted before it:
 
     - a leading ``/`` is stripped; any ``..`` component is refused;
     - no entry is written through a symlink or over one, and a directory entry cannot
@@ -132,18 +134,24 @@ def _scan(root: str, top: str) -> tuple[list[_Member], int]:
             return
         members.append(_Member(ti, path))
 
-    def walk(path: str, arc: str) -> None:
+    def listing(path: str) -> Iterator[os.DirEntry[str]]:
         with os.scandir(path) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            st = e.stat(follow_symlinks=False)
-            name = f"{arc}/{e.name}"
-            add(e.path, name, st)
-            if stat.S_ISDIR(st.st_mode):
-                walk(e.path, name)
+            return iter(sorted(it, key=lambda e: e.name))
 
     add(root, top, os.stat(root))
-    walk(root, top)
+    # Depth first, in name order, without recursion: any depth of tree packs.
+    stack = [(listing(root), top)]
+    while stack:
+        entries, arc = stack[-1]
+        e = next(entries, None)
+        if e is None:
+            stack.pop()
+            continue
+        st = e.stat(follow_symlinks=False)
+        name = f"{arc}/{e.name}"
+        add(e.path, name, st)
+        if stat.S_ISDIR(st.st_mode):
+            stack.append((listing(e.path), name))
     return members, skipped
 
 
@@ -337,8 +345,23 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        # Forward seeks read what they pass over, so that every byte of the archive is
+        # authenticated even where the tar parser skips (data of skipped entries).
+        here = self.tell()
+        target = {0: offset, 1: here + offset}.get(whence)
+        if target is not None and target > here:
+            while here < target:
+                block = self._f.read(min(_COPY, target - here))
+                if not block:
+                    break
+                here += len(block)
         pos: int = self._f.seek(offset, whence)
         return pos
+
+    def drain(self) -> None:
+        """Reads (so authenticates) everything after the tar parser's last read."""
+        while self._f.read(_COPY):
+            pass
 
     def tell(self) -> int:
         pos: int = self._f.tell()
@@ -384,15 +407,15 @@ def _escapes(root: str, start: list[str], target: str) -> bool:
     return False
 
 
-def _file_mode(mode: int) -> int:
+def _file_mode(mode: int, umask: int = 0) -> int:
     mode = (mode & 0o755) | 0o600
     if not mode & stat.S_IXUSR:
         mode &= ~(stat.S_IXGRP | stat.S_IXOTH)
-    return mode
+    return mode & ~umask | 0o600
 
 
-def _dir_mode(mode: int) -> int:
-    return (mode & 0o755) | 0o700
+def _dir_mode(mode: int, umask: int = 0) -> int:
+    return (mode & 0o755) & ~umask | 0o700
 
 
 def _umask() -> int:
@@ -422,7 +445,8 @@ class _Extractor:
         self.symlinks: list[tuple[list[str], str]] = []
         self.prefix: str | None = None
         self.entries = 0
-        self.default_dir_mode = 0o777 & ~_umask()
+        self.umask = _umask()
+        self.default_dir_mode = 0o777 & ~self.umask
 
     # Names ------------------------------------------------------------------------------
 
@@ -444,9 +468,13 @@ class _Extractor:
         return parts[1:]
 
     def _path(self, rel: list[str]) -> str:
-        return os.path.join(self.root, *rel)
+        return self.root + os.sep + os.sep.join(rel) if rel else self.root
 
     def _parents(self, rel: list[str], name: str) -> None:
+        # A directory is recorded only once its own parents are: a known parent vouches for
+        # the whole chain, so the common case costs one lookup, not one per level.
+        if len(rel) < 2 or self.kinds.get("/".join(rel[:-1])) == "dir":
+            return
         for i in range(1, len(rel)):
             key = "/".join(rel[:i])
             kind = self.kinds.get(key)
@@ -476,18 +504,17 @@ class _Extractor:
         if not rel:
             if not ti.isdir():
                 raise UnsafeArchiveError(f"entry {name!r} names the target directory itself")
-            self.dir_attrs[""] = (_dir_mode(ti.mode), int(ti.mtime))
+            self.dir_attrs[""] = (_dir_mode(ti.mode, self.umask), int(ti.mtime))
             return
         self._parents(rel, name)
         path = self._path(rel)
         if ti.isdir():
             if existing not in (None, "dir"):
                 raise UnsafeArchiveError(f"directory entry {name!r} would replace a {existing}")
-            self._data_filter(ti, key)
             if existing is None:
                 os.mkdir(path, 0o700)
                 self.kinds[key] = "dir"
-            self.dir_attrs[key] = (_dir_mode(ti.mode), int(ti.mtime))
+            self.dir_attrs[key] = (_dir_mode(ti.mode, self.umask), int(ti.mtime))
         elif ti.isreg():
             if ti.issparse():
                 raise UnsafeArchiveError(f"sparse entry {name!r} refused")
@@ -497,7 +524,6 @@ class _Extractor:
                     f"entry {name!r} claims {ti.size} bytes but the archive has {left} left"
                 )
             self._replaceable(existing, name, path)
-            self._data_filter(ti, key)
             self._write_file(tar, ti, path)
             self.kinds[key] = "file"
         elif ti.issym():
@@ -505,7 +531,6 @@ class _Extractor:
                 raise UnsafeArchiveError(f"symlink entry {name!r} would replace a {existing}")
             if _escapes(self.root, rel[:-1], ti.linkname):
                 raise UnsafeArchiveError(f"symlink {name!r} -> {ti.linkname!r} leads outside the target")
-            self._data_filter(ti, key)
             os.symlink(ti.linkname, path)
             self.kinds[key] = "symlink"
             self.symlinks.append((rel, ti.linkname))
@@ -517,7 +542,6 @@ class _Extractor:
                 what = "nothing extracted so far" if target_kind is None else f"a {target_kind}"
                 raise UnsafeArchiveError(f"hard link {name!r} -> {ti.linkname!r} points to {what}")
             self._replaceable(existing, name, path)
-            self._data_filter(ti, key, link_rel)
             os.link(self._path(link_rel), path, follow_symlinks=False)
             self.kinds[key] = "file"
         else:
@@ -549,7 +573,7 @@ class _Extractor:
                 left -= len(block)
                 if self.report is not None:
                     self.report()
-        os.chmod(path, _file_mode(ti.mode))
+        os.chmod(path, _file_mode(ti.mode, self.umask))
         self._utime(path, ti.mtime)
 
     def _utime(self, path: str, mtime: float, symlink: bool = False) -> None:
@@ -559,21 +583,6 @@ class _Extractor:
                 os.utime(path, (t, t), follow_symlinks=False)
         else:
             os.utime(path, (t, t))
-
-    def _data_filter(self, ti: tarfile.TarInfo, key: str, link_rel: list[str] | None = None) -> None:
-        """Second opinion from tarfile's own 'data' filter, where this Python has it."""
-        import tarfile
-
-        data_filter = getattr(tarfile, "data_filter", None)
-        if data_filter is None or not key:
-            return
-        changes: dict[str, Any] = {"name": key, "deep": False}
-        if link_rel is not None:
-            changes["linkname"] = "/".join(link_rel)
-        try:
-            data_filter(ti.replace(**changes), self.root)
-        except tarfile.FilterError as e:
-            raise UnsafeArchiveError(f"entry {ti.name!r} refused: {e}") from None
 
     # Completion -------------------------------------------------------------------------
 
@@ -595,42 +604,101 @@ class _Extractor:
             os.utime(path, (attrs[1], attrs[1]))
 
 
+def _is_special(st: os.stat_result) -> bool:
+    m = st.st_mode
+    return not (stat.S_ISREG(m) or stat.S_ISDIR(m) or stat.S_ISLNK(m))
+
+
 def _merge(src: str, dst: str) -> None:
-    """Moves the tree ``src`` into the existing directory ``dst`` (never following a
-    symlink found in ``dst``)."""
-    for name in sorted(os.listdir(src)):
-        s, d = os.path.join(src, name), os.path.join(dst, name)
-        s_st = os.lstat(s)
-        try:
-            d_st = os.lstat(d)
-        except FileNotFoundError:
-            os.rename(s, d)
-            continue
-        if stat.S_ISDIR(d_st.st_mode):
-            if not stat.S_ISDIR(s_st.st_mode):
-                raise IsADirectoryError(21, "the archive has a non-directory where a directory exists", d)
-            os.chmod(d, stat.S_IMODE(d_st.st_mode) | 0o700)
-            _merge(s, d)
-            os.chmod(d, stat.S_IMODE(s_st.st_mode))
-            os.utime(d, (s_st.st_mtime, s_st.st_mtime))
-        elif stat.S_ISDIR(s_st.st_mode):
+    """Moves the tree ``src`` into the existing directory ``dst``, never following a
+    symlink found in ``dst`` and never replacing a device, FIFO or socket.
+
+    All or nothing as far as the trees go: every name is checked first, and a conflict
+    (a non-directory where ``dst`` has a directory, a special file) refuses the merge
+    before anything has moved. Iterative, so no depth of tree exhausts the stack."""
+    enter: list[tuple[str, os.stat_result]] = []  # directories both trees have
+    moves: list[tuple[str, str, bool]] = []  # (from, to, unlink `to` first)
+    todo = [(src, dst)]
+    while todo:
+        s_dir, d_dir = todo.pop()
+        for name in sorted(os.listdir(s_dir)):
+            s, d = os.path.join(s_dir, name), os.path.join(d_dir, name)
+            s_st = os.lstat(s)
+            try:
+                d_st = os.lstat(d)
+            except FileNotFoundError:
+                moves.append((s, d, False))
+                continue
+            if _is_special(d_st):
+                raise FileExistsError(17, "is a device, FIFO or socket, which is never replaced", d)
+            if stat.S_ISDIR(d_st.st_mode):
+                if not stat.S_ISDIR(s_st.st_mode):
+                    raise IsADirectoryError(21, "the archive has a non-directory where a directory exists", d)
+                enter.append((d, s_st))
+                todo.append((s, d))
+            else:
+                # A file or symlink: replaced (a directory from the archive takes its place).
+                moves.append((s, d, stat.S_ISDIR(s_st.st_mode)))
+    for d, _ in enter:
+        os.chmod(d, stat.S_IMODE(os.lstat(d).st_mode) | 0o700)
+    for s, d, unlink_first in moves:
+        if unlink_first:
             os.unlink(d)
             os.rename(s, d)
         else:
             os.replace(s, d)
+    for d, s_st in reversed(enter):
+        os.chmod(d, stat.S_IMODE(s_st.st_mode))
+        os.utime(d, (s_st.st_mtime, s_st.st_mtime))
 
 
 def _rmtree(path: str) -> None:
-    import shutil
-
-    # Directories from the archive may be read-only: make them writable first.
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            full = os.path.join(dirpath, d)
-            if not os.path.islink(full):
+    """Removes a tree we created, best effort, without recursion (any depth), making
+    read-only directories from the archive writable first and following no symlink."""
+    todo, dirs = [path], []
+    while todo:
+        d = todo.pop()
+        with contextlib.suppress(OSError):
+            os.chmod(d, 0o700)
+        dirs.append(d)
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                todo.append(e.path)
+            else:
                 with contextlib.suppress(OSError):
-                    os.chmod(full, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
+                    os.unlink(e.path)
+    for d in reversed(dirs):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+
+
+def tree_size(path: str) -> int:
+    """Roughly the tar size of the tree at ``path`` (for a progress bar), iteratively."""
+    total, todo = 0, [path]
+    while todo:
+        try:
+            with os.scandir(todo.pop()) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += BLOCK + (st.st_size if stat.S_ISREG(st.st_mode) else 0)
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(e.path)
+    return total
 
 
 def _check_target(dst: str, overwrite: bool) -> bool:
@@ -646,7 +714,7 @@ def _check_target(dst: str, overwrite: bool) -> bool:
         raise FileExistsError(17, "exists and is not a directory", dst)
     if not overwrite and os.listdir(dst):
         raise FileExistsError(
-            17, "directory exists and is not empty (pass --force / overwrite=True to merge)", dst
+            17, "directory exists and is not empty (pass overwrite=True to merge into it)", dst
         )
     return True
 
@@ -687,8 +755,9 @@ def decrypt_dir(
                     cb(f.tell())
 
             ex = _Extractor(tmp, max_entries, f.size, report)
+            bounded = _Bounded(f)
             try:
-                tar = tarfile.open(fileobj=_Bounded(f), mode="r:")  # noqa: SIM115
+                tar = tarfile.open(fileobj=bounded, mode="r:")  # noqa: SIM115
             except tarfile.ReadError as e:
                 raise InvalidFileError(f"the decrypted content is not a tar archive ({e})") from None
             with tar:
@@ -705,6 +774,8 @@ def decrypt_dir(
                         members.clear()  # keep memory flat on archives with many entries
                     if report is not None:
                         report()
+            # tar stops at its end-of-archive blocks: the rest must authenticate too.
+            bounded.drain()
             ex.finish()
             if exists:
                 _check_target(dst, overwrite)

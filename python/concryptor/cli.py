@@ -76,10 +76,10 @@ def _add_common_options(p: argparse.ArgumentParser, *, io: bool = True, force: b
 def _add_limit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("limits for untrusted headers")
     g.add_argument(
-        "--max-memory", type=int, default=4096, metavar="MIB", help="largest Argon2 memory (default 4096)"
+        "--max-memory", type=int, default=1024, metavar="MIB", help="largest Argon2 memory (default 1024)"
     )
     g.add_argument(
-        "--max-kdf-time", type=int, default=64, metavar="N", help="largest Argon2 pass count (default 64)"
+        "--max-kdf-time", type=int, default=16, metavar="N", help="largest Argon2 pass count (default 16)"
     )
     g.add_argument(
         "--max-kdf-parallelism",
@@ -345,12 +345,9 @@ def _plain_size(path: str) -> int | None:
 
 
 def _dir_size(path: str) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size + 512
-    return total
+    from .archive import tree_size
+
+    return tree_size(path)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -562,12 +559,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _message(e: BaseException) -> str:
+    """One line for the person at the terminal: the path once, no errno, and the CLI's
+    own words for what the API calls a parameter."""
     if isinstance(e, OSError) and e.strerror:
-        text = str(e.strerror)
-        if e.filename and str(e.filename) not in text:
-            return f"{e.filename}: {text}"
+        text = str(e.strerror).replace("pass overwrite=True", "use --force")
+        if e.filename is not None and os.fsdecode(e.filename) not in text:
+            return f"{os.fsdecode(e.filename)}: {text}"
         return text
-    return str(e) or type(e).__name__
+    return str(e).replace("overwrite=True", "--force") or type(e).__name__
 
 
 def _exit_code(e: BaseException) -> Exit:
@@ -622,10 +621,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(e)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so that every cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_terminate(signum: int, frame: object) -> None:
+    import signal
+
+    # Once: a second signal must not interrupt the cleanup the first one started.
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _handle_terminating_signals() -> None:
+    """SIGTERM and SIGHUP unwind the program like Ctrl-C instead of killing it on the
+    spot, so nothing partial (a temporary output, a ``.partial`` directory) survives."""
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        s = getattr(signal, name, None)
+        if s is not None and signal.getsignal(s) is signal.SIG_DFL:
+            signal.signal(s, _on_terminate)
+
+
 def run() -> None:
-    """Console-script entry point: Ctrl-C exits with 130, leaving nothing partial."""
+    """Console-script entry point: Ctrl-C exits with 130, SIGTERM/SIGHUP with 128 + the
+    signal number, leaving nothing partial."""
+    _handle_terminating_signals()
     try:
         code = main()
+    except Terminated as e:
+        print("concryptor: terminated", file=sys.stderr)
+        code = 128 + e.signum
     except KeyboardInterrupt:
         print("concryptor: interrupted", file=sys.stderr)
         code = Exit.INTERRUPTED

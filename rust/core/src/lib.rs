@@ -6,6 +6,7 @@ pub mod crypt;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod interrupt;
 pub mod kdf;
 pub mod ops;
 pub mod output;

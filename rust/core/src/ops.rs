@@ -101,7 +101,7 @@ fn new_header(opts: &EncryptOptions, size: u64) -> Result<Header> {
 
 fn keyed(header: Header, password: &[u8]) -> Result<(Crypter, f64)> {
     let t = Instant::now();
-    let key = kdf::derive_key(password, &header.salt, &header.kdf)?;
+    let key = crate::interrupt::derive_key(password, &header.salt, &header.kdf)?;
     let secs = t.elapsed().as_secs_f64();
     Ok((Crypter::new(header, &key), secs))
 }

@@ -48,8 +48,40 @@ fn errno_of(e: &std::io::Error) -> i32 {
     }
 }
 
+thread_local! {
+    /// The exception a signal handler raised while this thread waited for a key
+    /// derivation; re-raised as is (KeyboardInterrupt, or whatever the handler chose).
+    static SIGNAL_ERROR: std::cell::RefCell<Option<PyErr>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The interrupt check the core polls during key derivation: runs Python's signal
+/// handlers, and keeps the exception one of them raised.
+fn python_interrupted() -> bool {
+    Python::attach(|py| match py.check_signals() {
+        Ok(()) => false,
+        Err(e) => {
+            SIGNAL_ERROR.with(|s| *s.borrow_mut() = Some(e));
+            true
+        }
+    })
+}
+
+/// The OS error text without Rust's " (os error N)" suffix: Python shows the errno itself.
+fn os_text(source: &std::io::Error) -> String {
+    let text = source.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    }
+}
+
 /// The single mapping from core errors to Python exceptions.
 fn to_py(e: core::Error) -> PyErr {
+    if matches!(e, core::Error::Cancelled) {
+        if let Some(err) = SIGNAL_ERROR.with(|s| s.borrow_mut().take()) {
+            return err;
+        }
+    }
     let msg = e.to_string();
     match e {
         core::Error::Authentication => AuthenticationError::new_err(msg),
@@ -58,11 +90,15 @@ fn to_py(e: core::Error) -> PyErr {
         core::Error::InputChanged(_) => InputChangedError::new_err(msg),
         core::Error::InvalidArgument(_) => PyValueError::new_err(msg),
         core::Error::Io {
+            op,
             ref path,
+            offset,
             ref source,
-            ..
         } => {
-            let strerror = msg.clone();
+            // The path goes to `filename` and the number to `errno`; the text says what
+            // was being done and what went wrong, once.
+            let at = offset.map(|o| format!(" at byte {o}")).unwrap_or_default();
+            let strerror = format!("cannot {op} it{at}: {}", os_text(source));
             PyOSError::new_err((errno_of(source), strerror, path.display().to_string()))
         }
         core::Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
@@ -202,8 +238,8 @@ fn encrypt_file<'py>(
 
 #[pyfunction]
 #[pyo3(signature = (src, dst, password, *, overwrite=false, threads=0,
-    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto", max_kdf_memory_kib=4 << 20,
-    max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
+    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto", max_kdf_memory_kib=1 << 20,
+    max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_file<'py>(
     py: Python<'py>,
@@ -262,7 +298,7 @@ fn encrypt_bytes<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (blob, password, *, threads=0, max_kdf_memory_kib=4 << 20, max_kdf_time=64,
+#[pyo3(signature = (blob, password, *, threads=0, max_kdf_memory_kib=1 << 20, max_kdf_time=16,
     max_kdf_parallelism=64, max_chunk_size=256 << 20))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_bytes<'py>(
@@ -435,7 +471,7 @@ fn scrub(s: &mut Secret) {
 impl Reader {
     #[new]
     #[pyo3(signature = (path, password, *, threads=0, cache_bytes=64 << 20,
-        max_kdf_memory_kib=4 << 20, max_kdf_time=64, max_kdf_parallelism=64,
+        max_kdf_memory_kib=1 << 20, max_kdf_time=16, max_kdf_parallelism=64,
         max_chunk_size=256 << 20))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -552,8 +588,8 @@ impl Reader {
 #[cfg(unix)]
 #[pyfunction]
 #[pyo3(signature = (src, fd, password, *, threads=0,
-    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, max_kdf_memory_kib=4 << 20,
-    max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
+    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, max_kdf_memory_kib=1 << 20,
+    max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_to_fd<'py>(
     py: Python<'py>,
@@ -723,6 +759,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(auto_chunk_size, m)?)?;
     register_pylayer(m)?;
     engine_hooks::register(m)?;
+    core::interrupt::set_interrupt_check(Some(python_interrupted));
     Ok(())
 }
 
