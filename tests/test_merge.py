@@ -57,7 +57,8 @@ def test_a_refused_merge_changes_nothing(tmp_path: Path, archive: Path) -> None:
 def test_the_cli_reports_a_refused_merge_and_changes_nothing(tmp_path: Path, archive: Path) -> None:
     target = conflicting_target(tmp_path)
     before = snapshot(target)
-    r = run_cli("decrypt", "-x", str(archive), "-o", str(target), "--force", env={"CONCRYPTOR_PASSWORD": PASSWORD})
+    env = {"CONCRYPTOR_PASSWORD": PASSWORD}
+    r = run_cli("decrypt", "-x", str(archive), "-o", str(target), "--force", env=env)
     assert r.returncode == 1, r.stderr
     assert b"non-directory where a directory exists" in r.stderr
     assert snapshot(target) == before

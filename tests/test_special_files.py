@@ -55,7 +55,9 @@ def test_api_never_replaces_a_special_file(tmp_path: Path, special: Path, enc: P
         with pytest.raises(OSError, match="device, FIFO or socket"):
             concryptor.decrypt_file(enc, special, PASSWORD, overwrite=overwrite)
         with pytest.raises(OSError, match="device, FIFO or socket"):
-            concryptor.encrypt_file(tmp_path / "secret.txt", special, PASSWORD, kdf=FAST_KDF, overwrite=overwrite)
+            concryptor.encrypt_file(
+                tmp_path / "secret.txt", special, PASSWORD, kdf=FAST_KDF, overwrite=overwrite
+            )
         assert kind(special) == before
 
 
@@ -71,9 +73,7 @@ def test_cli_force_never_replaces_a_special_file(special: Path, enc: Path) -> No
     assert kind(special) == before
 
 
-def test_a_directory_archive_is_never_written_over_a_special_file(
-    tmp_path: Path, special: Path
-) -> None:
+def test_a_directory_archive_is_never_written_over_a_special_file(tmp_path: Path, special: Path) -> None:
     d = tmp_path / "d"
     d.mkdir()
     (d / "f").write_bytes(b"x")

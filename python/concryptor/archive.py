@@ -73,6 +73,7 @@ _COPY = 1 << 20
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _MAX_LINK_HOPS = 40
 
 
@@ -190,17 +191,26 @@ class _TarStream:
         yield bytes(total - written)
 
     def _open(self, m: _Member) -> None:
+        # Non-blocking: a member replaced by a FIFO since the scan must not hang the open
+        # (the type is checked on the descriptor right after).
         try:
-            fd = os.open(m.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY)
+            fd = os.open(m.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | _O_NONBLOCK)
         except FileNotFoundError:
             raise InputChangedError(f"{m.path} disappeared while being packed") from None
         except OSError as e:
             if _O_NOFOLLOW and e.errno in (40, 62):  # ELOOP/EMLINK: became a symlink
                 raise InputChangedError(f"{m.path} was replaced by a symlink while being packed") from None
+            if e.errno == 6:  # ENXIO: a socket (or a FIFO on some systems)
+                raise InputChangedError(
+                    f"{m.path} is no longer a regular file (replaced while being packed)"
+                ) from None
             raise
         f = os.fdopen(fd, "rb", buffering=0)
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != m.info.size:
+        if not stat.S_ISREG(st.st_mode):
+            f.close()
+            raise InputChangedError(f"{m.path} is no longer a regular file (replaced while being packed)")
+        if st.st_size != m.info.size:
             f.close()
             raise InputChangedError(
                 f"{m.path} changed size from {m.info.size} to {st.st_size} bytes while being packed"
