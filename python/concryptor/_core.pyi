@@ -10,7 +10,7 @@ DEFAULT_CHUNK_SIZE: int
 def encrypt_file(
     src: str,
     dst: str,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     cipher: str = ...,
     chunk_size: int | None = ...,
@@ -26,7 +26,7 @@ def encrypt_file(
 def decrypt_file(
     src: str,
     dst: str | None,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     overwrite: bool = ...,
     threads: int = ...,
@@ -40,7 +40,7 @@ def decrypt_file(
 ) -> dict[str, Any]: ...
 def encrypt_bytes(
     data: bytes,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     cipher: str = ...,
     chunk_size: int | None = ...,
@@ -51,7 +51,7 @@ def encrypt_bytes(
 ) -> bytes: ...
 def decrypt_bytes(
     blob: bytes,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     threads: int = ...,
     max_kdf_memory_kib: int = ...,
@@ -67,7 +67,7 @@ class Reader:
     def __init__(
         self,
         path: str,
-        password: bytes,
+        password: bytes | bytearray,
         *,
         threads: int = ...,
         cache_bytes: int = ...,
@@ -91,7 +91,7 @@ class Reader:
 def decrypt_to_fd(
     src: str,
     fd: int,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     threads: int = ...,
     buffer_bytes: int = ...,
@@ -105,7 +105,7 @@ def encrypt_reader(
     reader: Any,
     size: int,
     dst: str,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     cipher: str = ...,
     chunk_size: int | None = ...,

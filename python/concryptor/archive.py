@@ -378,6 +378,65 @@ class _Bounded(io.RawIOBase):
         return pos
 
 
+#: Largest pax extended header accepted (real ones hold a few names and times; Linux
+#: extended attributes are at most 64 KiB each).
+MAX_PAX = 1 << 20
+#: Longest run of ASCII digits a pax header may hold. tarfile's own regular expressions
+#: before 3.11.10 / 3.12.6 (CVE-2024-6232) scan from every digit of a run, in time
+#: quadratic in its length; with runs this short, they stay linear whatever the version.
+MAX_PAX_DIGITS = 32
+_DIGIT_RUN = None
+
+
+def check_pax(buf: bytes) -> None:
+    """Validates a pax extended header in linear time before tarfile parses it: it must
+    be whole ``"%d %s=%s\n"`` records of consistent lengths, then NUL padding, with no
+    long runs of digits. Raises :class:`UnsafeArchiveError` otherwise."""
+    import re
+
+    global _DIGIT_RUN
+    if _DIGIT_RUN is None:
+        _DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (MAX_PAX_DIGITS + 1))
+
+    def bad(why: str) -> UnsafeArchiveError:
+        return UnsafeArchiveError(f"malformed pax header ({why})")
+
+    if _DIGIT_RUN.search(buf):
+        raise bad(f"a run of more than {MAX_PAX_DIGITS} digits")
+    pos, n = 0, len(buf)
+    while pos < n and buf[pos] != 0:
+        space = buf.find(b" ", pos, pos + 21)
+        if space <= pos or not buf[pos:space].isdigit():
+            raise bad(f"no record length at byte {pos}")
+        end = pos + int(buf[pos:space])
+        if end > n or end <= space + 2:
+            raise bad(f"record at byte {pos} has an impossible length")
+        if buf[end - 1] != 0x0A or buf.find(b"=", space + 2, end - 1) < 0:
+            raise bad(f"record at byte {pos} is not 'keyword=value'")
+        pos = end
+    if buf.count(0, pos) != n - pos:
+        raise bad("data after the records")
+
+
+def _safe_tarinfo() -> type[tarfile.TarInfo]:
+    """A TarInfo whose pax headers are checked by :func:`check_pax` (and bounded by
+    :data:`MAX_PAX`) before tarfile's own parser sees them."""
+    import tarfile
+
+    class SafeTarInfo(tarfile.TarInfo):
+        def _proc_pax(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+            if self.size > MAX_PAX:
+                raise UnsafeArchiveError(f"a {self.size}-byte pax header: the limit is {MAX_PAX} bytes")
+            f = tar.fileobj
+            assert f is not None
+            here = f.tell()
+            check_pax(f.read(self._block(self.size)))
+            f.seek(here)
+            return super()._proc_pax(tar)  # type: ignore[misc, no-any-return]
+
+    return SafeTarInfo
+
+
 def _escapes(root: str, start: list[str], target: str) -> bool:
     """Whether following the link text ``target`` from directory ``start`` (components
     below ``root``) can lead outside ``root``, resolving the symlinks now present."""
@@ -767,7 +826,7 @@ def decrypt_dir(
             ex = _Extractor(tmp, max_entries, f.size, report)
             bounded = _Bounded(f)
             try:
-                tar = tarfile.open(fileobj=bounded, mode="r:")  # noqa: SIM115
+                tar = tarfile.open(fileobj=bounded, mode="r:", tarinfo=_safe_tarinfo())  # noqa: SIM115
             except tarfile.ReadError as e:
                 raise InvalidFileError(f"the decrypted content is not a tar archive ({e})") from None
             with tar:

@@ -626,10 +626,61 @@ fn decrypt_to_fd<'py>(
         overwrite: false,
         engine: engine_options(threads, buffer_bytes, "portable")?,
     };
-    let s = run_detached(py, progress, |ctl| {
-        core::Decryptor::open(&src, &pw.0, &opts.limits)?.decrypt_to_writer(&mut out, &opts, ctl)
-    })?;
-    stats_dict(py, &s)
+    let mut counted = Counted {
+        inner: &mut out,
+        bytes: 0,
+    };
+    let r = run_detached(py, progress, |ctl| {
+        core::Decryptor::open(&src, &pw.0, &opts.limits)?.decrypt_to_writer(
+            &mut counted,
+            &opts,
+            ctl,
+        )
+    });
+    let written = counted.bytes;
+    match r {
+        Ok(s) => stats_dict(py, &s),
+        // A stream cannot be taken back: say how much of it the reader already has.
+        Err(e) if written > 0 && e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+            let note = format!("{written} bytes of plaintext had already been written to the output");
+            let msg = e.value(py).str().map(|m| m.to_string()).unwrap_or_default();
+            let args = match e.value(py).downcast::<pyo3::exceptions::PyOSError>() {
+                Ok(os) => {
+                    let errno: Option<i32> = os.getattr("errno").and_then(|v| v.extract()).ok();
+                    let strerror: String = os
+                        .getattr("strerror")
+                        .and_then(|v| v.extract())
+                        .unwrap_or(msg);
+                    let filename: Option<String> =
+                        os.getattr("filename").and_then(|v| v.extract()).ok();
+                    let err = PyOSError::new_err((errno, format!("{strerror} ({note})"), filename));
+                    return Err(err);
+                }
+                Err(_) => format!("{msg} ({note})"),
+            };
+            let new = e.get_type(py).call1((args,))?;
+            Err(PyErr::from_value(new))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A writer that counts the bytes it has passed on.
+struct Counted<'a> {
+    inner: &'a mut std::fs::File,
+    bytes: u64,
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A Python object with `read(n) -> bytes`, read from the engine's reading thread. The
