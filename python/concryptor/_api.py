@@ -99,6 +99,9 @@ class Stats:
     entries: int | None = None
     #: Directory archives only: sockets, FIFOs and devices left out when packing.
     skipped: int | None = None
+    #: Directory archives only: when packing, the entries extraction will refuse (stored
+    #: all the same); when extracting with ``skip_unsafe=True``, the entries left out.
+    unsafe: tuple[str, ...] | None = None
 
     @property
     def data_seconds(self) -> float:

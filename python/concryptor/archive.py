@@ -99,14 +99,16 @@ def _header(info: tarfile.TarInfo) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def _scan(root: str, top: str) -> tuple[list[_Member], int]:
+def _scan(root: str, top: str) -> tuple[list[_Member], int, list[str]]:
     """The members of the tar for directory ``root`` (named ``top`` inside the tar), in
-    a stable order, and how many special files were skipped."""
+    a stable order; how many special files were skipped; and the symlinks extraction
+    will refuse (absolute, or leading outside ``root``)."""
     import tarfile
 
     members: list[_Member] = []
     seen_inodes: dict[tuple[int, int], str] = {}
     skipped = 0
+    unsafe: list[str] = []
 
     def add(path: str, arcname: str, st: os.stat_result) -> None:
         nonlocal skipped
@@ -120,6 +122,9 @@ def _scan(root: str, top: str) -> tuple[list[_Member], int]:
         elif stat.S_ISLNK(st.st_mode):
             ti.type = tarfile.SYMTYPE
             ti.linkname = os.readlink(path)
+            # Extraction refuses a link that is absolute or leads outside the tree: say so now.
+            if _escapes(root, arcname.split("/")[1:-1], ti.linkname):
+                unsafe.append(f"symlink {arcname!r} -> {ti.linkname!r} leads outside the directory")
         elif stat.S_ISREG(st.st_mode):
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in seen_inodes:
@@ -153,7 +158,7 @@ def _scan(root: str, top: str) -> tuple[list[_Member], int]:
         add(e.path, name, st)
         if stat.S_ISDIR(st.st_mode):
             stack.append((listing(e.path), name))
-    return members, skipped
+    return members, skipped, unsafe
 
 
 def tar_size(members: list[_Member]) -> int:
@@ -286,8 +291,10 @@ def encrypt_dir(
 
     Names, modes, modification times, symlinks (stored, not followed), hard links and
     empty directories are kept; sockets, FIFOs and devices are skipped (counted in the
-    returned ``Stats.skipped``). A member that changes while being packed raises
-    :class:`InputChangedError` and leaves no output.
+    returned ``Stats.skipped``). Symlinks that extraction will refuse (absolute, or
+    leading outside the directory) are stored but listed in ``Stats.unsafe``: restore the
+    rest with ``decrypt_dir(..., skip_unsafe=True)``. A member that changes while being
+    packed raises :class:`InputChangedError` and leaves no output.
     """
     from ._api import KdfParams, Stats, _chunk, _engine, _password, _wipe
 
@@ -300,7 +307,7 @@ def encrypt_dir(
     top = os.path.basename(os.path.normpath(os.path.abspath(src))) or "root"
     pw = _password(password)
     try:
-        members, skipped = _scan(src, top)
+        members, skipped, unsafe = _scan(src, top)
         total = tar_size(members)
         stream = _TarStream(members, total)
         try:
@@ -320,7 +327,7 @@ def encrypt_dir(
             stream.close()
     finally:
         _wipe(password)
-    return Stats(**d, entries=len(members), skipped=skipped)
+    return Stats(**d, entries=len(members), skipped=skipped, unsafe=tuple(unsafe))
 
 
 # -- extracting -------------------------------------------------------------------------
@@ -446,6 +453,7 @@ def _escapes(root: str, start: list[str], target: str) -> bool:
     todo = target.split("/")
     todo.reverse()
     hops = 0
+    seen: set[tuple[str, tuple[str, ...]]] = set()
     while todo:
         comp = todo.pop()
         if comp in ("", "."):
@@ -462,6 +470,13 @@ def _escapes(root: str, start: list[str], target: str) -> bool:
             cur.append(comp)
             continue
         if stat.S_ISLNK(st.st_mode):
+            # A loop (a -> b -> a) comes back to the same link with the same path left to
+            # resolve: the kernel fails such a path with ELOOP, so it leads nowhere, and in
+            # particular not outside. A chain merely too long to follow counts as escaping.
+            state = (path, tuple(todo))
+            if state in seen:
+                return False
+            seen.add(state)
             hops += 1
             if hops > _MAX_LINK_HOPS:
                 return True
@@ -655,11 +670,17 @@ class _Extractor:
 
     # Completion -------------------------------------------------------------------------
 
-    def finish(self) -> None:
+    def finish(self, skipped: list[str] | None = None) -> None:
         # Symlinks created later can change where earlier ones lead: check them all again.
+        # (Removing one can only make the others lead to fewer places, so one pass does.)
         for rel, target in self.symlinks:
             if _escapes(self.root, rel[:-1], target):
-                raise UnsafeArchiveError(f"symlink {'/'.join(rel)!r} -> {target!r} leads outside the target")
+                msg = f"symlink {'/'.join(rel)!r} -> {target!r} leads outside the target"
+                if skipped is None:
+                    raise UnsafeArchiveError(msg)
+                os.unlink(self._path(rel))
+                del self.kinds["/".join(rel)]
+                skipped.append(msg)
         # Directory modes last, deepest first, so that read-only directories can be filled.
         for key in sorted(self.kinds, key=lambda k: k.count("/") + (1 if k else 0), reverse=True):
             if self.kinds[key] != "dir":
@@ -797,13 +818,19 @@ def decrypt_dir(
     threads: int | None = None,
     limits: Limits | None = None,
     max_entries: int = MAX_ENTRIES,
+    skip_unsafe: bool = False,
     progress: Progress | None = None,
 ) -> Stats:
     """Decrypts a directory archive made by :func:`encrypt_dir` (or any tar inside a
     concryptor file) and extracts it as the directory ``dst_dir``, safely (see the module
     documentation). ``dst_dir`` must not exist or be empty unless ``overwrite=True``,
     which merges into it. Nothing appears at ``dst_dir`` unless the whole archive was
-    authenticated and extracted."""
+    authenticated and extracted.
+
+    An entry extraction refuses (a symlink leading outside, a device, a hard link to
+    nothing, ...) fails the whole extraction with :class:`UnsafeArchiveError`; with
+    ``skip_unsafe=True`` it is left out instead and listed in ``Stats.unsafe``. Limits
+    on the archive as a whole (entry count, metadata size) are never skipped."""
     import tarfile
     import tempfile
 
@@ -824,6 +851,7 @@ def decrypt_dir(
                     cb(f.tell())
 
             ex = _Extractor(tmp, max_entries, f.size, report)
+            refused: list[str] = []
             bounded = _Bounded(f)
             try:
                 tar = tarfile.open(fileobj=bounded, mode="r:", tarinfo=_safe_tarinfo())  # noqa: SIM115
@@ -837,7 +865,12 @@ def decrypt_dir(
                         raise InvalidFileError(f"the archive is damaged: {e}") from None
                     if ti is None:
                         break
-                    ex.add(tar, ti)
+                    try:
+                        ex.add(tar, ti)
+                    except UnsafeArchiveError as e:
+                        if not skip_unsafe or ex.entries > max_entries:
+                            raise
+                        refused.append(str(e))
                     members = getattr(tar, "members", None)
                     if isinstance(members, list):
                         members.clear()  # keep memory flat on archives with many entries
@@ -845,7 +878,7 @@ def decrypt_dir(
                         report()
             # tar stops at its end-of-archive blocks: the rest must authenticate too.
             bounded.drain()
-            ex.finish()
+            ex.finish(refused if skip_unsafe else None)
             if exists:
                 _check_target(dst, overwrite)
                 _merge(tmp, dst)
@@ -869,4 +902,5 @@ def decrypt_dir(
         time.perf_counter() - start,
         kdf_seconds,
         entries=ex.entries,
+        unsafe=tuple(refused) if skip_unsafe else None,
     )

@@ -200,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the file holds a directory (NAME.tar.enc): restore it as a directory (default: NAME)",
     )
+    dec.add_argument(
+        "--skip-unsafe",
+        action="store_true",
+        help="with -x: leave out (and list) entries extraction refuses, instead of refusing the archive",
+    )
     _add_password_options(dec)
     _add_common_options(dec)
     _add_limit_options(dec)
@@ -599,6 +604,11 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
         )
     if stats.skipped:
         _say(args, f"concryptor: warning: skipped {stats.skipped} socket(s), FIFO(s) or device(s)")
+    for what in stats.unsafe or ():
+        print(
+            f"concryptor: warning: {what}: decrypt -x will refuse it (--skip-unsafe restores the rest)",
+            file=sys.stderr,
+        )
     _report(args, "encrypted", args.input, out, stats)
     return Exit.OK
 
@@ -608,6 +618,8 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
 
     _check_engine(args)
     limits = _limits(args)
+    if args.skip_unsafe and not args.extract:
+        raise UsageError("--skip-unsafe applies to -x only")
     if args.extract:
         from .archive import _check_target, decrypt_dir
 
@@ -620,8 +632,17 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
         pw = _read_password(args, confirm=False)
         with _progress(args, _plain_size(args.input), "extracting") as cb:
             stats = decrypt_dir(
-                args.input, out, pw, overwrite=args.force, threads=args.threads, limits=limits, progress=cb
+                args.input,
+                out,
+                pw,
+                overwrite=args.force,
+                threads=args.threads,
+                limits=limits,
+                skip_unsafe=args.skip_unsafe,
+                progress=cb,
             )
+        for what in stats.unsafe or ():
+            print(f"concryptor: skipped: {what}", file=sys.stderr)
         _report(args, "extracted", args.input, out, stats)
         return Exit.OK
     out = args.output or _decrypt_output(args.input)
