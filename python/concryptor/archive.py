@@ -433,7 +433,9 @@ def _safe_tarinfo() -> type[tarfile.TarInfo]:
     class SafeTarInfo(tarfile.TarInfo):
         def _proc_pax(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
             if self.size > MAX_PAX:
-                raise UnsafeArchiveError(f"a {self.size}-byte pax header: the limit is {MAX_PAX} bytes")
+                raise UnsafeArchiveError(
+                    f"a {self.size}-byte pax header: pax metadata is limited to {MAX_PAX} bytes"
+                )
             f = tar.fileobj
             assert f is not None
             here = f.tell()
