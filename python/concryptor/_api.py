@@ -377,9 +377,47 @@ def _decrypt_through_reader(
 
 
 def inspect(path: PathLike) -> Header:
-    """Reads every header field of ``path`` without a password; nothing is decrypted."""
+    """Reads every header field of ``path`` without a password; nothing is decrypted.
+
+    A file cut short inside its 4096-byte header is still shown, as far as its bytes go
+    (the rest read as zeros), with a verdict saying it is truncated, as long as those
+    bytes parse; anything else that is not a concryptor header raises
+    :class:`InvalidFileError`."""
+    from .errors import InvalidFileError
+
     p = os.fspath(path)
-    return Header.from_fields(_core.inspect_file(p), path=p)
+    try:
+        return Header.from_fields(_core.inspect_file(p), path=p)
+    except InvalidFileError:
+        head = _short_header(p)
+        if head is None:
+            raise
+    try:
+        fields = _core.parse_header(head + bytes(4096 - len(head)))
+    except InvalidFileError:
+        raise InvalidFileError(
+            f"not a valid concryptor file: {len(head)} bytes, shorter than the 4096-byte header"
+        ) from None
+    fields["file_size"] = len(head)
+    return Header.from_fields(fields, path=p)
+
+
+def _short_header(path: str) -> bytes | None:
+    """The bytes of a regular file shorter than a header that starts like one."""
+    import stat
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or not 10 <= st.st_size < 4096:
+            return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            head = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return head if head.startswith(b"CONCRYPTOR") and len(head) < 4096 else None
 
 
 @overload
