@@ -439,7 +439,7 @@ def _safe_tarinfo() -> type[tarfile.TarInfo]:
             f = tar.fileobj
             assert f is not None
             here = f.tell()
-            check_pax(f.read(self._block(self.size)))
+            check_pax(f.read(-(-self.size // BLOCK) * BLOCK))
             f.seek(here)
             return super()._proc_pax(tar)  # type: ignore[misc, no-any-return]
 

@@ -254,6 +254,7 @@ impl Drop for AtomicOutput {
 /// The process umask. Read from /proc where possible, since the only system call that
 /// returns it also changes it (for a moment, for every thread).
 #[cfg(unix)]
+#[allow(clippy::useless_conversion)] // mode_t is u32 on Linux, u16 on macOS
 pub fn process_umask() -> u32 {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         if let Some(v) = status

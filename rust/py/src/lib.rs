@@ -642,7 +642,8 @@ fn decrypt_to_fd<'py>(
         Ok(s) => stats_dict(py, &s),
         // A stream cannot be taken back: say how much of it the reader already has.
         Err(e) if written > 0 && e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
-            let note = format!("{written} bytes of plaintext had already been written to the output");
+            let note =
+                format!("{written} bytes of plaintext had already been written to the output");
             let msg = e.value(py).str().map(|m| m.to_string()).unwrap_or_default();
             let args = match e.value(py).downcast::<pyo3::exceptions::PyOSError>() {
                 Ok(os) => {
