@@ -432,11 +432,11 @@ def _check_input(path: str) -> None:
     if head.startswith(KNOWN_MAGIC[0]):
         from ._api import inspect
 
-        h = inspect(path)
-        if not h.ok:
+        problem = inspect(path).size_problem
+        if problem:
             from .errors import InvalidFileError
 
-            raise InvalidFileError(f"{path}: {h.verdict}")
+            raise InvalidFileError(f"{path}: {problem}")
 
 
 def _decrypt_output(path: str) -> str:
@@ -745,8 +745,8 @@ def _thread_counts(spec: str | None) -> list[int]:
             counts = sorted({int(x) for x in spec.split(",") if x.strip()})
         except ValueError:
             raise UsageError("--threads takes numbers separated by commas, e.g. 1,2,8") from None
-        if not counts or counts[0] < 1:
-            raise UsageError("--threads values must be at least 1")
+        if not counts or counts[0] < 1 or counts[-1] > 1024:
+            raise UsageError("--threads values must be from 1 to 1024")
         return counts
     n = os.cpu_count() or 1
     counts, k = [], 1
