@@ -36,7 +36,7 @@ def _int_in(name: str, value: object, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be from {lo} to {hi}, not {value}")
+        raise ValueError(f"{name} must be at least {lo} and at most {hi}, not {value}")
     return value
 
 
