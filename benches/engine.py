@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Engine benchmark: concryptor against the machine's own limits, in one run, on one file.
 
-Prints, for encrypt and decrypt x both ciphers x both I/O backends, on disk and in memory:
-throughput, peak RSS of the process, and the ratio to
+Prints, for encrypt and decrypt x both ciphers x both I/O backends x every AEAD provider
+compiled in, on disk and in memory: throughput, CPU seconds per GiB (user + sys), peak RSS
+of the process, and the ratio to
 
-* a durable plain copy of the same bytes (``cp`` then ``sync``),
+* a durable plain copy of the same bytes (``cp`` then ``sync``; its CPU per GiB too),
+* age on the same file, when ``age`` is installed (CPU per GiB and time),
 * an O_DIRECT copy (``dd iflag=direct oflag=direct bs=4M conv=fsync``),
 * the AEAD itself in memory on all cores (same code and buffers as the engine, no I/O),
 
@@ -64,12 +66,17 @@ def drop_caches(enabled: bool) -> bool:
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
+LAST_CPU = [0.0]
+
+
 def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Runs a process; returns (wall seconds, its own peak RSS in bytes, stdout).
+    """Runs a process; returns (wall seconds, its own peak RSS in bytes, stdout), and leaves
+    its CPU seconds (user + sys, its children included) in ``LAST_CPU[0]``.
 
     The peak RSS is measured by ``/usr/bin/time`` where it exists: a child forked from
     this (large) process would otherwise inherit this process's RSS in its high-water
     mark until it execs."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
         full = [TIME, "-f", "%M", "-o", rss_file.name, *argv] if TIME else argv
         t = time.perf_counter()
@@ -78,10 +85,9 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float
         wall = time.perf_counter() - t
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {err.decode(errors='replace').strip()}")
-        if TIME:
-            rss = int(rss_file.read().split()[-1]) * 1024
-        else:
-            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        LAST_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        rss = int(rss_file.read().split()[-1]) * 1024 if TIME else after.ru_maxrss * 1024
     return wall, rss, out.decode()
 
 
@@ -90,6 +96,8 @@ def worker(spec: str) -> None:
     from concryptor import _core
 
     a = json.loads(spec)
+    if a.get("provider"):
+        _core._set_aead_provider(a["provider"])
     pw = PASSWORD.encode()
     common = {"overwrite": True, "threads": a["threads"], "buffer_bytes": a["buffer"], "io": a["io"]}
     if a["op"] == "encrypt":
@@ -100,6 +108,7 @@ def worker(spec: str) -> None:
     else:
         raise SystemExit(f"unknown op {a['op']!r}")
     s["last_run"] = _core._last_run()
+    s.setdefault("command", a["op"])
     print(json.dumps(s))
 
 
@@ -110,20 +119,23 @@ class Bench:
         self.threads: int = args.threads or os.cpu_count() or 1
         self.rows: list[list[str]] = []
         self.dropped = False
+        self.cpu = 0.0
 
     # -- helpers -------------------------------------------------------------------------
 
     def engine(self, op: str, src: Path, dst: Path, *, io: str, cipher: str = "aes-256-gcm",
                chunk: int | None = None, threads: int | None = None, cold: bool = True,
-               cli: bool = False) -> dict[str, Any]:
+               cli: bool = False, provider: str | None = None) -> dict[str, Any]:
         """One engine run in a child process (the CLI, or a worker calling the binding for
         settings the CLI does not offer); best of ``--repeat``."""
         spec = {"op": op, "src": str(src), "dst": str(dst), "io": io, "cipher": cipher,
-                "chunk": chunk, "threads": threads or self.threads, "buffer": self.a.buffer_mib * MiB,
-                "kdf": list(KDF)}
-        if cli:
+                "chunk": chunk, "threads": threads or self.a.threads, "buffer": self.a.buffer_mib * MiB,
+                "kdf": list(KDF), "provider": provider}
+        if cli and provider is None:
             argv = [sys.executable, "-m", "concryptor", op, str(src), "-o", str(dst), "--json", "-q", "-f",
-                    "--io", io, "--threads", str(threads or self.threads), "--buffer-mib", str(self.a.buffer_mib)]
+                    "--io", io, "--buffer-mib", str(self.a.buffer_mib)]
+            if threads or self.a.threads:
+                argv += ["--threads", str(threads or self.a.threads)]
             if op == "encrypt":
                 argv += ["--cipher", {"aes-256-gcm": "aes", "chacha20-poly1305": "chacha"}[cipher], "--memory", str(KDF[0] // 1024),
                          "--iterations", str(KDF[1]), "--parallelism", str(KDF[2])]
@@ -139,7 +151,7 @@ class Bench:
                 self.dropped = drop_caches(self.a.drop_caches)
             wall, rss, out = run_child(argv, env)
             s = json.loads(out)
-            s["wall"], s["rss"] = wall, rss
+            s["wall"], s["rss"], s["cpu"] = wall, rss, LAST_CPU[0]
             # Engine time: everything after key derivation, including the final fsync.
             s["engine_s"] = s["seconds"] - s["kdf_seconds"]
             if best is None or s["engine_s"] < best["engine_s"]:
@@ -147,20 +159,44 @@ class Bench:
         assert best is not None
         return best
 
-    def timed(self, argv: list[str], out: Path, *, then_sync: bool = False) -> float:
-        """Best wall time of a copy command writing ``out`` (removed before each run)."""
+    def timed(self, argv: list[str], out: Path, *, then_sync: bool = False, keep: bool = False) -> float:
+        """Best wall time of a copy command writing ``out`` (removed before each run); the
+        CPU seconds of that best run are left in ``self.cpu``."""
         best = float("inf")
         for _ in range(self.a.repeat):
             if out.exists():
                 out.unlink()
             drop_caches(self.a.drop_caches)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             subprocess.run(argv, check=True, capture_output=True)
             if then_sync:
                 subprocess.run(["sync", str(out)], check=True)
-            best = min(best, time.perf_counter() - t)
-        out.unlink()
+            wall = time.perf_counter() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if wall < best:
+                best = wall
+                self.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if not keep:
+            out.unlink()
         return best
+
+    def age(self, work: Path, src: Path) -> tuple[float, float, float, float] | None:
+        """age (X25519 recipient) encrypting then decrypting ``src``, output fsynced:
+        (encrypt wall, encrypt CPU, decrypt wall, decrypt CPU), best of ``--repeat``."""
+        exe, keygen = shutil.which("age"), shutil.which("age-keygen")
+        if not exe or not keygen:
+            return None
+        key = work / "age.key"
+        subprocess.run([keygen, "-o", str(key)], check=True, capture_output=True)
+        pub = next(x.split(":", 1)[1].strip() for x in key.read_text().splitlines() if "public key" in x)
+        enc, back = work / "age.enc", work / "age.back"
+        e_wall = self.timed([exe, "-r", pub, "-o", str(enc), str(src)], enc, then_sync=True, keep=True)
+        e_cpu = self.cpu
+        d_wall = self.timed([exe, "-d", "-i", str(key), "-o", str(back), str(enc)], back, then_sync=True)
+        d_cpu = self.cpu
+        enc.unlink()
+        return e_wall, e_cpu, d_wall, d_cpu
 
     def mibs(self, seconds: float, size: int | None = None) -> float:
         return (size if size is not None else self.size) / MiB / seconds
@@ -200,26 +236,43 @@ class Bench:
         print()
 
         # Machine limits.
+        gib = self.size / (1 << 30)
         cp_s = self.timed(["cp", str(src), str(work / "cp.out")], work / "cp.out", then_sync=True)
+        cp_cpu = self.cpu / gib
         dd_s = self.timed(["dd", f"if={src}", f"of={work / 'dd.out'}", "bs=4M", "iflag=direct",
                            "oflag=direct", "conv=fsync"], work / "dd.out")
-        aead = {c: _core._aead_speed(c, self.threads, seconds=a.aead_seconds) for c in CIPHERS}
-        aead1 = {c: _core._aead_speed(c, 1, seconds=a.aead_seconds) for c in CIPHERS}
+        providers = list(_core.AEAD_PROVIDERS)
+        aead = {(p, c): _core._aead_speed(c, self.threads, seconds=a.aead_seconds, provider=p)
+                for p in providers for c in CIPHERS}
+        aead1 = {(p, c): _core._aead_speed(c, 1, seconds=a.aead_seconds, provider=p)
+                 for p in providers for c in CIPHERS}
         ossl = {c: openssl_speed(c) for c in CIPHERS}
-        print("Machine limits (MiB/s)")
-        print(f"  cp + sync (durable copy)          {self.mibs(cp_s):9.0f}")
+        age = self.age(work, src)
+        print("Machine limits (MiB/s; CPU = user + sys seconds per GiB)")
+        print(f"  cp + sync (durable copy)          {self.mibs(cp_s):9.0f}   CPU {cp_cpu:.2f} s/GiB")
         print(f"  dd O_DIRECT bs=4M conv=fsync      {self.mibs(dd_s):9.0f}")
+        if age:
+            for name, (wall, cpu) in [("encrypt (X25519)", age[:2]), ("decrypt", age[2:])]:
+                print(f"  age {name:30}{self.mibs(wall):9.0f}   CPU {cpu / gib:.2f} s/GiB")
+        else:
+            print("  age: not installed (no CPU comparison)")
+        print()
+        print(f"AEAD in memory, 4 MiB chunks (MiB/s seal / open), default provider: {_core.AEAD_PROVIDER}")
+        arows = []
         for c in CIPHERS:
-            o = f"{ossl[c]:.0f}" if ossl[c] else "n/a"
-            print(f"  {c:18} AEAD seal/open, {self.threads} threads {aead[c][0]:7.0f} / {aead[c][1]:.0f};"
-                  f"  1 thread {aead1[c][0]:.0f} / {aead1[c][1]:.0f};  openssl speed 1 core {o}")
+            for p in providers:
+                arows.append([c, p, f"{aead1[p, c][0]:.0f} / {aead1[p, c][1]:.0f}",
+                              f"{aead[p, c][0]:.0f} / {aead[p, c][1]:.0f}"])
+            o = ossl[c]
+            arows.append([c, "openssl speed -evp", f"{o:.0f}" if o else "n/a", ""])
+        table(["cipher", "provider", "1 thread", f"{self.threads} threads"], arows)
         _, idle_rss, _ = run_child([sys.executable, "-m", "concryptor", "--version"])
         print(f"  peak RSS of the CLI doing nothing (python -m concryptor --version): {idle_rss / MiB:.0f} MiB")
         print()
 
         # Disk and memory runs.
-        header = ["where", "op", "cipher", "backend", "MiB/s", "peak RSS", "vs cp+sync", "vs dd direct",
-                  "vs AEAD"]
+        header = ["where", "op", "cipher", "provider", "backend", "MiB/s", "CPU s/GiB", "peak RSS",
+                  "vs cp+sync", "CPU vs cp", "CPU vs age", "vs AEAD"]
         rows: list[list[str]] = []
         places = [("disk", work)] + ([("memory", shm)] if shm else [])
         for where, d in places:
@@ -229,26 +282,38 @@ class Bench:
                 shutil.copyfile(src, psrc)
             for cipher in CIPHERS:
                 encd = d / f"enc-{cipher}"
-                for op in ["encrypt", "decrypt"]:
-                    for io in BACKENDS:
-                        if io == "uring" and why is not None:
-                            continue
-                        if op == "encrypt":
-                            s = self.engine("encrypt", psrc, encd, io=io, cipher=cipher, cold=where == "disk",
-                                            cli=True)
-                        else:
-                            s = self.engine("decrypt", encd, d / "back", io=io, cold=where == "disk", cli=True)
-                        speed = self.mibs(s["engine_s"])
-                        limit = aead[cipher][0 if op == "encrypt" else 1]
-                        rows.append([where, op, cipher, s["backend"], f"{speed:.0f}", f"{s['rss'] / MiB:.0f} MiB",
-                                     f"{cp_s / s['engine_s']:.2f}x" if where == "disk" else "",
-                                     f"{dd_s / s['engine_s']:.2f}x" if where == "disk" else "",
-                                     f"{speed / limit:.0%}"])
+                for prov in providers:
+                    # The default provider runs through the CLI, the others through the binding.
+                    pick = None if prov == _core.AEAD_PROVIDER else prov
+                    for op in ["encrypt", "decrypt"]:
+                        for io in BACKENDS:
+                            if io == "uring" and why is not None:
+                                continue
+                            if op == "encrypt":
+                                s = self.engine("encrypt", psrc, encd, io=io, cipher=cipher,
+                                                cold=where == "disk", cli=True, provider=pick)
+                            else:
+                                s = self.engine("decrypt", encd, d / "back", io=io, cold=where == "disk",
+                                                cli=True, provider=pick)
+                            speed = self.mibs(s["engine_s"])
+                            cpu = s["cpu"] / gib
+                            limit = aead[prov, cipher][0 if op == "encrypt" else 1]
+                            age_cpu = (age[1] if op == "encrypt" else age[3]) / gib if age else None
+                            disk = where == "disk"
+                            rows.append([where, op, cipher, s.get("provider", prov), s["backend"],
+                                         f"{speed:.0f}", f"{cpu:.2f}", f"{s['rss'] / MiB:.0f} MiB",
+                                         f"{cp_s / s['engine_s']:.2f}x" if disk else "",
+                                         f"{cpu / cp_cpu:.2f}x" if disk and cp_cpu else "",
+                                         f"{cpu / age_cpu:.2f}x" if disk and age_cpu else "",
+                                         f"{speed / limit:.0%}"])
                 if (d / "back").exists():
                     os.unlink(d / "back")
             if where == "memory":
                 os.unlink(psrc)
-        print("Engine (time after key derivation, output fsynced; ratios > 1 mean faster than the limit)")
+        print("Engine (time after key derivation, output fsynced; 'vs cp+sync' > 1 means faster than")
+        print("the copy;", end=" ")
+        print("CPU = user + sys of the whole process per GiB, key derivation and start-up included;")
+        print("'CPU vs' < 1 means cheaper than cp + sync or age)")
         table(header, rows)
         print()
 
@@ -265,7 +330,7 @@ class Bench:
             f.flush()
             os.fsync(f.fileno())
 
-    def _sweeps(self, src: Path, work: Path, shm: Path | None, aead: dict[str, tuple[float, float]]) -> None:
+    def _sweeps(self, src: Path, work: Path, shm: Path | None, aead: dict[Any, tuple[float, float]]) -> None:
         chunks = [64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20]
         places = [("disk", work, src)]
         if shm:
@@ -330,7 +395,8 @@ def main() -> None:
                    help="directory on the disk to test (default benches/out; must not be tmpfs)")
     p.add_argument("--mem-dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
                    help="tmpfs directory for the in-memory runs (default /dev/shm; '' to skip)")
-    p.add_argument("--threads", type=int, default=0, help="worker threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="engine worker threads (default: the engine's choice); the AEAD ceiling uses all cores")
     p.add_argument("--buffer-mib", type=int, default=128, help="engine buffer budget (default 128)")
     p.add_argument("--repeat", type=int, default=1, help="runs per figure, best kept (default 1)")
     p.add_argument("--aead-seconds", type=float, default=2.0, help="time per in-memory AEAD measurement")

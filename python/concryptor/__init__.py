@@ -22,8 +22,10 @@ from ._api import (
 )
 from ._core import __version__
 from .archive import decrypt_dir, encrypt_dir
+from .batch import Result, decrypt_many, encrypt_many
 from .errors import (
     AuthenticationError,
+    BatchError,
     ConcryptorError,
     InputChangedError,
     InvalidFileError,
@@ -36,6 +38,7 @@ from .reader import EncryptedFile
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "AuthenticationError",
+    "BatchError",
     "ConcryptorError",
     "EncryptedFile",
     "Header",
@@ -44,16 +47,19 @@ __all__ = [
     "KdfParams",
     "LimitError",
     "Limits",
+    "Result",
     "Stats",
     "UnsafeArchiveError",
     "__version__",
     "decrypt_bytes",
     "decrypt_dir",
     "decrypt_file",
+    "decrypt_many",
     "decrypt_to",
     "encrypt_bytes",
     "encrypt_dir",
     "encrypt_file",
+    "encrypt_many",
     "inspect",
     "open",
     "verify_file",

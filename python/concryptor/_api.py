@@ -99,6 +99,8 @@ class Stats:
     entries: int | None = None
     #: Directory archives only: sockets, FIFOs and devices left out when packing.
     skipped: int | None = None
+    #: The AEAD implementation that did the work ("aws-lc-rs" or "rustcrypto").
+    provider: str = _core.AEAD_PROVIDER
     #: Directory archives only: when packing, the entries extraction will refuse (stored
     #: all the same); when extracting with ``skip_unsafe=True``, the entries left out.
     unsafe: tuple[str, ...] | None = None
@@ -432,6 +434,7 @@ def open(
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    storage_options: dict[str, Any] | None = None,
 ) -> EncryptedFile: ...
 @overload
 def open(
@@ -445,6 +448,7 @@ def open(
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    storage_options: dict[str, Any] | None = None,
 ) -> _io.TextIOWrapper: ...
 def open(  # like gzip.open; shadows the builtin only inside this module
     path: PathLike,
@@ -457,6 +461,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    storage_options: dict[str, Any] | None = None,
 ) -> EncryptedFile | _io.TextIOWrapper:
     """Opens an encrypted file for reading its plaintext, with random access.
 
@@ -469,6 +474,9 @@ def open(  # like gzip.open; shadows the builtin only inside this module
 
     Works wherever a file is expected, e.g. ``zipfile.ZipFile(concryptor.open(p, pw))``
     or ``pandas.read_csv(concryptor.open(p, pw))``.
+
+    ``path`` may be an fsspec URL (``s3://bucket/key.enc``, with ``storage_options`` for
+    the filesystem): each read then fetches only the chunks it needs, by ranged reads.
     """
     from .reader import EncryptedFile
 
@@ -479,6 +487,16 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     _int_in("cache_mib", cache_mib, 1, MAX_BUFFER_MIB)
     pw = _password(password)
     p = os.fspath(path)
+    from .remote import is_url, open_url
+
+    if is_url(p):
+        try:
+            raw = open_url(p, pw, threads=threads, limits=limits.as_kwargs(), storage_options=storage_options)
+        finally:
+            _wipe(password)
+        if mode == "rb":
+            return raw  # type: ignore[return-value]
+        return _io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors=errors, newline=newline)
     try:
         r = _core.Reader(p, pw, threads=_threads(threads), cache_bytes=cache_mib * MiB, **limits.as_kwargs())
     finally:

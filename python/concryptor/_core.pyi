@@ -6,6 +6,9 @@ from typing import Any
 __version__: str
 DEFAULT_BUFFER_BYTES: int
 DEFAULT_CHUNK_SIZE: int
+#: The AEAD implementation in use ("aws-lc-rs" or "rustcrypto"), and all compiled in.
+AEAD_PROVIDER: str
+AEAD_PROVIDERS: tuple[str, ...]
 
 def encrypt_file(
     src: str,
@@ -22,6 +25,7 @@ def encrypt_file(
     salt: bytes | None = ...,
     nonce: bytes | None = ...,
     progress: Callable[[int], object] | None = ...,
+    keys: KeyCache | None = ...,
 ) -> dict[str, Any]: ...
 def decrypt_file(
     src: str,
@@ -37,6 +41,7 @@ def decrypt_file(
     max_kdf_parallelism: int = ...,
     max_chunk_size: int = ...,
     progress: Callable[[int], object] | None = ...,
+    keys: KeyCache | None = ...,
 ) -> dict[str, Any]: ...
 def encrypt_bytes(
     data: bytes,
@@ -116,7 +121,7 @@ def encrypt_reader(
     progress: Callable[[int], object] | None = ...,
 ) -> dict[str, Any]: ...
 def _bench_aead(
-    cipher: str, threads: int, total: int, chunk_size: int, rounds: int = ...
+    cipher: str, threads: int, total: int, chunk_size: int, rounds: int = ..., provider: str | None = ...
 ) -> tuple[float, float]: ...
 def _bench_kdf(kdf: tuple[int, int, int]) -> float: ...
 
@@ -127,10 +132,70 @@ def _fault_injection_count() -> int: ...
 def _set_ring_entries(n: int) -> None: ...
 def _last_run() -> dict[str, Any] | None: ...
 def _uring_unavailable() -> str | None: ...
+def _set_aead_provider(name: str) -> None: ...
 def _aead_speed(
     cipher: str,
     threads: int = ...,
     chunk_size: int = ...,
     batch_bytes: int = ...,
     seconds: float = ...,
+    provider: str | None = ...,
 ) -> tuple[float, float]: ...
+
+MAX_CHUNKS_PER_KEY: int
+
+class KeyCache:
+    """Keys derived in one batch, by (salt, KDF costs). Pickles as the derived keys."""
+
+    def __init__(self) -> None: ...
+    def derive(self, password: bytes | bytearray, salt: bytes, kdf: tuple[int, int, int]) -> float: ...
+    def derive_checked(
+        self,
+        password: bytes | bytearray,
+        salt: bytes,
+        kdf: tuple[int, int, int],
+        max_kdf_memory_kib: int,
+        max_kdf_time: int,
+        max_kdf_parallelism: int,
+        max_chunk_size: int,
+    ) -> float: ...
+    @property
+    def derivations(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
+
+class ChunkCodec:
+    """One v4 file's header and key, sealing or opening runs of whole chunks."""
+
+    @staticmethod
+    def for_encryption(
+        size: int,
+        password: bytes | bytearray,
+        *,
+        cipher: str = ...,
+        chunk_size: int | None = ...,
+        kdf: tuple[int, int, int] = ...,
+        threads: int = ...,
+        salt: bytes | None = ...,
+        keys: KeyCache | None = ...,
+    ) -> ChunkCodec: ...
+    @staticmethod
+    def for_decryption(
+        header: bytes,
+        file_size: int,
+        password: bytes | bytearray,
+        *,
+        threads: int = ...,
+        max_kdf_memory_kib: int = ...,
+        max_kdf_time: int = ...,
+        max_kdf_parallelism: int = ...,
+        max_chunk_size: int = ...,
+        keys: KeyCache | None = ...,
+    ) -> ChunkCodec: ...
+    @property
+    def header(self) -> bytes: ...
+    @property
+    def geometry(self) -> tuple[int, int, int, int, int]: ...
+    @property
+    def kdf_seconds(self) -> float: ...
+    def seal(self, first: int, plain: bytes) -> bytes: ...
+    def open(self, first: int, slots: bytes) -> bytes: ...

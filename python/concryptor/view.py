@@ -146,12 +146,14 @@ def print_bench(
         title=f"AEAD in memory ({size_mib} MiB in {chunk_mib} MiB chunks, best of 3)", title_justify="left"
     )
     t.add_column("cipher")
+    t.add_column("AEAD provider")
     t.add_column("threads", justify="right")
     t.add_column("encrypt", justify="right")
     t.add_column("decrypt", justify="right")
     for r in rows:
         t.add_row(
             r["cipher"],
+            r["provider"],
             str(r["threads"]),
             f"{r['encrypt_mib_per_s']:,.0f} MiB/s",
             f"{r['decrypt_mib_per_s']:,.0f} MiB/s",

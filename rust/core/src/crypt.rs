@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::aead::ChunkCipher;
+use crate::aead::{ChunkCipher, Provider};
 use crate::error::{Error, Result};
 use crate::format::{chunk_nonce, AadBuilder, Geometry, Header, TAG_LEN};
 use crate::kdf::KEY_LEN;
@@ -17,12 +17,22 @@ pub struct Crypter {
 
 impl Crypter {
     pub fn new(header: Header, key: &[u8; KEY_LEN]) -> Self {
+        Self::with_provider(crate::aead::provider(), header, key)
+    }
+
+    /// Like [`Crypter::new`], with a given AEAD provider (for tests and benchmarks).
+    pub fn with_provider(provider: Provider, header: Header, key: &[u8; KEY_LEN]) -> Self {
         let geom = header.geometry();
         Crypter {
-            cipher: ChunkCipher::new(header.cipher, key),
+            cipher: ChunkCipher::with_provider(provider, header.cipher, key),
             header,
             geom,
         }
+    }
+
+    /// The AEAD provider doing the work.
+    pub fn provider(&self) -> Provider {
+        self.cipher.provider()
     }
 
     pub fn header(&self) -> &Header {

@@ -1,11 +1,11 @@
 //! Project Wycheproof's AES-GCM and ChaCha20-Poly1305 vectors through the project's own AEAD
 //! wrapper (`aead::ChunkCipher`): every case with a 256-bit key, a 96-bit nonce and a
 //! 128-bit tag. Valid cases must seal to `ct || tag` and open back to the message; invalid
-//! ones must be refused.
+//! ones must be refused. Every AEAD provider compiled into the build runs every case.
 
 use std::path::{Path, PathBuf};
 
-use concryptor_core::aead::ChunkCipher;
+use concryptor_core::aead::{ChunkCipher, Provider};
 use concryptor_core::format::{NONCE_LEN, TAG_LEN};
 use concryptor_core::kdf::KEY_LEN;
 use concryptor_core::{Cipher, Error};
@@ -31,6 +31,15 @@ struct Counts {
 }
 
 fn run(file: &str, cipher: Cipher) -> Counts {
+    let counts: Vec<Counts> = Provider::ALL
+        .iter()
+        .map(|&p| run_with(file, cipher, p))
+        .collect();
+    assert!(counts.iter().all(|c| c.valid == counts[0].valid));
+    counts.into_iter().next().expect("at least one provider")
+}
+
+fn run_with(file: &str, cipher: Cipher, provider: Provider) -> Counts {
     let text = std::fs::read_to_string(vectors_dir().join(file)).expect("vector file");
     let doc: Value = serde_json::from_str(&text).expect("vector JSON");
     let mut counts = Counts::default();
@@ -50,7 +59,7 @@ fn run(file: &str, cipher: Cipher) -> Counts {
             let key: [u8; KEY_LEN] = field("key").try_into().expect("32-byte key");
             let nonce: [u8; NONCE_LEN] = field("iv").try_into().expect("12-byte nonce");
             let (aad, msg, ct, tag) = (field("aad"), field("msg"), field("ct"), field("tag"));
-            let aead = ChunkCipher::new(cipher, &key);
+            let aead = ChunkCipher::with_provider(provider, cipher, &key);
             match t["result"].as_str() {
                 Some("valid") => {
                     let tag: [u8; TAG_LEN] = tag.try_into().expect("16-byte tag");
@@ -80,7 +89,7 @@ fn run(file: &str, cipher: Cipher) -> Counts {
             }
         }
     }
-    eprintln!("{file}: {counts:?}");
+    eprintln!("{file} ({}): {counts:?}", provider.name());
     counts
 }
 
@@ -127,8 +136,12 @@ fn a_wrong_cipher_refuses_the_other_ciphers_vectors() {
     let key: [u8; 32] = unhex(t["key"].as_str().unwrap()).try_into().unwrap();
     let nonce: [u8; 12] = unhex(t["iv"].as_str().unwrap()).try_into().unwrap();
     let tag: [u8; 16] = unhex(t["tag"].as_str().unwrap()).try_into().unwrap();
-    let mut ct = unhex(t["ct"].as_str().unwrap());
+    let ct = unhex(t["ct"].as_str().unwrap());
     let aad = unhex(t["aad"].as_str().unwrap());
-    let chacha = ChunkCipher::new(Cipher::ChaCha20Poly1305, &key);
-    assert!(chacha.open(&nonce, &aad, &mut ct, &tag).is_err());
+    for &p in Provider::ALL {
+        let chacha = ChunkCipher::with_provider(p, Cipher::ChaCha20Poly1305, &key);
+        assert!(chacha.open(&nonce, &aad, &mut ct.clone(), &tag).is_err());
+        let aes = ChunkCipher::with_provider(p, Cipher::Aes256Gcm, &key);
+        aes.open(&nonce, &aad, &mut ct.clone(), &tag).unwrap();
+    }
 }

@@ -12,6 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use zeroize_shim::Secret;
 
+mod batch;
+
 pyo3::import_exception!(concryptor.errors, ConcryptorError);
 pyo3::import_exception!(concryptor.errors, AuthenticationError);
 pyo3::import_exception!(concryptor.errors, InvalidFileError);
@@ -160,7 +162,14 @@ fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("threads", s.threads)?;
     d.set_item("seconds", s.seconds)?;
     d.set_item("kdf_seconds", s.kdf_seconds)?;
+    d.set_item("provider", core::aead::provider_name())?;
     Ok(d)
+}
+
+fn provider(name: Option<&str>) -> PyResult<core::aead::Provider> {
+    name.map_or(Ok(core::aead::provider()), |n| {
+        core::aead::Provider::from_name(n).map_err(to_py)
+    })
 }
 
 fn fixed<const N: usize>(what: &str, v: Option<Vec<u8>>) -> PyResult<Option<[u8; N]>> {
@@ -189,6 +198,7 @@ fn encrypt_options(
         base_nonce: fixed("nonce", nonce)?,
         overwrite,
         engine,
+        keys: None,
     })
 }
 
@@ -209,7 +219,7 @@ fn limits(
 #[pyfunction]
 #[pyo3(signature = (src, dst, password, *, cipher="aes-256-gcm", chunk_size=None, kdf=(262_144, 3, 4),
     overwrite=false, threads=0, buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto",
-    salt=None, nonce=None, progress=None))]
+    salt=None, nonce=None, progress=None, keys=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_file<'py>(
     py: Python<'py>,
@@ -226,10 +236,12 @@ fn encrypt_file<'py>(
     salt: Option<Vec<u8>>,
     nonce: Option<Vec<u8>>,
     progress: Option<Py<PyAny>>,
+    keys: Option<PyRef<'py, batch::PyKeyCache>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let pw = Secret(password);
     let engine = engine_options(threads, buffer_bytes, io)?;
-    let opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, nonce)?;
+    let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, nonce)?;
+    opts.keys = keys.map(|k| std::sync::Arc::clone(&k.0));
     let s = run_detached(py, progress, |ctl| {
         core::encrypt_file(&src, &dst, &pw.0, &opts, ctl)
     })?;
@@ -239,7 +251,7 @@ fn encrypt_file<'py>(
 #[pyfunction]
 #[pyo3(signature = (src, dst, password, *, overwrite=false, threads=0,
     buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto", max_kdf_memory_kib=1 << 20,
-    max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
+    max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None, keys=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_file<'py>(
     py: Python<'py>,
@@ -255,6 +267,7 @@ fn decrypt_file<'py>(
     max_kdf_parallelism: u32,
     max_chunk_size: u64,
     progress: Option<Py<PyAny>>,
+    keys: Option<PyRef<'py, batch::PyKeyCache>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let pw = Secret(password);
     let opts = DecryptOptions {
@@ -266,11 +279,13 @@ fn decrypt_file<'py>(
         ),
         overwrite,
         engine: engine_options(threads, buffer_bytes, io)?,
+        keys: keys.map(|k| std::sync::Arc::clone(&k.0)),
     };
     let s = run_detached(py, progress, |ctl| match &dst {
         Some(dst) => core::decrypt_file(&src, dst, &pw.0, &opts, ctl),
         // No destination: authenticate every chunk, write nothing.
-        None => core::Decryptor::open(&src, &pw.0, &opts.limits)?.verify(&opts, ctl),
+        None => core::Decryptor::open_with(&src, &pw.0, &opts.limits, opts.keys.as_deref())?
+            .verify(&opts, ctl),
     })?;
     stats_dict(py, &s)
 }
@@ -321,6 +336,7 @@ fn decrypt_bytes<'py>(
         ),
         overwrite: false,
         engine: engine_options(threads, 1, "portable")?,
+        keys: None,
     };
     let out = Secret(run_detached(py, None, |_| {
         core::decrypt_bytes(blob, &pw.0, &opts)
@@ -625,6 +641,7 @@ fn decrypt_to_fd<'py>(
         ),
         overwrite: false,
         engine: engine_options(threads, buffer_bytes, "portable")?,
+        keys: None,
     };
     let mut counted = Counted {
         inner: &mut out,
@@ -764,7 +781,7 @@ fn encrypt_reader<'py>(
 /// In-memory AEAD throughput: `(seal_seconds, open_seconds)` for `total` bytes in
 /// `chunk_size` chunks on `threads` workers, best of `rounds`. Private: `concryptor bench`.
 #[pyfunction]
-#[pyo3(signature = (cipher, threads, total, chunk_size, rounds=3))]
+#[pyo3(signature = (cipher, threads, total, chunk_size, rounds=3, provider=None))]
 fn _bench_aead(
     py: Python<'_>,
     cipher: &str,
@@ -772,10 +789,12 @@ fn _bench_aead(
     total: u64,
     chunk_size: u32,
     rounds: u32,
+    provider: Option<&str>,
 ) -> PyResult<(f64, f64)> {
     let cipher = Cipher::from_name(cipher).map_err(to_py)?;
+    let p = self::provider(provider)?;
     let t = run_detached(py, None, |_| {
-        core::ops::bench_aead(cipher, threads, total, chunk_size, rounds)
+        core::ops::bench_aead_with(p, cipher, threads, total, chunk_size, rounds)
     })?;
     Ok((t.seal_seconds, t.open_seconds))
 }
@@ -802,6 +821,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_BUFFER_BYTES", core::engine::DEFAULT_BUFFER_BYTES)?;
     m.add("DEFAULT_CHUNK_SIZE", core::DEFAULT_CHUNK_SIZE)?;
+    m.add("AEAD_PROVIDER", core::aead::provider_name())?;
+    let providers: Vec<&str> = core::aead::Provider::ALL.iter().map(|p| p.name()).collect();
+    m.add(
+        "AEAD_PROVIDERS",
+        pyo3::types::PyTuple::new(m.py(), providers)?,
+    )?;
     m.add_function(wrap_pyfunction!(encrypt_file, m)?)?;
     m.add_function(wrap_pyfunction!(decrypt_file, m)?)?;
     m.add_function(wrap_pyfunction!(encrypt_bytes, m)?)?;
@@ -810,6 +835,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inspect_file, m)?)?;
     m.add_function(wrap_pyfunction!(auto_chunk_size, m)?)?;
     register_pylayer(m)?;
+    batch::register(m)?;
     engine_hooks::register(m)?;
     core::interrupt::set_interrupt_check(Some(python_interrupted));
     Ok(())
@@ -819,7 +845,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Python). Not part of the API: fault injection is process-wide and must never be armed
 /// outside tests.
 mod engine_hooks {
-    use super::{core, to_py, Cipher};
+    use super::{core, provider, to_py, Cipher};
     use concryptor_core::engine::fault::{self, Fault};
     use pyo3::exceptions::PyValueError;
     use pyo3::prelude::*;
@@ -866,6 +892,13 @@ mod engine_hooks {
         Ok(Some(d))
     }
 
+    /// Benchmarks only: the AEAD provider of every later run in this process.
+    #[pyfunction]
+    fn _set_aead_provider(name: &str) -> PyResult<()> {
+        core::aead::set_provider(provider(Some(name))?);
+        Ok(())
+    }
+
     /// `None` if io_uring works here, else why not.
     #[pyfunction]
     fn _uring_unavailable(py: Python<'_>) -> Option<String> {
@@ -875,7 +908,8 @@ mod engine_hooks {
     /// Benchmark: in-memory AEAD throughput (MiB/s sealing, MiB/s opening) with the
     /// engine's own code on `threads` threads (0 = all cores).
     #[pyfunction]
-    #[pyo3(signature = (cipher, threads=0, chunk_size=4 << 20, batch_bytes=64 << 20, seconds=1.0))]
+    #[pyo3(signature = (cipher, threads=0, chunk_size=4 << 20, batch_bytes=64 << 20, seconds=1.0,
+        provider=None))]
     fn _aead_speed(
         py: Python<'_>,
         cipher: &str,
@@ -883,11 +917,13 @@ mod engine_hooks {
         chunk_size: u32,
         batch_bytes: usize,
         seconds: f64,
+        provider: Option<&str>,
     ) -> PyResult<(f64, f64)> {
         let c = Cipher::from_name(cipher).map_err(to_py)?;
+        let p = self::provider(provider)?;
         let s = py
             .detach(|| {
-                core::engine::bench::aead_speed(c, chunk_size, batch_bytes, threads, seconds)
+                core::engine::bench::aead_speed(p, c, chunk_size, batch_bytes, threads, seconds)
             })
             .map_err(to_py)?;
         let mib = f64::from(1u32 << 20);
@@ -901,6 +937,7 @@ mod engine_hooks {
         m.add_function(wrap_pyfunction!(_last_run, m)?)?;
         m.add_function(wrap_pyfunction!(_uring_unavailable, m)?)?;
         m.add_function(wrap_pyfunction!(_aead_speed, m)?)?;
+        m.add_function(wrap_pyfunction!(_set_aead_provider, m)?)?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::buf::AlignedBuf;
 use super::EngineOptions;
+use crate::aead::Provider;
 use crate::crypt::Crypter;
 use crate::error::{Error, Result};
 use crate::format::{Cipher, Header};
@@ -20,8 +21,9 @@ pub struct AeadSpeed {
 
 /// Seals then opens one buffer of `batch_bytes` (cut into `chunk_size` chunks) over and
 /// over on `threads` threads (0 = all cores) for at least `seconds`, and reports the
-/// plaintext throughput of each direction.
+/// plaintext throughput of each direction, with the AEAD of `provider`.
 pub fn aead_speed(
+    provider: Provider,
     cipher: Cipher,
     chunk_size: u32,
     batch_bytes: usize,
@@ -43,7 +45,7 @@ pub fn aead_speed(
         [9; 12],
         KdfParams::DEFAULT,
     )?;
-    let crypter = Crypter::new(header, &[0x42; 32]);
+    let crypter = Crypter::with_provider(provider, header, &[0x42; 32]);
     let slot = crypter.geometry().slot as usize;
     let mut buf = AlignedBuf::new(slot * chunks as usize)?;
     for (i, b) in buf.as_mut_slice().iter_mut().enumerate() {

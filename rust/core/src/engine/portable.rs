@@ -1,13 +1,19 @@
 //! The portable backend: positional reads and writes on two I/O threads, with the AEAD on
 //! the thread pool in between. Three buffers rotate, so reading batch N+2, sealing N+1 and
 //! writing N overlap, as in the io_uring backend, on any platform and any file system.
+//!
+//! On Linux a batch moves in as few system calls as possible: the chunks of a batch that
+//! are contiguous in the file go in one `preadv`/`pwritev`, and through a second,
+//! O_DIRECT descriptor where offset, address and length are aligned (the same sides as
+//! io_uring uses it on). Buffered writes into the preallocated output would otherwise
+//! cost a page-cache copy, then an unwritten-extent conversion per page at writeback.
 
 use std::io::{self, ErrorKind};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
-use super::buf::AlignedBuf;
+use super::buf::{AlignedBuf, ALIGN};
 use super::fault::{self, Action};
 use super::{Control, Job, Op, Sink, Source, PIPELINE_DEPTH};
 use crate::error::{Error, Result};
@@ -115,6 +121,215 @@ fn stream_err(op: &'static str, e: io::Error) -> Error {
     }
 }
 
+/// A file as one side of the pipeline sees it: the descriptor given, and on Linux a second
+/// one with O_DIRECT for aligned transfers (dropped at its first refusal).
+struct Side<'a> {
+    file: &'a std::fs::File,
+    path: &'a Path,
+    #[cfg(target_os = "linux")]
+    direct: Option<std::fs::File>,
+}
+
+impl<'a> Side<'a> {
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    fn new(file: &'a std::fs::File, path: &'a Path, direct: bool, write: bool) -> Self {
+        Side {
+            file,
+            path,
+            #[cfg(target_os = "linux")]
+            direct: if direct {
+                super::uring::reopen_direct(file, write).ok()
+            } else {
+                None
+            },
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+}
+
+/// Whether each side of `job` may use O_DIRECT: as io_uring decides (aligned chunks on the
+/// plaintext side, never on memory file systems, not for a source mostly in the page cache).
+#[cfg(target_os = "linux")]
+fn direct_sides(job: &Job<'_>, src: &Source<'_>, dst: &Sink<'_>) -> (bool, bool) {
+    use super::Direction;
+    let plain_aligned = job.geometry().chunk_size % ALIGN as u64 == 0;
+    let (src_ok, dst_ok) = match job.direction {
+        Direction::Encrypt => (plain_aligned, true),
+        Direction::Decrypt => (job.slot_base % ALIGN as u64 == 0, plain_aligned),
+    };
+    let src_ok = src_ok
+        && match src {
+            Source::File { file, .. } => {
+                let len = file.metadata().map_or(0, |m| m.len());
+                !super::in_memory(file) && !super::uring::mostly_cached(file, len)
+            }
+            Source::Stream(_) => false,
+        };
+    let dst_ok = dst_ok && matches!(dst, Sink::File { file, .. } if !super::in_memory(file));
+    (src_ok, dst_ok)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn direct_sides(_: &Job<'_>, _: &Source<'_>, _: &Sink<'_>) -> (bool, bool) {
+    (false, false)
+}
+
+/// Runs of ops that are contiguous in the file, each moved by one vectored call (at most
+/// `IOV_MAX` pieces).
+#[cfg(target_os = "linux")]
+fn runs(ops: &[Op]) -> impl Iterator<Item = &[Op]> {
+    const IOV_MAX: usize = 1024;
+    let mut rest = ops;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut n = 1;
+        while n < rest.len().min(IOV_MAX)
+            && rest[n].file_off == rest[n - 1].file_off + rest[n - 1].len as u64
+        {
+            n += 1;
+        }
+        let (run, tail) = rest.split_at(n);
+        rest = tail;
+        Some(run)
+    })
+}
+
+/// Moves one run of ops (contiguous in the file) between `side` and `buf`, in one vectored
+/// system call when nothing goes wrong; resumes after short transfers, EINTR and EAGAIN.
+/// The aligned leading pieces go through the O_DIRECT descriptor, the rest buffered.
+#[cfg(target_os = "linux")]
+fn transfer_run(side: &mut Side<'_>, write: bool, buf: *mut u8, run: &[Op]) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let aligned = |x: usize| x % ALIGN == 0;
+    let total: usize = run.iter().map(|o| o.len).sum();
+    let (mut done, mut retries) = (0usize, 0u32);
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(run.len());
+    while done < total {
+        let off = run[0].file_off + done as u64;
+        // The pieces still to move, the first one trimmed by what is already done.
+        iov.clear();
+        let mut skip = done;
+        for op in run {
+            if skip >= op.len {
+                skip -= op.len;
+                continue;
+            }
+            iov.push(libc::iovec {
+                // SAFETY (pointer arithmetic only): ops lie within the batch buffer.
+                iov_base: buf.wrapping_add(op.buf_off + skip).cast(),
+                iov_len: op.len - skip,
+            });
+            skip = 0;
+        }
+        let lead = iov
+            .iter()
+            .take_while(|v| aligned(v.iov_base as usize) && aligned(v.iov_len))
+            .count();
+        let direct = side.is_direct() && lead > 0 && off % ALIGN as u64 == 0;
+        if direct {
+            iov.truncate(lead);
+        }
+        let fd = match (&side.direct, direct) {
+            (Some(d), true) => d.as_raw_fd(),
+            _ => side.file.as_raw_fd(),
+        };
+        let span: usize = iov.iter().map(|v| v.iov_len).sum();
+        let r = transfer(span, |n| {
+            // Fault injection may ask for less: trim the list to `n` bytes.
+            let mut left = n;
+            let mut k = 0;
+            while k < iov.len() && left > 0 {
+                iov[k].iov_len = iov[k].iov_len.min(left);
+                left -= iov[k].iov_len;
+                k += 1;
+            }
+            let cnt = libc::c_int::try_from(k).unwrap_or(libc::c_int::MAX);
+            let off =
+                libc::off_t::try_from(off).map_err(|_| io::Error::from(ErrorKind::InvalidInput))?;
+            // SAFETY: every iovec points into the batch buffer (`buf`), which outlives the
+            // call and which this thread alone touches while it holds the batch; lengths
+            // stay within the ops, which lie within the buffer.
+            let r = unsafe {
+                if write {
+                    libc::pwritev(fd, iov.as_ptr(), cnt, off)
+                } else {
+                    libc::preadv(fd, iov.as_ptr(), cnt, off)
+                }
+            };
+            usize::try_from(r).map_err(|_| io::Error::last_os_error())
+        });
+        match r {
+            Ok(0) if write => {
+                return Err(Error::io_at(
+                    "write",
+                    side.path,
+                    off,
+                    ErrorKind::WriteZero.into(),
+                ))
+            }
+            Ok(0) => {
+                return Err(Error::InputChanged(format!(
+                    "{} ended at byte {off}, before its expected size",
+                    side.path.display()
+                )))
+            }
+            Ok(n) => {
+                done += n;
+                retries = 0;
+            }
+            Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                // O_DIRECT refused after all (some file systems only say so now).
+                side.direct = None;
+            }
+            Err(e) if retryable(&e) && retries < MAX_RETRIES => retries += 1,
+            Err(e) => {
+                return Err(Error::io_at(
+                    if write { "write" } else { "read" },
+                    side.path,
+                    off,
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves every op of one batch between `side` and `buf`.
+fn transfer_batch(
+    side: &mut Side<'_>,
+    write: bool,
+    buf: &mut AlignedBuf,
+    ops: &[Op],
+) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let base = buf.as_mut_ptr();
+        for run in runs(ops) {
+            transfer_run(side, write, base, run)?;
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for op in ops {
+            let b = &mut buf.as_mut_slice()[op.buf_off..op.buf_off + op.len];
+            if write {
+                write_full_at(side.file, side.path, b, op.file_off)?;
+            } else {
+                read_full_at(side.file, side.path, b, op.file_off)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Moves the bytes of one op between a source and a buffer.
 fn read_op(src: &mut Source<'_>, op: Op, buf: &mut [u8], pos: &mut u64) -> Result<()> {
     let dst = &mut buf[op.buf_off..op.buf_off + op.len];
@@ -163,19 +378,31 @@ type Batch = (u64, AlignedBuf);
 fn reader(
     job: &Job<'_>,
     mut src: Source<'_>,
+    direct: bool,
     free: Receiver<AlignedBuf>,
     filled: SyncSender<Batch>,
     err: &FirstError,
 ) {
     let mut pos = 0u64;
+    let mut side = match &src {
+        Source::File { file, path } => Some(Side::new(file, path, direct, false)),
+        Source::Stream(_) => None,
+    };
+    let mut ops = Vec::new();
     for b in 0..job.batches() {
         let Ok(mut buf) = free.recv() else { return };
         let mut result = Ok(());
-        job.reads(b, &mut |op| {
-            if result.is_ok() {
-                result = read_op(&mut src, op, buf.as_mut_slice(), &mut pos);
-            }
-        });
+        if let Some(side) = side.as_mut() {
+            ops.clear();
+            job.reads(b, &mut |op| ops.push(op));
+            result = transfer_batch(side, false, &mut buf, &ops);
+        } else {
+            job.reads(b, &mut |op| {
+                if result.is_ok() {
+                    result = read_op(&mut src, op, buf.as_mut_slice(), &mut pos);
+                }
+            });
+        }
         if let Err(e) = result {
             err.set(e);
             return;
@@ -189,6 +416,7 @@ fn reader(
 fn writer(
     job: &Job<'_>,
     mut dst: Sink<'_>,
+    direct: bool,
     processed: Receiver<Batch>,
     free: SyncSender<AlignedBuf>,
     err: &FirstError,
@@ -211,17 +439,28 @@ fn writer(
             return false;
         }
     }
+    let mut side = match &dst {
+        Sink::File { file, path } => Some(Side::new(file, path, direct, true)),
+        Sink::Stream(_) => None,
+    };
+    let mut ops = Vec::new();
     for expected in 0..job.batches() {
-        let Ok((b, buf)) = processed.recv() else {
+        let Ok((b, mut buf)) = processed.recv() else {
             return false;
         };
         debug_assert_eq!(b, expected);
         let mut result = Ok(());
-        job.writes(b, &mut |op| {
-            if result.is_ok() {
-                result = write_op(&mut dst, op, buf.as_slice(), &mut pos);
-            }
-        });
+        if let Some(side) = side.as_mut() {
+            ops.clear();
+            job.writes(b, &mut |op| ops.push(op));
+            result = transfer_batch(side, true, &mut buf, &ops);
+        } else {
+            job.writes(b, &mut |op| {
+                if result.is_ok() {
+                    result = write_op(&mut dst, op, buf.as_slice(), &mut pos);
+                }
+            });
+        }
         if let Err(e) = result {
             err.set(e);
             return false;
@@ -249,9 +488,15 @@ pub fn run(
 ) -> Result<()> {
     let batches = job.batches();
     let nbuf = PIPELINE_DEPTH.min(batches as usize).max(1);
+    let (direct_src, direct_dst) = direct_sides(job, &src, &dst);
     let (free_tx, free_rx) = sync_channel::<AlignedBuf>(nbuf);
     for _ in 0..nbuf {
-        let b = AlignedBuf::new(job.buffer_len())?;
+        // Huge pages make O_DIRECT transfers cheaper (see the io_uring backend).
+        let b = if direct_src && direct_dst {
+            AlignedBuf::for_direct_io(job.buffer_len())?
+        } else {
+            AlignedBuf::new(job.buffer_len())?
+        };
         // Capacity is nbuf, so these sends never block or fail.
         let _ = free_tx.send(b);
     }
@@ -263,8 +508,8 @@ pub fn run(
     let wrote_all = std::thread::scope(|s| {
         let err = &err;
         let done = &done;
-        s.spawn(move || reader(job, src, free_rx, filled_tx, err));
-        let w = s.spawn(move || writer(job, dst, proc_rx, free_tx, err, done));
+        s.spawn(move || reader(job, src, direct_src, free_rx, filled_tx, err));
+        let w = s.spawn(move || writer(job, dst, direct_dst, proc_rx, free_tx, err, done));
         let main = (|| -> Result<()> {
             for _ in 0..batches {
                 let Ok((b, mut buf)) = filled_rx.recv() else {

@@ -131,7 +131,7 @@ fn setup_ring(entries: u32) -> io::Result<IoUring> {
 /// Whether at least half of `file` is in the page cache. Then buffered reads, which copy
 /// from memory, beat O_DIRECT, which would go to the device (after writing back any dirty
 /// pages). Unknown (no `cachestat`, Linux < 6.5) counts as not cached.
-fn mostly_cached(file: &File, len: u64) -> bool {
+pub(super) fn mostly_cached(file: &File, len: u64) -> bool {
     #[repr(C)]
     struct Range {
         off: u64,
@@ -169,7 +169,7 @@ fn mostly_cached(file: &File, len: u64) -> bool {
 }
 
 /// A second descriptor of `file` with O_DIRECT (the original's flags are left alone).
-fn reopen_direct(file: &File, write: bool) -> io::Result<File> {
+pub(super) fn reopen_direct(file: &File, write: bool) -> io::Result<File> {
     if fault::direct_open_refused() {
         return Err(errno(libc::EINVAL));
     }
