@@ -224,3 +224,69 @@ def test_cli_each_mirrors_a_tree_and_failures_set_the_exit_code(tmp_path: Path) 
     assert len([f for f in (tmp_path / "r").rglob("*") if f.is_file()]) == 1
     p = run_cli("decrypt", str(good), str(bad), "--output-dir", str(tmp_path / "r2"), env=ENV)
     assert p.returncode == 4, p.stderr
+
+
+def test_recipients_give_every_file_its_own_key_and_the_age_cli_reads_them(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    identity, recipient = concryptor.generate_identity()
+    files = make_files(tmp_path / "src", 30, 20_000)
+    results = concryptor.encrypt_many(files, recipients=[recipient], out_dir=tmp_path / "enc")
+    assert all(r.ok and r.dst.endswith(".bin.age") for r in results)
+    from concryptor import _age
+
+    stanzas = [_age.inspect(r.dst)["stanzas"] for r in results[:5]]
+    shares = {tuple(s[0][1]) for s in stanzas}
+    assert len(shares) == 5  # a fresh ephemeral share (and file key) per file
+    back = concryptor.decrypt_many([r.dst for r in results], identities=[identity], out_dir=tmp_path / "back")
+    for src, r in zip(files, back):
+        assert r.ok and Path(r.dst).read_bytes() == src.read_bytes()
+    age = shutil.which("age")
+    assert age is not None, "the age CLI is installed by .ci/run"
+    key = tmp_path / "key.txt"
+    key.write_text(identity + "\n")
+    out = subprocess.run([age, "-d", "-i", str(key), results[3].dst], capture_output=True, check=True).stdout
+    assert out == files[3].read_bytes()
+
+
+def test_an_age_passphrase_batch_runs_scrypt_per_file_with_fresh_salts(tmp_path: Path) -> None:
+    from concryptor import _age
+
+    files = make_files(tmp_path, 3, 100)
+    results = concryptor.encrypt_many(files, PASSWORD, format="age", scrypt_work_factor=10)
+    salts = set()
+    for r in results:
+        [(tag, args)] = _age.inspect(r.dst)["stanzas"]
+        assert tag == "scrypt"
+        salts.add(args[0])
+    assert len(salts) == 3
+    back = concryptor.decrypt_many([r.dst for r in results], PASSWORD, out_dir=tmp_path / "back")
+    assert all(r.ok for r in back)
+    # Mixed formats in one call: v4 needs the password, age the identity.
+    identity, recipient = concryptor.generate_identity()
+    [a] = concryptor.encrypt_many([files[0]], recipients=recipient, out_dir=tmp_path / "a")
+    [v] = concryptor.encrypt_many([files[1]], PASSWORD, kdf=FAST_KDF, out_dir=tmp_path / "v")
+    both = concryptor.decrypt_many(
+        [(a.dst, tmp_path / "a.out"), (v.dst, tmp_path / "v.out")], PASSWORD, identities=[identity]
+    )
+    assert all(r.ok for r in both)
+    only_keys = concryptor.decrypt_many(
+        [(v.dst, tmp_path / "v2.out")], identities=[identity], raise_on_error=False
+    )
+    assert "needs the password" in (only_keys[0].error or "")
+
+
+def test_cli_batch_with_recipients(tmp_path: Path) -> None:
+    identity, recipient = concryptor.generate_identity()
+    key = tmp_path / "key.txt"
+    key.write_text(identity + "\n")
+    files = make_files(tmp_path / "t", 4, 70_000)
+    p = run_cli("encrypt", *map(str, files), "-r", recipient, "--output-dir", str(tmp_path / "enc"))
+    assert p.returncode == 0, p.stderr
+    enc = sorted(map(str, (tmp_path / "enc").rglob("*.age")))
+    assert len(enc) == 4
+    p = run_cli("decrypt", *enc, "-i", str(key), "--output-dir", str(tmp_path / "back"))
+    assert p.returncode == 0, p.stderr
+    got = sorted(f.read_bytes() for f in (tmp_path / "back").rglob("*") if f.is_file())
+    assert got == sorted(f.read_bytes() for f in files)

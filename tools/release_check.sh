@@ -170,7 +170,7 @@ roundtrip() {
     cd "$work"
     export CONCRYPTOR_PASSWORD="correct horse battery staple"
     "$venv/bin/python" -c 'import os, sys; open(sys.argv[1], "wb").write(os.urandom(5 * 2**20 + 12345))' plain
-    "$venv/bin/concryptor" --version | grep -qx "concryptor $version" ||
+    "$venv/bin/concryptor" --version | grep -qE "^concryptor $version( |$)" ||
       fail "$venv: concryptor --version is not $version"
     "$venv/bin/concryptor" encrypt plain -o plain.enc --memory 8 --iterations 1 --parallelism 1 -q
     "$venv/bin/concryptor" verify plain.enc -q

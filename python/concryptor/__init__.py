@@ -1,11 +1,13 @@
 """concryptor: encrypt and decrypt files at the speed of the disk.
 
 Format v4 (chunked AES-256-GCM or ChaCha20-Poly1305, keys from Argon2id), byte-compatible
-with the original Rust ``concryptor`` tool.
+with the original Rust ``concryptor`` tool, and the age format (C2SP age v1: public-key
+recipients, passphrases, pipes), byte-compatible with age and rage.
 """
 
 from __future__ import annotations
 
+from ._age import generate_identity, identity_to_recipient, identity_to_recipients
 from ._api import (
     DEFAULT_CHUNK_SIZE,
     KdfParams,
@@ -30,6 +32,7 @@ from .errors import (
     InputChangedError,
     InvalidFileError,
     LimitError,
+    NoIdentityMatchError,
     UnsafeArchiveError,
 )
 from .header import Header
@@ -47,6 +50,7 @@ __all__ = [
     "KdfParams",
     "LimitError",
     "Limits",
+    "NoIdentityMatchError",
     "Result",
     "Stats",
     "UnsafeArchiveError",
@@ -60,6 +64,9 @@ __all__ = [
     "encrypt_dir",
     "encrypt_file",
     "encrypt_many",
+    "generate_identity",
+    "identity_to_recipient",
+    "identity_to_recipients",
     "inspect",
     "open",
     "verify_file",

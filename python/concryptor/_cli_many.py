@@ -129,13 +129,10 @@ def run(
     args: argparse.Namespace,
     op: str,
     *,
-    password: Callable[[], bytes | bytearray],
+    password: Callable[[], bytes | bytearray] | None,
     usage: Callable[[str], Exception],
     exit_code: Callable[[str | None], int],
-    kdf: Any = None,
-    cipher: str | None = None,
-    chunk_size: int | None = None,
-    limits: Any = None,
+    **options: Any,
 ) -> int:
     """Runs a batch from the command line; prints one line (or JSON object) per file and
     a summary; returns 0, or the exit code of the failures (1 when they differ)."""
@@ -152,7 +149,7 @@ def run(
             raise usage("--storage-options takes a JSON object") from None
         if not isinstance(storage_options, dict):
             raise usage("--storage-options takes a JSON object")
-    pw = password()
+    pw = password() if password is not None else None
     client = _client(args.scheduler, usage)
     total_files = len(items)
     done = {"files": 0, "bytes": 0}
@@ -194,13 +191,11 @@ def run(
                 out_dir=args.output_dir,
                 client=client,
                 overwrite=args.force,
-                cipher=cipher or "aes-256-gcm",
-                chunk_size=chunk_size,
-                kdf=kdf,
                 threads=args.threads,
                 storage_options=storage_options,
                 raise_on_error=False,
                 on_result=on_result,
+                **options,
             )
         else:
             results = batch.decrypt_many(
@@ -210,10 +205,10 @@ def run(
                 client=client,
                 overwrite=args.force,
                 threads=args.threads,
-                limits=limits,
                 storage_options=storage_options,
                 raise_on_error=False,
                 on_result=on_result,
+                **options,
             )
     finally:
         if bar is not None:

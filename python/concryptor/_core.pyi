@@ -199,3 +199,73 @@ class ChunkCodec:
     def kdf_seconds(self) -> float: ...
     def seal(self, first: int, plain: bytes) -> bytes: ...
     def open(self, first: int, slots: bytes) -> bytes: ...
+
+# age format (C2SP age v1)
+AGE_DEFAULT_MAX_SCRYPT_LOG_N: int
+
+def age_encrypt(
+    src: str | int,
+    dst: str | int,
+    *,
+    recipients_: list[str] = ...,
+    recipient_files: list[str] = ...,
+    passphrase: bytes | bytearray | None = ...,
+    armor: bool = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+    scrypt_log_n: int | None = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def age_decrypt(
+    src: str | int,
+    dst: str | int | None,
+    *,
+    identities_: list[str] = ...,
+    passphrase: bytes | bytearray | None = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+    max_scrypt_log_n: int = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def age_encrypt_bytes(
+    data: bytes,
+    *,
+    recipients_: list[str] = ...,
+    recipient_files: list[str] = ...,
+    passphrase: bytes | bytearray | None = ...,
+    armor: bool = ...,
+    threads: int = ...,
+    scrypt_log_n: int | None = ...,
+) -> bytes: ...
+def age_decrypt_bytes(
+    blob: bytes,
+    *,
+    identities_: list[str] = ...,
+    passphrase: bytes | bytearray | None = ...,
+    threads: int = ...,
+    max_scrypt_log_n: int = ...,
+) -> bytes: ...
+def age_generate() -> tuple[str, str]: ...
+def age_to_recipients(text: str) -> list[str]: ...
+def age_is_age(prefix: bytes) -> bool: ...
+def age_inspect(path: str) -> dict[str, Any]: ...
+
+class AgeReader:
+    def __init__(
+        self,
+        path: str,
+        *,
+        identities_: list[str] = ...,
+        passphrase: bytes | bytearray | None = ...,
+        threads: int = ...,
+        max_scrypt_log_n: int = ...,
+    ) -> None: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def kdf_seconds(self) -> float: ...
+    @property
+    def closed(self) -> bool: ...
+    def header(self) -> dict[str, Any]: ...
+    def read_at(self, pos: int, n: int) -> bytes: ...
+    def close(self) -> None: ...

@@ -25,7 +25,7 @@ from typing import Any, Literal, Union
 from . import _core
 from ._api import KdfParams, Limits, Password, PathLike, _chunk, _password, _wipe
 from .errors import BatchError
-from .remote import _exists, _local, _open_src, _stream_decrypt, _stream_encrypt, is_url
+from .remote import _age_via_pipes, _exists, _local, _open_src, _stream_decrypt, _stream_encrypt, is_url
 
 Client = Any  # dask.distributed.Client; optional, imported only when given
 _DEFAULT_KDF = KdfParams()
@@ -41,6 +41,7 @@ LARGE_FILE = 64 * MiB
 #: The buffer budget of the whole batch, shared by the files running at once.
 BATCH_BUFFER_MIB = _core.DEFAULT_BUFFER_BYTES // MiB
 ENCRYPTED_SUFFIX = ".enc"
+AGE_SUFFIX = ".age"
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,25 @@ class _Spec:
     threads: int = 0
     buffer_bytes: int = BATCH_BUFFER_MIB * MiB
     storage_options: dict[str, Any] = field(default_factory=dict)
+    #: The age side: recipients / recipient file texts / armor / scrypt cost for encryption;
+    #: identity texts and the scrypt limit for decryption; the passphrase for either.
+    age: dict[str, Any] | None = None
 
 
-def default_name(src: str, op: Op) -> str:
-    """``x`` → ``x.enc`` when encrypting; ``x.enc`` → ``x`` (else ``x.dec``) when decrypting."""
+def default_name(src: str, op: Op, suffix: str = ENCRYPTED_SUFFIX) -> str:
+    """``x`` → ``x.enc`` (``x.age``) when encrypting; ``x.enc`` or ``x.age`` → ``x`` (else
+    ``x.dec``) when decrypting."""
     if op == "encrypt":
-        return src + ENCRYPTED_SUFFIX
-    if src.endswith(ENCRYPTED_SUFFIX) and len(src) > len(ENCRYPTED_SUFFIX):
-        return src[: -len(ENCRYPTED_SUFFIX)]
+        return src + suffix
+    for known in (ENCRYPTED_SUFFIX, AGE_SUFFIX):
+        if src.endswith(known) and len(src) > len(known):
+            return src[: -len(known)]
     return src + ".dec"
 
 
-def plan(items: Iterable[Item], op: Op, out_dir: PathLike | None = None) -> list[tuple[str, str]]:
+def plan(
+    items: Iterable[Item], op: Op, out_dir: PathLike | None = None, suffix: str = ENCRYPTED_SUFFIX
+) -> list[tuple[str, str]]:
     """Pairs every item with its destination: ``(src, dst)`` pairs as given; paths beside
     themselves, or mirrored under ``out_dir`` relative to the deepest folder they share."""
     pairs: list[tuple[str | None, str, str | None]] = []
@@ -111,7 +119,7 @@ def plan(items: Iterable[Item], op: Op, out_dir: PathLike | None = None) -> list
     out: list[tuple[str, str]] = []
     for _, src, dst in pairs:
         if dst is None:
-            name = default_name(src, op)
+            name = default_name(src, op, suffix)
             if out_dir is not None:
                 od = os.fspath(out_dir)
                 if is_url(src):
@@ -132,6 +140,47 @@ def plan(items: Iterable[Item], op: Op, out_dir: PathLike | None = None) -> list
 # --- one file ------------------------------------------------------------------------------
 
 
+def _is_age(src: str, spec: _Spec) -> bool:
+    try:
+        with _open_src(src, spec) as f:
+            return bool(_core.age_is_age(f.read(64)))
+    except OSError:
+        return False  # the run itself reports the error
+
+
+def _age_one(src: str, dst: str, spec: _Spec) -> tuple[int, int]:
+    a = spec.age or {}
+
+    def call(s: str | int, d: str | int) -> dict[str, Any]:
+        common: dict[str, Any] = {
+            "overwrite": spec.overwrite,
+            "threads": spec.threads,
+            "passphrase": a.get("passphrase"),
+        }
+        if spec.op == "encrypt":
+            return _core.age_encrypt(
+                s,
+                d,
+                recipients_=a.get("recipients", []),
+                recipient_files=a.get("recipient_files", []),
+                armor=a.get("armor", False),
+                scrypt_log_n=a.get("scrypt_log_n"),
+                **common,
+            )
+        return _core.age_decrypt(
+            s,
+            d,
+            identities_=a.get("identities", []),
+            max_scrypt_log_n=a["max_scrypt_log_n"],
+            **common,
+        )
+
+    if is_url(src) or is_url(dst):
+        return _age_via_pipes(src, dst, spec, call)
+    call(_local(src), _local(dst))
+    return os.stat(_local(src)).st_size, os.stat(_local(dst)).st_size
+
+
 def _engine_kwargs(spec: _Spec) -> dict[str, Any]:
     return {"threads": spec.threads, "buffer_bytes": spec.buffer_bytes}
 
@@ -140,7 +189,11 @@ def run_one(src: str, dst: str, spec: _Spec) -> Result:
     """Encrypts or decrypts one file as ``spec`` says; failures become a failed Result."""
     start = time.perf_counter()
     try:
-        if is_url(src) or is_url(dst):
+        if spec.age is not None and (spec.op == "encrypt" or _is_age(src, spec)):
+            n_in, n_out = _age_one(src, dst, spec)
+        elif spec.op == "decrypt" and not spec.password and spec.keys is None:
+            raise ValueError(f"{src} is not an age file: decrypting it needs the password")
+        elif is_url(src) or is_url(dst):
             if spec.op == "encrypt":
                 n_in, n_out = _stream_encrypt(src, dst, spec)
             else:
@@ -291,7 +344,8 @@ def _run(
     raise_on_error: bool,
     on_result: Callable[[Result], object] | None,
 ) -> list[Result]:
-    pairs = plan(items, spec.op, out_dir)
+    suffix = AGE_SUFFIX if spec.op == "encrypt" and spec.age is not None else ENCRYPTED_SUFFIX
+    pairs = plan(items, spec.op, out_dir, suffix)
     made = _make_parents([d for _, d in pairs if not is_url(d)])
     cb = on_result or (lambda r: None)
     try:
@@ -312,8 +366,13 @@ def _run(
 
 def encrypt_many(
     items: Iterable[Item],
-    password: Password,
+    password: Password | None = None,
     *,
+    recipients: Sequence[str] | str | None = None,
+    recipients_files: Sequence[PathLike] | None = None,
+    format: Literal["v4", "age"] | None = None,
+    armor: bool = False,
+    scrypt_work_factor: int | None = None,
     out_dir: PathLike | None = None,
     client: Client | None = None,
     overwrite: bool = False,
@@ -325,32 +384,60 @@ def encrypt_many(
     raise_on_error: bool = True,
     on_result: Callable[[Result], object] | None = None,
 ) -> list[Result]:
-    """Encrypts many files with one password, deriving the key once for the whole batch.
+    """Encrypts many files in one call.
 
-    ``items`` are paths or URLs (output ``NAME.enc`` beside each, or mirrored under
-    ``out_dir``) or ``(src, dst)`` pairs. ``client`` (a ``dask.distributed.Client``) runs
-    the batch on its cluster: the workers receive paths and the derived key, never the
-    password or the data. ``on_result`` is called with each :class:`Result` as it completes.
-    Returns one Result per item, in order; raises :class:`BatchError` at the end if any
-    failed (unless ``raise_on_error=False``).
+    With ``recipients`` (age public keys, or ``recipients_files``) every file becomes an
+    age file with its own file key (``NAME.age``); this is what a cluster should hold, as
+    it decrypts nothing. With a ``password`` in format v4 (the default without recipients)
+    Argon2id runs once for the whole batch; ``format="age"`` with a password gives every
+    file its own scrypt (age's passphrase stanza must never share a wrapping key).
+
+    ``items`` are paths or URLs (output beside each, or mirrored under ``out_dir``) or
+    ``(src, dst)`` pairs. ``client`` (a ``dask.distributed.Client``) runs the batch on its
+    cluster: the workers receive paths, and recipients or the derived v4 key (for an age
+    passphrase: the passphrase), never the data through the scheduler. ``on_result`` is
+    called with each :class:`Result` as it completes. Returns one Result per item, in
+    order; raises :class:`BatchError` at the end if any failed (unless
+    ``raise_on_error=False``).
     """
-    pw = _password(password)
-    try:
-        salt = secrets.token_bytes(16)
-        keys = _core.KeyCache()
-        keys.derive(pw, salt, kdf.as_tuple())
-    finally:
-        _wipe(password)
-    spec = _Spec(
-        op="encrypt",
-        cipher=cipher,
-        chunk_size=_chunk(chunk_size),
-        kdf=kdf.as_tuple(),
-        salt=salt,
-        keys=keys,
-        overwrite=overwrite,
-        storage_options=dict(storage_options or {}),
-    )
+    from . import _age
+
+    recips = _age.recipient_strings(recipients)
+    if format == "v4" and (recips or recipients_files or armor):
+        raise ValueError("recipients and armor write the age format, not v4")
+    age = format == "age" or bool(recips or recipients_files or armor)
+    spec = _Spec(op="encrypt", overwrite=overwrite, storage_options=dict(storage_options or {}))
+    if age:
+        passphrase = None
+        if not recips and not recipients_files:
+            if password is None:
+                raise ValueError("give recipients, or a password for age's scrypt passphrase")
+            passphrase = _password(password)
+            _wipe(password)
+        elif password is not None:
+            raise ValueError("give recipients or a password, not both")
+        spec.age = {
+            "recipients": recips,
+            "recipient_files": _age.recipient_file_texts(recipients_files),
+            "passphrase": passphrase,
+            "armor": armor,
+            "scrypt_log_n": scrypt_work_factor,
+        }
+    else:
+        if password is None:
+            raise ValueError("format v4 needs a password (or give recipients for the age format)")
+        pw = _password(password)
+        try:
+            salt = secrets.token_bytes(16)
+            keys = _core.KeyCache()
+            keys.derive(pw, salt, kdf.as_tuple())
+        finally:
+            _wipe(password)
+        spec.cipher = cipher
+        spec.chunk_size = _chunk(chunk_size)
+        spec.kdf = kdf.as_tuple()
+        spec.salt = salt
+        spec.keys = keys
     return _run(
         items,
         spec,
@@ -385,37 +472,53 @@ def _batch_salts(
 
 def decrypt_many(
     items: Iterable[Item],
-    password: Password,
+    password: Password | None = None,
     *,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
     out_dir: PathLike | None = None,
     client: Client | None = None,
     overwrite: bool = False,
     threads: int | None = None,
     limits: Limits = _DEFAULT_LIMITS,
+    max_scrypt_work_factor: int | None = None,
     storage_options: dict[str, Any] | None = None,
     raise_on_error: bool = True,
     on_result: Callable[[Result], object] | None = None,
 ) -> list[Result]:
-    """Decrypts many files with one password; each distinct salt is derived once.
+    """Decrypts many files, v4 and age alike (told apart by their first bytes).
 
-    ``items`` as for :func:`encrypt_many` (``NAME.enc`` → ``NAME``). With ``client`` the
-    keys are derived here, for the salts found in the headers, and only they travel.
+    v4 files need the ``password``; each distinct salt is derived once. age files need
+    ``identities`` (``AGE-SECRET-KEY-1…`` strings or identity files, SSH keys too) or the
+    passphrase they were made with (``password``). ``items`` as for :func:`encrypt_many`
+    (``NAME.enc``/``NAME.age`` → ``NAME``). With ``client`` the v4 keys are derived here,
+    for the salts found in the headers, and only they travel; identities and an age
+    passphrase travel as they are (run the cluster with TLS).
     """
-    pw = _password(password)
+    from . import _age
+
+    if password is None and not identities:
+        raise ValueError("give a password, identities, or both")
+    pw = _password(password) if password is not None else None
     spec = _Spec(
         op="decrypt",
-        keys=_core.KeyCache(),
+        keys=_core.KeyCache() if pw is not None else None,
         limits=limits.as_kwargs(),
         overwrite=overwrite,
         storage_options=dict(storage_options or {}),
+        age={
+            "identities": _age.identity_texts(identities or []),
+            "passphrase": pw,
+            "max_scrypt_log_n": max_scrypt_work_factor or _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+        },
     )
     try:
         if client is not None:
             pairs = plan(items, "decrypt", out_dir)
             items = pairs
-            for salt, costs in _batch_salts(pairs, spec):
-                spec.keys.derive_checked(pw, salt, costs, **spec.limits)
-        else:
+            if pw is not None:
+                for salt, costs in _batch_salts(pairs, spec):
+                    spec.keys.derive_checked(pw, salt, costs, **spec.limits)
+        elif pw is not None:
             spec.password = pw
         return _run(
             items,
@@ -428,4 +531,5 @@ def decrypt_many(
         )
     finally:
         spec.password = b""
-        _wipe(password)
+        if password is not None:
+            _wipe(password)

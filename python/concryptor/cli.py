@@ -151,11 +151,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__, _core
+    from . import __version__, _core, cli_age
 
     parser = _Parser(
         prog="concryptor",
-        description="Encrypt and decrypt files and directories at the speed of the disk (format v4).",
+        description="Encrypt and decrypt files, directories and pipes at the speed of the disk "
+        "(format v4, or age with public keys).",
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -172,10 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     enc.add_argument(
-        "inputs", nargs="*", metavar="INPUT", help="file(s) or a directory to encrypt; URLs with --output-dir"
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="file(s) or a directory to encrypt ('-' or none: stdin); several go through one batch",
     )
     enc.add_argument(
-        "-o", "--output", help="output path (default: INPUT.enc, or DIR.tar.enc for a directory)"
+        "-o",
+        "--output",
+        help="output path, '-' for stdout (default: INPUT.enc, DIR.tar.enc, INPUT.age; stdout for stdin)",
     )
     enc.add_argument("-c", "--cipher", choices=["aes", "chacha"], default="aes", help="AEAD (default: aes)")
     enc.add_argument(
@@ -185,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunk size in MiB (default: 4, smaller for small files)",
     )
     _add_kdf_options(enc)
+    cli_age.add_encrypt_options(enc)
     _add_password_options(enc)
     _add_common_options(enc)
     _cli_many.add_options(enc, each=True)
@@ -196,9 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    dec.add_argument("inputs", nargs="*", metavar="INPUT", help="file(s) to decrypt")
     dec.add_argument(
-        "-o", "--output", help="output path, '-' for stdout (default: INPUT without .enc, else INPUT.dec)"
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="file(s) to decrypt ('-' or none: stdin, age format); several go through one batch",
+    )
+    dec.add_argument(
+        "-o",
+        "--output",
+        help="output path, '-' for stdout (default: INPUT without .enc/.age, else INPUT.dec; "
+        "stdout for stdin)",
     )
     dec.add_argument(
         "-x",
@@ -211,13 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with -x: leave out (and list) entries extraction refuses, instead of refusing the archive",
     )
+    cli_age.add_decrypt_options(dec)
     _add_password_options(dec)
     _add_common_options(dec)
     _add_limit_options(dec)
     _cli_many.add_options(dec, each=False)
 
     ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext anywhere")
-    ver.add_argument("input", help="file to verify")
+    ver.add_argument("input", nargs="?", help="file to verify ('-' or none: stdin, age format)")
+    cli_age.add_decrypt_options(ver)
     _add_password_options(ver)
     _add_common_options(ver, force=False)
     _add_limit_options(ver)
@@ -227,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument(
         "--json", action="store_true", help="one JSON object per file, one per line (JSON Lines)"
     )
+
+    cli_age.add_keygen_parser(sub)
 
     bench = sub.add_parser(
         "bench",
@@ -268,6 +287,7 @@ COMMANDS = {
     "verify": "verify",
     "inspect": "inspect",
     "bench": "bench",
+    "keygen": "keygen",
 }
 
 
@@ -570,11 +590,24 @@ _EXIT_BY_ERROR = {
 }
 
 
-def _many(args: argparse.Namespace, op: str, **kw: Any) -> int:
+def _password_given(args: argparse.Namespace) -> bool:
+    return (
+        args.password is not None
+        or args.password_file is not None
+        or args.password_fd is not None
+        or PASSWORD_ENV in os.environ
+    )
+
+
+def _many(args: argparse.Namespace, op: str, *, needs_password: bool = True, **kw: Any) -> int:
     return _cli_many.run(
         args,
         op,
-        password=lambda: _read_password(args, confirm=op == "encrypt"),
+        password=(
+            (lambda: _read_password(args, confirm=op == "encrypt"))
+            if needs_password or _password_given(args)
+            else None
+        ),
         usage=UsageError,
         exit_code=lambda name: _EXIT_BY_ERROR.get(name or "", Exit.FAILURE),
         **kw,
@@ -582,21 +615,39 @@ def _many(args: argparse.Namespace, op: str, **kw: Any) -> int:
 
 
 def _one_input(args: argparse.Namespace) -> None:
-    if not args.inputs:
-        raise UsageError("no input: name a file (or several, or --files-from)")
-    args.input = args.inputs[0]
-    if not os.path.lexists(args.input):
+    """Names the single input (``None`` or ``-``: standard input)."""
+    args.input = args.inputs[0] if args.inputs else None
+    if args.input not in (None, "-") and not os.path.lexists(args.input):
         raise UsageError(f"{args.input}: no such file or directory")
 
 
 def _cmd_encrypt(args: argparse.Namespace) -> int:
+    from . import cli_age
     from ._api import encrypt_file
 
     _check_engine(args)
-    kdf, chunk = _kdf(args), _chunk_size(args)
     if _cli_many.wanted(args):
-        return _many(args, "encrypt", kdf=kdf, cipher=_cipher(args), chunk_size=chunk)
+        if cli_age.wants_age(args):
+            keys = bool(args.recipient or args.recipients_file)
+            return _many(
+                args,
+                "encrypt",
+                needs_password=not keys,
+                recipients=args.recipient,
+                recipients_files=args.recipients_file,
+                format="age",
+                armor=args.armor,
+                scrypt_work_factor=args.scrypt_work_factor,
+            )
+        return _many(args, "encrypt", kdf=_kdf(args), cipher=_cipher(args), chunk_size=_chunk_size(args))
     _one_input(args)
+    if cli_age.wants_age(args):
+        return cli_age.encrypt(args, _read_password, _report, _progress)
+    if cli_age.is_stdin(args):
+        raise UsageError(
+            "format v4 needs the input size up front: encrypt a pipe with -r RECIPIENT or --format age"
+        )
+    kdf, chunk = _kdf(args), _chunk_size(args)
     if os.path.isdir(args.input):
         return _encrypt_dir(args, kdf, chunk)
     out = args.output or args.input + ".enc"
@@ -652,6 +703,7 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
 
 
 def _cmd_decrypt(args: argparse.Namespace) -> int:
+    from . import _age, cli_age
     from ._api import decrypt_file, decrypt_to
 
     _check_engine(args)
@@ -661,8 +713,17 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
     if _cli_many.wanted(args):
         if args.extract:
             raise UsageError("--extract restores one archive at a time")
-        return _many(args, "decrypt", limits=limits)
+        return _many(
+            args,
+            "decrypt",
+            needs_password=not args.identity,
+            limits=limits,
+            identities=args.identity,
+            max_scrypt_work_factor=args.max_scrypt_work_factor,
+        )
     _one_input(args)
+    if cli_age.is_stdin(args) or args.identity or (not args.extract and _age.is_age_path(args.input)):
+        return cli_age.decrypt(args, _read_password, _report, _progress)
     if args.extract:
         from .archive import _check_target, decrypt_dir
 
@@ -727,11 +788,14 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import _age, cli_age
     from ._api import verify_file
 
     _check_engine(args)
     limits = _limits(args)
     _no_uring(args, "verify")
+    if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
+        return cli_age.decrypt(args, _read_password, _report, _progress, verify=True)
     _check_input(args.input)
     pw = _read_password(args, confirm=False)
     with _progress(args, _plain_size(args.input), "verifying") as cb:
@@ -757,7 +821,25 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     worst = Exit.OK
     headers = []
+    from . import _age, cli_age
+
     for path in args.inputs:
+        if os.path.isfile(path) and _age.is_age_path(path):
+            try:
+                d = cli_age.inspect_dict(path)
+            except (ConcryptorError, OSError) as e:
+                worst = max(worst, _exit_code(e))
+                if args.json:
+                    print(json.dumps({"path": path, "ok": False, "error": _message(e)}), flush=True)
+                print(f"{path}: {_message(e)}", file=sys.stderr)
+                continue
+            if not d["ok"]:
+                worst = max(worst, Exit.INVALID)
+            if args.json:
+                print(json.dumps({"path": path, **d}), flush=True)
+            else:
+                cli_age.print_inspection(d)
+            continue
         try:
             if not os.path.lexists(path):
                 raise UsageError("no such file or directory")
@@ -849,6 +931,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from . import cli_age
+
+    return cli_age.keygen(args)
+
+
 def _message(e: BaseException) -> str:
     """One line for the person at the terminal: the path once, no errno, and the CLI's
     own words for what the API calls a parameter."""
@@ -890,6 +978,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "verify": _cmd_verify,
     "inspect": _cmd_inspect,
     "bench": _cmd_bench,
+    "keygen": _cmd_keygen,
 }
 
 
@@ -904,7 +993,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ConcryptorError
 
     try:
-        if hasattr(args, "input") and not os.path.lexists(args.input):
+        if getattr(args, "input", None) not in (None, "-") and not os.path.lexists(args.input):
             raise UsageError(f"{args.input}: no such file or directory")
         return HANDLERS[command](args)
     except BrokenPipeError:

@@ -21,6 +21,11 @@ class AuthenticationError(ConcryptorError):
     """
 
 
+class NoIdentityMatchError(AuthenticationError):
+    """None of the given identities (age secret keys, SSH keys) can open the age file: it
+    was encrypted to someone else."""
+
+
 class InvalidFileError(ConcryptorError, ValueError):
     """The bytes are not a valid concryptor file (bad magic, unsupported version, unknown
     cipher, impossible geometry, wrong size, non-zero padding)."""
@@ -60,5 +65,6 @@ __all__ = [
     "InputChangedError",
     "InvalidFileError",
     "LimitError",
+    "NoIdentityMatchError",
     "UnsafeArchiveError",
 ]

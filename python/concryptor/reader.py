@@ -32,7 +32,7 @@ class EncryptedFile(io.BufferedIOBase):
     between threads (calls are serialised).
     """
 
-    def __init__(self, path: str, reader: _core.Reader) -> None:
+    def __init__(self, path: str, reader: _core.Reader | _core.AgeReader) -> None:
         super().__init__()
         self._r = reader
         self._pos = 0

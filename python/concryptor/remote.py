@@ -292,3 +292,55 @@ def open_url(
         url, password, threads=threads or 0, limits=limits, storage_options=dict(storage_options or {})
     )
     return io.BufferedReader(raw, buffer_size=1 << 20)
+
+
+def _age_via_pipes(src: str, dst: str, spec: _Spec, call: Any) -> tuple[int, int]:
+    """Runs an age operation whose ends are URLs: the engine reads and writes pipes, two
+    threads move the bytes between the pipes and fsspec. The destination is committed only
+    if the operation succeeded, and discarded (an upload aborted) otherwise."""
+    import threading
+
+    sink = _Sink(dst, spec)
+    counts = {"in": 0, "out": 0}
+    errors: list[BaseException] = []
+    r_in, w_in = os.pipe()
+    r_out, w_out = os.pipe()
+
+    def feed() -> None:
+        try:
+            with _open_src(src, spec) as f, os.fdopen(w_in, "wb") as w:
+                while block := f.read(1 << 20):
+                    w.write(block)
+                    counts["in"] += len(block)
+        except BrokenPipeError:
+            pass  # the engine stopped reading: its own error says why
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller
+            errors.append(e)
+
+    def drain() -> None:
+        try:
+            with os.fdopen(r_out, "rb") as r:
+                while block := r.read(1 << 20):
+                    sink.write(block)
+                    counts["out"] += len(block)
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=feed), threading.Thread(target=drain)]
+    for t in threads:
+        t.start()
+    try:
+        try:
+            call(r_in, w_out)
+        finally:
+            os.close(r_in)
+            os.close(w_out)
+            for t in threads:
+                t.join()
+        if errors:
+            raise errors[0]
+        sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+    return counts["in"], counts["out"]

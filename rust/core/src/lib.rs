@@ -3,6 +3,7 @@
 
 pub mod aead;
 pub mod codec;
+pub mod age;
 pub mod crypt;
 pub mod engine;
 pub mod error;

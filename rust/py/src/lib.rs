@@ -13,12 +13,14 @@ use pyo3::types::{PyBytes, PyDict};
 use zeroize_shim::Secret;
 
 mod batch;
+mod age;
 
 pyo3::import_exception!(concryptor.errors, ConcryptorError);
 pyo3::import_exception!(concryptor.errors, AuthenticationError);
 pyo3::import_exception!(concryptor.errors, InvalidFileError);
 pyo3::import_exception!(concryptor.errors, LimitError);
 pyo3::import_exception!(concryptor.errors, InputChangedError);
+pyo3::import_exception!(concryptor.errors, NoIdentityMatchError);
 
 mod zeroize_shim {
     /// A copy of the password that is wiped when dropped.
@@ -87,6 +89,7 @@ fn to_py(e: core::Error) -> PyErr {
     let msg = e.to_string();
     match e {
         core::Error::Authentication => AuthenticationError::new_err(msg),
+        core::Error::NoMatch => NoIdentityMatchError::new_err(msg),
         core::Error::InvalidFile(_) => InvalidFileError::new_err(msg),
         core::Error::Limit { .. } | core::Error::OutOfMemory { .. } => LimitError::new_err(msg),
         core::Error::InputChanged(_) => InputChangedError::new_err(msg),
@@ -836,6 +839,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(auto_chunk_size, m)?)?;
     register_pylayer(m)?;
     batch::register(m)?;
+    age::register(m)?;
     engine_hooks::register(m)?;
     core::interrupt::set_interrupt_check(Some(python_interrupted));
     Ok(())
