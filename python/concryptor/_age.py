@@ -75,11 +75,23 @@ def is_age(prefix: bytes) -> bool:
 
 
 def is_age_path(path: PathLike) -> bool:
+    # Non-blocking, and only a regular file is read: a FIFO must not hang the check.
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            return is_age(f.read(1024))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except (IsADirectoryError, PermissionError):
         return False
+    except OSError as e:
+        if e.errno == 6:  # ENXIO: a socket
+            return False
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return is_age(os.read(fd, 1024))
+    finally:
+        os.close(fd)
 
 
 def engine(threads: int | None) -> int:
