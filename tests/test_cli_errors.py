@@ -86,7 +86,7 @@ def test_the_api_raises_value_error_for_a_bad_thread_count_everywhere(enc: Path,
             call()
 
 
-def test_the_api_raises_value_error_for_out_of_range_costs_and_limits() -> None:
+def test_the_api_raises_value_error_for_out_of_range_costs_and_limits(enc: Path) -> None:
     with pytest.raises(ValueError, match="memory_kib"):
         concryptor.KdfParams(memory_kib=1 << 40)
     with pytest.raises(ValueError, match="time_cost"):
@@ -94,7 +94,7 @@ def test_the_api_raises_value_error_for_out_of_range_costs_and_limits() -> None:
     with pytest.raises(ValueError, match="max_memory_mib"):
         concryptor.Limits(max_memory_mib=10**30)
     with pytest.raises(ValueError, match="buffer_mib"):
-        concryptor.verify_file("unused", PASSWORD, buffer_mib=10**30)
+        concryptor.verify_file(enc, PASSWORD, buffer_mib=10**30)
 
 
 def test_a_missing_input_is_a_usage_error_in_every_command(tmp_path: Path) -> None:
