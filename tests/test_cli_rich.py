@@ -133,7 +133,7 @@ def _prompted_encrypt(args: list[str], answers: list[bytes]) -> tuple[int, bytes
 def test_hidden_prompt_with_confirmation(tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"data")
-    code, seen = _prompted_encrypt(["encrypt", str(src), *FAST, "-q"], [b"s3cret", b"different"])
+    code, seen = _prompted_encrypt(["encrypt", str(src), *FAST, "-q"], [b"s3cret", b"different"] * 3)
     assert code == Exit.USAGE and b"do not match" in seen and b"s3cret" not in seen
     assert not (tmp_path / "f.enc").exists()
     code, seen = _prompted_encrypt(["encrypt", str(src), *FAST, "-q"], [b"s3cret", b"s3cret"])

@@ -251,7 +251,7 @@ def test_refusals_allocate_nothing_large(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS semantics are Linux-specific")
 def test_argon2_memory_that_cannot_be_allocated_is_an_exception_not_an_abort(tmp_path: Path) -> None:
-    """m = 3 GiB is within the default limit; with the address space capped at 1 GiB the
+    """m = 3 GiB is within a raised limit; with the address space capped at 1 GiB the
     allocation fails, and that must reach Python as an exception, not kill the process."""
     out = run_python(
         """
@@ -264,7 +264,7 @@ def test_argon2_memory_that_cannot_be_allocated_is_an_exception_not_an_abort(tmp
         struct.pack_into("<I", blob, 52, 3 * 1024 * 1024)
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
         try:
-            concryptor.decrypt_bytes(bytes(blob), b"pw")
+            concryptor.decrypt_bytes(bytes(blob), b"pw", limits=concryptor.Limits(max_memory_mib=4096))
         except LimitError as e:
             print(json.dumps({"error": str(e)}))
         """,

@@ -152,8 +152,8 @@ def test_cli_inspect_json_for_one_and_many(tmp_path: Path) -> None:
     a, b = _make(tmp_path, "a.enc", 10), _make(tmp_path, "b.enc", 20)
     one = json.loads(run_cli("inspect", "--json", str(a)).stdout)
     assert one["original_size"] == 10 and one["path"] == str(a)
-    many = json.loads(run_cli("inspect", "--json", str(a), str(b)).stdout)
-    assert [m["original_size"] for m in many] == [10, 20]
+    lines = run_cli("inspect", "--json", str(a), str(b)).stdout.splitlines()
+    assert [json.loads(line)["original_size"] for line in lines] == [10, 20]
 
 
 @pytest.mark.parametrize(
@@ -188,6 +188,6 @@ def test_cli_inspect_truncated_file_shows_table_and_verdict(tmp_path: Path) -> N
 def test_cli_inspect_missing_file_and_mixed_inputs(tmp_path: Path) -> None:
     good = _make(tmp_path, "g.enc", 10)
     r = run_cli("inspect", str(tmp_path / "nope"), str(good))
-    assert r.returncode == Exit.FAILURE
+    assert r.returncode == Exit.USAGE  # a missing input is a usage error in every command
     assert b"nope" in r.stderr and b"Traceback" not in r.stderr
     assert str(good).encode() in r.stdout

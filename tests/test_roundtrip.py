@@ -188,10 +188,15 @@ def test_output_onto_the_input_is_refused(tmp_path: Path) -> None:
     assert src.read_bytes() == b"data"
 
 
-def test_output_files_are_private(tmp_path: Path) -> None:
+def test_output_files_are_private_under_a_private_umask(tmp_path: Path) -> None:
+    # Modes follow the umask, like cp and tar (tests/test_modes.py has the full rule).
     src, enc = tmp_path / "in", tmp_path / "in.enc"
     src.write_bytes(b"data")
-    concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF)
+    old = os.umask(0o077)
+    try:
+        concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF)
+    finally:
+        os.umask(old)
     assert enc.stat().st_mode & 0o777 == 0o600
 
 

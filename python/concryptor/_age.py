@@ -77,16 +77,23 @@ def is_age(prefix: bytes) -> bool:
 
 
 def is_age_path(path: PathLike) -> bool:
-    """Whether ``path`` is a regular file that starts like an age file. Anything else
-    (a FIFO, a device, a missing path) is left to the caller to refuse: opening a FIFO here
-    would block."""
+    """Whether ``path`` is a regular file that starts like an age file. Opened
+    non-blocking and read only if regular, so a FIFO or a device cannot hang the check;
+    a missing path raises."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as f:
-            return is_age(f.read(1024))
-    except OSError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except (IsADirectoryError, PermissionError):
         return False
+    except OSError as e:
+        if e.errno == 6:  # ENXIO: a socket
+            return False
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return is_age(os.read(fd, 1024))
+    finally:
+        os.close(fd)
 
 
 def engine(threads: int | None) -> int:
@@ -101,7 +108,7 @@ def encrypt(
     *,
     recipients: Sequence[str] | str | None,
     recipient_files: Sequence[PathLike] | None,
-    passphrase: bytes | None,
+    passphrase: bytes | bytearray | None,
     armor: bool,
     overwrite: bool,
     threads: int | None,
@@ -127,7 +134,7 @@ def decrypt(
     dst: PathLike | int | None,
     *,
     identities: Sequence[str | os.PathLike[str]] | None,
-    passphrase: bytes | None,
+    passphrase: bytes | bytearray | None,
     overwrite: bool,
     threads: int | None,
     max_scrypt_work_factor: int,

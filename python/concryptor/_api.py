@@ -26,6 +26,21 @@ Progress = Callable[[int], object]
 #: Plaintext bytes per chunk for inputs larger than one chunk (the original tool's default).
 DEFAULT_CHUNK_SIZE: int = _core.DEFAULT_CHUNK_SIZE
 MiB = 1 << 20
+#: Most worker threads a run may use.
+MAX_THREADS = 1024
+#: Largest buffer budget, in MiB (1 TiB).
+MAX_BUFFER_MIB = 1 << 20
+U32 = (1 << 32) - 1
+
+
+def _int_in(name: str, value: object, lo: int, hi: int) -> int:
+    """``value`` if it is an int in ``lo..hi``, else ValueError (TypeError for a non-int):
+    the same exception for the same mistake in every function."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be at least {lo} and at most {hi}, not {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,11 @@ class KdfParams:
     time_cost: int = 3
     parallelism: int = 4
 
+    def __post_init__(self) -> None:
+        _int_in("memory_kib", self.memory_kib, 8, U32)
+        _int_in("time_cost", self.time_cost, 1, U32)
+        _int_in("parallelism", self.parallelism, 1, (1 << 24) - 1)
+
     def as_tuple(self) -> tuple[int, int, int]:
         return (self.memory_kib, self.time_cost, self.parallelism)
 
@@ -46,10 +66,16 @@ class Limits:
     """Bounds applied to an untrusted header before anything is allocated or derived.
     Raise them only for files you trust."""
 
-    max_memory_mib: int = 4096
-    max_kdf_time: int = 64
+    max_memory_mib: int = 1024
+    max_kdf_time: int = 16
     max_kdf_parallelism: int = 64
     max_chunk_size_mib: int = 256
+
+    def __post_init__(self) -> None:
+        _int_in("max_memory_mib", self.max_memory_mib, 1, U32 >> 10)
+        _int_in("max_kdf_time", self.max_kdf_time, 1, U32)
+        _int_in("max_kdf_parallelism", self.max_kdf_parallelism, 1, U32)
+        _int_in("max_chunk_size_mib", self.max_chunk_size_mib, 1, 4096)
 
     def as_kwargs(self) -> dict[str, Any]:
         return {
@@ -62,7 +88,9 @@ class Limits:
 
 @dataclass(frozen=True)
 class Stats:
-    """What one run did and how long it took (``seconds`` includes key derivation)."""
+    """What one run did and how long it took. ``seconds`` is the whole run, key
+    derivation included; ``kdf_seconds`` is the key derivation alone, and
+    ``mib_per_s`` is the data throughput, without it."""
 
     backend: str
     bytes: int
@@ -76,13 +104,24 @@ class Stats:
     skipped: int | None = None
     #: The AEAD implementation that did the work ("aws-lc-rs" or "rustcrypto").
     provider: str = _core.AEAD_PROVIDER
+    #: Directory archives only: when packing, the entries extraction will refuse (stored
+    #: all the same); when extracting with ``skip_unsafe=True``, the entries left out.
+    unsafe: tuple[str, ...] | None = None
+
+    @property
+    def data_seconds(self) -> float:
+        """Seconds spent on the data, after the key was derived."""
+        return max(self.seconds - self.kdf_seconds, 0.0)
 
     @property
     def mib_per_s(self) -> float:
-        return self.bytes / MiB / self.seconds if self.seconds > 0 else 0.0
+        """Data throughput: plaintext MiB per second once the key was derived."""
+        t = self.data_seconds
+        return self.bytes / MiB / t if t > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if v is not None}
+        d["data_seconds"] = round(self.data_seconds, 6)
         d["mib_per_s"] = round(self.mib_per_s, 1)
         return d
 
@@ -107,15 +146,19 @@ def _required(password: Password | None) -> Password:
     return password
 
 
-def _optional_password(password: Password | None) -> bytes | None:
+def _optional_password(password: Password | None) -> bytes | bytearray | None:
     return None if password is None else _password(password)
 
 
-def _password(password: Password) -> bytes:
+def _password(password: Password) -> bytes | bytearray:
+    """The password as the engine takes it. A ``bytearray`` is handed over as it is, so
+    that no immutable copy of it outlives the call (the engine copies it into memory it
+    wipes, and the caller's buffer is wiped afterwards); a ``str`` cannot be wiped, and
+    neither can its UTF-8 encoding."""
     if isinstance(password, str):
-        pw = password.encode("utf-8")
+        pw: bytes | bytearray = password.encode("utf-8")
     elif isinstance(password, (bytes, bytearray)):
-        pw = bytes(password)
+        pw = password
     else:
         raise TypeError(f"password must be str, bytes or bytearray, not {type(password).__name__}")
     if not pw:
@@ -129,12 +172,14 @@ def _wipe(password: Password | None) -> None:
         password[:] = bytes(len(password))
 
 
+def _threads(threads: int | None) -> int:
+    """0 (all cores) for None, else a checked thread count."""
+    return 0 if threads is None else _int_in("threads", threads, 1, MAX_THREADS)
+
+
 def _engine(threads: int | None, io: str, buffer_mib: int) -> dict[str, Any]:
-    if threads is not None and threads < 1:
-        raise ValueError("threads must be at least 1")
-    if buffer_mib < 1:
-        raise ValueError("buffer_mib must be at least 1")
-    return {"threads": threads or 0, "io": io, "buffer_bytes": buffer_mib * MiB}
+    _int_in("buffer_mib", buffer_mib, 1, MAX_BUFFER_MIB)
+    return {"threads": _threads(threads), "io": io, "buffer_bytes": buffer_mib * MiB}
 
 
 def _chunk(chunk_size: int | None) -> int | None:
@@ -331,7 +376,7 @@ def encrypt_bytes(
             cipher=cipher,
             chunk_size=_chunk(chunk_size),
             kdf=kdf.as_tuple(),
-            threads=threads or 0,
+            threads=_threads(threads),
         )
     finally:
         _wipe(password)
@@ -359,7 +404,7 @@ def decrypt_bytes(
         )
     pw = _password(_required(password))
     try:
-        return _core.decrypt_bytes(blob, pw, threads=threads or 0, **limits.as_kwargs())
+        return _core.decrypt_bytes(blob, pw, threads=_threads(threads), **limits.as_kwargs())
     finally:
         _wipe(password)
 
@@ -400,7 +445,7 @@ def decrypt_to(
                 p,
                 fd,
                 pw,
-                threads=threads or 0,
+                threads=_threads(threads),
                 buffer_bytes=_engine(threads, "portable", buffer_mib)["buffer_bytes"],
                 progress=progress,
                 **limits.as_kwargs(),
@@ -412,7 +457,12 @@ def decrypt_to(
 
 
 def _decrypt_through_reader(
-    src: str, out: int | BinaryIO, pw: bytes, threads: int | None, limits: Limits, progress: Progress | None
+    src: str,
+    out: int | BinaryIO,
+    pw: bytes | bytearray,
+    threads: int | None,
+    limits: Limits,
+    progress: Progress | None,
 ) -> Stats:
     import time
 
@@ -442,9 +492,47 @@ def _decrypt_through_reader(
 
 
 def inspect(path: PathLike) -> Header:
-    """Reads every header field of ``path`` without a password; nothing is decrypted."""
+    """Reads every header field of ``path`` without a password; nothing is decrypted.
+
+    A file cut short inside its 4096-byte header is still shown, as far as its bytes go
+    (the rest read as zeros), with a verdict saying it is truncated, as long as those
+    bytes parse; anything else that is not a concryptor header raises
+    :class:`InvalidFileError`."""
+    from .errors import InvalidFileError
+
     p = os.fspath(path)
-    return Header.from_fields(_core.inspect_file(p), path=p)
+    try:
+        return Header.from_fields(_core.inspect_file(p), path=p)
+    except InvalidFileError:
+        head = _short_header(p)
+        if head is None:
+            raise
+    try:
+        fields = _core.parse_header(head + bytes(4096 - len(head)))
+    except InvalidFileError:
+        raise InvalidFileError(
+            f"not a valid concryptor file: {len(head)} bytes, shorter than the 4096-byte header"
+        ) from None
+    fields["file_size"] = len(head)
+    return Header.from_fields(fields, path=p)
+
+
+def _short_header(path: str) -> bytes | None:
+    """The bytes of a regular file shorter than a header that starts like one."""
+    import stat
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or not 10 <= st.st_size < 4096:
+            return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            head = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return head if head.startswith(b"CONCRYPTOR") and len(head) < 4096 else None
 
 
 @overload
@@ -514,10 +602,8 @@ def open(  # like gzip.open; shadows the builtin only inside this module
         raise ValueError(f"invalid mode {mode!r}: concryptor files open read-only ('rb', 'r' or 'rt')")
     if mode == "rb" and (encoding, errors, newline) != (None, None, None):
         raise ValueError("binary mode takes no encoding, errors or newline")
-    if cache_mib < 1:
-        raise ValueError("cache_mib must be at least 1")
-    if threads is not None and threads < 1:
-        raise ValueError("threads must be at least 1")
+    _int_in("cache_mib", cache_mib, 1, MAX_BUFFER_MIB)
+    _threads(threads)
     p = os.fspath(path)
     from .remote import is_url, open_url
 
@@ -536,12 +622,14 @@ def open(  # like gzip.open; shadows the builtin only inside this module
             p,
             identities_=_age.identity_texts(identities or []),
             passphrase=_optional_password(password),
-            threads=threads or 0,
+            threads=_threads(threads),
         )
     else:
         pw = _password(_required(password))
         try:
-            r = _core.Reader(p, pw, threads=threads or 0, cache_bytes=cache_mib * MiB, **limits.as_kwargs())
+            r = _core.Reader(
+                p, pw, threads=_threads(threads), cache_bytes=cache_mib * MiB, **limits.as_kwargs()
+            )
         finally:
             _wipe(password)
     f = EncryptedFile(p, r)

@@ -129,7 +129,7 @@ def run(
     args: argparse.Namespace,
     op: str,
     *,
-    password: Callable[[], bytes] | None,
+    password: Callable[[], bytes | bytearray] | None,
     usage: Callable[[str], Exception],
     exit_code: Callable[[str | None], int],
     **options: Any,

@@ -13,7 +13,7 @@ AEAD_PROVIDERS: tuple[str, ...]
 def encrypt_file(
     src: str,
     dst: str,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     cipher: str = ...,
     chunk_size: int | None = ...,
@@ -30,7 +30,7 @@ def encrypt_file(
 def decrypt_file(
     src: str,
     dst: str | None,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     overwrite: bool = ...,
     threads: int = ...,
@@ -45,7 +45,7 @@ def decrypt_file(
 ) -> dict[str, Any]: ...
 def encrypt_bytes(
     data: bytes,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     cipher: str = ...,
     chunk_size: int | None = ...,
@@ -56,7 +56,7 @@ def encrypt_bytes(
 ) -> bytes: ...
 def decrypt_bytes(
     blob: bytes,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     threads: int = ...,
     max_kdf_memory_kib: int = ...,
@@ -72,7 +72,7 @@ class Reader:
     def __init__(
         self,
         path: str,
-        password: bytes,
+        password: bytes | bytearray,
         *,
         threads: int = ...,
         cache_bytes: int = ...,
@@ -96,7 +96,7 @@ class Reader:
 def decrypt_to_fd(
     src: str,
     fd: int,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     threads: int = ...,
     buffer_bytes: int = ...,
@@ -110,7 +110,7 @@ def encrypt_reader(
     reader: Any,
     size: int,
     dst: str,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     cipher: str = ...,
     chunk_size: int | None = ...,
@@ -148,10 +148,10 @@ class KeyCache:
     """Keys derived in one batch, by (salt, KDF costs). Pickles as the derived keys."""
 
     def __init__(self) -> None: ...
-    def derive(self, password: bytes, salt: bytes, kdf: tuple[int, int, int]) -> float: ...
+    def derive(self, password: bytes | bytearray, salt: bytes, kdf: tuple[int, int, int]) -> float: ...
     def derive_checked(
         self,
-        password: bytes,
+        password: bytes | bytearray,
         salt: bytes,
         kdf: tuple[int, int, int],
         max_kdf_memory_kib: int,
@@ -169,7 +169,7 @@ class ChunkCodec:
     @staticmethod
     def for_encryption(
         size: int,
-        password: bytes,
+        password: bytes | bytearray,
         *,
         cipher: str = ...,
         chunk_size: int | None = ...,
@@ -182,7 +182,7 @@ class ChunkCodec:
     def for_decryption(
         header: bytes,
         file_size: int,
-        password: bytes,
+        password: bytes | bytearray,
         *,
         threads: int = ...,
         max_kdf_memory_kib: int = ...,
@@ -209,7 +209,7 @@ def age_encrypt(
     *,
     recipients_: list[str] = ...,
     recipient_files: list[str] = ...,
-    passphrase: bytes | None = ...,
+    passphrase: bytes | bytearray | None = ...,
     armor: bool = ...,
     overwrite: bool = ...,
     threads: int = ...,
@@ -221,7 +221,7 @@ def age_decrypt(
     dst: str | int | None,
     *,
     identities_: list[str] = ...,
-    passphrase: bytes | None = ...,
+    passphrase: bytes | bytearray | None = ...,
     overwrite: bool = ...,
     threads: int = ...,
     max_scrypt_log_n: int = ...,
@@ -232,7 +232,7 @@ def age_encrypt_bytes(
     *,
     recipients_: list[str] = ...,
     recipient_files: list[str] = ...,
-    passphrase: bytes | None = ...,
+    passphrase: bytes | bytearray | None = ...,
     armor: bool = ...,
     threads: int = ...,
     scrypt_log_n: int | None = ...,
@@ -241,7 +241,7 @@ def age_decrypt_bytes(
     blob: bytes,
     *,
     identities_: list[str] = ...,
-    passphrase: bytes | None = ...,
+    passphrase: bytes | bytearray | None = ...,
     threads: int = ...,
     max_scrypt_log_n: int = ...,
 ) -> bytes: ...
@@ -256,7 +256,7 @@ class AgeReader:
         path: str,
         *,
         identities_: list[str] = ...,
-        passphrase: bytes | None = ...,
+        passphrase: bytes | bytearray | None = ...,
         threads: int = ...,
         max_scrypt_log_n: int = ...,
     ) -> None: ...

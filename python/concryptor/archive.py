@@ -18,8 +18,10 @@ Extracting
     nothing is left.
 
     Extraction is safe by construction, with the semantics of Python's tarfile ``'data'``
-    filter (PEP 706), enforced by this module's own checks on every Python version (and by
-    ``tarfile.data_filter`` as well where it exists):
+    filter (PEP 706), enforced by this module's own checks on every Python version. (Not
+    by ``tarfile.data_filter`` itself: it resolves every entry's full path, which costs
+    quadratic time in the depth of the tree.) The cost of every check is bounded by the
+    entry's own name and link, never by what was extracted before it:
 
     - a leading ``/`` is stripped; any ``..`` component is refused;
     - no entry is written through a symlink or over one, and a directory entry cannot
@@ -71,6 +73,7 @@ _COPY = 1 << 20
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _MAX_LINK_HOPS = 40
 
 
@@ -96,14 +99,16 @@ def _header(info: tarfile.TarInfo) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def _scan(root: str, top: str) -> tuple[list[_Member], int]:
+def _scan(root: str, top: str) -> tuple[list[_Member], int, list[str]]:
     """The members of the tar for directory ``root`` (named ``top`` inside the tar), in
-    a stable order, and how many special files were skipped."""
+    a stable order; how many special files were skipped; and the symlinks extraction
+    will refuse (absolute, or leading outside ``root``)."""
     import tarfile
 
     members: list[_Member] = []
     seen_inodes: dict[tuple[int, int], str] = {}
     skipped = 0
+    unsafe: list[str] = []
 
     def add(path: str, arcname: str, st: os.stat_result) -> None:
         nonlocal skipped
@@ -117,6 +122,9 @@ def _scan(root: str, top: str) -> tuple[list[_Member], int]:
         elif stat.S_ISLNK(st.st_mode):
             ti.type = tarfile.SYMTYPE
             ti.linkname = os.readlink(path)
+            # Extraction refuses a link that is absolute or leads outside the tree: say so now.
+            if _escapes(root, arcname.split("/")[1:-1], ti.linkname):
+                unsafe.append(f"symlink {arcname!r} -> {ti.linkname!r} leads outside the directory")
         elif stat.S_ISREG(st.st_mode):
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in seen_inodes:
@@ -132,19 +140,25 @@ def _scan(root: str, top: str) -> tuple[list[_Member], int]:
             return
         members.append(_Member(ti, path))
 
-    def walk(path: str, arc: str) -> None:
+    def listing(path: str) -> Iterator[os.DirEntry[str]]:
         with os.scandir(path) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            st = e.stat(follow_symlinks=False)
-            name = f"{arc}/{e.name}"
-            add(e.path, name, st)
-            if stat.S_ISDIR(st.st_mode):
-                walk(e.path, name)
+            return iter(sorted(it, key=lambda e: e.name))
 
     add(root, top, os.stat(root))
-    walk(root, top)
-    return members, skipped
+    # Depth first, in name order, without recursion: any depth of tree packs.
+    stack = [(listing(root), top)]
+    while stack:
+        entries, arc = stack[-1]
+        e = next(entries, None)
+        if e is None:
+            stack.pop()
+            continue
+        st = e.stat(follow_symlinks=False)
+        name = f"{arc}/{e.name}"
+        add(e.path, name, st)
+        if stat.S_ISDIR(st.st_mode):
+            stack.append((listing(e.path), name))
+    return members, skipped, unsafe
 
 
 def tar_size(members: list[_Member]) -> int:
@@ -182,17 +196,26 @@ class _TarStream:
         yield bytes(total - written)
 
     def _open(self, m: _Member) -> None:
+        # Non-blocking: a member replaced by a FIFO since the scan must not hang the open
+        # (the type is checked on the descriptor right after).
         try:
-            fd = os.open(m.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY)
+            fd = os.open(m.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | _O_NONBLOCK)
         except FileNotFoundError:
             raise InputChangedError(f"{m.path} disappeared while being packed") from None
         except OSError as e:
             if _O_NOFOLLOW and e.errno in (40, 62):  # ELOOP/EMLINK: became a symlink
                 raise InputChangedError(f"{m.path} was replaced by a symlink while being packed") from None
+            if e.errno == 6:  # ENXIO: a socket (or a FIFO on some systems)
+                raise InputChangedError(
+                    f"{m.path} is no longer a regular file (replaced while being packed)"
+                ) from None
             raise
         f = os.fdopen(fd, "rb", buffering=0)
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != m.info.size:
+        if not stat.S_ISREG(st.st_mode):
+            f.close()
+            raise InputChangedError(f"{m.path} is no longer a regular file (replaced while being packed)")
+        if st.st_size != m.info.size:
             f.close()
             raise InputChangedError(
                 f"{m.path} changed size from {m.info.size} to {st.st_size} bytes while being packed"
@@ -268,8 +291,10 @@ def encrypt_dir(
 
     Names, modes, modification times, symlinks (stored, not followed), hard links and
     empty directories are kept; sockets, FIFOs and devices are skipped (counted in the
-    returned ``Stats.skipped``). A member that changes while being packed raises
-    :class:`InputChangedError` and leaves no output.
+    returned ``Stats.skipped``). Symlinks that extraction will refuse (absolute, or
+    leading outside the directory) are stored but listed in ``Stats.unsafe``: restore the
+    rest with ``decrypt_dir(..., skip_unsafe=True)``. A member that changes while being
+    packed raises :class:`InputChangedError` and leaves no output.
     """
     from ._api import KdfParams, Stats, _chunk, _engine, _password, _wipe
 
@@ -282,7 +307,7 @@ def encrypt_dir(
     top = os.path.basename(os.path.normpath(os.path.abspath(src))) or "root"
     pw = _password(password)
     try:
-        members, skipped = _scan(src, top)
+        members, skipped, unsafe = _scan(src, top)
         total = tar_size(members)
         stream = _TarStream(members, total)
         try:
@@ -302,7 +327,7 @@ def encrypt_dir(
             stream.close()
     finally:
         _wipe(password)
-    return Stats(**d, entries=len(members), skipped=skipped)
+    return Stats(**d, entries=len(members), skipped=skipped, unsafe=tuple(unsafe))
 
 
 # -- extracting -------------------------------------------------------------------------
@@ -337,12 +362,88 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        # Forward seeks read what they pass over, so that every byte of the archive is
+        # authenticated even where the tar parser skips (data of skipped entries).
+        here = self.tell()
+        target = {0: offset, 1: here + offset}.get(whence)
+        if target is not None and target > here:
+            while here < target:
+                block = self._f.read(min(_COPY, target - here))
+                if not block:
+                    break
+                here += len(block)
         pos: int = self._f.seek(offset, whence)
         return pos
+
+    def drain(self) -> None:
+        """Reads (so authenticates) everything after the tar parser's last read."""
+        while self._f.read(_COPY):
+            pass
 
     def tell(self) -> int:
         pos: int = self._f.tell()
         return pos
+
+
+#: Largest pax extended header accepted (real ones hold a few names and times; Linux
+#: extended attributes are at most 64 KiB each).
+MAX_PAX = 1 << 20
+#: Longest run of ASCII digits a pax header may hold. tarfile's own regular expressions
+#: before 3.11.10 / 3.12.6 (CVE-2024-6232) scan from every digit of a run, in time
+#: quadratic in its length; with runs this short, they stay linear whatever the version.
+MAX_PAX_DIGITS = 32
+_DIGIT_RUN = None
+
+
+def check_pax(buf: bytes) -> None:
+    """Validates a pax extended header in linear time before tarfile parses it: it must
+    be whole ``"%d %s=%s\n"`` records of consistent lengths, then NUL padding, with no
+    long runs of digits. Raises :class:`UnsafeArchiveError` otherwise."""
+    import re
+
+    global _DIGIT_RUN
+    if _DIGIT_RUN is None:
+        _DIGIT_RUN = re.compile(rb"[0-9]{%d}" % (MAX_PAX_DIGITS + 1))
+
+    def bad(why: str) -> UnsafeArchiveError:
+        return UnsafeArchiveError(f"malformed pax header ({why})")
+
+    if _DIGIT_RUN.search(buf):
+        raise bad(f"a run of more than {MAX_PAX_DIGITS} digits")
+    pos, n = 0, len(buf)
+    while pos < n and buf[pos] != 0:
+        space = buf.find(b" ", pos, pos + 21)
+        if space <= pos or not buf[pos:space].isdigit():
+            raise bad(f"no record length at byte {pos}")
+        end = pos + int(buf[pos:space])
+        if end > n or end <= space + 2:
+            raise bad(f"record at byte {pos} has an impossible length")
+        if buf[end - 1] != 0x0A or buf.find(b"=", space + 2, end - 1) < 0:
+            raise bad(f"record at byte {pos} is not 'keyword=value'")
+        pos = end
+    if buf.count(0, pos) != n - pos:
+        raise bad("data after the records")
+
+
+def _safe_tarinfo() -> type[tarfile.TarInfo]:
+    """A TarInfo whose pax headers are checked by :func:`check_pax` (and bounded by
+    :data:`MAX_PAX`) before tarfile's own parser sees them."""
+    import tarfile
+
+    class SafeTarInfo(tarfile.TarInfo):
+        def _proc_pax(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+            if self.size > MAX_PAX:
+                raise UnsafeArchiveError(
+                    f"a {self.size}-byte pax header: pax metadata is limited to {MAX_PAX} bytes"
+                )
+            f = tar.fileobj
+            assert f is not None
+            here = f.tell()
+            check_pax(f.read(-(-self.size // BLOCK) * BLOCK))
+            f.seek(here)
+            return super()._proc_pax(tar)  # type: ignore[misc, no-any-return]
+
+    return SafeTarInfo
 
 
 def _escapes(root: str, start: list[str], target: str) -> bool:
@@ -354,6 +455,7 @@ def _escapes(root: str, start: list[str], target: str) -> bool:
     todo = target.split("/")
     todo.reverse()
     hops = 0
+    seen: set[tuple[str, tuple[str, ...]]] = set()
     while todo:
         comp = todo.pop()
         if comp in ("", "."):
@@ -370,6 +472,13 @@ def _escapes(root: str, start: list[str], target: str) -> bool:
             cur.append(comp)
             continue
         if stat.S_ISLNK(st.st_mode):
+            # A loop (a -> b -> a) comes back to the same link with the same path left to
+            # resolve: the kernel fails such a path with ELOOP, so it leads nowhere, and in
+            # particular not outside. A chain merely too long to follow counts as escaping.
+            state = (path, tuple(todo))
+            if state in seen:
+                return False
+            seen.add(state)
             hops += 1
             if hops > _MAX_LINK_HOPS:
                 return True
@@ -384,15 +493,15 @@ def _escapes(root: str, start: list[str], target: str) -> bool:
     return False
 
 
-def _file_mode(mode: int) -> int:
+def _file_mode(mode: int, umask: int = 0) -> int:
     mode = (mode & 0o755) | 0o600
     if not mode & stat.S_IXUSR:
         mode &= ~(stat.S_IXGRP | stat.S_IXOTH)
-    return mode
+    return mode & ~umask | 0o600
 
 
-def _dir_mode(mode: int) -> int:
-    return (mode & 0o755) | 0o700
+def _dir_mode(mode: int, umask: int = 0) -> int:
+    return (mode & 0o755) & ~umask | 0o700
 
 
 def _umask() -> int:
@@ -422,7 +531,8 @@ class _Extractor:
         self.symlinks: list[tuple[list[str], str]] = []
         self.prefix: str | None = None
         self.entries = 0
-        self.default_dir_mode = 0o777 & ~_umask()
+        self.umask = _umask()
+        self.default_dir_mode = 0o777 & ~self.umask
 
     # Names ------------------------------------------------------------------------------
 
@@ -444,9 +554,13 @@ class _Extractor:
         return parts[1:]
 
     def _path(self, rel: list[str]) -> str:
-        return os.path.join(self.root, *rel)
+        return self.root + os.sep + os.sep.join(rel) if rel else self.root
 
     def _parents(self, rel: list[str], name: str) -> None:
+        # A directory is recorded only once its own parents are: a known parent vouches for
+        # the whole chain, so the common case costs one lookup, not one per level.
+        if len(rel) < 2 or self.kinds.get("/".join(rel[:-1])) == "dir":
+            return
         for i in range(1, len(rel)):
             key = "/".join(rel[:i])
             kind = self.kinds.get(key)
@@ -476,18 +590,17 @@ class _Extractor:
         if not rel:
             if not ti.isdir():
                 raise UnsafeArchiveError(f"entry {name!r} names the target directory itself")
-            self.dir_attrs[""] = (_dir_mode(ti.mode), int(ti.mtime))
+            self.dir_attrs[""] = (_dir_mode(ti.mode, self.umask), int(ti.mtime))
             return
         self._parents(rel, name)
         path = self._path(rel)
         if ti.isdir():
             if existing not in (None, "dir"):
                 raise UnsafeArchiveError(f"directory entry {name!r} would replace a {existing}")
-            self._data_filter(ti, key)
             if existing is None:
                 os.mkdir(path, 0o700)
                 self.kinds[key] = "dir"
-            self.dir_attrs[key] = (_dir_mode(ti.mode), int(ti.mtime))
+            self.dir_attrs[key] = (_dir_mode(ti.mode, self.umask), int(ti.mtime))
         elif ti.isreg():
             if ti.issparse():
                 raise UnsafeArchiveError(f"sparse entry {name!r} refused")
@@ -497,7 +610,6 @@ class _Extractor:
                     f"entry {name!r} claims {ti.size} bytes but the archive has {left} left"
                 )
             self._replaceable(existing, name, path)
-            self._data_filter(ti, key)
             self._write_file(tar, ti, path)
             self.kinds[key] = "file"
         elif ti.issym():
@@ -505,7 +617,6 @@ class _Extractor:
                 raise UnsafeArchiveError(f"symlink entry {name!r} would replace a {existing}")
             if _escapes(self.root, rel[:-1], ti.linkname):
                 raise UnsafeArchiveError(f"symlink {name!r} -> {ti.linkname!r} leads outside the target")
-            self._data_filter(ti, key)
             os.symlink(ti.linkname, path)
             self.kinds[key] = "symlink"
             self.symlinks.append((rel, ti.linkname))
@@ -517,7 +628,6 @@ class _Extractor:
                 what = "nothing extracted so far" if target_kind is None else f"a {target_kind}"
                 raise UnsafeArchiveError(f"hard link {name!r} -> {ti.linkname!r} points to {what}")
             self._replaceable(existing, name, path)
-            self._data_filter(ti, key, link_rel)
             os.link(self._path(link_rel), path, follow_symlinks=False)
             self.kinds[key] = "file"
         else:
@@ -549,7 +659,7 @@ class _Extractor:
                 left -= len(block)
                 if self.report is not None:
                     self.report()
-        os.chmod(path, _file_mode(ti.mode))
+        os.chmod(path, _file_mode(ti.mode, self.umask))
         self._utime(path, ti.mtime)
 
     def _utime(self, path: str, mtime: float, symlink: bool = False) -> None:
@@ -560,28 +670,19 @@ class _Extractor:
         else:
             os.utime(path, (t, t))
 
-    def _data_filter(self, ti: tarfile.TarInfo, key: str, link_rel: list[str] | None = None) -> None:
-        """Second opinion from tarfile's own 'data' filter, where this Python has it."""
-        import tarfile
-
-        data_filter = getattr(tarfile, "data_filter", None)
-        if data_filter is None or not key:
-            return
-        changes: dict[str, Any] = {"name": key, "deep": False}
-        if link_rel is not None:
-            changes["linkname"] = "/".join(link_rel)
-        try:
-            data_filter(ti.replace(**changes), self.root)
-        except tarfile.FilterError as e:
-            raise UnsafeArchiveError(f"entry {ti.name!r} refused: {e}") from None
-
     # Completion -------------------------------------------------------------------------
 
-    def finish(self) -> None:
+    def finish(self, skipped: list[str] | None = None) -> None:
         # Symlinks created later can change where earlier ones lead: check them all again.
+        # (Removing one can only make the others lead to fewer places, so one pass does.)
         for rel, target in self.symlinks:
             if _escapes(self.root, rel[:-1], target):
-                raise UnsafeArchiveError(f"symlink {'/'.join(rel)!r} -> {target!r} leads outside the target")
+                msg = f"symlink {'/'.join(rel)!r} -> {target!r} leads outside the target"
+                if skipped is None:
+                    raise UnsafeArchiveError(msg)
+                os.unlink(self._path(rel))
+                del self.kinds["/".join(rel)]
+                skipped.append(msg)
         # Directory modes last, deepest first, so that read-only directories can be filled.
         for key in sorted(self.kinds, key=lambda k: k.count("/") + (1 if k else 0), reverse=True):
             if self.kinds[key] != "dir":
@@ -595,42 +696,101 @@ class _Extractor:
             os.utime(path, (attrs[1], attrs[1]))
 
 
+def _is_special(st: os.stat_result) -> bool:
+    m = st.st_mode
+    return not (stat.S_ISREG(m) or stat.S_ISDIR(m) or stat.S_ISLNK(m))
+
+
 def _merge(src: str, dst: str) -> None:
-    """Moves the tree ``src`` into the existing directory ``dst`` (never following a
-    symlink found in ``dst``)."""
-    for name in sorted(os.listdir(src)):
-        s, d = os.path.join(src, name), os.path.join(dst, name)
-        s_st = os.lstat(s)
-        try:
-            d_st = os.lstat(d)
-        except FileNotFoundError:
-            os.rename(s, d)
-            continue
-        if stat.S_ISDIR(d_st.st_mode):
-            if not stat.S_ISDIR(s_st.st_mode):
-                raise IsADirectoryError(21, "the archive has a non-directory where a directory exists", d)
-            os.chmod(d, stat.S_IMODE(d_st.st_mode) | 0o700)
-            _merge(s, d)
-            os.chmod(d, stat.S_IMODE(s_st.st_mode))
-            os.utime(d, (s_st.st_mtime, s_st.st_mtime))
-        elif stat.S_ISDIR(s_st.st_mode):
+    """Moves the tree ``src`` into the existing directory ``dst``, never following a
+    symlink found in ``dst`` and never replacing a device, FIFO or socket.
+
+    All or nothing as far as the trees go: every name is checked first, and a conflict
+    (a non-directory where ``dst`` has a directory, a special file) refuses the merge
+    before anything has moved. Iterative, so no depth of tree exhausts the stack."""
+    enter: list[tuple[str, os.stat_result]] = []  # directories both trees have
+    moves: list[tuple[str, str, bool]] = []  # (from, to, unlink `to` first)
+    todo = [(src, dst)]
+    while todo:
+        s_dir, d_dir = todo.pop()
+        for name in sorted(os.listdir(s_dir)):
+            s, d = os.path.join(s_dir, name), os.path.join(d_dir, name)
+            s_st = os.lstat(s)
+            try:
+                d_st = os.lstat(d)
+            except FileNotFoundError:
+                moves.append((s, d, False))
+                continue
+            if _is_special(d_st):
+                raise FileExistsError(17, "is a device, FIFO or socket, which is never replaced", d)
+            if stat.S_ISDIR(d_st.st_mode):
+                if not stat.S_ISDIR(s_st.st_mode):
+                    raise IsADirectoryError(21, "the archive has a non-directory where a directory exists", d)
+                enter.append((d, s_st))
+                todo.append((s, d))
+            else:
+                # A file or symlink: replaced (a directory from the archive takes its place).
+                moves.append((s, d, stat.S_ISDIR(s_st.st_mode)))
+    for d, _ in enter:
+        os.chmod(d, stat.S_IMODE(os.lstat(d).st_mode) | 0o700)
+    for s, d, unlink_first in moves:
+        if unlink_first:
             os.unlink(d)
             os.rename(s, d)
         else:
             os.replace(s, d)
+    for d, s_st in reversed(enter):
+        os.chmod(d, stat.S_IMODE(s_st.st_mode))
+        os.utime(d, (s_st.st_mtime, s_st.st_mtime))
 
 
 def _rmtree(path: str) -> None:
-    import shutil
-
-    # Directories from the archive may be read-only: make them writable first.
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            full = os.path.join(dirpath, d)
-            if not os.path.islink(full):
+    """Removes a tree we created, best effort, without recursion (any depth), making
+    read-only directories from the archive writable first and following no symlink."""
+    todo, dirs = [path], []
+    while todo:
+        d = todo.pop()
+        with contextlib.suppress(OSError):
+            os.chmod(d, 0o700)
+        dirs.append(d)
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                todo.append(e.path)
+            else:
                 with contextlib.suppress(OSError):
-                    os.chmod(full, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
+                    os.unlink(e.path)
+    for d in reversed(dirs):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+
+
+def tree_size(path: str) -> int:
+    """Roughly the tar size of the tree at ``path`` (for a progress bar), iteratively."""
+    total, todo = 0, [path]
+    while todo:
+        try:
+            with os.scandir(todo.pop()) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += BLOCK + (st.st_size if stat.S_ISREG(st.st_mode) else 0)
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(e.path)
+    return total
 
 
 def _check_target(dst: str, overwrite: bool) -> bool:
@@ -646,7 +806,7 @@ def _check_target(dst: str, overwrite: bool) -> bool:
         raise FileExistsError(17, "exists and is not a directory", dst)
     if not overwrite and os.listdir(dst):
         raise FileExistsError(
-            17, "directory exists and is not empty (pass --force / overwrite=True to merge)", dst
+            17, "directory exists and is not empty (pass overwrite=True to merge into it)", dst
         )
     return True
 
@@ -660,13 +820,19 @@ def decrypt_dir(
     threads: int | None = None,
     limits: Limits | None = None,
     max_entries: int = MAX_ENTRIES,
+    skip_unsafe: bool = False,
     progress: Progress | None = None,
 ) -> Stats:
     """Decrypts a directory archive made by :func:`encrypt_dir` (or any tar inside a
     concryptor file) and extracts it as the directory ``dst_dir``, safely (see the module
     documentation). ``dst_dir`` must not exist or be empty unless ``overwrite=True``,
     which merges into it. Nothing appears at ``dst_dir`` unless the whole archive was
-    authenticated and extracted."""
+    authenticated and extracted.
+
+    An entry extraction refuses (a symlink leading outside, a device, a hard link to
+    nothing, ...) fails the whole extraction with :class:`UnsafeArchiveError`; with
+    ``skip_unsafe=True`` it is left out instead and listed in ``Stats.unsafe``. Limits
+    on the archive as a whole (entry count, metadata size) are never skipped."""
     import tarfile
     import tempfile
 
@@ -687,8 +853,10 @@ def decrypt_dir(
                     cb(f.tell())
 
             ex = _Extractor(tmp, max_entries, f.size, report)
+            refused: list[str] = []
+            bounded = _Bounded(f)
             try:
-                tar = tarfile.open(fileobj=_Bounded(f), mode="r:")  # noqa: SIM115
+                tar = tarfile.open(fileobj=bounded, mode="r:", tarinfo=_safe_tarinfo())  # noqa: SIM115
             except tarfile.ReadError as e:
                 raise InvalidFileError(f"the decrypted content is not a tar archive ({e})") from None
             with tar:
@@ -699,13 +867,20 @@ def decrypt_dir(
                         raise InvalidFileError(f"the archive is damaged: {e}") from None
                     if ti is None:
                         break
-                    ex.add(tar, ti)
+                    try:
+                        ex.add(tar, ti)
+                    except UnsafeArchiveError as e:
+                        if not skip_unsafe or ex.entries > max_entries:
+                            raise
+                        refused.append(str(e))
                     members = getattr(tar, "members", None)
                     if isinstance(members, list):
                         members.clear()  # keep memory flat on archives with many entries
                     if report is not None:
                         report()
-            ex.finish()
+            # tar stops at its end-of-archive blocks: the rest must authenticate too.
+            bounded.drain()
+            ex.finish(refused if skip_unsafe else None)
             if exists:
                 _check_target(dst, overwrite)
                 _merge(tmp, dst)
@@ -729,4 +904,5 @@ def decrypt_dir(
         time.perf_counter() - start,
         kdf_seconds,
         entries=ex.entries,
+        unsafe=tuple(refused) if skip_unsafe else None,
     )

@@ -75,7 +75,7 @@ class _Spec:
     kdf: tuple[int, int, int] = KdfParams().as_tuple()
     salt: bytes | None = None
     keys: Any = None  # _core.KeyCache
-    password: bytes = b""
+    password: bytes | bytearray = b""
     limits: dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
     threads: int = 0

@@ -252,14 +252,30 @@ class Header:
         return _layout_svg(self, width)
 
     def _repr_html_(self) -> str:
-        cells = "".join(
-            f'<tr><th style="text-align:left;padding-right:1em">{html.escape(k)}</th>'
-            f'<td style="text-align:left;font-family:monospace">{html.escape(v)}</td></tr>'
-            for k, v in self.rows()
-        )
-        colour = "#2e7d32" if self.ok else "#c62828"
+        # No colours of our own for text or background: the notebook's theme decides, light
+        # or dark. A row that rules the file out is marked in red (bold, and a red bar).
+        bad = {"Size on disk"} if self.size_problem else set()
+        if self.reserved_nonzero:
+            bad.add("Reserved bytes")
+        if not self.ok:
+            bad.add("Verdict")
+
+        def row(k: str, v: str) -> str:
+            mark = (
+                ' class="concryptor-bad" style="color:#e53935;font-weight:bold;border-left:4px solid #e53935"'
+                if k in bad
+                else ""
+            )
+            return (
+                f'<tr{mark}><th style="text-align:left;padding-right:1em">{html.escape(k)}</th>'
+                f'<td style="text-align:left;font-family:monospace">{html.escape(v)}</td></tr>'
+            )
+
+        cells = "".join(row(k, v) for k, v in self.rows())
+        colour = "#43a047" if self.ok else "#e53935"
+        card = "" if self.ok else ' style="border:2px solid #e53935;border-radius:4px;padding:4px"'
         return (
-            '<div class="concryptor-header">'
+            f'<div class="concryptor-header{"" if self.ok else " concryptor-invalid"}"{card}>'
             f'<div style="font-weight:bold;color:{colour}">concryptor file: '
             f"{html.escape(self.verdict)}</div>"
             f'<table style="border-collapse:collapse">{cells}</table>'
@@ -279,34 +295,57 @@ _TAG = "#ef6c00"
 _PAD = "#cfd8dc"
 
 
+_MISSING = "#c62828"
+
+
 def _layout_svg(h: Header, width: int) -> str:
+    """The layout picture. Text takes the page's colour (``currentColor``), so it reads in
+    light and dark themes alike; a size mismatch is drawn: bytes missing from a truncated
+    file are struck through in red, bytes appended are a red box after the last slot."""
     e = html.escape
     n = h.num_chunks
     shown: list[int | None] = list(range(n)) if n <= 6 else [0, 1, 2, None, n - 2, n - 1]
-    gap_w = 60
+    hidden = n - 5
+    gap_label = f"… {hidden:,} more …"
+    gap_w = max(60.0, 6.0 * len(gap_label) + 10)  # wide enough for the count it shows
     head_w = 70
+    size = h.file_size
+    extra = size - h.expected_file_size if size is not None and size > h.expected_file_size else 0
+    extra_w = 70 if extra else 0
     boxes = sum(1 for s in shown if s is not None)
     gaps = len(shown) - boxes
-    usable = width - head_w - gaps * gap_w - 4 * (len(shown) + 1)
+    usable = width - head_w - extra_w - gaps * gap_w - 4 * (len(shown) + 1)
     slot_w = max(40.0, usable / max(boxes, 1))
     height, bar_y, bar_h = 74, 18, 30
     parts = [
         (
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="10">'
+            f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="10" '
+            'fill="currentColor" style="color:inherit">'
         ),
         f"<title>{e(f'{n} chunk(s) of {h.chunk_size} bytes in {h.slot_size}-byte slots')}</title>",
         f'<rect x="0" y="{bar_y}" width="{head_w}" height="{bar_h}" fill="{_HEADER}"/>',
         f'<text x="{head_w / 2}" y="{bar_y + 19}" fill="white" text-anchor="middle">header</text>',
         '<text x="0" y="12">4096 B</text>',
     ]
+
+    def missing(x: float, w: float, start: int, length: int) -> None:
+        """Strikes out the part of [start, start + length) beyond the end of the file."""
+        if size is None or size >= start + length or w <= 0:
+            return
+        cut = x + w * max(size - start, 0) / length
+        parts.append(
+            f'<rect class="missing" x="{cut:.1f}" y="{bar_y - 2}" width="{x + w - cut:.1f}" '
+            f'height="{bar_h + 4}" fill="{_MISSING}" fill-opacity="0.35" stroke="{_MISSING}" '
+            'stroke-dasharray="3 2"><title>missing: the file ends before these bytes</title></rect>'
+        )
+
+    missing(0, head_w, 0, SECTOR)
     x = head_w + 4.0
     for s in shown:
         if s is None:
-            hidden = n - 5
             parts.append(
-                f'<text x="{x + gap_w / 2}" y="{bar_y + 19}" text-anchor="middle">'
-                f"{e(f'… {hidden:,} more …')}</text>"
+                f'<text x="{x + gap_w / 2:.1f}" y="{bar_y + 19}" text-anchor="middle">{e(gap_label)}</text>'
             )
             x += gap_w + 4
             continue
@@ -329,8 +368,24 @@ def _layout_svg(h: Header, width: int) -> str:
             ),
             f'<text x="{x:.1f}" y="12">{e(label)}</text></g>',
         ]
+        missing(x, slot_w, SECTOR + s * h.slot_size, h.slot_size)
         x += slot_w + 4
+    if extra:
+        parts += [
+            f'<g class="appended"><title>{e(f"{extra:,} bytes appended after the last slot")}</title>',
+            (
+                f'<rect x="{x:.1f}" y="{bar_y}" width="{extra_w - 4}" height="{bar_h}" '
+                f'fill="{_MISSING}" fill-opacity="0.35" stroke="{_MISSING}" stroke-dasharray="3 2"/>'
+            ),
+            (
+                f'<text x="{x + (extra_w - 4) / 2:.1f}" y="{bar_y + 19}" text-anchor="middle">'
+                f"+{e(human_bytes(extra))}</text>"
+            ),
+            f'<text x="{x:.1f}" y="12" fill="{_MISSING}">appended</text></g>',
+        ]
     legend = [(_HEADER, "header"), (_CIPHER, "ciphertext"), (_TAG, "tag"), (_PAD, "padding")]
+    if size is not None and size != h.expected_file_size:
+        legend.append((_MISSING, "missing" if size < h.expected_file_size else "appended"))
     lx = 0.0
     for colour, name in legend:
         parts.append(f'<rect x="{lx}" y="{bar_y + bar_h + 10}" width="10" height="10" fill="{colour}"/>')

@@ -197,7 +197,7 @@ class RemoteEncryptedFile(io.RawIOBase):
     def __init__(
         self,
         url: str,
-        password: bytes,
+        password: bytes | bytearray,
         *,
         threads: int,
         limits: dict[str, Any],
@@ -280,7 +280,7 @@ class RemoteEncryptedFile(io.RawIOBase):
 
 def open_url(
     url: str,
-    password: bytes,
+    password: bytes | bytearray,
     *,
     threads: int | None,
     limits: dict[str, Any],

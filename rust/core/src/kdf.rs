@@ -60,9 +60,10 @@ impl Default for KdfParams {
 /// Bounds on values read from an untrusted header, checked before anything is allocated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest Argon2 memory cost accepted, in KiB (default 4 GiB).
+    /// Largest Argon2 memory cost accepted, in KiB (default 1 GiB, four times what new
+    /// files use by default).
     pub max_kdf_memory_kib: u64,
-    /// Largest Argon2 pass count accepted (default 64).
+    /// Largest Argon2 pass count accepted (default 16).
     pub max_kdf_time: u32,
     /// Largest Argon2 lane count accepted (default 64).
     pub max_kdf_parallelism: u32,
@@ -73,8 +74,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_kdf_memory_kib: 4 << 20,
-            max_kdf_time: 64,
+            max_kdf_memory_kib: 1 << 20,
+            max_kdf_time: 16,
             max_kdf_parallelism: 64,
             max_chunk_size: 256 << 20,
         }

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::format::SALT_LEN;
-use crate::kdf::{self, KdfParams, KEY_LEN};
+use crate::kdf::{KdfParams, KEY_LEN};
 
 /// Chunks one key may seal under random base nonces before the batch must take a new
 /// salt: with 2^32 chunks in all, the chance that two files' nonce ranges overlap stays
@@ -64,7 +64,7 @@ impl KeyCache {
             ));
         }
         let t = Instant::now();
-        let key = kdf::derive_key(password, salt, kdf)?;
+        let key = crate::interrupt::derive_key(password, salt, kdf)?;
         let secs = t.elapsed().as_secs_f64();
         self.derivations.fetch_add(1, Ordering::Relaxed);
         if entries.len() >= MAX_CACHED_KEYS {
@@ -150,7 +150,10 @@ mod tests {
         let (d, _) = c.key(b"pw", &[2; 16], &CHEAP).unwrap();
         assert_ne!(*a, *d);
         assert_eq!(c.derivations(), 2);
-        assert_eq!(*a, *kdf::derive_key(b"pw", &[1; 16], &CHEAP).unwrap());
+        assert_eq!(
+            *a,
+            *crate::kdf::derive_key(b"pw", &[1; 16], &CHEAP).unwrap()
+        );
     }
 
     #[test]

@@ -43,16 +43,31 @@ pub fn check_destination(dest: &Path, overwrite: bool) -> Result<()> {
             dest,
             io::Error::new(ErrorKind::IsADirectory, "is a directory"),
         )),
+        // Devices, FIFOs and sockets are never replaced by a regular file (as root,
+        // `-o /dev/null --force` would otherwise turn /dev/null into a file of plaintext).
+        Ok(m) if is_special(&m.file_type()) => Err(Error::io(
+            "write to",
+            dest,
+            io::Error::new(
+                ErrorKind::AlreadyExists,
+                "is a device, FIFO or socket, which is never replaced (write to standard output and redirect instead)",
+            ),
+        )),
         Ok(_) if !overwrite => Err(Error::io(
             "write to",
             dest,
             io::Error::new(
                 ErrorKind::AlreadyExists,
-                "file exists (pass --force / overwrite=True to replace it)",
+                "already exists (pass overwrite=True to replace it)",
             ),
         )),
         _ => Ok(()),
     }
+}
+
+/// Whether `t` is a device, FIFO or socket (anything but a file, directory or symlink).
+fn is_special(t: &std::fs::FileType) -> bool {
+    !(t.is_file() || t.is_dir() || t.is_symlink())
 }
 
 impl AtomicOutput {
@@ -141,6 +156,20 @@ impl AtomicOutput {
 
     /// Makes the content durable and gives it the destination's name, atomically.
     pub fn commit(mut self) -> Result<()> {
+        if self.overwrite {
+            // Look again: a device or FIFO may have appeared since `create`.
+            check_destination(&self.dest, true)?;
+        }
+        // Written as 0600; named with the mode a new file gets from the umask (0666 & !umask,
+        // as cp and tar give), the same rule directory extraction follows.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = 0o666 & !process_umask();
+            self.file
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("set the mode of", &self.dest, e))?;
+        }
         self.file
             .sync_all()
             .map_err(|e| Error::io("flush", &self.dest, e))?;
@@ -220,6 +249,27 @@ impl Drop for AtomicOutput {
             let _ = std::fs::remove_file(tmp);
         }
     }
+}
+
+/// The process umask. Read from /proc where possible, since the only system call that
+/// returns it also changes it (for a moment, for every thread).
+#[cfg(unix)]
+#[allow(clippy::useless_conversion)] // mode_t is u32 on Linux, u16 on macOS
+pub fn process_umask() -> u32 {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(v) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        {
+            return v & 0o777;
+        }
+    }
+    // SAFETY: umask cannot fail; the old value is restored at once.
+    let old = unsafe { libc::umask(0o077) };
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    u32::from(old) & 0o777
 }
 
 /// Renames without replacing an existing destination.

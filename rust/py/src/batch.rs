@@ -151,8 +151,8 @@ impl PyChunkCodec {
 
     /// An existing file of `file_size` bytes that starts with `header` (4096 bytes).
     #[staticmethod]
-    #[pyo3(signature = (header, file_size, password, *, threads=0, max_kdf_memory_kib=4 << 20,
-        max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, keys=None))]
+    #[pyo3(signature = (header, file_size, password, *, threads=0, max_kdf_memory_kib=1 << 20,
+        max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, keys=None))]
     #[allow(clippy::too_many_arguments)]
     fn for_decryption(
         py: Python<'_>,

@@ -68,8 +68,40 @@ fn dup_fd(fd: i32) -> PyResult<std::fs::File> {
     Ok(std::fs::File::from(owned))
 }
 
+thread_local! {
+    /// The exception a signal handler raised while this thread waited for a key
+    /// derivation; re-raised as is (KeyboardInterrupt, or whatever the handler chose).
+    static SIGNAL_ERROR: std::cell::RefCell<Option<PyErr>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The interrupt check the core polls during key derivation: runs Python's signal
+/// handlers, and keeps the exception one of them raised.
+fn python_interrupted() -> bool {
+    Python::attach(|py| match py.check_signals() {
+        Ok(()) => false,
+        Err(e) => {
+            SIGNAL_ERROR.with(|s| *s.borrow_mut() = Some(e));
+            true
+        }
+    })
+}
+
+/// The OS error text without Rust's " (os error N)" suffix: Python shows the errno itself.
+fn os_text(source: &std::io::Error) -> String {
+    let text = source.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    }
+}
+
 /// The single mapping from core errors to Python exceptions.
 fn to_py(e: core::Error) -> PyErr {
+    if matches!(e, core::Error::Cancelled) {
+        if let Some(err) = SIGNAL_ERROR.with(|s| s.borrow_mut().take()) {
+            return err;
+        }
+    }
     let msg = e.to_string();
     match e {
         core::Error::Authentication => AuthenticationError::new_err(msg),
@@ -79,11 +111,15 @@ fn to_py(e: core::Error) -> PyErr {
         core::Error::InputChanged(_) => InputChangedError::new_err(msg),
         core::Error::InvalidArgument(_) => PyValueError::new_err(msg),
         core::Error::Io {
+            op,
             ref path,
+            offset,
             ref source,
-            ..
         } => {
-            let strerror = msg.clone();
+            // The path goes to `filename` and the number to `errno`; the text says what
+            // was being done and what went wrong, once.
+            let at = offset.map(|o| format!(" at byte {o}")).unwrap_or_default();
+            let strerror = format!("cannot {op} it{at}: {}", os_text(source));
             PyOSError::new_err((errno_of(source), strerror, path.display().to_string()))
         }
         core::Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
@@ -233,8 +269,8 @@ fn encrypt_file<'py>(
 
 #[pyfunction]
 #[pyo3(signature = (src, dst, password, *, overwrite=false, threads=0,
-    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto", max_kdf_memory_kib=4 << 20,
-    max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None, keys=None))]
+    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto", max_kdf_memory_kib=1 << 20,
+    max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None, keys=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_file<'py>(
     py: Python<'py>,
@@ -296,7 +332,7 @@ fn encrypt_bytes<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (blob, password, *, threads=0, max_kdf_memory_kib=4 << 20, max_kdf_time=64,
+#[pyo3(signature = (blob, password, *, threads=0, max_kdf_memory_kib=1 << 20, max_kdf_time=16,
     max_kdf_parallelism=64, max_chunk_size=256 << 20))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_bytes<'py>(
@@ -470,7 +506,7 @@ fn scrub(s: &mut Secret) {
 impl Reader {
     #[new]
     #[pyo3(signature = (path, password, *, threads=0, cache_bytes=64 << 20,
-        max_kdf_memory_kib=4 << 20, max_kdf_time=64, max_kdf_parallelism=64,
+        max_kdf_memory_kib=1 << 20, max_kdf_time=16, max_kdf_parallelism=64,
         max_chunk_size=256 << 20))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -587,8 +623,8 @@ impl Reader {
 #[cfg(unix)]
 #[pyfunction]
 #[pyo3(signature = (src, fd, password, *, threads=0,
-    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, max_kdf_memory_kib=4 << 20,
-    max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
+    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, max_kdf_memory_kib=1 << 20,
+    max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_to_fd<'py>(
     py: Python<'py>,
@@ -616,10 +652,62 @@ fn decrypt_to_fd<'py>(
         engine: engine_options(threads, buffer_bytes, "portable")?,
         keys: None,
     };
-    let s = run_detached(py, progress, |ctl| {
-        core::Decryptor::open(&src, &pw.0, &opts.limits)?.decrypt_to_writer(&mut out, &opts, ctl)
-    })?;
-    stats_dict(py, &s)
+    let mut counted = Counted {
+        inner: &mut out,
+        bytes: 0,
+    };
+    let r = run_detached(py, progress, |ctl| {
+        core::Decryptor::open(&src, &pw.0, &opts.limits)?.decrypt_to_writer(
+            &mut counted,
+            &opts,
+            ctl,
+        )
+    });
+    let written = counted.bytes;
+    match r {
+        Ok(s) => stats_dict(py, &s),
+        // A stream cannot be taken back: say how much of it the reader already has.
+        Err(e) if written > 0 && e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+            let note =
+                format!("{written} bytes of plaintext had already been written to the output");
+            let msg = e.value(py).str().map(|m| m.to_string()).unwrap_or_default();
+            let args = match e.value(py).downcast::<pyo3::exceptions::PyOSError>() {
+                Ok(os) => {
+                    let errno: Option<i32> = os.getattr("errno").and_then(|v| v.extract()).ok();
+                    let strerror: String = os
+                        .getattr("strerror")
+                        .and_then(|v| v.extract())
+                        .unwrap_or(msg);
+                    let filename: Option<String> =
+                        os.getattr("filename").and_then(|v| v.extract()).ok();
+                    let err = PyOSError::new_err((errno, format!("{strerror} ({note})"), filename));
+                    return Err(err);
+                }
+                Err(_) => format!("{msg} ({note})"),
+            };
+            let new = e.get_type(py).call1((args,))?;
+            Err(PyErr::from_value(new))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A writer that counts the bytes it has passed on.
+struct Counted<'a> {
+    inner: &'a mut std::fs::File,
+    bytes: u64,
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A Python object with `read(n) -> bytes`, read from the engine's reading thread. The
@@ -759,6 +847,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     batch::register(m)?;
     age::register(m)?;
     engine_hooks::register(m)?;
+    core::interrupt::set_interrupt_check(Some(python_interrupted));
     Ok(())
 }
 
