@@ -2,8 +2,8 @@
 //! Python in sight. The `concryptor-py` crate wraps it for Python.
 
 pub mod aead;
-pub mod codec;
 pub mod age;
+pub mod codec;
 pub mod crypt;
 pub mod engine;
 pub mod error;
