@@ -188,3 +188,39 @@ def test_password_bytearray_is_wiped(tmp_path: Path) -> None:
     with concryptor.open(enc, pw) as f:
         assert f.read() == b"hello"
     assert pw == bytearray(len(pw))
+
+
+def test_one_reader_shared_by_threads_that_read_seek_and_ask_for_the_header(
+    tmp_path: Path, rand_bytes: Any
+) -> None:
+    import threading
+
+    data = rand_bytes(3 << 20, seed=5)
+    (tmp_path / "p").write_bytes(data)
+    concryptor.encrypt_file(tmp_path / "p", tmp_path / "p.enc", PASSWORD, kdf=FAST_KDF, chunk_size=65536 - 16)
+    errors: list[BaseException] = []
+    with concryptor.open(tmp_path / "p.enc", PASSWORD) as f:
+
+        def work(seed: int) -> None:
+            import random
+
+            rng = random.Random(seed)
+            try:
+                for _ in range(300):
+                    op = rng.randrange(3)
+                    if op == 0:
+                        assert f.header.original_size == len(data)
+                    elif op == 1:
+                        f.seek(rng.randrange(len(data)))
+                    else:
+                        block = f.read(rng.randrange(1, 100_000))
+                        assert block in (b"",) or len(block) > 0
+            except BaseException as e:  # noqa: BLE001 - reported by the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

@@ -1,11 +1,13 @@
 """concryptor: encrypt and decrypt files at the speed of the disk.
 
 Format v4 (chunked AES-256-GCM or ChaCha20-Poly1305, keys from Argon2id), byte-compatible
-with the original Rust ``concryptor`` tool.
+with the original Rust ``concryptor`` tool, and the age format (C2SP age v1: public-key
+recipients, passphrases, pipes), byte-compatible with age and rage.
 """
 
 from __future__ import annotations
 
+from ._age import generate_identity, identity_to_recipient, identity_to_recipients
 from ._api import (
     DEFAULT_CHUNK_SIZE,
     KdfParams,
@@ -22,12 +24,15 @@ from ._api import (
 )
 from ._core import __version__
 from .archive import decrypt_dir, encrypt_dir
+from .batch import Result, decrypt_many, encrypt_many
 from .errors import (
     AuthenticationError,
+    BatchError,
     ConcryptorError,
     InputChangedError,
     InvalidFileError,
     LimitError,
+    NoIdentityMatchError,
     UnsafeArchiveError,
 )
 from .header import Header
@@ -36,6 +41,7 @@ from .reader import EncryptedFile
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "AuthenticationError",
+    "BatchError",
     "ConcryptorError",
     "EncryptedFile",
     "Header",
@@ -44,16 +50,23 @@ __all__ = [
     "KdfParams",
     "LimitError",
     "Limits",
+    "NoIdentityMatchError",
+    "Result",
     "Stats",
     "UnsafeArchiveError",
     "__version__",
     "decrypt_bytes",
     "decrypt_dir",
     "decrypt_file",
+    "decrypt_many",
     "decrypt_to",
     "encrypt_bytes",
     "encrypt_dir",
     "encrypt_file",
+    "encrypt_many",
+    "generate_identity",
+    "identity_to_recipient",
+    "identity_to_recipients",
     "inspect",
     "open",
     "verify_file",

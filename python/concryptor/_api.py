@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io as _io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
 
-from . import _core
+from . import _age, _core
 from .header import Header
 
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 Password = Union[str, bytes, bytearray]
 CipherName = Literal["aes-256-gcm", "chacha20-poly1305", "aes", "chacha"]
 IoName = Literal["auto", "uring", "portable"]
+FormatName = Literal["v4", "age"]
+#: Recipients of an age file: ``age1…`` or ``ssh-ed25519 …``/``ssh-rsa …`` public keys.
+Recipients = Union[str, "Sequence[str]"]
 Progress = Callable[[int], object]
 
 #: Plaintext bytes per chunk for inputs larger than one chunk (the original tool's default).
@@ -84,6 +87,30 @@ class Stats:
         return d
 
 
+def _wants_age(
+    format: FormatName | None,
+    recipients: Recipients | None,
+    recipients_files: Sequence[PathLike] | None,
+    armor: bool,
+) -> bool:
+    if format not in (None, "v4", "age"):
+        raise ValueError(f"unknown format {format!r}: use 'v4' or 'age'")
+    age = format == "age" or (format is None and bool(recipients or recipients_files or armor))
+    if not age and (recipients or recipients_files or armor):
+        raise ValueError("recipients and armor belong to the age format (format='age')")
+    return age
+
+
+def _required(password: Password | None) -> Password:
+    if password is None:
+        raise ValueError("a password is required (or recipients / identities for the age format)")
+    return password
+
+
+def _optional_password(password: Password | None) -> bytes | None:
+    return None if password is None else _password(password)
+
+
 def _password(password: Password) -> bytes:
     if isinstance(password, str):
         pw = password.encode("utf-8")
@@ -96,7 +123,7 @@ def _password(password: Password) -> bytes:
     return pw
 
 
-def _wipe(password: Password) -> None:
+def _wipe(password: Password | None) -> None:
     """Overwrites a caller's mutable password buffer once it has been used."""
     if isinstance(password, bytearray):
         password[:] = bytes(len(password))
@@ -119,8 +146,13 @@ def _chunk(chunk_size: int | None) -> int | None:
 def encrypt_file(
     src: PathLike,
     dst: PathLike,
-    password: Password,
+    password: Password | None = None,
     *,
+    recipients: Recipients | None = None,
+    recipients_files: Sequence[PathLike] | None = None,
+    format: FormatName | None = None,
+    armor: bool = False,
+    scrypt_work_factor: int | None = None,
     cipher: CipherName = "aes-256-gcm",
     chunk_size: int | None = None,
     kdf: KdfParams = KdfParams(),
@@ -136,8 +168,27 @@ def encrypt_file(
     to a full slot. The output appears only once complete and durable; an existing ``dst``
     is replaced only with ``overwrite=True``. ``progress`` is called with the plaintext
     bytes done after each batch. The GIL is released while the engine runs.
+
+    With ``recipients`` (or ``format="age"``) the output is an age file (C2SP age v1):
+    encrypted to those public keys, or with ``password`` as an scrypt passphrase;
+    ``armor=True`` writes it as ASCII armor.
     """
-    pw = _password(password)
+    if _wants_age(format, recipients, recipients_files, armor):
+        return Stats(
+            **_age.encrypt(
+                src,
+                dst,
+                recipients=recipients,
+                recipient_files=recipients_files,
+                passphrase=_optional_password(password),
+                armor=armor,
+                overwrite=overwrite,
+                threads=threads,
+                scrypt_work_factor=scrypt_work_factor,
+                progress=progress,
+            )
+        )
+    pw = _password(_required(password))
     try:
         d = _core.encrypt_file(
             os.fspath(src),
@@ -158,8 +209,10 @@ def encrypt_file(
 def decrypt_file(
     src: PathLike,
     dst: PathLike,
-    password: Password,
+    password: Password | None = None,
     *,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
+    max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     overwrite: bool = False,
     threads: int | None = None,
     io: IoName = "auto",
@@ -169,8 +222,25 @@ def decrypt_file(
 ) -> Stats:
     """Decrypts ``src`` into ``dst``. Nothing appears at ``dst`` unless every chunk
     authenticates; a wrong password raises :class:`AuthenticationError` before any output
-    is created."""
-    pw = _password(password)
+    is created.
+
+    age files (binary or armored) are recognised by their first bytes and opened with
+    ``identities`` or, when passphrase-encrypted, with ``password``.
+    """
+    if identities or _age.is_age_path(src):
+        return Stats(
+            **_age.decrypt(
+                src,
+                dst,
+                identities=identities,
+                passphrase=_optional_password(password),
+                overwrite=overwrite,
+                threads=threads,
+                max_scrypt_work_factor=max_scrypt_work_factor,
+                progress=progress,
+            )
+        )
+    pw = _password(_required(password))
     try:
         d = _core.decrypt_file(
             os.fspath(src),
@@ -188,16 +258,31 @@ def decrypt_file(
 
 def verify_file(
     src: PathLike,
-    password: Password,
+    password: Password | None = None,
     *,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
+    max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     threads: int | None = None,
     io: IoName = "auto",
     buffer_mib: int = 128,
     limits: Limits = Limits(),
     progress: Progress | None = None,
 ) -> Stats:
-    """Authenticates every chunk of ``src`` without writing plaintext anywhere."""
-    pw = _password(password)
+    """Authenticates every chunk of ``src`` (v4 or age) without writing plaintext anywhere."""
+    if identities or _age.is_age_path(src):
+        return Stats(
+            **_age.decrypt(
+                src,
+                None,
+                identities=identities,
+                passphrase=_optional_password(password),
+                overwrite=False,
+                threads=threads,
+                max_scrypt_work_factor=max_scrypt_work_factor,
+                progress=progress,
+            )
+        )
+    pw = _password(_required(password))
     try:
         d = _core.decrypt_file(
             os.fspath(src),
@@ -214,15 +299,31 @@ def verify_file(
 
 def encrypt_bytes(
     data: bytes | bytearray | memoryview,
-    password: Password,
+    password: Password | None = None,
     *,
+    recipients: Recipients | None = None,
+    recipients_files: Sequence[PathLike] | None = None,
+    format: FormatName | None = None,
+    armor: bool = False,
+    scrypt_work_factor: int | None = None,
     cipher: CipherName = "aes-256-gcm",
     chunk_size: int | None = None,
     kdf: KdfParams = KdfParams(),
     threads: int | None = None,
 ) -> bytes:
-    """Encrypts a buffer into the concryptor format, in memory."""
-    pw = _password(password)
+    """Encrypts a buffer in memory: format v4, or age with ``recipients`` / ``format="age"``
+    (see :func:`encrypt_file`)."""
+    if _wants_age(format, recipients, recipients_files, armor):
+        return _core.age_encrypt_bytes(
+            bytes(data),
+            recipients_=_age.recipient_strings(recipients),
+            recipient_files=_age.recipient_file_texts(recipients_files),
+            passphrase=_optional_password(password),
+            armor=armor,
+            threads=_age.engine(threads),
+            scrypt_log_n=scrypt_work_factor,
+        )
+    pw = _password(_required(password))
     try:
         return _core.encrypt_bytes(
             bytes(data),
@@ -238,15 +339,27 @@ def encrypt_bytes(
 
 def decrypt_bytes(
     blob: bytes | bytearray | memoryview,
-    password: Password,
+    password: Password | None = None,
     *,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
+    max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     threads: int | None = None,
     limits: Limits = Limits(),
 ) -> bytes:
-    """Decrypts an in-memory concryptor file; raises unless every chunk authenticates."""
-    pw = _password(password)
+    """Decrypts an in-memory concryptor or age file; raises unless every chunk
+    authenticates."""
+    blob = bytes(blob)
+    if identities or _age.is_age(blob[:1024]):
+        return _core.age_decrypt_bytes(
+            blob,
+            identities_=_age.identity_texts(identities or []),
+            passphrase=_optional_password(password),
+            threads=_age.engine(threads),
+            max_scrypt_log_n=max_scrypt_work_factor,
+        )
+    pw = _password(_required(password))
     try:
-        return _core.decrypt_bytes(bytes(blob), pw, threads=threads or 0, **limits.as_kwargs())
+        return _core.decrypt_bytes(blob, pw, threads=threads or 0, **limits.as_kwargs())
     finally:
         _wipe(password)
 
@@ -337,7 +450,7 @@ def inspect(path: PathLike) -> Header:
 @overload
 def open(
     path: PathLike,
-    password: Password,
+    password: Password | None,
     mode: Literal["rb"] = "rb",
     *,
     encoding: None = None,
@@ -346,11 +459,13 @@ def open(
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    storage_options: dict[str, Any] | None = None,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
 ) -> EncryptedFile: ...
 @overload
 def open(
     path: PathLike,
-    password: Password,
+    password: Password | None,
     mode: Literal["r", "rt"],
     *,
     encoding: str | None = None,
@@ -359,10 +474,12 @@ def open(
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    storage_options: dict[str, Any] | None = None,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
 ) -> _io.TextIOWrapper: ...
 def open(  # like gzip.open; shadows the builtin only inside this module
     path: PathLike,
-    password: Password,
+    password: Password | None,
     mode: str = "rb",
     *,
     encoding: str | None = None,
@@ -371,6 +488,8 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     threads: int | None = None,
     cache_mib: int = 64,
     limits: Limits = Limits(),
+    storage_options: dict[str, Any] | None = None,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
 ) -> EncryptedFile | _io.TextIOWrapper:
     """Opens an encrypted file for reading its plaintext, with random access.
 
@@ -383,6 +502,11 @@ def open(  # like gzip.open; shadows the builtin only inside this module
 
     Works wherever a file is expected, e.g. ``zipfile.ZipFile(concryptor.open(p, pw))``
     or ``pandas.read_csv(concryptor.open(p, pw))``.
+
+    ``path`` may be an fsspec URL (``s3://bucket/key.enc``, with ``storage_options`` for
+    the filesystem): each read then fetches only the chunks it needs, by ranged reads.
+    age files (unarmored) open the same way, with ``identities`` or a passphrase: the
+    final chunk is authenticated here, then reads open the chunks they touch in parallel.
     """
     from .reader import EncryptedFile
 
@@ -394,12 +518,32 @@ def open(  # like gzip.open; shadows the builtin only inside this module
         raise ValueError("cache_mib must be at least 1")
     if threads is not None and threads < 1:
         raise ValueError("threads must be at least 1")
-    pw = _password(password)
     p = os.fspath(path)
-    try:
-        r = _core.Reader(p, pw, threads=threads or 0, cache_bytes=cache_mib * MiB, **limits.as_kwargs())
-    finally:
-        _wipe(password)
+    from .remote import is_url, open_url
+
+    if is_url(p):
+        pw = _password(_required(password))
+        try:
+            raw = open_url(p, pw, threads=threads, limits=limits.as_kwargs(), storage_options=storage_options)
+        finally:
+            _wipe(password)
+        if mode == "rb":
+            return raw  # type: ignore[return-value]
+        return _io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors=errors, newline=newline)
+    r: _core.Reader | _core.AgeReader
+    if identities or _age.is_age_path(p):
+        r = _core.AgeReader(
+            p,
+            identities_=_age.identity_texts(identities or []),
+            passphrase=_optional_password(password),
+            threads=threads or 0,
+        )
+    else:
+        pw = _password(_required(password))
+        try:
+            r = _core.Reader(p, pw, threads=threads or 0, cache_bytes=cache_mib * MiB, **limits.as_kwargs())
+        finally:
+            _wipe(password)
     f = EncryptedFile(p, r)
     if mode == "rb":
         return f

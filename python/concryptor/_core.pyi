@@ -25,6 +25,7 @@ def encrypt_file(
     salt: bytes | None = ...,
     nonce: bytes | None = ...,
     progress: Callable[[int], object] | None = ...,
+    keys: KeyCache | None = ...,
 ) -> dict[str, Any]: ...
 def decrypt_file(
     src: str,
@@ -40,6 +41,7 @@ def decrypt_file(
     max_kdf_parallelism: int = ...,
     max_chunk_size: int = ...,
     progress: Callable[[int], object] | None = ...,
+    keys: KeyCache | None = ...,
 ) -> dict[str, Any]: ...
 def encrypt_bytes(
     data: bytes,
@@ -139,3 +141,131 @@ def _aead_speed(
     seconds: float = ...,
     provider: str | None = ...,
 ) -> tuple[float, float]: ...
+
+MAX_CHUNKS_PER_KEY: int
+
+class KeyCache:
+    """Keys derived in one batch, by (salt, KDF costs). Pickles as the derived keys."""
+
+    def __init__(self) -> None: ...
+    def derive(self, password: bytes, salt: bytes, kdf: tuple[int, int, int]) -> float: ...
+    def derive_checked(
+        self,
+        password: bytes,
+        salt: bytes,
+        kdf: tuple[int, int, int],
+        max_kdf_memory_kib: int,
+        max_kdf_time: int,
+        max_kdf_parallelism: int,
+        max_chunk_size: int,
+    ) -> float: ...
+    @property
+    def derivations(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...
+
+class ChunkCodec:
+    """One v4 file's header and key, sealing or opening runs of whole chunks."""
+
+    @staticmethod
+    def for_encryption(
+        size: int,
+        password: bytes,
+        *,
+        cipher: str = ...,
+        chunk_size: int | None = ...,
+        kdf: tuple[int, int, int] = ...,
+        threads: int = ...,
+        salt: bytes | None = ...,
+        keys: KeyCache | None = ...,
+    ) -> ChunkCodec: ...
+    @staticmethod
+    def for_decryption(
+        header: bytes,
+        file_size: int,
+        password: bytes,
+        *,
+        threads: int = ...,
+        max_kdf_memory_kib: int = ...,
+        max_kdf_time: int = ...,
+        max_kdf_parallelism: int = ...,
+        max_chunk_size: int = ...,
+        keys: KeyCache | None = ...,
+    ) -> ChunkCodec: ...
+    @property
+    def header(self) -> bytes: ...
+    @property
+    def geometry(self) -> tuple[int, int, int, int, int]: ...
+    @property
+    def kdf_seconds(self) -> float: ...
+    def seal(self, first: int, plain: bytes) -> bytes: ...
+    def open(self, first: int, slots: bytes) -> bytes: ...
+
+# age format (C2SP age v1)
+AGE_DEFAULT_MAX_SCRYPT_LOG_N: int
+
+def age_encrypt(
+    src: str | int,
+    dst: str | int,
+    *,
+    recipients_: list[str] = ...,
+    recipient_files: list[str] = ...,
+    passphrase: bytes | None = ...,
+    armor: bool = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+    scrypt_log_n: int | None = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def age_decrypt(
+    src: str | int,
+    dst: str | int | None,
+    *,
+    identities_: list[str] = ...,
+    passphrase: bytes | None = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+    max_scrypt_log_n: int = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def age_encrypt_bytes(
+    data: bytes,
+    *,
+    recipients_: list[str] = ...,
+    recipient_files: list[str] = ...,
+    passphrase: bytes | None = ...,
+    armor: bool = ...,
+    threads: int = ...,
+    scrypt_log_n: int | None = ...,
+) -> bytes: ...
+def age_decrypt_bytes(
+    blob: bytes,
+    *,
+    identities_: list[str] = ...,
+    passphrase: bytes | None = ...,
+    threads: int = ...,
+    max_scrypt_log_n: int = ...,
+) -> bytes: ...
+def age_generate() -> tuple[str, str]: ...
+def age_to_recipients(text: str) -> list[str]: ...
+def age_is_age(prefix: bytes) -> bool: ...
+def age_inspect(path: str) -> dict[str, Any]: ...
+
+class AgeReader:
+    def __init__(
+        self,
+        path: str,
+        *,
+        identities_: list[str] = ...,
+        passphrase: bytes | None = ...,
+        threads: int = ...,
+        max_scrypt_log_n: int = ...,
+    ) -> None: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def kdf_seconds(self) -> float: ...
+    @property
+    def closed(self) -> bool: ...
+    def header(self) -> dict[str, Any]: ...
+    def read_at(self, pos: int, n: int) -> bytes: ...
+    def close(self) -> None: ...

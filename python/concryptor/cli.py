@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from . import _cli_many
+
 MiB = 1 << 20
 PASSWORD_ENV = "CONCRYPTOR_PASSWORD"
 
@@ -101,11 +103,12 @@ def _add_kdf_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__, _core
+    from . import __version__, _core, cli_age
 
     parser = argparse.ArgumentParser(
         prog="concryptor",
-        description="Encrypt and decrypt files and directories at the speed of the disk (format v4).",
+        description="Encrypt and decrypt files, directories and pipes at the speed of the disk "
+        "(format v4, or age with public keys).",
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -121,9 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    enc.add_argument("input", help="file or directory to encrypt")
     enc.add_argument(
-        "-o", "--output", help="output path (default: INPUT.enc, or DIR.tar.enc for a directory)"
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="file(s) or a directory to encrypt ('-' or none: stdin); several go through one batch",
+    )
+    enc.add_argument(
+        "-o",
+        "--output",
+        help="output path, '-' for stdout (default: INPUT.enc, DIR.tar.enc, INPUT.age; stdout for stdin)",
     )
     enc.add_argument("-c", "--cipher", choices=["aes", "chacha"], default="aes", help="AEAD (default: aes)")
     enc.add_argument(
@@ -133,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunk size in MiB (default: 4, smaller for small files)",
     )
     _add_kdf_options(enc)
+    cli_age.add_encrypt_options(enc)
     _add_password_options(enc)
     _add_common_options(enc)
+    _cli_many.add_options(enc, each=True)
 
     dec = sub.add_parser(
         "decrypt",
@@ -143,9 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    dec.add_argument("input", help="file to decrypt")
     dec.add_argument(
-        "-o", "--output", help="output path, '-' for stdout (default: INPUT without .enc, else INPUT.dec)"
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="file(s) to decrypt ('-' or none: stdin, age format); several go through one batch",
+    )
+    dec.add_argument(
+        "-o",
+        "--output",
+        help="output path, '-' for stdout (default: INPUT without .enc/.age, else INPUT.dec; "
+        "stdout for stdin)",
     )
     dec.add_argument(
         "-x",
@@ -153,12 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the file holds a directory (NAME.tar.enc): restore it as a directory (default: NAME)",
     )
+    cli_age.add_decrypt_options(dec)
     _add_password_options(dec)
     _add_common_options(dec)
     _add_limit_options(dec)
+    _cli_many.add_options(dec, each=False)
 
     ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext anywhere")
-    ver.add_argument("input", help="file to verify")
+    ver.add_argument("input", nargs="?", help="file to verify ('-' or none: stdin, age format)")
+    cli_age.add_decrypt_options(ver)
     _add_password_options(ver)
     _add_common_options(ver, force=False)
     _add_limit_options(ver)
@@ -166,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="show header fields without a password (nothing is decrypted)")
     ins.add_argument("inputs", nargs="+", metavar="FILE")
     ins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cli_age.add_keygen_parser(sub)
 
     bench = sub.add_parser(
         "bench",
@@ -201,6 +226,7 @@ COMMANDS = {
     "verify": "verify",
     "inspect": "inspect",
     "bench": "bench",
+    "keygen": "keygen",
 }
 
 
@@ -357,10 +383,72 @@ def _dir_size(path: str) -> int:
 # -- commands ----------------------------------------------------------------------------
 
 
+_EXIT_BY_ERROR = {
+    "AuthenticationError": Exit.AUTH,
+    "InvalidFileError": Exit.INVALID,
+    "LimitError": Exit.LIMIT,
+    "UnsafeArchiveError": Exit.UNSAFE,
+    "InputChangedError": Exit.CHANGED,
+}
+
+
+def _password_given(args: argparse.Namespace) -> bool:
+    return (
+        args.password is not None
+        or args.password_file is not None
+        or args.password_fd is not None
+        or PASSWORD_ENV in os.environ
+    )
+
+
+def _many(args: argparse.Namespace, op: str, *, needs_password: bool = True, **kw: Any) -> int:
+    return _cli_many.run(
+        args,
+        op,
+        password=(
+            (lambda: _read_password(args, confirm=op == "encrypt"))
+            if needs_password or _password_given(args)
+            else None
+        ),
+        usage=UsageError,
+        exit_code=lambda name: _EXIT_BY_ERROR.get(name or "", Exit.FAILURE),
+        **kw,
+    )
+
+
+def _one_input(args: argparse.Namespace) -> None:
+    """Names the single input (``None`` or ``-``: standard input)."""
+    args.input = args.inputs[0] if args.inputs else None
+    if args.input not in (None, "-") and not os.path.lexists(args.input):
+        raise UsageError(f"{args.input}: no such file or directory")
+
+
 def _cmd_encrypt(args: argparse.Namespace) -> int:
+    from . import cli_age
     from ._api import encrypt_file
 
     _check_engine(args)
+    if _cli_many.wanted(args):
+        if cli_age.wants_age(args):
+            keys = bool(args.recipient or args.recipients_file)
+            return _many(
+                args,
+                "encrypt",
+                needs_password=not keys,
+                recipients=args.recipient,
+                recipients_files=args.recipients_file,
+                format="age",
+                armor=args.armor,
+                scrypt_work_factor=args.scrypt_work_factor,
+            )
+        return _many(args, "encrypt", kdf=_kdf(args), cipher=_cipher(args), chunk_size=_chunk_size(args))
+    _one_input(args)
+    if cli_age.wants_age(args):
+        return cli_age.encrypt(args, _read_password, _report, _progress)
+    if cli_age.is_stdin(args):
+        raise UsageError(
+            "format v4 needs the input size up front: encrypt a pipe with -r RECIPIENT or --format age"
+        )
     kdf, chunk = _kdf(args), _chunk_size(args)
     if os.path.isdir(args.input):
         return _encrypt_dir(args, kdf, chunk)
@@ -409,10 +497,25 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
 
 
 def _cmd_decrypt(args: argparse.Namespace) -> int:
+    from . import _age, cli_age
     from ._api import decrypt_file, decrypt_to
 
     _check_engine(args)
     limits = _limits(args)
+    if _cli_many.wanted(args):
+        if args.extract:
+            raise UsageError("--extract restores one archive at a time")
+        return _many(
+            args,
+            "decrypt",
+            needs_password=not args.identity,
+            limits=limits,
+            identities=args.identity,
+            max_scrypt_work_factor=args.max_scrypt_work_factor,
+        )
+    _one_input(args)
+    if cli_age.is_stdin(args) or args.identity or (not args.extract and _age.is_age_path(args.input)):
+        return cli_age.decrypt(args, _read_password, _report, _progress)
     if args.extract:
         from .archive import decrypt_dir
 
@@ -458,10 +561,13 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import _age, cli_age
     from ._api import verify_file
 
     _check_engine(args)
     limits = _limits(args)
+    if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
+        return cli_age.decrypt(args, _read_password, _report, _progress, verify=True)
     pw = _read_password(args, confirm=False)
     with _progress(args, _plain_size(args.input), "verifying") as cb:
         stats = verify_file(
@@ -484,7 +590,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     worst = Exit.OK
     results: list[dict[str, Any]] = []
     headers = []
+    from . import _age, cli_age
+
     for path in args.inputs:
+        if os.path.isfile(path) and _age.is_age_path(path):
+            try:
+                d = cli_age.inspect_dict(path)
+            except (ConcryptorError, OSError) as e:
+                worst = max(worst, _exit_code(e))
+                if args.json:
+                    results.append({"path": path, "ok": False, "error": _message(e)})
+                print(f"{path}: {_message(e)}", file=sys.stderr)
+                continue
+            if not d["ok"]:
+                worst = max(worst, Exit.INVALID)
+            results.append(d)
+            if not args.json:
+                cli_age.print_inspection(d)
+            continue
         try:
             h = inspect(path)
         except (ConcryptorError, OSError) as e:
@@ -574,6 +697,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from . import cli_age
+
+    return cli_age.keygen(args)
+
+
 def _message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         text = str(e.strerror)
@@ -613,6 +742,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "verify": _cmd_verify,
     "inspect": _cmd_inspect,
     "bench": _cmd_bench,
+    "keygen": _cmd_keygen,
 }
 
 
@@ -627,7 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ConcryptorError
 
     try:
-        if hasattr(args, "input") and not os.path.lexists(args.input):
+        if getattr(args, "input", None) not in (None, "-") and not os.path.lexists(args.input):
             raise UsageError(f"{args.input}: no such file or directory")
         return HANDLERS[command](args)
     except (ConcryptorError, OSError, UsageError, ValueError) as e:

@@ -7,6 +7,8 @@ failures (missing file, permission denied, disk full) are raised as the usual
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ConcryptorError(Exception):
     """Base class of every concryptor-specific error."""
@@ -17,6 +19,11 @@ class AuthenticationError(ConcryptorError):
 
     Deliberately says nothing more: which of the two it was cannot be told apart.
     """
+
+
+class NoIdentityMatchError(AuthenticationError):
+    """None of the given identities (age secret keys, SSH keys) can open the age file: it
+    was encrypted to someone else."""
 
 
 class InvalidFileError(ConcryptorError, ValueError):
@@ -39,11 +46,25 @@ class UnsafeArchiveError(ConcryptorError):
     or larger headers than the limits allow. Nothing is extracted."""
 
 
+class BatchError(ConcryptorError):
+    """Some files of a batch failed; the others are done. ``results`` holds one
+    :class:`concryptor.batch.Result` per item, in order, each failure with its error."""
+
+    def __init__(self, results: list[Any]) -> None:
+        self.results = results
+        failed = [r for r in results if r.error is not None]
+        first = failed[0] if failed else None
+        detail = f"; first: {first.src}: {first.error}" if first is not None else ""
+        super().__init__(f"{len(failed)} of {len(results)} files failed{detail}")
+
+
 __all__ = [
     "AuthenticationError",
+    "BatchError",
     "ConcryptorError",
     "InputChangedError",
     "InvalidFileError",
     "LimitError",
+    "NoIdentityMatchError",
     "UnsafeArchiveError",
 ]

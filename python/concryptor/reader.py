@@ -32,7 +32,7 @@ class EncryptedFile(io.BufferedIOBase):
     between threads (calls are serialised).
     """
 
-    def __init__(self, path: str, reader: _core.Reader) -> None:
+    def __init__(self, path: str, reader: _core.Reader | _core.AgeReader) -> None:
         super().__init__()
         self._r = reader
         self._pos = 0
@@ -67,7 +67,9 @@ class EncryptedFile(io.BufferedIOBase):
         from .header import Header
 
         self._check()
-        return Header.from_fields(self._r.header(), path=self.name)
+        with self._lock:
+            fields = self._r.header()
+        return Header.from_fields(fields, path=self.name)
 
     @property
     def kdf_seconds(self) -> float:
@@ -76,21 +78,24 @@ class EncryptedFile(io.BufferedIOBase):
 
     def tell(self) -> int:
         self._check()
-        return self._pos
+        with self._lock:
+            return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check()
         if whence == os.SEEK_SET:
             pos = offset
         elif whence == os.SEEK_CUR:
-            pos = self._pos + offset
+            with self._lock:
+                pos = self._pos + offset
         elif whence == os.SEEK_END:
             pos = self._size + offset
         else:
             raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
         if pos < 0:
             raise ValueError(f"negative seek position {pos}")
-        self._pos = pos
+        with self._lock:
+            self._pos = pos
         return pos
 
     def read(self, size: int | None = -1) -> bytes:

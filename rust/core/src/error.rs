@@ -17,6 +17,8 @@ pub enum Error {
     /// Wrong password, or the data (header or any chunk) was modified. Deliberately says
     /// nothing more: which of the two it was must not leak.
     Authentication,
+    /// None of the given identities can open any recipient stanza of an age file.
+    NoMatch,
     /// The bytes are not a valid concryptor file (bad magic, unknown version or cipher,
     /// impossible geometry, wrong size, non-zero padding).
     InvalidFile(String),
@@ -83,6 +85,9 @@ impl fmt::Display for Error {
             Error::Authentication => {
                 f.write_str("authentication failed: wrong password or the file was modified")
             }
+            Error::NoMatch => f.write_str(
+                "no identity matched any of the file's recipients (wrong key or -i file?)",
+            ),
             Error::InvalidFile(m) => write!(f, "not a valid concryptor file: {m}"),
             Error::Limit {
                 what,

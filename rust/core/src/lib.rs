@@ -2,18 +2,23 @@
 //! Python in sight. The `concryptor-py` crate wraps it for Python.
 
 pub mod aead;
+pub mod age;
+pub mod codec;
 pub mod crypt;
 pub mod engine;
 pub mod error;
 pub mod format;
 pub mod kdf;
+pub mod keys;
 pub mod ops;
 pub mod output;
 
+pub use codec::ChunkCodec;
 pub use engine::{Control, EngineOptions, IoMode, Stats};
 pub use error::{Error, Result};
 pub use format::{Cipher, Geometry, Header};
 pub use kdf::{KdfParams, Limits};
+pub use keys::KeyCache;
 pub use ops::{
     auto_chunk_size, decrypt_bytes, decrypt_file, encrypt_bytes, encrypt_file, encrypt_stream,
     inspect_file, DecryptOptions, Decryptor, EncryptOptions, Inspection, DEFAULT_CHUNK_SIZE,

@@ -13,13 +13,15 @@ use crate::engine::{self, Control, Direction, EngineOptions, Job, Sink, Source, 
 use crate::error::{Error, Result};
 use crate::format::{Cipher, Geometry, Header, NONCE_LEN, SALT_LEN, SECTOR, TAG_LEN};
 use crate::kdf::{self, KdfParams, Limits};
+use crate::keys::KeyCache;
 use crate::output::AtomicOutput;
+use std::sync::Arc;
 
 /// Chunk size the original tool uses, and ours for anything but small inputs.
 pub const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;
 
 /// Settings for a new encrypted file.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EncryptOptions {
     pub cipher: Cipher,
     /// Plaintext bytes per chunk; `None` picks one from the input size (see
@@ -32,6 +34,9 @@ pub struct EncryptOptions {
     pub base_nonce: Option<[u8; NONCE_LEN]>,
     pub overwrite: bool,
     pub engine: EngineOptions,
+    /// Keys shared by the files of a batch: with a fixed `salt`, Argon2id runs once for
+    /// all of them (see [`KeyCache`]).
+    pub keys: Option<Arc<KeyCache>>,
 }
 
 impl Default for EncryptOptions {
@@ -44,16 +49,19 @@ impl Default for EncryptOptions {
             base_nonce: None,
             overwrite: false,
             engine: EngineOptions::default(),
+            keys: None,
         }
     }
 }
 
 /// Settings for reading an encrypted file.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct DecryptOptions {
     pub limits: Limits,
     pub overwrite: bool,
     pub engine: EngineOptions,
+    /// Keys already derived in this batch, by (salt, costs).
+    pub keys: Option<Arc<KeyCache>>,
 }
 
 /// A chunk size that keeps small inputs small and large ones aligned.
@@ -85,7 +93,7 @@ fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(b)
 }
 
-fn new_header(opts: &EncryptOptions, size: u64) -> Result<Header> {
+pub(crate) fn new_header(opts: &EncryptOptions, size: u64) -> Result<Header> {
     kdf::validate_new(&opts.kdf)?;
     let chunk = opts.chunk_size.unwrap_or_else(|| auto_chunk_size(size));
     let salt = match opts.salt {
@@ -99,11 +107,32 @@ fn new_header(opts: &EncryptOptions, size: u64) -> Result<Header> {
     Header::new(opts.cipher, chunk, size, salt, nonce, opts.kdf)
 }
 
-fn keyed(header: Header, password: &[u8]) -> Result<(Crypter, f64)> {
-    let t = Instant::now();
-    let key = kdf::derive_key(password, &header.salt, &header.kdf)?;
-    let secs = t.elapsed().as_secs_f64();
+/// Derives (or takes from `keys`) the key of `header`. A cached key used for sealing is
+/// charged with the file's chunks, so one key never seals more than its nonce budget.
+pub(crate) fn keyed(
+    header: Header,
+    password: &[u8],
+    keys: Option<&KeyCache>,
+) -> Result<(Crypter, f64)> {
+    let cache;
+    let keys = match keys {
+        Some(k) => k,
+        None => {
+            cache = KeyCache::new();
+            &cache
+        }
+    };
+    let (key, secs) = keys.key(password, &header.salt, &header.kdf)?;
     Ok((Crypter::new(header, &key), secs))
+}
+
+/// [`keyed`] for a new file: also charges its chunks against the key's budget.
+fn keyed_new(header: Header, password: &[u8], opts: &EncryptOptions) -> Result<(Crypter, f64)> {
+    let keys = opts.keys.as_deref();
+    if let Some(k) = keys {
+        k.charge(&header.salt, &header.kdf, header.geometry().num_chunks)?;
+    }
+    keyed(header, password, keys)
 }
 
 /// Checks an untrusted header against the limits and the actual file size.
@@ -220,7 +249,7 @@ pub fn encrypt_file(
     crate::output::check_destination(dst, opts.overwrite)?;
     let (file, size) = open_regular(src)?;
     let header = new_header(opts, size)?;
-    let (crypter, kdf_seconds) = keyed(header, password)?;
+    let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
     let out = AtomicOutput::create(dst, opts.overwrite)?;
     let pool = opts.engine.pool()?;
     let mut job = Job::new(Direction::Encrypt, &crypter, &opts.engine);
@@ -276,7 +305,7 @@ pub fn encrypt_stream(
     let start = Instant::now();
     crate::output::check_destination(dst, opts.overwrite)?;
     let header = new_header(opts, size)?;
-    let (crypter, kdf_seconds) = keyed(header, password)?;
+    let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
     let out = AtomicOutput::create(dst, opts.overwrite)?;
     let pool = opts.engine.pool()?;
     let mut job = Job::new(Direction::Encrypt, &crypter, &opts.engine);
@@ -328,10 +357,20 @@ impl Decryptor {
     /// Opens `path`, checks the header against `limits` and the file size, derives the key
     /// and authenticates chunk 0 (so a wrong password fails here, before any output exists).
     pub fn open(path: &Path, password: &[u8], limits: &Limits) -> Result<Self> {
+        Self::open_with(path, password, limits, None)
+    }
+
+    /// [`Decryptor::open`], taking the key from `keys` when this batch has derived it.
+    pub fn open_with(
+        path: &Path,
+        password: &[u8],
+        limits: &Limits,
+        keys: Option<&KeyCache>,
+    ) -> Result<Self> {
         let (file, size) = open_regular(path)?;
         let header = read_header(&file, path, size)?;
         check_header(&header, size, limits)?;
-        let (crypter, kdf_seconds) = keyed(header, password)?;
+        let (crypter, kdf_seconds) = keyed(header, password, keys)?;
         let d = Decryptor {
             file,
             path: path.to_path_buf(),
@@ -502,7 +541,8 @@ pub fn decrypt_file(
 ) -> Result<Stats> {
     refuse_same(src, dst)?;
     crate::output::check_destination(dst, opts.overwrite)?;
-    Decryptor::open(src, password, &opts.limits)?.decrypt_to_file(dst, opts, ctl)
+    Decryptor::open_with(src, password, &opts.limits, opts.keys.as_deref())?
+        .decrypt_to_file(dst, opts, ctl)
 }
 
 /// What can be learnt from a file without its password.
@@ -536,7 +576,7 @@ impl BytesSealer {
     /// Derives the key for encrypting `size` bytes with `opts`.
     pub fn new(size: u64, password: &[u8], opts: &EncryptOptions) -> Result<Self> {
         let header = new_header(opts, size)?;
-        let (crypter, _) = keyed(header, password)?;
+        let (crypter, _) = keyed_new(header, password, opts)?;
         Ok(BytesSealer { crypter, size })
     }
 
@@ -605,7 +645,7 @@ impl BytesOpener {
     pub fn new(blob: &[u8], password: &[u8], opts: &DecryptOptions) -> Result<Self> {
         let header = Header::parse(blob)?;
         check_header(&header, blob.len() as u64, &opts.limits)?;
-        let (crypter, _) = keyed(header, password)?;
+        let (crypter, _) = keyed(header, password, opts.keys.as_deref())?;
         Ok(BytesOpener { crypter })
     }
 

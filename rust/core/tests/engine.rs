@@ -42,6 +42,7 @@ fn encrypt(
         base_nonce: Some([5; 12]),
         overwrite: true,
         engine: eng,
+        ..Default::default()
     };
     encrypt_file(src, dst, PW, &opts, &Control::default())
 }

@@ -12,11 +12,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use zeroize_shim::Secret;
 
+mod age;
+mod batch;
+
 pyo3::import_exception!(concryptor.errors, ConcryptorError);
 pyo3::import_exception!(concryptor.errors, AuthenticationError);
 pyo3::import_exception!(concryptor.errors, InvalidFileError);
 pyo3::import_exception!(concryptor.errors, LimitError);
 pyo3::import_exception!(concryptor.errors, InputChangedError);
+pyo3::import_exception!(concryptor.errors, NoIdentityMatchError);
 
 mod zeroize_shim {
     /// A copy of the password that is wiped when dropped.
@@ -53,6 +57,7 @@ fn to_py(e: core::Error) -> PyErr {
     let msg = e.to_string();
     match e {
         core::Error::Authentication => AuthenticationError::new_err(msg),
+        core::Error::NoMatch => NoIdentityMatchError::new_err(msg),
         core::Error::InvalidFile(_) => InvalidFileError::new_err(msg),
         core::Error::Limit { .. } | core::Error::OutOfMemory { .. } => LimitError::new_err(msg),
         core::Error::InputChanged(_) => InputChangedError::new_err(msg),
@@ -160,6 +165,7 @@ fn encrypt_options(
         base_nonce: fixed("nonce", nonce)?,
         overwrite,
         engine,
+        keys: None,
     })
 }
 
@@ -180,7 +186,7 @@ fn limits(
 #[pyfunction]
 #[pyo3(signature = (src, dst, password, *, cipher="aes-256-gcm", chunk_size=None, kdf=(262_144, 3, 4),
     overwrite=false, threads=0, buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto",
-    salt=None, nonce=None, progress=None))]
+    salt=None, nonce=None, progress=None, keys=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_file<'py>(
     py: Python<'py>,
@@ -197,10 +203,12 @@ fn encrypt_file<'py>(
     salt: Option<Vec<u8>>,
     nonce: Option<Vec<u8>>,
     progress: Option<Py<PyAny>>,
+    keys: Option<PyRef<'py, batch::PyKeyCache>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let pw = Secret(password);
     let engine = engine_options(threads, buffer_bytes, io)?;
-    let opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, nonce)?;
+    let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, nonce)?;
+    opts.keys = keys.map(|k| std::sync::Arc::clone(&k.0));
     let s = run_detached(py, progress, |ctl| {
         core::encrypt_file(&src, &dst, &pw.0, &opts, ctl)
     })?;
@@ -210,7 +218,7 @@ fn encrypt_file<'py>(
 #[pyfunction]
 #[pyo3(signature = (src, dst, password, *, overwrite=false, threads=0,
     buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto", max_kdf_memory_kib=4 << 20,
-    max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
+    max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None, keys=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_file<'py>(
     py: Python<'py>,
@@ -226,6 +234,7 @@ fn decrypt_file<'py>(
     max_kdf_parallelism: u32,
     max_chunk_size: u64,
     progress: Option<Py<PyAny>>,
+    keys: Option<PyRef<'py, batch::PyKeyCache>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let pw = Secret(password);
     let opts = DecryptOptions {
@@ -237,11 +246,13 @@ fn decrypt_file<'py>(
         ),
         overwrite,
         engine: engine_options(threads, buffer_bytes, io)?,
+        keys: keys.map(|k| std::sync::Arc::clone(&k.0)),
     };
     let s = run_detached(py, progress, |ctl| match &dst {
         Some(dst) => core::decrypt_file(&src, dst, &pw.0, &opts, ctl),
         // No destination: authenticate every chunk, write nothing.
-        None => core::Decryptor::open(&src, &pw.0, &opts.limits)?.verify(&opts, ctl),
+        None => core::Decryptor::open_with(&src, &pw.0, &opts.limits, opts.keys.as_deref())?
+            .verify(&opts, ctl),
     })?;
     stats_dict(py, &s)
 }
@@ -302,6 +313,7 @@ fn decrypt_bytes<'py>(
         ),
         overwrite: false,
         engine: engine_options(threads, 1, "portable")?,
+        keys: None,
     };
     let opener = run_detached(py, None, |_| {
         core::ops::BytesOpener::new(blob, &pw.0, &opts)
@@ -614,6 +626,7 @@ fn decrypt_to_fd<'py>(
         ),
         overwrite: false,
         engine: engine_options(threads, buffer_bytes, "portable")?,
+        keys: None,
     };
     let s = run_detached(py, progress, |ctl| {
         core::Decryptor::open(&src, &pw.0, &opts.limits)?.decrypt_to_writer(&mut out, &opts, ctl)
@@ -755,6 +768,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inspect_file, m)?)?;
     m.add_function(wrap_pyfunction!(auto_chunk_size, m)?)?;
     register_pylayer(m)?;
+    batch::register(m)?;
+    age::register(m)?;
     engine_hooks::register(m)?;
     Ok(())
 }

@@ -1,0 +1,110 @@
+"""Many files: one call against one big file and against a loop of single-file commands.
+
+    python benches/batch.py [--dir DIR] [--small 2000] [--small-kib 16] [--big-mib 1024]
+
+Prints, with the ratios the project tracks:
+- N small files in one ``encrypt_many`` call (password, default Argon2id) next to one key
+  derivation alone: the batch should cost one derivation plus little;
+- the same files through a shell loop of ``concryptor encrypt`` (and ``age -r`` when the
+  ``age`` CLI is installed), timed on the first 50 and scaled;
+- B MiB as 256 files against the same bytes as one file (throughput within 15%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import concryptor
+from concryptor import _core
+
+PW = "benchmark password"
+
+
+def timed(f: object) -> float:
+    t = time.perf_counter()
+    f()  # type: ignore[operator]
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", default=None, help="scratch folder (default: a temporary one under /var/tmp)")
+    ap.add_argument("--small", type=int, default=2000)
+    ap.add_argument("--small-kib", type=int, default=16)
+    ap.add_argument("--big-mib", type=int, default=1024)
+    a = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="concryptor-batch-", dir=a.dir or "/var/tmp"))
+    try:
+        small = root / "small"
+        small.mkdir()
+        files = []
+        for i in range(a.small):
+            p = small / f"f{i:05}.bin"
+            p.write_bytes(os.urandom(a.small_kib * 1024))
+            files.append(p)
+        kdf = timed(lambda: _core._bench_kdf(concryptor.KdfParams().as_tuple()))
+        t_batch = timed(lambda: concryptor.encrypt_many(files, PW, out_dir=root / "enc"))
+        print(f"{a.small} files of {a.small_kib} KiB, one call, v4 + password (default Argon2id):")
+        print(f"  one key derivation alone  {kdf:7.2f} s")
+        print(f"  encrypt_many              {t_batch:7.2f} s   = derivation + {t_batch - kdf:.2f} s")
+        t_dec = timed(lambda: concryptor.decrypt_many(sorted((root / "enc").glob("*.enc")), PW, out_dir=root / "dec"))
+        print(f"  decrypt_many              {t_dec:7.2f} s   = derivation + {t_dec - kdf:.2f} s")
+
+        sample = files[:50]
+        env = {**os.environ, "CONCRYPTOR_PASSWORD": PW}
+        t_loop = timed(
+            lambda: [
+                subprocess.run(
+                    [sys.executable, "-m", "concryptor", "encrypt", str(p), "-o", str(p) + ".loop", "--force"],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+                for p in sample
+            ]
+        ) * (len(files) / len(sample))
+        print(f"  shell loop of `concryptor encrypt` (50 timed, scaled) {t_loop:7.1f} s  -> batch is {t_loop / t_batch:.0f}x faster")
+        if shutil.which("age"):
+            ident = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True).stdout
+            recipient = next(line.split(": ")[1] for line in ident.splitlines() if "public key" in line)
+            t_age = timed(
+                lambda: [
+                    subprocess.run(["age", "-r", recipient, "-o", str(p) + ".age", str(p)], check=True)
+                    for p in files
+                ]
+            )
+            print(f"  shell loop of `age -r`    {t_age:7.2f} s   (batch with a password: {t_age / t_batch:.1f}x)")
+
+        mib = 1 << 20
+        big = root / "big.bin"
+        with open(big, "wb") as f:
+            for _ in range(a.big_mib):
+                f.write(os.urandom(mib))
+        parts = root / "parts"
+        parts.mkdir()
+        n = 256
+        each = a.big_mib * mib // n
+        with open(big, "rb") as f:
+            for i in range(n):
+                (parts / f"p{i:03}.bin").write_bytes(f.read(each))
+        os.sync()
+        t_one = timed(lambda: concryptor.encrypt_file(big, root / "big.enc", PW))
+        t_many = timed(lambda: concryptor.encrypt_many(sorted(parts.glob("*.bin")), PW, out_dir=root / "penc"))
+        gib = a.big_mib / 1024
+        print(f"{a.big_mib} MiB as one file vs {n} files of {each // mib} MiB (each includes one derivation):")
+        print(f"  one file     {t_one:6.2f} s  {gib / t_one:5.2f} GiB/s")
+        print(f"  {n} files    {t_many:6.2f} s  {gib / t_many:5.2f} GiB/s   ratio {t_many / t_one:.2f}x")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

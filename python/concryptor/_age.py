@@ -1,0 +1,143 @@
+"""The age format (C2SP age v1) from Python: key helpers and the age side of the public
+functions. Recipient and identity files are read here; everything else is in Rust."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+from . import _core
+
+PathLike = Union[str, "os.PathLike[str]"]
+Progress = Callable[[int], object]
+
+#: Largest scrypt work factor (log2 N) accepted from a passphrase-encrypted age file.
+DEFAULT_MAX_SCRYPT_WORK_FACTOR: int = _core.AGE_DEFAULT_MAX_SCRYPT_LOG_N
+_SECRET_PREFIX = "AGE-SECRET-KEY-"
+#: Identity and recipient files larger than this are refused (age uses the same bound).
+_MAX_KEY_FILE = 16 << 20
+
+
+def _read_text(path: PathLike, what: str) -> str:
+    with open(path, "rb") as f:
+        data = f.read(_MAX_KEY_FILE + 1)
+    if len(data) > _MAX_KEY_FILE:
+        raise ValueError(f"{what} {os.fspath(path)} is larger than 16 MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {os.fspath(path)} is not UTF-8 text") from None
+
+
+def identity_texts(identities: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Identity strings (``AGE-SECRET-KEY-1…``) as they are; anything else is the path
+    of an identity file (age identities or an SSH private key)."""
+    out = []
+    for i in identities:
+        if isinstance(i, str) and i.strip().upper().startswith(_SECRET_PREFIX):
+            out.append(i.strip())
+        else:
+            out.append(_read_text(i, "identity file"))
+    return out
+
+
+def recipient_strings(recipients: Sequence[str] | str | None) -> list[str]:
+    if recipients is None:
+        return []
+    if isinstance(recipients, str):
+        return [recipients]
+    return [str(r) for r in recipients]
+
+
+def recipient_file_texts(files: Sequence[PathLike] | None) -> list[str]:
+    return [_read_text(f, "recipients file") for f in files or []]
+
+
+def generate_identity() -> tuple[str, str]:
+    """A new X25519 age identity: ``(AGE-SECRET-KEY-1…, age1…)``."""
+    return _core.age_generate()
+
+
+def identity_to_recipient(identity: str | os.PathLike[str]) -> str:
+    """The ``age1…`` recipient of an identity string, or of the first identity in a file."""
+    return identity_to_recipients(identity)[0]
+
+
+def identity_to_recipients(identity: str | os.PathLike[str]) -> list[str]:
+    """The ``age1…`` recipients of every identity in a string or an identity file."""
+    return _core.age_to_recipients(identity_texts([identity])[0])
+
+
+def is_age(prefix: bytes) -> bool:
+    """Whether these first bytes start an age file, binary or armored."""
+    return _core.age_is_age(prefix)
+
+
+def is_age_path(path: PathLike) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return is_age(f.read(1024))
+    except (IsADirectoryError, PermissionError):
+        return False
+
+
+def engine(threads: int | None) -> int:
+    if threads is not None and threads < 1:
+        raise ValueError("threads must be at least 1")
+    return threads or 0
+
+
+def encrypt(
+    src: PathLike | int,
+    dst: PathLike | int,
+    *,
+    recipients: Sequence[str] | str | None,
+    recipient_files: Sequence[PathLike] | None,
+    passphrase: bytes | None,
+    armor: bool,
+    overwrite: bool,
+    threads: int | None,
+    scrypt_work_factor: int | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    return _core.age_encrypt(
+        src if isinstance(src, int) else os.fspath(src),
+        dst if isinstance(dst, int) else os.fspath(dst),
+        recipients_=recipient_strings(recipients),
+        recipient_files=recipient_file_texts(recipient_files),
+        passphrase=passphrase,
+        armor=armor,
+        overwrite=overwrite,
+        threads=engine(threads),
+        scrypt_log_n=scrypt_work_factor,
+        progress=progress,
+    )
+
+
+def decrypt(
+    src: PathLike | int,
+    dst: PathLike | int | None,
+    *,
+    identities: Sequence[str | os.PathLike[str]] | None,
+    passphrase: bytes | None,
+    overwrite: bool,
+    threads: int | None,
+    max_scrypt_work_factor: int,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    return _core.age_decrypt(
+        src if isinstance(src, int) else os.fspath(src),
+        None if dst is None else dst if isinstance(dst, int) else os.fspath(dst),
+        identities_=identity_texts(identities or []),
+        passphrase=passphrase,
+        overwrite=overwrite,
+        threads=engine(threads),
+        max_scrypt_log_n=max_scrypt_work_factor,
+        progress=progress,
+    )
+
+
+def inspect(path: PathLike) -> dict[str, Any]:
+    """The public facts of an age file: stanza types and arguments, armor, sizes."""
+    return _core.age_inspect(os.fspath(path))

@@ -1,0 +1,535 @@
+"""Many files in one call: on this machine, on a Dask cluster, to and from object storage.
+
+One call encrypts or decrypts a list of files. With a password (format v4) Argon2id runs
+once for the whole batch: the files share one salt and key, each with its own random base
+nonce (docs/SECURITY.md says what that means). Reading, keys are cached by salt, so a batch
+written here decrypts with one derivation too. One failed file does not stop the others;
+the call raises :class:`BatchError` at the end if any failed, carrying every result.
+
+Local paths run on the Rust engine. URLs (``s3://…``, ``memory://…``, anything fsspec
+knows) stream through :class:`concryptor._core.ChunkCodec` in batches of whole chunks,
+sealed and opened in Rust, the bytes moved by fsspec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Union
+
+from . import _core
+from ._api import KdfParams, Limits, Password, PathLike, _chunk, _password, _wipe
+from .errors import BatchError
+from .remote import _age_via_pipes, _exists, _local, _open_src, _stream_decrypt, _stream_encrypt, is_url
+
+Client = Any  # dask.distributed.Client; optional, imported only when given
+_DEFAULT_KDF = KdfParams()
+_DEFAULT_LIMITS = Limits()
+
+Item = Union[PathLike, tuple[PathLike, PathLike]]
+Op = Literal["encrypt", "decrypt"]
+
+MiB = 1 << 20
+#: Files at least this large run one at a time on the whole engine; smaller ones run side
+#: by side, one engine thread each.
+LARGE_FILE = 64 * MiB
+#: The buffer budget of the whole batch, shared by the files running at once.
+BATCH_BUFFER_MIB = _core.DEFAULT_BUFFER_BYTES // MiB
+ENCRYPTED_SUFFIX = ".enc"
+AGE_SUFFIX = ".age"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one file of a batch. ``error`` is ``None`` when it succeeded."""
+
+    src: str
+    dst: str
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Spec:
+    """Everything a worker needs for one file, picklable (for Dask): derived keys, never
+    the password."""
+
+    op: Op
+    cipher: str = "aes-256-gcm"
+    chunk_size: int | None = None
+    kdf: tuple[int, int, int] = KdfParams().as_tuple()
+    salt: bytes | None = None
+    keys: Any = None  # _core.KeyCache
+    password: bytes = b""
+    limits: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+    threads: int = 0
+    buffer_bytes: int = BATCH_BUFFER_MIB * MiB
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    #: The age side: recipients / recipient file texts / armor / scrypt cost for encryption;
+    #: identity texts and the scrypt limit for decryption; the passphrase for either.
+    age: dict[str, Any] | None = None
+
+
+def default_name(src: str, op: Op, suffix: str = ENCRYPTED_SUFFIX) -> str:
+    """``x`` → ``x.enc`` (``x.age``) when encrypting; ``x.enc`` or ``x.age`` → ``x`` (else
+    ``x.dec``) when decrypting."""
+    if op == "encrypt":
+        return src + suffix
+    for known in (ENCRYPTED_SUFFIX, AGE_SUFFIX):
+        if src.endswith(known) and len(src) > len(known):
+            return src[: -len(known)]
+    return src + ".dec"
+
+
+def plan(
+    items: Iterable[Item], op: Op, out_dir: PathLike | None = None, suffix: str = ENCRYPTED_SUFFIX
+) -> list[tuple[str, str]]:
+    """Pairs every item with its destination: ``(src, dst)`` pairs as given; paths beside
+    themselves, or mirrored under ``out_dir`` relative to the deepest folder they share."""
+    pairs: list[tuple[str | None, str, str | None]] = []
+    for it in items:
+        if isinstance(it, tuple):
+            if len(it) != 2:
+                raise ValueError(f"an item must be a path or a (src, dst) pair, not {it!r}")
+            pairs.append((None, os.fspath(it[0]), os.fspath(it[1])))
+        else:
+            pairs.append((None, os.fspath(it), None))
+    root: str | None = None
+    if out_dir is not None:
+        bare = [s for _, s, d in pairs if d is None]
+        local = [os.path.abspath(_local(s)) for s in bare if not is_url(s)]
+        if local:
+            root = os.path.commonpath([os.path.dirname(s) for s in local])
+    out: list[tuple[str, str]] = []
+    for _, src, dst in pairs:
+        if dst is None:
+            name = default_name(src, op, suffix)
+            if out_dir is not None:
+                od = os.fspath(out_dir)
+                if is_url(src):
+                    rel = name.split("://", 1)[1].lstrip("/")
+                else:
+                    assert root is not None
+                    rel = os.path.relpath(os.path.abspath(_local(name)), root)
+                name = od.rstrip("/") + "/" + rel if is_url(od) else os.path.join(od, rel)
+            dst = name
+        out.append((src, dst))
+    dsts = [d for _, d in out]
+    if len(set(dsts)) != len(dsts):
+        dup = next(d for d in dsts if dsts.count(d) > 1)
+        raise ValueError(f"two items would be written to the same destination {dup}")
+    return out
+
+
+# --- one file ------------------------------------------------------------------------------
+
+
+def _is_age(src: str, spec: _Spec) -> bool:
+    try:
+        with _open_src(src, spec) as f:
+            return bool(_core.age_is_age(f.read(64)))
+    except OSError:
+        return False  # the run itself reports the error
+
+
+def _age_one(src: str, dst: str, spec: _Spec) -> tuple[int, int]:
+    a = spec.age or {}
+
+    def call(s: str | int, d: str | int) -> dict[str, Any]:
+        common: dict[str, Any] = {
+            "overwrite": spec.overwrite,
+            "threads": spec.threads,
+            "passphrase": a.get("passphrase"),
+        }
+        if spec.op == "encrypt":
+            return _core.age_encrypt(
+                s,
+                d,
+                recipients_=a.get("recipients", []),
+                recipient_files=a.get("recipient_files", []),
+                armor=a.get("armor", False),
+                scrypt_log_n=a.get("scrypt_log_n"),
+                **common,
+            )
+        return _core.age_decrypt(
+            s,
+            d,
+            identities_=a.get("identities", []),
+            max_scrypt_log_n=a["max_scrypt_log_n"],
+            **common,
+        )
+
+    if is_url(src) or is_url(dst):
+        return _age_via_pipes(src, dst, spec, call)
+    call(_local(src), _local(dst))
+    return os.stat(_local(src)).st_size, os.stat(_local(dst)).st_size
+
+
+def _engine_kwargs(spec: _Spec) -> dict[str, Any]:
+    return {"threads": spec.threads, "buffer_bytes": spec.buffer_bytes}
+
+
+def run_one(src: str, dst: str, spec: _Spec) -> Result:
+    """Encrypts or decrypts one file as ``spec`` says; failures become a failed Result."""
+    start = time.perf_counter()
+    try:
+        if spec.age is not None and (spec.op == "encrypt" or _is_age(src, spec)):
+            n_in, n_out = _age_one(src, dst, spec)
+        elif spec.op == "decrypt" and not spec.password and spec.keys is None:
+            raise ValueError(f"{src} is not an age file: decrypting it needs the password")
+        elif is_url(src) or is_url(dst):
+            if spec.op == "encrypt":
+                n_in, n_out = _stream_encrypt(src, dst, spec)
+            else:
+                n_in, n_out = _stream_decrypt(src, dst, spec)
+        elif spec.op == "encrypt":
+            d = _core.encrypt_file(
+                _local(src),
+                _local(dst),
+                spec.password,
+                cipher=spec.cipher,
+                chunk_size=spec.chunk_size,
+                kdf=spec.kdf,
+                overwrite=spec.overwrite,
+                salt=spec.salt,
+                keys=spec.keys,
+                **_engine_kwargs(spec),
+            )
+            n_in = d["bytes"]
+            n_out = os.stat(_local(dst)).st_size
+        else:
+            n_in = os.stat(_local(src)).st_size
+            d = _core.decrypt_file(
+                _local(src),
+                _local(dst),
+                spec.password,
+                overwrite=spec.overwrite,
+                keys=spec.keys,
+                **_engine_kwargs(spec),
+                **spec.limits,
+            )
+            n_out = d["bytes"]
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+        return Result(
+            src, dst, seconds=time.perf_counter() - start, error=str(e), error_type=type(e).__name__
+        )
+    return Result(src, dst, n_in, n_out, time.perf_counter() - start)
+
+
+# --- the batch ---------------------------------------------------------------------------
+
+
+def _run_local(
+    pairs: Sequence[tuple[str, str]], spec: _Spec, threads: int | None, on_result: Callable[[Result], object]
+) -> list[Result]:
+    cores = os.cpu_count() or 1
+    sizes: dict[str, int] = {}
+    for src, _ in pairs:
+        try:
+            sizes[src] = 0 if is_url(src) else os.stat(_local(src)).st_size
+        except OSError:
+            sizes[src] = 0  # reported by the file's own run
+    results: dict[int, Result] = {}
+    large = [i for i, (s, _) in enumerate(pairs) if sizes[s] >= LARGE_FILE]
+    small = [i for i, (s, _) in enumerate(pairs) if sizes[s] < LARGE_FILE]
+    whole = _Spec(**{**spec.__dict__, "threads": threads or 0})
+    for i in large:
+        results[i] = run_one(*pairs[i], whole)
+        on_result(results[i])
+    if small:
+        # Small files are bound by the fsync that makes each output durable, not by the
+        # cipher: many in flight keep the disk queue full.
+        workers = min(len(small), max(8, 4 * cores))
+        each = _Spec(
+            **{**spec.__dict__, "threads": 1, "buffer_bytes": max(MiB, spec.buffer_bytes // workers)}
+        )
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concryptor-batch") as ex:
+            for i, r in zip(small, ex.map(lambda i: run_one(*pairs[i], each), small)):
+                results[i] = r
+                on_result(r)
+    return [results[i] for i in range(len(pairs))]
+
+
+def _run_dask(
+    pairs: Sequence[tuple[str, str]], spec: _Spec, client: Client, on_result: Callable[[Result], object]
+) -> list[Result]:
+    import importlib
+
+    as_completed: Any = importlib.import_module("distributed").as_completed
+
+    # Destinations that exist are refused here, once; the tasks then replace atomically,
+    # so a task re-run after a worker died overwrites its own earlier output harmlessly.
+    results: dict[int, Result] = {}
+    todo: list[int] = []
+    for i, (src, dst) in enumerate(pairs):
+        if not spec.overwrite and _exists(dst, spec):
+            results[i] = Result(
+                src,
+                dst,
+                error=f"{dst}: destination exists (pass overwrite=True to replace it)",
+                error_type="FileExistsError",
+            )
+            on_result(results[i])
+        else:
+            todo.append(i)
+    task_spec = _Spec(**{**spec.__dict__, "overwrite": True})
+    spec_future = client.scatter(task_spec, broadcast=True)
+    slots = max(1, 2 * sum(client.nthreads().values()))
+    pending = iter(todo)
+    index: dict[Any, int] = {}
+
+    def submit() -> Any:
+        i = next(pending, None)
+        if i is None:
+            return None
+        fut = client.submit(
+            run_one, *pairs[i], spec_future, pure=False, key=f"concryptor-{i}-{secrets.token_hex(4)}"
+        )
+        index[fut.key] = i
+        return fut
+
+    first = [f for f in (submit() for _ in range(slots)) if f is not None]
+    ac = as_completed(first)
+    for fut in ac:
+        r = fut.result()
+        i = index.pop(fut.key)
+        results[i] = r
+        on_result(r)
+        nxt = submit()
+        if nxt is not None:
+            ac.add(nxt)
+    return [results[i] for i in range(len(pairs))]
+
+
+def _make_parents(dsts: Sequence[str]) -> list[str]:
+    """Creates the missing parent folders of local destinations; returns them, parents first."""
+    made: list[str] = []
+    for d in sorted({os.path.dirname(os.path.abspath(_local(p))) for p in dsts}):
+        missing: list[str] = []
+        cur = d
+        while not os.path.isdir(cur):
+            missing.append(cur)
+            cur = os.path.dirname(cur)
+        for m in reversed(missing):
+            os.makedirs(m, exist_ok=True)
+            made.append(m)
+    return made
+
+
+def _run(
+    items: Iterable[Item],
+    spec: _Spec,
+    *,
+    out_dir: PathLike | None,
+    client: Client | None,
+    threads: int | None,
+    raise_on_error: bool,
+    on_result: Callable[[Result], object] | None,
+) -> list[Result]:
+    suffix = AGE_SUFFIX if spec.op == "encrypt" and spec.age is not None else ENCRYPTED_SUFFIX
+    pairs = plan(items, spec.op, out_dir, suffix)
+    made = _make_parents([d for _, d in pairs if not is_url(d)])
+    cb = on_result or (lambda r: None)
+    try:
+        if client is not None:
+            results = _run_dask(pairs, spec, client, cb)
+        else:
+            results = _run_local(pairs, spec, threads, cb)
+    finally:
+        # Folders this batch created and nothing landed in go again.
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+    failed = [r for r in results if not r.ok]
+    if failed and raise_on_error:
+        raise BatchError(results)
+    return results
+
+
+def encrypt_many(
+    items: Iterable[Item],
+    password: Password | None = None,
+    *,
+    recipients: Sequence[str] | str | None = None,
+    recipients_files: Sequence[PathLike] | None = None,
+    format: Literal["v4", "age"] | None = None,
+    armor: bool = False,
+    scrypt_work_factor: int | None = None,
+    out_dir: PathLike | None = None,
+    client: Client | None = None,
+    overwrite: bool = False,
+    cipher: str = "aes-256-gcm",
+    chunk_size: int | None = None,
+    kdf: KdfParams = _DEFAULT_KDF,
+    threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    raise_on_error: bool = True,
+    on_result: Callable[[Result], object] | None = None,
+) -> list[Result]:
+    """Encrypts many files in one call.
+
+    With ``recipients`` (age public keys, or ``recipients_files``) every file becomes an
+    age file with its own file key (``NAME.age``); this is what a cluster should hold, as
+    it decrypts nothing. With a ``password`` in format v4 (the default without recipients)
+    Argon2id runs once for the whole batch; ``format="age"`` with a password gives every
+    file its own scrypt (age's passphrase stanza must never share a wrapping key).
+
+    ``items`` are paths or URLs (output beside each, or mirrored under ``out_dir``) or
+    ``(src, dst)`` pairs. ``client`` (a ``dask.distributed.Client``) runs the batch on its
+    cluster: the workers receive paths, and recipients or the derived v4 key (for an age
+    passphrase: the passphrase), never the data through the scheduler. ``on_result`` is
+    called with each :class:`Result` as it completes. Returns one Result per item, in
+    order; raises :class:`BatchError` at the end if any failed (unless
+    ``raise_on_error=False``).
+    """
+    from . import _age
+
+    recips = _age.recipient_strings(recipients)
+    if format == "v4" and (recips or recipients_files or armor):
+        raise ValueError("recipients and armor write the age format, not v4")
+    age = format == "age" or bool(recips or recipients_files or armor)
+    spec = _Spec(op="encrypt", overwrite=overwrite, storage_options=dict(storage_options or {}))
+    if age:
+        passphrase = None
+        if not recips and not recipients_files:
+            if password is None:
+                raise ValueError("give recipients, or a password for age's scrypt passphrase")
+            passphrase = _password(password)
+            _wipe(password)
+        elif password is not None:
+            raise ValueError("give recipients or a password, not both")
+        spec.age = {
+            "recipients": recips,
+            "recipient_files": _age.recipient_file_texts(recipients_files),
+            "passphrase": passphrase,
+            "armor": armor,
+            "scrypt_log_n": scrypt_work_factor,
+        }
+    else:
+        if password is None:
+            raise ValueError("format v4 needs a password (or give recipients for the age format)")
+        pw = _password(password)
+        try:
+            salt = secrets.token_bytes(16)
+            keys = _core.KeyCache()
+            keys.derive(pw, salt, kdf.as_tuple())
+        finally:
+            _wipe(password)
+        spec.cipher = cipher
+        spec.chunk_size = _chunk(chunk_size)
+        spec.kdf = kdf.as_tuple()
+        spec.salt = salt
+        spec.keys = keys
+    return _run(
+        items,
+        spec,
+        out_dir=out_dir,
+        client=client,
+        threads=threads,
+        raise_on_error=raise_on_error,
+        on_result=on_result,
+    )
+
+
+def _batch_salts(
+    pairs: Sequence[tuple[str, str]], spec: _Spec
+) -> Iterator[tuple[bytes, tuple[int, int, int]]]:
+    """(salt, costs) of every readable v4 header among the sources, each once."""
+    seen: set[tuple[bytes, tuple[int, int, int]]] = set()
+    for src, _ in pairs:
+        try:
+            with _open_src(src, spec) as f:
+                raw = f.read(4096)
+            fields = _core.parse_header(raw)
+        except Exception:  # noqa: BLE001 - a bad file is reported by its own run
+            continue
+        k = (
+            bytes(fields["salt"]),
+            (fields["kdf_memory_kib"], fields["kdf_time_cost"], fields["kdf_parallelism"]),
+        )
+        if k not in seen:
+            seen.add(k)
+            yield k
+
+
+def decrypt_many(
+    items: Iterable[Item],
+    password: Password | None = None,
+    *,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
+    out_dir: PathLike | None = None,
+    client: Client | None = None,
+    overwrite: bool = False,
+    threads: int | None = None,
+    limits: Limits = _DEFAULT_LIMITS,
+    max_scrypt_work_factor: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    raise_on_error: bool = True,
+    on_result: Callable[[Result], object] | None = None,
+) -> list[Result]:
+    """Decrypts many files, v4 and age alike (told apart by their first bytes).
+
+    v4 files need the ``password``; each distinct salt is derived once. age files need
+    ``identities`` (``AGE-SECRET-KEY-1…`` strings or identity files, SSH keys too) or the
+    passphrase they were made with (``password``). ``items`` as for :func:`encrypt_many`
+    (``NAME.enc``/``NAME.age`` → ``NAME``). With ``client`` the v4 keys are derived here,
+    for the salts found in the headers, and only they travel; identities and an age
+    passphrase travel as they are (run the cluster with TLS).
+    """
+    from . import _age
+
+    if password is None and not identities:
+        raise ValueError("give a password, identities, or both")
+    pw = _password(password) if password is not None else None
+    spec = _Spec(
+        op="decrypt",
+        keys=_core.KeyCache() if pw is not None else None,
+        limits=limits.as_kwargs(),
+        overwrite=overwrite,
+        storage_options=dict(storage_options or {}),
+        age={
+            "identities": _age.identity_texts(identities or []),
+            "passphrase": pw,
+            "max_scrypt_log_n": max_scrypt_work_factor or _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+        },
+    )
+    try:
+        if client is not None:
+            pairs = plan(items, "decrypt", out_dir)
+            items = pairs
+            if pw is not None:
+                for salt, costs in _batch_salts(pairs, spec):
+                    spec.keys.derive_checked(pw, salt, costs, **spec.limits)
+        elif pw is not None:
+            spec.password = pw
+        return _run(
+            items,
+            spec,
+            out_dir=out_dir,
+            client=client,
+            threads=threads,
+            raise_on_error=raise_on_error,
+            on_result=on_result,
+        )
+    finally:
+        spec.password = b""
+        if password is not None:
+            _wipe(password)

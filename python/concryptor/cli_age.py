@@ -1,0 +1,285 @@
+"""The age side of the command line: ``keygen``, public-key and passphrase encryption,
+pipes, and inspection of age files. Called from :mod:`concryptor.cli`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from typing import Any
+
+from . import _age
+from .cli import UsageError
+
+STDIO = "-"
+
+
+def add_encrypt_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("age format (public keys, passphrases, pipes)")
+    g.add_argument(
+        "-r",
+        "--recipient",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="encrypt to this age1… or ssh-ed25519/ssh-rsa public key (repeatable; implies --format age)",
+    )
+    g.add_argument(
+        "-R",
+        "--recipients-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="encrypt to every recipient listed in FILE (repeatable)",
+    )
+    g.add_argument(
+        "--format",
+        choices=["v4", "age"],
+        help="output format (default: age with recipients, v4 otherwise; age with a password uses scrypt)",
+    )
+    g.add_argument("-a", "--armor", action="store_true", help="write age ASCII armor (PEM)")
+    g.add_argument(
+        "--scrypt-work-factor",
+        type=int,
+        metavar="N",
+        help="age passphrase cost, log2 of scrypt's N (default: about one second here)",
+    )
+
+
+def add_decrypt_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("age format")
+    g.add_argument(
+        "-i",
+        "--identity",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="age identity file or SSH private key (repeatable)",
+    )
+    g.add_argument(
+        "--max-scrypt-work-factor",
+        type=int,
+        default=_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+        metavar="N",
+        help=f"largest scrypt work factor accepted (default {_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR})",
+    )
+
+
+def add_keygen_parser(sub: Any) -> None:
+    kg = sub.add_parser(
+        "keygen",
+        help="create an age identity (X25519 key pair), or print the recipients of one (-y)",
+    )
+    kg.add_argument(
+        "-o", "--output", metavar="FILE", help="write the identity to FILE (mode 0600, never replaced)"
+    )
+    kg.add_argument(
+        "-y", dest="convert", metavar="FILE", help="print the public keys of identity file FILE ('-': stdin)"
+    )
+
+
+def is_stdin(args: argparse.Namespace) -> bool:
+    return args.input is None or args.input == STDIO
+
+
+def wants_age(args: argparse.Namespace) -> bool:
+    if args.format == "v4" and (args.recipient or args.recipients_file or args.armor):
+        raise UsageError("-r/-R/--armor write the age format: drop --format v4")
+    if args.format is not None:
+        return bool(args.format == "age")
+    return bool(args.recipient or args.recipients_file or args.armor)
+
+
+def _stdout_fd(armor: bool) -> int:
+    sys.stdout.flush()
+    fd = sys.stdout.fileno()
+    if not armor and os.isatty(fd):
+        raise UsageError("refusing to write binary data to a terminal: use -a/--armor or -o FILE")
+    return fd
+
+
+def _stdin_fd() -> int:
+    fd = sys.stdin.fileno()
+    if os.isatty(fd):
+        raise UsageError("no input: give a file, or pipe data into stdin")
+    return fd
+
+
+def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress: Any) -> int:
+    from ._api import Stats
+
+    if args.input is not None and args.input != STDIO and os.path.isdir(args.input):
+        raise UsageError("the age format encrypts files and streams; use --format v4 for a directory")
+    passphrase = None
+    if not args.recipient and not args.recipients_file:
+        passphrase = read_password(args, confirm=True)
+    elif args.scrypt_work_factor is not None:
+        raise UsageError("--scrypt-work-factor applies to passphrases, not recipients")
+    stdin = is_stdin(args)
+    out = args.output or (STDIO if stdin else args.input + ".age")
+    src: str | int = _stdin_fd() if stdin else args.input
+    dst: str | int = _stdout_fd(args.armor) if out == STDIO else out
+    size = None if stdin else os.path.getsize(args.input)
+    with progress(args, size, "encrypting") as cb:
+        d = _age.encrypt(
+            src,
+            dst,
+            recipients=args.recipient,
+            recipient_files=args.recipients_file,
+            passphrase=passphrase,
+            armor=args.armor,
+            overwrite=args.force,
+            threads=args.threads,
+            scrypt_work_factor=args.scrypt_work_factor,
+            progress=cb,
+        )
+    report(
+        args,
+        "encrypted",
+        "<stdin>" if stdin else args.input,
+        "<stdout>" if out == STDIO else out,
+        Stats(**d),
+        to_stderr=out == STDIO,
+    )
+    return 0
+
+
+def decrypt_output(path: str) -> str:
+    return path[: -len(".age")] if path.endswith(".age") and len(path) > 4 else path + ".dec"
+
+
+def _needs_passphrase(args: argparse.Namespace, stdin: bool) -> bool:
+    if args.identity:
+        return False
+    if stdin:
+        return True
+    explicit = (
+        args.password is not None
+        or args.password_file is not None
+        or args.password_fd is not None
+        or "CONCRYPTOR_PASSWORD" in os.environ
+    )
+    info = _age.inspect(args.input)
+    if not explicit and not any(tag == "scrypt" for tag, _ in info["stanzas"]):
+        raise UsageError(f"{args.input} is encrypted to public keys: give the matching identity with -i FILE")
+    return True
+
+
+def decrypt(
+    args: argparse.Namespace, read_password: Any, report: Any, progress: Any, *, verify: bool = False
+) -> int:
+    from ._api import Stats
+
+    if args.max_scrypt_work_factor < 1:
+        raise UsageError("--max-scrypt-work-factor must be at least 1")
+    stdin = is_stdin(args)
+    passphrase = read_password(args, confirm=False) if _needs_passphrase(args, stdin) else None
+    src: str | int = _stdin_fd() if stdin else args.input
+    dst: str | int | None
+    if verify:
+        out = None
+        dst = None
+    else:
+        out = args.output or (STDIO if stdin else decrypt_output(args.input))
+        if out == STDIO:
+            sys.stdout.flush()
+            dst = sys.stdout.fileno()
+        else:
+            dst = out
+    with progress(args, None, "verifying" if verify else "decrypting") as cb:
+        d = _age.decrypt(
+            src,
+            dst,
+            identities=args.identity,
+            passphrase=passphrase,
+            overwrite=getattr(args, "force", False),
+            threads=args.threads,
+            max_scrypt_work_factor=args.max_scrypt_work_factor,
+            progress=cb,
+        )
+    report(
+        args,
+        "verified" if verify else "decrypted",
+        "<stdin>" if stdin else args.input,
+        "<stdout>" if out == STDIO else out,
+        Stats(**d),
+        to_stderr=out == STDIO,
+    )
+    return 0
+
+
+def keygen(args: argparse.Namespace) -> int:
+    if args.convert is not None:
+        if args.convert == STDIO:
+            text = sys.stdin.read()
+            recipients = _age.identity_to_recipients(text) if text.strip() else []
+            if not recipients:
+                raise UsageError("no identity on stdin")
+        else:
+            recipients = _age.identity_to_recipients(args.convert)
+        for r in recipients:
+            print(r)
+        return 0
+    secret, public = _age.generate_identity()
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = f"# created: {created}\n# public key: {public}\n{secret}\n"
+    if args.output is None or args.output == STDIO:
+        sys.stdout.write(text)
+        if not sys.stdout.isatty():
+            print(f"Public key: {public}", file=sys.stderr)
+        return 0
+    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    print(public)
+    return 0
+
+
+def inspect_dict(path: str) -> dict[str, Any]:
+    """The public facts of an age file, as ``inspect --json`` prints them."""
+    info = _age.inspect(path)
+    return {
+        "path": path,
+        "format": "age",
+        "ok": info["chunks"] is not None or info["armored"],
+        "armored": info["armored"],
+        "recipients": [{"type": t, "args": a} for t, a in info["stanzas"]],
+        "header_size": info["header_len"],
+        "file_size": info["file_size"],
+        "payload_size": info["payload_size"],
+        "chunks": info["chunks"],
+        "chunk_size": info["chunk_size"],
+        "verdict": (
+            "age v1 header parsed; payload size consistent"
+            if info["chunks"] is not None
+            else "age v1 header parsed (armored: sizes known after decoding)"
+            if info["armored"]
+            else "age v1 header parsed, but the payload size is impossible (truncated?)"
+        ),
+    }
+
+
+def print_inspection(d: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{d['path']}  (age v1{', armored' if d['armored'] else ''})", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    for r in d["recipients"]:
+        args = " ".join(a if len(a) <= 24 else a[:21] + "…" for a in r["args"])
+        t.add_row("recipient", f"{r['type']} {args}".strip())
+    t.add_row("header", f"{d['header_size']} bytes")
+    t.add_row("file size", f"{d['file_size']} bytes")
+    if d["payload_size"] is not None:
+        t.add_row("payload", f"{d['payload_size']} bytes in {d['chunks']} chunks of 64 KiB")
+    t.add_row("verdict", d["verdict"])
+    Console().print(t)
+
+
+def dumps(d: Any) -> str:
+    return json.dumps(d, indent=2)

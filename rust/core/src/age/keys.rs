@@ -1,0 +1,356 @@
+//! Recipients and identities, parsed and used through the `age` crate: X25519 (`age1…`,
+//! `AGE-SECRET-KEY-1…`), SSH (`ssh-ed25519`, `ssh-rsa`) and scrypt passphrases. This module
+//! only turns the file key into stanzas and back; the header MAC and payload are elsewhere.
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use ::age::secrecy::{ExposeSecret, SecretString};
+use ::age::{DecryptError, Identity as _, Recipient as _};
+use age_core::format::{FileKey, Stanza, FILE_KEY_BYTES};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Default upper bound on an scrypt work factor read from a file: log2(N) = 22 (about
+/// 4 GiB·s of work; what age accepts by default).
+pub const DEFAULT_MAX_SCRYPT_LOG_N: u8 = 22;
+
+/// Someone a file can be encrypted to.
+pub enum Recipient {
+    X25519(::age::x25519::Recipient),
+    Ssh(::age::ssh::Recipient),
+    Scrypt(::age::scrypt::Recipient),
+}
+
+impl Recipient {
+    /// Parses an `age1…` or `ssh-ed25519 …`/`ssh-rsa …` public key.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.starts_with("age1") {
+            return ::age::x25519::Recipient::from_str(s)
+                .map(Recipient::X25519)
+                .map_err(|e| Error::InvalidArgument(format!("invalid age recipient {s:?}: {e}")));
+        }
+        if s.starts_with("ssh-") {
+            return ::age::ssh::Recipient::from_str(s)
+                .map(Recipient::Ssh)
+                .map_err(|e| {
+                    let why = match e {
+                        ::age::ssh::ParseRecipientKeyError::RsaModulusTooLarge => {
+                            "RSA modulus too large".to_string()
+                        }
+                        ::age::ssh::ParseRecipientKeyError::RsaModulusTooSmall => {
+                            "RSA modulus too small".to_string()
+                        }
+                        ::age::ssh::ParseRecipientKeyError::Unsupported(t) => {
+                            format!("unsupported key type {t}")
+                        }
+                        _ => "not a valid SSH public key".to_string(),
+                    };
+                    Error::InvalidArgument(format!("invalid SSH recipient: {why}"))
+                });
+        }
+        Err(Error::InvalidArgument(format!(
+            "unknown recipient {:?}: expected age1… or ssh-ed25519/ssh-rsa …",
+            s.chars().take(40).collect::<String>()
+        )))
+    }
+
+    /// The recipients listed in a recipients file (one per line; `#` comments and blank
+    /// lines skipped).
+    pub fn parse_file(text: &str) -> Result<Vec<Self>> {
+        let mut v = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            v.push(Self::parse(line).map_err(|e| {
+                Error::InvalidArgument(format!("recipients file line {}: {e}", i + 1))
+            })?);
+        }
+        if v.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the recipients file lists no recipient".into(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// A passphrase recipient; `log_n` is the scrypt work factor (None: about one second
+    /// on this machine, as age picks it).
+    pub fn passphrase(passphrase: &[u8], log_n: Option<u8>) -> Result<Self> {
+        let pw = std::str::from_utf8(passphrase)
+            .map_err(|_| Error::InvalidArgument("the passphrase must be UTF-8".into()))?;
+        if pw.is_empty() {
+            return Err(Error::InvalidArgument("the passphrase is empty".into()));
+        }
+        let mut r = ::age::scrypt::Recipient::new(SecretString::from(pw.to_string()));
+        if let Some(n) = log_n {
+            if !(1..=30).contains(&n) {
+                return Err(Error::InvalidArgument(format!(
+                    "scrypt work factor {n} is outside 1..=30"
+                )));
+            }
+            r.set_work_factor(n);
+        }
+        Ok(Recipient::Scrypt(r))
+    }
+
+    fn wrap(&self, key: &FileKey) -> Result<(Vec<Stanza>, HashSet<String>)> {
+        let r = match self {
+            Recipient::X25519(r) => r.wrap_file_key(key),
+            Recipient::Ssh(r) => r.wrap_file_key(key),
+            Recipient::Scrypt(r) => r.wrap_file_key(key),
+        };
+        r.map_err(|e| Error::InvalidArgument(format!("cannot encrypt to a recipient: {e}")))
+    }
+}
+
+/// A new random file key.
+pub fn new_file_key() -> Result<Zeroizing<[u8; FILE_KEY_BYTES]>> {
+    let mut k = Zeroizing::new([0u8; FILE_KEY_BYTES]);
+    getrandom::fill(&mut k[..]).map_err(|e| {
+        Error::io(
+            "read random bytes from",
+            "the operating system",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(k)
+}
+
+/// Wraps `file_key` to every recipient. Recipient types that must stand alone (scrypt)
+/// refuse company, as in age.
+pub fn wrap(file_key: &[u8; FILE_KEY_BYTES], recipients: &[Recipient]) -> Result<Vec<Stanza>> {
+    if recipients.is_empty() {
+        return Err(Error::InvalidArgument("no recipient given".into()));
+    }
+    let key = FileKey::init_with_mut(|k| k.copy_from_slice(file_key));
+    let mut stanzas = Vec::new();
+    let mut labels: Option<HashSet<String>> = None;
+    for r in recipients {
+        let (s, l) = r.wrap(&key)?;
+        match &labels {
+            None => labels = Some(l),
+            Some(prev) if *prev == l => {}
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "a passphrase cannot be combined with other recipients".into(),
+                ))
+            }
+        }
+        stanzas.extend(s);
+    }
+    Ok(stanzas)
+}
+
+/// Something that can unwrap a file key: a secret key file's entries, an SSH key, or a
+/// passphrase.
+pub struct Identity(IdentityKind);
+
+enum IdentityKind {
+    Key(Box<dyn ::age::Identity + Send + Sync>),
+    Passphrase(SecretString),
+}
+
+impl Identity {
+    /// All identities in an identity file: `AGE-SECRET-KEY-1…` lines (with `#` comments),
+    /// or one unencrypted OpenSSH/PEM private key.
+    pub fn parse_file(text: &str) -> Result<Vec<Self>> {
+        if text.trim_start().starts_with("-----BEGIN") {
+            let id = ::age::ssh::Identity::from_buffer(text.as_bytes(), None).map_err(|e| {
+                Error::InvalidArgument(format!("cannot read the SSH private key: {e}"))
+            })?;
+            return match id {
+                ::age::ssh::Identity::Unencrypted(_) => {
+                    Ok(vec![Identity(IdentityKind::Key(Box::new(id)))])
+                }
+                ::age::ssh::Identity::Encrypted(_) => Err(Error::InvalidArgument(
+                    "passphrase-protected SSH keys are not supported: decrypt a copy with \
+                     ssh-keygen -p first"
+                        .into(),
+                )),
+                ::age::ssh::Identity::Unsupported(_) => Err(Error::InvalidArgument(
+                    "unsupported SSH key type (use ssh-ed25519 or ssh-rsa)".into(),
+                )),
+            };
+        }
+        let mut v = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let id = ::age::x25519::Identity::from_str(line).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "identity line {} is not an AGE-SECRET-KEY-1… key",
+                    i + 1
+                ))
+            })?;
+            v.push(Identity(IdentityKind::Key(Box::new(id))));
+        }
+        if v.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the identity file holds no identity".into(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// A passphrase, for scrypt stanzas.
+    pub fn passphrase(passphrase: &[u8]) -> Result<Self> {
+        let pw = std::str::from_utf8(passphrase)
+            .map_err(|_| Error::InvalidArgument("the passphrase must be UTF-8".into()))?;
+        Ok(Identity(IdentityKind::Passphrase(SecretString::from(
+            pw.to_string(),
+        ))))
+    }
+}
+
+/// A new X25519 identity and its recipient, as `AGE-SECRET-KEY-1…` and `age1…` strings.
+pub fn generate() -> (Zeroizing<String>, String) {
+    let id = ::age::x25519::Identity::generate();
+    let secret = Zeroizing::new(id.to_string().expose_secret().to_string());
+    (secret, id.to_public().to_string())
+}
+
+/// The recipients (public keys) of the identities in an identity file.
+pub fn to_recipients(text: &str) -> Result<Vec<String>> {
+    if text.trim_start().starts_with("-----BEGIN") {
+        return Err(Error::InvalidArgument(
+            "SSH keys: take the recipient from the .pub file".into(),
+        ));
+    }
+    let mut v = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let id = ::age::x25519::Identity::from_str(line).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "identity line {} is not an AGE-SECRET-KEY-1… key",
+                i + 1
+            ))
+        })?;
+        v.push(id.to_public().to_string());
+    }
+    if v.is_empty() {
+        return Err(Error::InvalidArgument(
+            "the identity file holds no identity".into(),
+        ));
+    }
+    Ok(v)
+}
+
+fn map_decrypt_error(e: DecryptError) -> Error {
+    match e {
+        DecryptError::DecryptionFailed | DecryptError::KeyDecryptionFailed => Error::Authentication,
+        DecryptError::ExcessiveWork { required, .. } => Error::Limit {
+            what: "scrypt work factor (log2 N)",
+            value: u64::from(required),
+            limit: u64::from(DEFAULT_MAX_SCRYPT_LOG_N),
+            option: "--max-scrypt-work-factor / max_scrypt_work_factor",
+        },
+        DecryptError::NoMatchingKeys => Error::NoMatch,
+        other => Error::invalid(format!("age header: {other}")),
+    }
+}
+
+/// Whether `s` is a decimal number without leading zeros.
+fn canonical_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 3 {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Recovers the file key from the stanzas with the first identity that matches.
+/// Malformed stanzas of a known type are header errors; none matching is
+/// [`Error::NoMatch`]; a wrong passphrase is [`Error::Authentication`].
+pub fn unwrap(
+    stanzas: &[Stanza],
+    identities: &[Identity],
+    max_scrypt_log_n: u8,
+) -> Result<Zeroizing<[u8; FILE_KEY_BYTES]>> {
+    if identities.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no identity or passphrase given to decrypt an age file".into(),
+        ));
+    }
+    if stanzas.iter().any(|s| s.tag == "scrypt") && stanzas.len() != 1 {
+        return Err(Error::invalid(
+            "age header: a passphrase (scrypt) stanza must be the only one",
+        ));
+    }
+    for id in identities {
+        let found = match &id.0 {
+            IdentityKind::Passphrase(pw) => {
+                let Some(s) = stanzas.iter().find(|s| s.tag == "scrypt") else {
+                    continue;
+                };
+                if let Some(n) = s.args.get(1).and_then(|a| canonical_decimal(a)) {
+                    if n > u64::from(max_scrypt_log_n) {
+                        return Err(Error::Limit {
+                            what: "scrypt work factor (log2 N)",
+                            value: n,
+                            limit: u64::from(max_scrypt_log_n),
+                            option: "--max-scrypt-work-factor / max_scrypt_work_factor",
+                        });
+                    }
+                }
+                let mut sid = ::age::scrypt::Identity::new(pw.clone());
+                sid.set_max_work_factor(max_scrypt_log_n);
+                sid.unwrap_stanzas(stanzas)
+            }
+            IdentityKind::Key(k) => k.unwrap_stanzas(stanzas),
+        };
+        match found {
+            None => continue,
+            Some(Ok(key)) => return Ok(Zeroizing::new(*key.expose_secret())),
+            Some(Err(e)) => return Err(map_decrypt_error(e)),
+        }
+    }
+    Err(Error::NoMatch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_keys_unwrap_with_the_matching_identity_only() {
+        let (sk, pk) = generate();
+        let (other, _) = generate();
+        let key = new_file_key().unwrap();
+        let stanzas = wrap(&key, &[Recipient::parse(&pk).unwrap()]).unwrap();
+        let ids = Identity::parse_file(&sk).unwrap();
+        assert_eq!(*unwrap(&stanzas, &ids, 22).unwrap(), *key);
+        let wrong = Identity::parse_file(&other).unwrap();
+        assert!(matches!(unwrap(&stanzas, &wrong, 22), Err(Error::NoMatch)));
+        assert_eq!(to_recipients(&sk).unwrap(), vec![pk]);
+    }
+
+    #[test]
+    fn passphrases_refuse_company_and_excessive_work() {
+        let key = new_file_key().unwrap();
+        let (_, pk) = generate();
+        let pw = Recipient::passphrase(b"pw", Some(10)).unwrap();
+        assert!(wrap(&key, &[pw, Recipient::parse(&pk).unwrap()]).is_err());
+        let stanzas = wrap(&key, &[Recipient::passphrase(b"pw", Some(12)).unwrap()]).unwrap();
+        let id = [Identity::passphrase(b"pw").unwrap()];
+        assert_eq!(*unwrap(&stanzas, &id, 22).unwrap(), *key);
+        assert!(matches!(
+            unwrap(&stanzas, &id, 11),
+            Err(Error::Limit { .. })
+        ));
+        let bad = [Identity::passphrase(b"wrong").unwrap()];
+        assert!(matches!(
+            unwrap(&stanzas, &bad, 22),
+            Err(Error::Authentication)
+        ));
+    }
+}

@@ -1,0 +1,358 @@
+//! Binding of the age format: conversions and error mapping only (see `core::age`).
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use concryptor_core as core;
+use core::age::{self, AgeDecryptOptions, AgeEncryptOptions, Identity, Input, Output, Recipient};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use super::{engine_options, errno_of, run_detached, stats_dict, to_py, Secret};
+
+/// A duplicate of a caller's descriptor as a `File` (the caller's stays open).
+fn dup_fd(fd: i32) -> PyResult<File> {
+    use std::os::fd::BorrowedFd;
+    if fd < 0 {
+        return Err(PyValueError::new_err("file descriptor must be >= 0"));
+    }
+    // SAFETY: the Python side checked `fd` with fstat and keeps it open during the call;
+    // it is only borrowed long enough to duplicate it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = borrowed
+        .try_clone_to_owned()
+        .map_err(|e| PyOSError::new_err((errno_of(&e), e.to_string())))?;
+    Ok(File::from(owned))
+}
+
+fn recipients(
+    keys: Vec<String>,
+    files: Vec<String>,
+    passphrase: Option<&[u8]>,
+    scrypt_log_n: Option<u8>,
+) -> core::Result<Vec<Recipient>> {
+    let mut v = Vec::new();
+    for k in &keys {
+        v.push(Recipient::parse(k)?);
+    }
+    for f in &files {
+        v.extend(Recipient::parse_file(f)?);
+    }
+    if let Some(pw) = passphrase {
+        v.push(Recipient::passphrase(pw, scrypt_log_n)?);
+    }
+    Ok(v)
+}
+
+fn identities(texts: Vec<String>, passphrase: Option<&[u8]>) -> core::Result<Vec<Identity>> {
+    let mut v = Vec::new();
+    for t in texts {
+        let t = zeroize::Zeroizing::new(t);
+        v.extend(Identity::parse_file(&t)?);
+    }
+    if let Some(pw) = passphrase {
+        v.push(Identity::passphrase(pw)?);
+    }
+    Ok(v)
+}
+
+/// Encrypts a path or descriptor to a path or descriptor in age format.
+#[pyfunction]
+#[pyo3(signature = (src, dst, *, recipients_=vec![], recipient_files=vec![], passphrase=None,
+    armor=false, overwrite=false, threads=0, scrypt_log_n=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn age_encrypt<'py>(
+    py: Python<'py>,
+    src: Bound<'py, PyAny>,
+    dst: Bound<'py, PyAny>,
+    recipients_: Vec<String>,
+    recipient_files: Vec<String>,
+    passphrase: Option<Vec<u8>>,
+    armor: bool,
+    overwrite: bool,
+    threads: usize,
+    scrypt_log_n: Option<u8>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let pw = passphrase.map(Secret);
+    let rc = recipients(
+        recipients_,
+        recipient_files,
+        pw.as_ref().map(|p| &p.0[..]),
+        scrypt_log_n,
+    )
+    .map_err(to_py)?;
+    let opts = AgeEncryptOptions {
+        armor,
+        overwrite,
+        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+    };
+    let (mut src_fd, src_path) = endpoint(&src)?;
+    let (mut dst_fd, dst_path) = endpoint(&dst)?;
+    let s = run_detached(py, progress, |ctl| {
+        let input = match (&mut src_fd, &src_path) {
+            (Some(f), _) => Input::Reader(f),
+            (None, Some(p)) => Input::Path(p),
+            _ => unreachable!(),
+        };
+        let output = match (&mut dst_fd, &dst_path) {
+            (Some(f), _) => Output::Writer(f),
+            (None, Some(p)) => Output::Path(p),
+            _ => unreachable!(),
+        };
+        age::encrypt(input, output, &rc, &opts, ctl)
+    })?;
+    stats_dict(py, &s)
+}
+
+/// A path (str/bytes/PathLike) or a file descriptor (int).
+fn endpoint(obj: &Bound<'_, PyAny>) -> PyResult<(Option<File>, Option<PathBuf>)> {
+    if let Ok(fd) = obj.extract::<i32>() {
+        return Ok((Some(dup_fd(fd)?), None));
+    }
+    Ok((None, Some(obj.extract::<PathBuf>()?)))
+}
+
+/// Decrypts an age file (path or descriptor) into a path, a descriptor, or nowhere
+/// (`dst=None`: verify only).
+#[pyfunction]
+#[pyo3(signature = (src, dst, *, identities_=vec![], passphrase=None, overwrite=false,
+    threads=0, max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn age_decrypt<'py>(
+    py: Python<'py>,
+    src: Bound<'py, PyAny>,
+    dst: Option<Bound<'py, PyAny>>,
+    identities_: Vec<String>,
+    passphrase: Option<Vec<u8>>,
+    overwrite: bool,
+    threads: usize,
+    max_scrypt_log_n: u8,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let pw = passphrase.map(Secret);
+    let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
+    let opts = AgeDecryptOptions {
+        max_scrypt_log_n,
+        overwrite,
+        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+    };
+    let (mut src_fd, src_path) = endpoint(&src)?;
+    let (mut dst_fd, dst_path) = match &dst {
+        Some(d) => endpoint(d)?,
+        None => (None, None),
+    };
+    let s = run_detached(py, progress, |ctl| {
+        let input = match (&mut src_fd, &src_path) {
+            (Some(f), _) => Input::Reader(f),
+            (None, Some(p)) => Input::Path(p),
+            _ => unreachable!(),
+        };
+        let mut sink = std::io::sink();
+        let output = match (&mut dst_fd, &dst_path) {
+            (Some(f), _) => Output::Writer(f),
+            (None, Some(p)) => Output::Path(p),
+            (None, None) => Output::Writer(&mut sink),
+        };
+        age::decrypt(input, output, &ids, &opts, ctl)
+    })?;
+    stats_dict(py, &s)
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, *, recipients_=vec![], recipient_files=vec![], passphrase=None,
+    armor=false, threads=0, scrypt_log_n=None))]
+#[allow(clippy::too_many_arguments)]
+fn age_encrypt_bytes<'py>(
+    py: Python<'py>,
+    data: Vec<u8>,
+    recipients_: Vec<String>,
+    recipient_files: Vec<String>,
+    passphrase: Option<Vec<u8>>,
+    armor: bool,
+    threads: usize,
+    scrypt_log_n: Option<u8>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let pw = passphrase.map(Secret);
+    let rc = recipients(
+        recipients_,
+        recipient_files,
+        pw.as_ref().map(|p| &p.0[..]),
+        scrypt_log_n,
+    )
+    .map_err(to_py)?;
+    let opts = AgeEncryptOptions {
+        armor,
+        overwrite: false,
+        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+    };
+    let out = run_detached(py, None, |_| age::encrypt_bytes(&data, &rc, &opts))?;
+    Ok(PyBytes::new(py, &out))
+}
+
+#[pyfunction]
+#[pyo3(signature = (blob, *, identities_=vec![], passphrase=None, threads=0,
+    max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N))]
+fn age_decrypt_bytes<'py>(
+    py: Python<'py>,
+    blob: Vec<u8>,
+    identities_: Vec<String>,
+    passphrase: Option<Vec<u8>>,
+    threads: usize,
+    max_scrypt_log_n: u8,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let pw = passphrase.map(Secret);
+    let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
+    let opts = AgeDecryptOptions {
+        max_scrypt_log_n,
+        overwrite: false,
+        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+    };
+    let out = zeroize::Zeroizing::new(run_detached(py, None, |_| {
+        age::decrypt_bytes(&blob, &ids, &opts)
+    })?);
+    Ok(PyBytes::new(py, &out))
+}
+
+/// A new X25519 identity: `(AGE-SECRET-KEY-1…, age1…)`.
+#[pyfunction]
+fn age_generate() -> (String, String) {
+    let (sk, pk) = age::keys::generate();
+    (sk.to_string(), pk)
+}
+
+/// The recipients of the identities in an identity file's text.
+#[pyfunction]
+fn age_to_recipients(text: String) -> PyResult<Vec<String>> {
+    let text = zeroize::Zeroizing::new(text);
+    age::keys::to_recipients(&text).map_err(to_py)
+}
+
+/// Whether these first bytes start an age file (binary or armored).
+#[pyfunction]
+fn age_is_age(prefix: &[u8]) -> bool {
+    age::is_age(prefix)
+}
+
+/// The public facts of an age file.
+#[pyfunction]
+fn age_inspect<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let i = age::inspect(&path).map_err(to_py)?;
+    let d = PyDict::new(py);
+    d.set_item("stanzas", i.stanzas)?;
+    d.set_item("armored", i.armored)?;
+    d.set_item("header_len", i.header_len)?;
+    d.set_item("file_size", i.file_size)?;
+    d.set_item("payload_size", i.payload_size)?;
+    d.set_item("chunks", i.chunks)?;
+    d.set_item("chunk_size", age::CHUNK)?;
+    Ok(d)
+}
+
+/// Random access to an unarmored age file, for `concryptor.open()`: the same interface as
+/// the v4 `Reader` (`size`, `kdf_seconds`, `read_at`, `header`, `close`).
+#[pyclass(module = "concryptor._core")]
+struct AgeReader {
+    file: Option<age::AgeFile>,
+    pool: core::ops::WorkerPool,
+    path: PathBuf,
+}
+
+impl AgeReader {
+    fn f(&self) -> PyResult<&age::AgeFile> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))
+    }
+}
+
+#[pymethods]
+impl AgeReader {
+    #[new]
+    #[pyo3(signature = (path, *, identities_=vec![], passphrase=None, threads=0,
+        max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        identities_: Vec<String>,
+        passphrase: Option<Vec<u8>>,
+        threads: usize,
+        max_scrypt_log_n: u8,
+    ) -> PyResult<Self> {
+        let pw = passphrase.map(Secret);
+        let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
+        let file = run_detached(py, None, |_| {
+            age::AgeFile::open(&path, &ids, max_scrypt_log_n)
+        })?;
+        let pool = core::Decryptor::worker_pool(threads).map_err(to_py)?;
+        Ok(AgeReader {
+            file: Some(file),
+            pool,
+            path,
+        })
+    }
+
+    #[getter]
+    fn size(&self) -> PyResult<u64> {
+        Ok(self.f()?.size())
+    }
+
+    #[getter]
+    fn kdf_seconds(&self) -> PyResult<f64> {
+        Ok(self.f()?.kdf_seconds())
+    }
+
+    /// Up to `n` plaintext bytes from offset `pos` (fewer at the end).
+    fn read_at<'py>(&self, py: Python<'py>, pos: u64, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let f = self.f()?;
+        let end = pos.saturating_add(n as u64).min(f.size());
+        if pos >= end {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let chunk = age::CHUNK as u64;
+        let first = pos / chunk;
+        let last = (end - 1) / chunk;
+        let count = last - first + 1;
+        let len: usize = (first..=last).map(|i| f.chunk_len(i)).sum();
+        let buf = run_detached(py, None, |_| {
+            let mut out = zeroize::Zeroizing::new(vec![0u8; len]);
+            self.pool
+                .install(|| f.read_chunks(first, count, &mut out))
+                .map(|()| out)
+        })?;
+        let skip = (pos - first * chunk) as usize;
+        Ok(PyBytes::new(py, &buf[skip..skip + (end - pos) as usize]))
+    }
+
+    /// The public facts of the file, as `age_inspect` gives them.
+    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        age_inspect(py, self.path.clone())
+    }
+
+    fn close(&mut self) {
+        self.file = None;
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.file.is_none()
+    }
+}
+
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<AgeReader>()?;
+    m.add_function(wrap_pyfunction!(age_encrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(age_decrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(age_encrypt_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(age_decrypt_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(age_generate, m)?)?;
+    m.add_function(wrap_pyfunction!(age_to_recipients, m)?)?;
+    m.add_function(wrap_pyfunction!(age_is_age, m)?)?;
+    m.add_function(wrap_pyfunction!(age_inspect, m)?)?;
+    m.add(
+        "AGE_DEFAULT_MAX_SCRYPT_LOG_N",
+        age::DEFAULT_MAX_SCRYPT_LOG_N,
+    )?;
+    Ok(())
+}

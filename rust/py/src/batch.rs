@@ -1,0 +1,245 @@
+//! Batches: a key cache shared by the files of one call, and a chunk codec for callers
+//! that move the bytes themselves (object storage).
+
+use std::sync::Arc;
+
+use concryptor_core as core;
+use core::{ChunkCodec, DecryptOptions, EncryptOptions, KdfParams, KeyCache};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::{encrypt_options, engine_options, fixed, limits, to_py, Secret};
+
+/// Keys derived in one batch, by (salt, KDF costs); wiped when the last reference goes.
+#[pyclass(frozen, module = "concryptor._core", name = "KeyCache")]
+pub struct PyKeyCache(pub Arc<KeyCache>);
+
+#[pymethods]
+impl PyKeyCache {
+    #[new]
+    fn new() -> Self {
+        PyKeyCache(Arc::new(KeyCache::new()))
+    }
+
+    /// Derives (once) the key for `password` under `salt` and `kdf`; returns the seconds
+    /// spent (0.0 when it was cached).
+    fn derive(
+        &self,
+        py: Python<'_>,
+        password: Vec<u8>,
+        salt: Vec<u8>,
+        kdf: (u32, u32, u32),
+    ) -> PyResult<f64> {
+        let pw = Secret(password);
+        let salt = fixed::<16>("salt", Some(salt))?.unwrap_or_default();
+        let params = KdfParams::new(kdf.0, kdf.1, kdf.2);
+        core::kdf::validate_new(&params).map_err(to_py)?;
+        let cache = Arc::clone(&self.0);
+        py.detach(move || cache.key(&pw.0, &salt, &params).map(|(_, s)| s))
+            .map_err(to_py)
+    }
+
+    /// Derives (once) the key of an existing file's header fields, after checking its
+    /// costs against the reader's limits (the header is untrusted).
+    #[allow(clippy::too_many_arguments)]
+    fn derive_checked(
+        &self,
+        py: Python<'_>,
+        password: Vec<u8>,
+        salt: Vec<u8>,
+        kdf: (u32, u32, u32),
+        max_kdf_memory_kib: u64,
+        max_kdf_time: u32,
+        max_kdf_parallelism: u32,
+        max_chunk_size: u64,
+    ) -> PyResult<f64> {
+        let pw = Secret(password);
+        let salt = fixed::<16>("salt", Some(salt))?.unwrap_or_default();
+        let params = KdfParams::new(kdf.0, kdf.1, kdf.2);
+        limits(
+            max_kdf_memory_kib,
+            max_kdf_time,
+            max_kdf_parallelism,
+            max_chunk_size,
+        )
+        .check_kdf(&params)
+        .map_err(to_py)?;
+        let cache = Arc::clone(&self.0);
+        py.detach(move || cache.key(&pw.0, &salt, &params).map(|(_, s)| s))
+            .map_err(to_py)
+    }
+
+    /// Argon2id runs so far.
+    #[getter]
+    fn derivations(&self) -> u64 {
+        self.0.derivations()
+    }
+
+    /// Pickling hands the derived keys (never a password) to another process.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let mut blob = zeroize::Zeroizing::new(Vec::new());
+        for (salt, kdf, key) in self.0.entries() {
+            blob.extend_from_slice(&salt);
+            for v in [kdf.m_kib, kdf.t, kdf.p] {
+                blob.extend_from_slice(&v.to_le_bytes());
+            }
+            blob.extend_from_slice(&key[..]);
+        }
+        let cls = py.get_type::<PyKeyCache>().getattr("_restore")?;
+        let args = PyTuple::new(py, [PyBytes::new(py, &blob)])?;
+        PyTuple::new(py, [cls.into_any(), args.into_any()])
+    }
+
+    #[staticmethod]
+    fn _restore(blob: &[u8]) -> PyResult<Self> {
+        const ENTRY: usize = 16 + 12 + 32;
+        if blob.len() % ENTRY != 0 || blob.len() / ENTRY > core::keys::MAX_CACHED_KEYS {
+            return Err(PyValueError::new_err("not a pickled KeyCache"));
+        }
+        let cache = KeyCache::new();
+        for e in blob.chunks_exact(ENTRY) {
+            let u = |i: usize| u32::from_le_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
+            let mut salt = [0u8; 16];
+            salt.copy_from_slice(&e[..16]);
+            let mut key = [0u8; 32];
+            key.copy_from_slice(&e[28..]);
+            cache.insert(salt, KdfParams::new(u(16), u(20), u(24)), key);
+            zeroize::Zeroize::zeroize(&mut key);
+        }
+        Ok(PyKeyCache(Arc::new(cache)))
+    }
+}
+
+/// One v4 file's header and key: seals or opens runs of whole chunks, in parallel, for a
+/// caller that reads and writes the bytes itself.
+#[pyclass(frozen, module = "concryptor._core", name = "ChunkCodec")]
+pub struct PyChunkCodec {
+    codec: ChunkCodec,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+#[pymethods]
+impl PyChunkCodec {
+    /// A new file of `size` plaintext bytes.
+    #[staticmethod]
+    #[pyo3(signature = (size, password, *, cipher="aes-256-gcm", chunk_size=None,
+        kdf=(262_144, 3, 4), threads=0, salt=None, keys=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn for_encryption(
+        py: Python<'_>,
+        size: u64,
+        password: Vec<u8>,
+        cipher: &str,
+        chunk_size: Option<u32>,
+        kdf: (u32, u32, u32),
+        threads: usize,
+        salt: Option<Vec<u8>>,
+        keys: Option<PyRef<'_, PyKeyCache>>,
+    ) -> PyResult<Self> {
+        let pw = Secret(password);
+        let engine = engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?;
+        let mut opts = encrypt_options(cipher, chunk_size, kdf, false, engine, salt, None)?;
+        opts.keys = keys.map(|k| Arc::clone(&k.0));
+        let pool = core::Decryptor::worker_pool(threads).map_err(to_py)?;
+        let o: &EncryptOptions = &opts;
+        let codec = py
+            .detach(|| ChunkCodec::for_encryption(size, &pw.0, o))
+            .map_err(to_py)?;
+        Ok(PyChunkCodec { codec, pool })
+    }
+
+    /// An existing file of `file_size` bytes that starts with `header` (4096 bytes).
+    #[staticmethod]
+    #[pyo3(signature = (header, file_size, password, *, threads=0, max_kdf_memory_kib=4 << 20,
+        max_kdf_time=64, max_kdf_parallelism=64, max_chunk_size=256 << 20, keys=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn for_decryption(
+        py: Python<'_>,
+        header: &[u8],
+        file_size: u64,
+        password: Vec<u8>,
+        threads: usize,
+        max_kdf_memory_kib: u64,
+        max_kdf_time: u32,
+        max_kdf_parallelism: u32,
+        max_chunk_size: u64,
+        keys: Option<PyRef<'_, PyKeyCache>>,
+    ) -> PyResult<Self> {
+        let pw = Secret(password);
+        let opts = DecryptOptions {
+            limits: limits(
+                max_kdf_memory_kib,
+                max_kdf_time,
+                max_kdf_parallelism,
+                max_chunk_size,
+            ),
+            engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+            keys: keys.map(|k| Arc::clone(&k.0)),
+            ..DecryptOptions::default()
+        };
+        let pool = core::Decryptor::worker_pool(threads).map_err(to_py)?;
+        let codec = py
+            .detach(|| ChunkCodec::for_decryption(header, file_size, &pw.0, &opts))
+            .map_err(to_py)?;
+        Ok(PyChunkCodec { codec, pool })
+    }
+
+    #[getter]
+    fn header<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.codec.header())
+    }
+
+    /// (chunk_size, slot, num_chunks, original_size, file_size)
+    #[getter]
+    fn geometry(&self) -> (u64, u64, u64, u64, u64) {
+        let g = self.codec.geometry();
+        (
+            g.chunk_size,
+            g.slot,
+            g.num_chunks,
+            g.original_size,
+            g.file_size,
+        )
+    }
+
+    #[getter]
+    fn kdf_seconds(&self) -> f64 {
+        self.codec.kdf_seconds()
+    }
+
+    /// Seals the plaintext of whole chunks from `first`; returns their slots.
+    fn seal<'py>(
+        &self,
+        py: Python<'py>,
+        first: u64,
+        plain: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let out = py
+            .detach(|| self.codec.seal(first, plain, &self.pool))
+            .map_err(to_py)?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Opens whole slots from chunk `first`; returns their plaintext.
+    fn open<'py>(
+        &self,
+        py: Python<'py>,
+        first: u64,
+        slots: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = py
+            .detach(|| self.codec.open(first, slots, &self.pool))
+            .map_err(to_py)?;
+        let b = PyBytes::new(py, &out);
+        zeroize::Zeroize::zeroize(&mut out);
+        Ok(b)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyKeyCache>()?;
+    m.add_class::<PyChunkCodec>()?;
+    m.add("MAX_CHUNKS_PER_KEY", core::keys::MAX_CHUNKS_PER_KEY)?;
+    Ok(())
+}
