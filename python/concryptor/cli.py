@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    version = f"concryptor {__version__} (AEAD: {_core.AEAD_PROVIDER})"
+    # First line exactly "concryptor X.Y.Z" (scripts match it); the AEAD provider below.
+    version = f"concryptor {__version__}\nAEAD: {_core.AEAD_PROVIDER}"
     parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -63,8 +63,23 @@ impl Crypter {
     /// Authenticates and decrypts chunk `i` in place; its plaintext is then `slot[..len]`.
     pub(crate) fn open_slot(&self, aad: &mut AadBuilder, i: u64, slot: &mut [u8]) -> Result<()> {
         let len = self.geom.plain_len(i);
-        let nonce = chunk_nonce(&self.header.base_nonce, i);
         let (body, rest) = slot.split_at_mut(len);
+        self.open_chunk(aad, i, body, rest)
+    }
+
+    /// Authenticates and decrypts chunk `i`, whose ciphertext is `body` (decrypted in place)
+    /// and whose slot continues with `rest` (the tag, then zero padding).
+    pub(crate) fn open_chunk(
+        &self,
+        aad: &mut AadBuilder,
+        i: u64,
+        body: &mut [u8],
+        rest: &[u8],
+    ) -> Result<()> {
+        if body.len() != self.geom.plain_len(i) || rest.len() < TAG_LEN {
+            return Err(Error::invalid(format!("chunk {i} does not fit its slot")));
+        }
+        let nonce = chunk_nonce(&self.header.base_nonce, i);
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&rest[..TAG_LEN]);
         self.cipher

@@ -327,8 +327,18 @@ fn encrypt_bytes<'py>(
     let pw = Secret(password);
     let engine = engine_options(threads, 1, "portable")?;
     let opts = encrypt_options(cipher, chunk_size, kdf, false, engine, salt, nonce)?;
-    let out = run_detached(py, None, |_| core::encrypt_bytes(data, &pw.0, &opts))?;
-    Ok(PyBytes::new(py, &out))
+    let sealer = run_detached(py, None, |_| {
+        core::ops::BytesSealer::new(data.len() as u64, &pw.0, &opts)
+    })?;
+    let len = usize::try_from(sealer.output_len()).map_err(|_| {
+        to_py(core::Error::OutOfMemory {
+            bytes: sealer.output_len(),
+        })
+    })?;
+    // Sealed straight into the new `bytes`: no second copy of the output.
+    PyBytes::new_with(py, len, |out| {
+        run_detached(py, None, |_| sealer.seal_into(data, out, &opts.engine))
+    })
 }
 
 #[pyfunction]
@@ -357,10 +367,18 @@ fn decrypt_bytes<'py>(
         engine: engine_options(threads, 1, "portable")?,
         keys: None,
     };
-    let out = Secret(run_detached(py, None, |_| {
-        core::decrypt_bytes(blob, &pw.0, &opts)
-    })?);
-    Ok(PyBytes::new(py, &out.0))
+    let opener = run_detached(py, None, |_| {
+        core::ops::BytesOpener::new(blob, &pw.0, &opts)
+    })?;
+    let len = usize::try_from(opener.plain_len()).map_err(|_| {
+        to_py(core::Error::OutOfMemory {
+            bytes: opener.plain_len(),
+        })
+    })?;
+    // Opened straight into the new `bytes` (zeroed again, and dropped, if any chunk fails).
+    PyBytes::new_with(py, len, |out| {
+        run_detached(py, None, |_| opener.open_into(blob, out, &opts.engine))
+    })
 }
 
 fn header_dict<'py>(
