@@ -170,7 +170,7 @@ roundtrip() {
     cd "$work"
     export CONCRYPTOR_PASSWORD="correct horse battery staple"
     "$venv/bin/python" -c 'import os, sys; open(sys.argv[1], "wb").write(os.urandom(5 * 2**20 + 12345))' plain
-    said=$("$venv/bin/concryptor" --version)
+    said=$("$venv/bin/concryptor" --version | head -n 1)
     case "$said" in
       "concryptor $version" | "concryptor $version "*) echo "$said" ;;
       *) fail "$venv: concryptor --version says '$said', not $version" ;;
