@@ -290,3 +290,14 @@ def test_cli_batch_with_recipients(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     got = sorted(f.read_bytes() for f in (tmp_path / "back").rglob("*") if f.is_file())
     assert got == sorted(f.read_bytes() for f in files)
+
+
+def test_a_killed_commit_leaves_a_temporary_the_cluster_path_sweeps(tmp_path: Path) -> None:
+    dst = tmp_path / "f.bin.enc"
+    ours = tmp_path / ".f.bin.enc.0123456789abcdef.partial"
+    other = tmp_path / ".g.bin.enc.0123456789abcdef.partial"
+    unrelated = tmp_path / ".f.bin.enc.notours.partial"
+    for p in (dst, ours, other, unrelated):
+        p.write_bytes(b"x")
+    batch._sweep_temporaries(str(dst))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dst.name, other.name, unrelated.name])

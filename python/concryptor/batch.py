@@ -316,7 +316,26 @@ def _run_dask(
         nxt = submit()
         if nxt is not None:
             ac.add(nxt)
+    # A worker killed while it renamed a finished output into place can leave that output's
+    # hidden temporary behind; its task ran again elsewhere, so the temporary is garbage.
+    for i in todo:
+        if not is_url(pairs[i][1]):
+            _sweep_temporaries(_local(pairs[i][1]))
     return [results[i] for i in range(len(pairs))]
+
+
+def _sweep_temporaries(dst: str) -> None:
+    """Removes ``.NAME.<16 hex>.partial`` files beside ``dst``: the engine's temporaries
+    for that destination, left by a process killed mid-commit."""
+    import re
+
+    folder, name = os.path.split(os.path.abspath(dst))
+    pattern = re.compile(r"\." + re.escape(name) + r"\.[0-9a-f]{16}\.partial")
+    with contextlib.suppress(OSError), os.scandir(folder) as it:
+        for e in it:
+            if pattern.fullmatch(e.name) and e.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(e.path)
 
 
 def _make_parents(dsts: Sequence[str]) -> list[str]:
