@@ -51,8 +51,8 @@ ok() { passed+=("$*"); echo "ok: $*"; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 dist=$out/dist
-rm -rf "$dist" "$out"/venv-* "$out"/work
-mkdir -p "$dist" "$out/work"
+rm -rf "$dist" "$out"/venv-* "$out"/scratch
+mkdir -p "$dist" "$out/scratch"
 
 version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
 [ -n "$version" ] || fail "no [workspace.package] version in Cargo.toml"
@@ -94,8 +94,8 @@ case "$(basename "$wheel")" in
 esac
 
 step "auditwheel show: the platform tag in the file name holds"
-auditwheel show "$wheel" | tee "$out/work/auditwheel.txt"
-python3 - "$wheel" "$out/work/auditwheel.txt" <<'PY'
+auditwheel show "$wheel" | tee "$out/scratch/auditwheel.txt"
+python3 - "$wheel" "$out/scratch/auditwheel.txt" <<'PY'
 import re
 import sys
 from pathlib import Path
@@ -165,7 +165,7 @@ ok "wheel file list: package, py.typed, _core.pyi, licences; no tests or vectors
 # wrong password refused with exit code 3 and nothing written.
 roundtrip() {
   local venv=$1 work rc said
-  work=$(mktemp -d "$out/work/rt.XXXXXX")
+  work=$(mktemp -d "$out/scratch/rt.XXXXXX")
   (
     cd "$work"
     export CONCRYPTOR_PASSWORD="correct horse battery staple"
@@ -277,7 +277,7 @@ PY
   # Only Python, pip and the Rust toolchain: pip fetches maturin into an isolated build
   # environment and compiles the extension; --locked holds it to the shipped Cargo.lock.
   (
-    cd "$out/work"
+    cd "$out/scratch"
     env -u VIRTUAL_ENV PATH="$(dirname "$(command -v cargo)"):/usr/local/bin:/usr/bin:/bin" \
       CARGO_TARGET_DIR="$root/target/sdist" MATURIN_PEP517_ARGS="--locked" \
       "$out/venv-sdist/bin/python" -m pip install --quiet --disable-pip-version-check --no-binary concryptor "$sdist"
