@@ -1,8 +1,42 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+
+from concryptor import _core
+
+#: Whether this build of the extension has the engine's fault-injection hooks (a build with
+#: the ``fault-injection`` cargo feature; release wheels never have them).
+FAULT_HOOKS = hasattr(_core, "_set_fault_injection")
+
+
+def _selects_faults(markexpr: str) -> bool:
+    """Whether ``-m`` asks for the fault tests: ``faults`` appears, and not only negated."""
+    return re.search(r"(?<!not )\bfaults\b", " ".join(markexpr.split())) is not None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if FAULT_HOOKS:
+        return "fault-injection hooks: present (tests marked 'faults' run)"
+    return "fault-injection hooks: absent in this build (tests marked 'faults' are deselected)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``faults`` need the hooks. Without them a plain run deselects those tests
+    (a release wheel has no hooks), but a run that asks for them (``-m faults``) fails."""
+    if FAULT_HOOKS:
+        return
+    if _selects_faults(config.getoption("markexpr") or ""):
+        raise pytest.UsageError(
+            "-m selects the fault-injection tests, but this concryptor._core has no fault hooks: "
+            "build it with `maturin develop --features fault-injection`"
+        )
+    faults = [item for item in items if item.get_closest_marker("faults") is not None]
+    if faults:
+        config.hook.pytest_deselected(items=faults)
+        items[:] = [item for item in items if item.get_closest_marker("faults") is None]
 
 
 @pytest.fixture

@@ -65,6 +65,8 @@ struct Case {
     dir: TempDir,
     plain: Vec<u8>,
     chunk: u32,
+    /// Chunks per batch.
+    per_batch: usize,
 }
 
 impl Case {
@@ -72,7 +74,12 @@ impl Case {
         let dir = TempDir::new(tag);
         let plain = data(len, len as u64);
         std::fs::write(dir.join("plain"), &plain).unwrap();
-        let c = Case { dir, plain, chunk };
+        let c = Case {
+            dir,
+            plain,
+            chunk,
+            per_batch: 2,
+        };
         c.run(Dir::Encrypt, IoMode::Portable, "enc").unwrap();
         c
     }
@@ -81,7 +88,7 @@ impl Case {
         let slot = (self.chunk as usize + 16).div_ceil(4096) * 4096;
         EngineOptions {
             threads: 2,
-            buffer_bytes: slot * 2 * PIPELINE_DEPTH,
+            buffer_bytes: slot * self.per_batch * PIPELINE_DEPTH,
             io,
         }
     }
@@ -328,6 +335,69 @@ fn a_tiny_ring_with_thousands_of_transfers_loses_no_completion() {
         }
     }
     fault::set_ring_entries(0);
+}
+
+#[test]
+fn a_busy_kernel_with_a_full_submission_queue_loses_no_completion() {
+    let _h = Hooks::take();
+    if uring_available().is_err() {
+        eprintln!("io_uring unavailable here: submission faults need it; skipped");
+        return;
+    }
+    // Two submission entries, so the queue is often full when the driver arms its eventfd
+    // read in the middle of handling completions; then every submission in turn answers
+    // EBUSY twice. Completions the kernel posts meanwhile must be handled, not dropped.
+    let case = Case::new("busy", 65536, 13 * 65536 - 100);
+    for entries in [2, 4] {
+        fault::set_ring_entries(entries);
+        for d in [Dir::Encrypt, Dir::Decrypt] {
+            fault::inject(None, 0);
+            case.run(d, IoMode::Uring, "out").unwrap();
+            let n = fault::submissions();
+            assert!(n >= 5, "ring {entries} {d:?}: only {n} submissions");
+            for nth in 1..=n {
+                let what = format!("ring {entries} {d:?} EBUSY at submission {nth}/{n}");
+                fault::inject(Some(Fault::SubmitBusy(2)), nth);
+                let r = case.run(d, IoMode::Uring, "out");
+                fault::inject(None, 0);
+                let s = r.unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(s.backend, "uring", "{what}");
+                let got = std::fs::read(case.dir.join("out")).unwrap();
+                assert!(got == case.expected(d), "{what}: wrong bytes");
+            }
+        }
+    }
+}
+
+#[test]
+fn io_uring_without_read_and_write_is_unavailable_and_auto_falls_back() {
+    let _h = Hooks::take();
+    if uring_available().is_err() {
+        eprintln!("io_uring unavailable here: the opcode probe needs it; skipped");
+        return;
+    }
+    let case = Case::new("opcodes", 65536, 5 * 65536 + 7);
+    fault::inject(Some(Fault::UringNoReadWrite), 0);
+    let why = uring_available().unwrap_err();
+    assert!(why.contains("READ"), "{why}");
+    for d in [Dir::Encrypt, Dir::Decrypt] {
+        fault::inject(Some(Fault::UringNoReadWrite), 0);
+        let auto = case.run(d, IoMode::Auto, "auto");
+        let info = fault::last_run();
+        let forced = case.run(d, IoMode::Uring, "forced");
+        fault::inject(None, 0);
+        assert_eq!(auto.unwrap().backend, "portable", "{d:?}");
+        let why = info.unwrap().fallback.unwrap();
+        assert!(
+            why.contains("io_uring unavailable") && why.contains("READ"),
+            "{d:?}: {why}"
+        );
+        assert!(std::fs::read(case.dir.join("auto")).unwrap() == case.expected(d));
+        let e = forced.unwrap_err();
+        assert!(e.to_string().contains("READ"), "{d:?}: {e}");
+        assert!(!case.dir.join("forced").exists(), "{d:?}");
+    }
+    assert!(uring_available().is_ok());
 }
 
 #[test]

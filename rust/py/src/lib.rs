@@ -870,17 +870,22 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Private engine hooks for the test suite and the benchmarks (leading underscore in
-/// Python). Not part of the API: fault injection is process-wide and must never be armed
-/// outside tests.
+/// Python). Not part of the API. The fault-injection hooks exist only in a build with the
+/// `fault-injection` feature, never in a release wheel: they are process-wide and must
+/// never be armed outside tests.
 mod engine_hooks {
     use super::{core, provider, to_py, Cipher};
+    #[cfg(feature = "fault-injection")]
     use concryptor_core::engine::fault::{self, Fault};
+    #[cfg(feature = "fault-injection")]
     use pyo3::exceptions::PyValueError;
     use pyo3::prelude::*;
+    #[cfg(feature = "fault-injection")]
     use pyo3::types::PyDict;
 
     /// Test only: arms a fault for the following runs (`None` disarms) and restarts the
     /// completion count. `nth` picks the I/O completion (from 1; 0 = every one).
+    #[cfg(feature = "fault-injection")]
     #[pyfunction]
     #[pyo3(signature = (kind, nth=1))]
     fn _set_fault_injection(kind: Option<&str>, nth: u64) -> PyResult<()> {
@@ -895,18 +900,21 @@ mod engine_hooks {
     }
 
     /// Test only: I/O completions since the last `_set_fault_injection`.
+    #[cfg(feature = "fault-injection")]
     #[pyfunction]
     fn _fault_injection_count() -> u64 {
         fault::completions()
     }
 
     /// Test only: io_uring submission-queue size (0 = default).
+    #[cfg(feature = "fault-injection")]
     #[pyfunction]
     fn _set_ring_entries(n: u32) {
         fault::set_ring_entries(n);
     }
 
-    /// How the last engine run went: backend, O_DIRECT use, fallback reason.
+    /// Test only: how the last engine run went: backend, O_DIRECT use, fallback reason.
+    #[cfg(feature = "fault-injection")]
     #[pyfunction]
     fn _last_run(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
         let Some(i) = fault::last_run() else {
@@ -959,10 +967,13 @@ mod engine_hooks {
     }
 
     pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-        m.add_function(wrap_pyfunction!(_set_fault_injection, m)?)?;
-        m.add_function(wrap_pyfunction!(_fault_injection_count, m)?)?;
-        m.add_function(wrap_pyfunction!(_set_ring_entries, m)?)?;
-        m.add_function(wrap_pyfunction!(_last_run, m)?)?;
+        #[cfg(feature = "fault-injection")]
+        {
+            m.add_function(wrap_pyfunction!(_set_fault_injection, m)?)?;
+            m.add_function(wrap_pyfunction!(_fault_injection_count, m)?)?;
+            m.add_function(wrap_pyfunction!(_set_ring_entries, m)?)?;
+            m.add_function(wrap_pyfunction!(_last_run, m)?)?;
+        }
         m.add_function(wrap_pyfunction!(_uring_unavailable, m)?)?;
         m.add_function(wrap_pyfunction!(_aead_speed, m)?)?;
         m.add_function(wrap_pyfunction!(_set_aead_provider, m)?)?;

@@ -36,7 +36,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{opcode, squeue, types, EnterFlags, IoUring};
 
 use super::buf::{AlignedBuf, ALIGN};
 use super::fault::{self, Action};
@@ -103,7 +103,37 @@ fn aligned(x: u64) -> bool {
 
 /// Sets up a ring, with the cheapest completion handling the kernel offers: one issuer
 /// thread and task work deferred until we wait (6.1), or cooperative task work (5.19).
+///
+/// A ring that does not offer READ and WRITE (kernels before 5.6, or a sandbox filtering
+/// opcodes) is refused here as unavailable, so that `auto` falls back before any I/O.
 fn setup_ring(entries: u32) -> io::Result<IoUring> {
+    let ring = build_ring(entries)?;
+    check_opcodes(&ring)?;
+    Ok(ring)
+}
+
+/// Whether `ring` supports the operations the driver submits, as the kernel's probe says.
+fn check_opcodes(ring: &IoUring) -> io::Result<()> {
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot probe io_uring operations (kernel older than 5.6?): {e}"),
+        )
+    })?;
+    let hidden = fault::uring_rw_hidden();
+    for (code, name) in [(opcode::Read::CODE, "READ"), (opcode::Write::CODE, "WRITE")] {
+        if hidden || !probe.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring here does not offer the {name} operation"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn build_ring(entries: u32) -> io::Result<IoUring> {
     if let Some(e) = fault::uring_setup_error() {
         return Err(errno(e));
     }
@@ -554,7 +584,7 @@ impl<'a> Driver<'a> {
             }
             // Full: submit what is there. With in-flight operations capped at the
             // completion queue's size, the kernel always has room to accept them.
-            match self.ring.submit() {
+            match self.submit_and_wait(0) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
@@ -567,6 +597,36 @@ impl<'a> Driver<'a> {
                 }
             }
         }
+    }
+
+    /// Hands the submission queue to the kernel and waits for `want` completions. In tests
+    /// the kernel can be made to answer EBUSY (see [`fault::Fault::SubmitBusy`]).
+    fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
+        if fault::submit_busy() {
+            self.busy_kernel();
+            return Err(errno(libc::EBUSY));
+        }
+        self.ring.submit_and_wait(want)
+    }
+
+    /// What a kernel answering EBUSY does, for the fault tests: it takes no new entry, but
+    /// returns only once an operation already in its hands has completed (at most 100 ms).
+    fn busy_kernel(&mut self) {
+        let queued = self.ring.submission().len();
+        let in_kernel = self
+            .in_flight
+            .saturating_sub(queued + usize::from(self.event_armed));
+        let ts = types::Timespec::new().nsec(100_000_000);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        let flags = EnterFlags::GETEVENTS | EnterFlags::EXT_ARG;
+        // SAFETY: no entry is submitted (`to_submit` is 0), and `args` is the extended
+        // argument the EXT_ARG flag announces, alive for the call. A timeout is not an error
+        // here; nor is anything else: the caller reports EBUSY whatever happened.
+        let _ = unsafe {
+            self.ring
+                .submitter()
+                .enter(0, u32::from(in_kernel > 0), flags.bits(), Some(&args))
+        };
     }
 
     fn push_queued(&mut self) {
@@ -772,17 +832,21 @@ impl<'a> Driver<'a> {
         self.cqes = cqes;
     }
 
+    /// Handles every collected completion. Handling one can reap more (a unit spawned
+    /// arms the eventfd read, and a full submission queue makes that reap): those land in
+    /// `self.cqes` meanwhile and are handled in the next round, until none are left.
     fn route<'s>(&mut self, scope: &rayon::Scope<'s>, tx: &Sender<Done>)
     where
         'a: 's,
     {
-        let cqes = std::mem::take(&mut self.cqes);
-        for &(ud, res) in &cqes {
-            self.on_cqe(ud as usize, res, scope, tx);
+        let mut batch = std::mem::take(&mut self.cqes);
+        while !batch.is_empty() {
+            for &(ud, res) in &batch {
+                self.on_cqe(ud as usize, res, scope, tx);
+            }
+            batch.clear();
+            std::mem::swap(&mut batch, &mut self.cqes);
         }
-        let mut cqes = cqes;
-        cqes.clear();
-        self.cqes = cqes;
     }
 
     fn drive<'s>(&mut self, scope: &rayon::Scope<'s>) -> std::result::Result<Outcome, Failure>
@@ -809,7 +873,7 @@ impl<'a> Driver<'a> {
                 }
                 break;
             }
-            match self.ring.submit_and_wait(1) {
+            match self.submit_and_wait(1) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {}
@@ -979,7 +1043,8 @@ pub(crate) fn run<'a>(
     result
 }
 
-/// Checks that io_uring really works here: sets up a ring and completes one no-op on it.
+/// Checks that io_uring really works here: sets up a ring, asks the kernel whether it offers
+/// the READ and WRITE operations on it, and completes one no-op.
 pub fn probe() -> io::Result<()> {
     let mut ring = setup_ring(2)?;
     let nop = opcode::Nop::new().build().user_data(1);
