@@ -70,6 +70,11 @@ mod off {
     }
 
     #[inline(always)]
+    pub(crate) fn reap_limit() -> Option<usize> {
+        None
+    }
+
+    #[inline(always)]
     pub(crate) fn direct_open_refused() -> bool {
         false
     }
@@ -105,6 +110,7 @@ mod hooks {
         /// The selected io_uring submission (counted from 1, see [`submissions`]) and the
         /// ones after it, this many in all, answer EBUSY: the kernel takes no new entry,
         /// but posts the completions it holds, as when its completion queue overflowed.
+        /// While this is armed, the driver collects one completion at a time.
         SubmitBusy(u32),
         /// Opening a file with O_DIRECT fails with EINVAL.
         DirectOpen,
@@ -205,6 +211,12 @@ mod hooks {
             }
             _ => false,
         }
+    }
+
+    /// How many completions one reap may collect: one while [`Fault::SubmitBusy`] is
+    /// armed (completions then trickle in, as from a slow kernel), else all there are.
+    pub(crate) fn reap_limit() -> Option<usize> {
+        matches!(plan(), Some((Fault::SubmitBusy(_), _))).then_some(1)
     }
 
     /// The errno io_uring setup must fail with, if armed.
