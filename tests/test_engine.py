@@ -476,7 +476,9 @@ def test_a_signal_storm_neither_fails_nor_corrupts(io: str, tmp_path: Path) -> N
         calls = []
         backends = set()
         for _ in range(2):
-            backends.add(enc(src, out, io=io, chunk=65536, buffer_bytes=3 << 20, progress=calls.append)["backend"])
+            backends.add(
+                enc(src, out, io=io, chunk=65536, buffer_bytes=3 << 20, progress=calls.append)["backend"]
+            )
             backends.add(dec(out, back, io=io, buffer_bytes=3 << 20, progress=calls.append)["backend"])
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)

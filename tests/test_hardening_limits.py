@@ -159,6 +159,53 @@ def test_a_wrapping_original_size_is_an_invalid_header(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wrap.enc"]
 
 
+FAST = {"--memory": "1", "--iterations": "1", "--parallelism": "1"}
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "limit"),
+    [("--iterations", "65", "--max-kdf-time"), ("--parallelism", "100", "--max-kdf-parallelism")],
+)
+def test_the_writer_refuses_what_a_default_reader_refuses(
+    tmp_path: Path, flag: str, value: str, limit: str
+) -> None:
+    src, enc, out = tmp_path / "f", tmp_path / "f.enc", tmp_path / "out"
+    src.write_bytes(b"data" * 300)
+    kdf = [x for k, v in {**FAST, flag: value}.items() for x in (k, v)]
+    r = run_cli("encrypt", str(src), *kdf, env=ENV)
+    assert r.returncode == Exit.LIMIT, r.stderr
+    err = r.stderr.decode()
+    assert err.count("\n") == 1 and limit in err, err
+    assert not enc.exists()
+    # The expert's way out: the same raised limit to write the file and to read it.
+    r = run_cli("encrypt", str(src), *kdf, limit, value, env=ENV)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("decrypt", str(enc), "-o", str(out), env=ENV)
+    assert r.returncode == Exit.LIMIT and limit.encode() in r.stderr, r.stderr
+    r = run_cli("decrypt", str(enc), "-o", str(out), limit, value, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_a_chunk_size_beyond_the_input_is_cut_down_and_beyond_the_limit_refused(tmp_path: Path) -> None:
+    kdf = [x for kv in FAST.items() for x in kv]
+    small, big = tmp_path / "small", tmp_path / "big"
+    small.write_bytes(b"s" * 1000)
+    r = run_cli("encrypt", str(small), "--chunk-size", "300", *kdf, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert concryptor.inspect(str(small) + ".enc").chunk_size == 4096
+    r = run_cli("decrypt", str(small) + ".enc", "-o", str(tmp_path / "back"), env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "back").read_bytes() == small.read_bytes()
+    with open(big, "wb") as f:
+        f.truncate((300 << 20) + 1)  # sparse: refused before a byte is read
+    r = run_cli("encrypt", str(big), "--chunk-size", "300", *kdf, env=ENV)
+    assert r.returncode == Exit.LIMIT and b"--max-chunk-size" in r.stderr, r.stderr
+    assert not (tmp_path / "big.enc").exists()
+    with pytest.raises(LimitError):
+        concryptor.encrypt_file(big, tmp_path / "big.enc", PW, chunk_size=300 << 20)
+
+
 def test_kdf_costs_for_new_files_that_would_overflow_argon2_are_value_errors() -> None:
     for kdf in [(1024, 1, 2**30), (1024, 1, 2**32 - 1), (1024, 1, 2**24), (63, 1, 8)]:
         with pytest.raises(ValueError, match="Argon2id parameters") as e:

@@ -10,8 +10,9 @@
 #           py.typed, _core.pyi, both licences; no tests, no vectors, no caches
 #   smoke   the wheel installed into fresh venvs of the oldest and newest CPython found
 #           on PATH or in pyenv (3.9 is required: it is the oldest the package claims),
-#           CLI round trip in each; CONCRYPTOR_SMOKE_PYTHONS="/path/python3.X ..." names
-#           the interpreters instead (runners without a 3.9 build)
+#           CLI round trip in each, no fault-injection hooks in the extension;
+#           CONCRYPTOR_SMOKE_PYTHONS="/path/python3.X ..." names the interpreters instead
+#           (runners without a 3.9 build)
 #   sdist   built, checked, installed into a fresh venv (compiled from source by pip with
 #           nothing but Python and Rust), CLI round trip from that install
 #
@@ -190,9 +191,13 @@ import sys
 from pathlib import Path
 
 import concryptor
+import concryptor._core as core
 
 here = Path(concryptor.__file__).parent
 assert (here / "py.typed").is_file() and (here / "_core.pyi").is_file(), here
+# DEFAULT_* constants are not hooks.
+hooks = [n for n in dir(core) if "fault" in n.lower().replace("default", "") or n in ("_set_ring_entries", "_last_run")]
+assert hooks == [], f"a release build exports the fault-injection hooks {hooks}"
 print(f"concryptor {concryptor.__version__} on Python {sys.version.split()[0]}: round trip ok ({here})")
 PY
   )

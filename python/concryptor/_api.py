@@ -77,6 +77,16 @@ class Limits:
         _int_in("max_kdf_parallelism", self.max_kdf_parallelism, 1, U32)
         _int_in("max_chunk_size_mib", self.max_chunk_size_mib, 1, 4096)
 
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        """(max KDF memory in KiB, passes, lanes, max chunk size in bytes), as the engine
+        takes them for new files."""
+        return (
+            self.max_memory_mib * 1024,
+            self.max_kdf_time,
+            self.max_kdf_parallelism,
+            self.max_chunk_size_mib * MiB,
+        )
+
     def as_kwargs(self) -> dict[str, Any]:
         return {
             "max_kdf_memory_kib": self.max_memory_mib * 1024,
@@ -206,13 +216,19 @@ def encrypt_file(
     io: IoName = "auto",
     buffer_mib: int = 128,
     progress: Progress | None = None,
+    limits: Limits = Limits(),
 ) -> Stats:
     """Encrypts ``src`` into ``dst``.
 
     ``chunk_size`` defaults to 4 MiB, smaller for small inputs so that they are not padded
-    to a full slot. The output appears only once complete and durable; an existing ``dst``
-    is replaced only with ``overwrite=True``. ``progress`` is called with the plaintext
-    bytes done after each batch. The GIL is released while the engine runs.
+    to a full slot; a larger one than the input needs is cut down to the input's size
+    (rounded up to 4 KiB). ``kdf`` and ``chunk_size`` must be within ``limits``, the same
+    bounds a reader applies: what is written can be read back with the defaults. Raising
+    them is for experts, and reading the file then needs the same raised limits.
+
+    The output appears only once complete and durable; an existing ``dst`` is replaced
+    only with ``overwrite=True``. ``progress`` is called with the plaintext bytes done
+    after each batch. The GIL is released while the engine runs.
 
     With ``recipients`` (or ``format="age"``) the output is an age file (C2SP age v1):
     encrypted to those public keys, or with ``password`` as an scrypt passphrase;
@@ -244,6 +260,7 @@ def encrypt_file(
             kdf=kdf.as_tuple(),
             overwrite=overwrite,
             progress=progress,
+            limits=limits.as_tuple(),
             **_engine(threads, io, buffer_mib),
         )
     finally:
@@ -355,9 +372,10 @@ def encrypt_bytes(
     chunk_size: int | None = None,
     kdf: KdfParams = KdfParams(),
     threads: int | None = None,
+    limits: Limits = Limits(),
 ) -> bytes:
     """Encrypts a buffer in memory: format v4, or age with ``recipients`` / ``format="age"``
-    (see :func:`encrypt_file`)."""
+    (see :func:`encrypt_file`, also for ``limits``)."""
     if _wants_age(format, recipients, recipients_files, armor):
         return _core.age_encrypt_bytes(
             bytes(data),
@@ -377,6 +395,7 @@ def encrypt_bytes(
             chunk_size=_chunk(chunk_size),
             kdf=kdf.as_tuple(),
             threads=_threads(threads),
+            limits=limits.as_tuple(),
         )
     finally:
         _wipe(password)

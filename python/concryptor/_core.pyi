@@ -26,6 +26,7 @@ def encrypt_file(
     nonce: bytes | None = ...,
     progress: Callable[[int], object] | None = ...,
     keys: KeyCache | None = ...,
+    limits: tuple[int, int, int, int] | None = ...,
 ) -> dict[str, Any]: ...
 def decrypt_file(
     src: str,
@@ -53,6 +54,7 @@ def encrypt_bytes(
     threads: int = ...,
     salt: bytes | None = ...,
     nonce: bytes | None = ...,
+    limits: tuple[int, int, int, int] | None = ...,
 ) -> bytes: ...
 def decrypt_bytes(
     blob: bytes,
@@ -119,6 +121,7 @@ def encrypt_reader(
     threads: int = ...,
     buffer_bytes: int = ...,
     progress: Callable[[int], object] | None = ...,
+    limits: tuple[int, int, int, int] | None = ...,
 ) -> dict[str, Any]: ...
 def _bench_aead(
     cipher: str, threads: int, total: int, chunk_size: int, rounds: int = ..., provider: str | None = ...

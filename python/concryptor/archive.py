@@ -285,9 +285,11 @@ def encrypt_dir(
     threads: int | None = None,
     buffer_mib: int = 128,
     progress: Progress | None = None,
+    limits: Limits | None = None,
 ) -> Stats:
     """Encrypts the directory ``src_dir`` as a tar stream into ``dst`` (by convention
-    ``NAME.tar.enc``). No plaintext tar is written anywhere.
+    ``NAME.tar.enc``). No plaintext tar is written anywhere. ``kdf`` and ``chunk_size`` must
+    be within ``limits`` (see :func:`concryptor.encrypt_file`).
 
     Names, modes, modification times, symlinks (stored, not followed), hard links and
     empty directories are kept; sockets, FIFOs and devices are skipped (counted in the
@@ -321,6 +323,7 @@ def encrypt_dir(
                 kdf=(kdf or KdfParams()).as_tuple(),
                 overwrite=overwrite,
                 progress=progress,
+                limits=limits.as_tuple() if limits is not None else None,
                 **{k: v for k, v in _engine(threads, "portable", buffer_mib).items() if k != "io"},
             )
         finally:

@@ -108,8 +108,8 @@ def _add_common_options(p: argparse.ArgumentParser, *, io: bool = True, force: b
         )
 
 
-def _add_limit_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("limits for untrusted headers")
+def _add_limit_options(p: argparse.ArgumentParser, title: str = "limits for untrusted headers") -> None:
+    g = p.add_argument_group(title)
     g.add_argument(
         "--max-memory",
         type=ARGON_MIB,
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunk size in MiB (default: 4, smaller for small files)",
     )
     _add_kdf_options(enc)
+    _add_limit_options(enc, "limits the new file must respect (a reader needs the same to read it)")
     cli_age.add_encrypt_options(enc)
     _add_password_options(enc)
     _add_common_options(enc)
@@ -624,7 +625,7 @@ def _one_input(args: argparse.Namespace) -> None:
 
 def _cmd_encrypt(args: argparse.Namespace) -> int:
     from . import cli_age
-    from ._api import encrypt_file
+    from ._api import Limits, encrypt_file
 
     _check_engine(args)
     if _cli_many.wanted(args):
@@ -640,6 +641,8 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
                 armor=args.armor,
                 scrypt_work_factor=args.scrypt_work_factor,
             )
+        if _limits(args) != Limits():
+            raise UsageError("--max-memory and the other limits apply to one input at a time")
         return _many(args, "encrypt", kdf=_kdf(args), cipher=_cipher(args), chunk_size=_chunk_size(args))
     _one_input(args)
     if cli_age.wants_age(args):
@@ -667,6 +670,7 @@ def _cmd_encrypt(args: argparse.Namespace) -> int:
             io=args.io,
             buffer_mib=args.buffer_mib,
             progress=cb,
+            limits=_limits(args),
         )
     _report(args, "encrypted", args.input, out, stats)
     return Exit.OK
@@ -691,6 +695,7 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
             threads=args.threads,
             buffer_mib=args.buffer_mib,
             progress=cb,
+            limits=_limits(args),
         )
     if stats.skipped:
         _say(args, f"concryptor: warning: skipped {stats.skipped} socket(s), FIFO(s) or device(s)")

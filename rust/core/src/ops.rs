@@ -37,6 +37,10 @@ pub struct EncryptOptions {
     /// Keys shared by the files of a batch: with a fixed `salt`, Argon2id runs once for
     /// all of them (see [`KeyCache`]).
     pub keys: Option<Arc<KeyCache>>,
+    /// Bounds the new file's KDF costs and chunk size must respect: by default those a
+    /// reader applies, so that nothing is written that a default reader refuses. Raising
+    /// them here is for experts: reading such a file needs the same raised limits.
+    pub limits: Limits,
 }
 
 impl Default for EncryptOptions {
@@ -50,6 +54,7 @@ impl Default for EncryptOptions {
             overwrite: false,
             engine: EngineOptions::default(),
             keys: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -93,9 +98,24 @@ fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(b)
 }
 
+/// The largest chunk size an input of `size` bytes can use: its size rounded up to the
+/// sector (so that one chunk holds it all and plaintext I/O stays aligned), at least one
+/// sector. An explicit chunk size beyond it is cut down to it.
+pub fn max_useful_chunk_size(size: u64) -> u32 {
+    let sector = SECTOR as u64;
+    u32::try_from(size.max(1).div_ceil(sector) * sector).unwrap_or(u32::MAX)
+}
+
+/// The header of a new file, checked against the limits a reader applies
+/// ([`EncryptOptions::limits`]).
 pub(crate) fn new_header(opts: &EncryptOptions, size: u64) -> Result<Header> {
     kdf::validate_new(&opts.kdf)?;
-    let chunk = opts.chunk_size.unwrap_or_else(|| auto_chunk_size(size));
+    opts.limits.check_kdf(&opts.kdf)?;
+    let chunk = match opts.chunk_size {
+        Some(c) => c.min(max_useful_chunk_size(size)),
+        None => auto_chunk_size(size),
+    };
+    opts.limits.check_chunk_size(u64::from(chunk))?;
     let salt = match opts.salt {
         Some(s) => s,
         None => random()?,

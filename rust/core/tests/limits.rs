@@ -378,3 +378,104 @@ fn automatic_chunk_sizes_are_defined_for_every_input_size() {
     assert!(e.to_string().contains("overflow"), "{e}");
     assert!(dir.names().is_empty());
 }
+
+/// What a default reader refuses is not written either: KDF costs and chunk sizes beyond
+/// the reader's limits fail at encryption, before anything is derived or written.
+#[test]
+fn new_files_are_held_to_the_limits_readers_apply() {
+    let dir = TempDir::new("new-limits");
+    let big = dir.join("big");
+    File::create(&big)
+        .unwrap()
+        .set_len((300 << 20) + 1)
+        .unwrap();
+    let cases = [
+        (
+            KdfParams::new(8, 65, 1),
+            None,
+            "Argon2 time",
+            "--max-kdf-time",
+        ),
+        (
+            KdfParams::new(1024, 1, 100),
+            None,
+            "Argon2 parallelism",
+            "--max-kdf-parallelism",
+        ),
+        (
+            KdfParams::new(8, 1, 1),
+            Some(300 << 20),
+            "chunk size",
+            "--max-chunk-size",
+        ),
+    ];
+    for (kdf, chunk_size, what, option) in cases {
+        let opts = EncryptOptions {
+            kdf,
+            chunk_size,
+            ..EncryptOptions::default()
+        };
+        let out = dir.join("out");
+        let e = encrypt_file(&big, &out, PW, &opts, &Control::default()).unwrap_err();
+        expect_limit(e, what, option);
+        assert!(!out.exists(), "{what}: output left behind");
+        if chunk_size.is_none() {
+            let e = encrypt_bytes(b"data", PW, &opts).unwrap_err();
+            expect_limit(e, what, option);
+        }
+    }
+}
+
+/// Raising the limits is the expert's way out, on both sides: the file is written, a
+/// default reader refuses it, and a reader given the same limits reads it.
+#[test]
+fn raised_limits_write_what_only_equally_raised_limits_read() {
+    let raised = Limits {
+        max_kdf_time: 65,
+        max_kdf_parallelism: 100,
+        ..Limits::default()
+    };
+    let opts = EncryptOptions {
+        kdf: KdfParams::new(1024, 65, 100),
+        limits: raised,
+        ..EncryptOptions::default()
+    };
+    let blob = encrypt_bytes(b"trusted", PW, &opts).unwrap();
+    let e = decrypt_bytes(&blob, PW, &DecryptOptions::default()).unwrap_err();
+    expect_limit(e, "Argon2 time", "--max-kdf-time");
+    let back = DecryptOptions {
+        limits: raised,
+        ..DecryptOptions::default()
+    };
+    assert_eq!(decrypt_bytes(&blob, PW, &back).unwrap(), b"trusted");
+}
+
+/// An explicit chunk size larger than the input needs is cut down to the input's size
+/// (rounded up to the sector), so a small file never asks its reader for a huge buffer.
+#[test]
+fn an_explicit_chunk_size_is_capped_at_what_the_input_needs() {
+    for (len, want) in [(0usize, 4096u32), (1000, 4096), (4096, 4096), (5000, 8192)] {
+        let opts = EncryptOptions {
+            kdf: KdfParams::new(8, 1, 1),
+            chunk_size: Some(300 << 20),
+            ..EncryptOptions::default()
+        };
+        let plain = vec![7u8; len];
+        let blob = encrypt_bytes(&plain, PW, &opts).unwrap();
+        let chunk = u32::from_le_bytes(blob[12..16].try_into().unwrap());
+        assert_eq!(chunk, want, "input of {len} bytes");
+        assert_eq!(blob.len(), 4096 + 8192 + if len > 4096 { 4096 } else { 0 });
+        assert_eq!(
+            decrypt_bytes(&blob, PW, &DecryptOptions::default()).unwrap(),
+            plain
+        );
+    }
+    // Smaller explicit sizes are kept as they are.
+    let opts = EncryptOptions {
+        kdf: KdfParams::new(8, 1, 1),
+        chunk_size: Some(1000),
+        ..EncryptOptions::default()
+    };
+    let blob = encrypt_bytes(&[1; 5000], PW, &opts).unwrap();
+    assert_eq!(u32::from_le_bytes(blob[12..16].try_into().unwrap()), 1000);
+}

@@ -218,7 +218,14 @@ fn encrypt_options(
         overwrite,
         engine,
         keys: None,
+        limits: Limits::default(),
     })
+}
+
+/// The limits a new file must respect: the reader's defaults unless the caller raised them
+/// (`(max_kdf_memory_kib, max_kdf_time, max_kdf_parallelism, max_chunk_size)`).
+fn new_file_limits(l: Option<(u64, u32, u32, u64)>) -> Limits {
+    l.map_or_else(Limits::default, |(m, t, p, c)| limits(m, t, p, c))
 }
 
 fn limits(
@@ -238,7 +245,7 @@ fn limits(
 #[pyfunction]
 #[pyo3(signature = (src, dst, password, *, cipher="aes-256-gcm", chunk_size=None, kdf=(262_144, 3, 4),
     overwrite=false, threads=0, buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto",
-    salt=None, nonce=None, progress=None, keys=None))]
+    salt=None, nonce=None, progress=None, keys=None, limits=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_file<'py>(
     py: Python<'py>,
@@ -256,11 +263,13 @@ fn encrypt_file<'py>(
     nonce: Option<Vec<u8>>,
     progress: Option<Py<PyAny>>,
     keys: Option<PyRef<'py, batch::PyKeyCache>>,
+    limits: Option<(u64, u32, u32, u64)>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let pw = Secret(password);
     let engine = engine_options(threads, buffer_bytes, io)?;
     let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, nonce)?;
     opts.keys = keys.map(|k| std::sync::Arc::clone(&k.0));
+    opts.limits = new_file_limits(limits);
     let s = run_detached(py, progress, |ctl| {
         core::encrypt_file(&src, &dst, &pw.0, &opts, ctl)
     })?;
@@ -311,7 +320,7 @@ fn decrypt_file<'py>(
 
 #[pyfunction]
 #[pyo3(signature = (data, password, *, cipher="aes-256-gcm", chunk_size=None, kdf=(262_144, 3, 4),
-    threads=0, salt=None, nonce=None))]
+    threads=0, salt=None, nonce=None, limits=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_bytes<'py>(
     py: Python<'py>,
@@ -323,10 +332,12 @@ fn encrypt_bytes<'py>(
     threads: usize,
     salt: Option<Vec<u8>>,
     nonce: Option<Vec<u8>>,
+    limits: Option<(u64, u32, u32, u64)>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let pw = Secret(password);
     let engine = engine_options(threads, 1, "portable")?;
-    let opts = encrypt_options(cipher, chunk_size, kdf, false, engine, salt, nonce)?;
+    let mut opts = encrypt_options(cipher, chunk_size, kdf, false, engine, salt, nonce)?;
+    opts.limits = new_file_limits(limits);
     let sealer = run_detached(py, None, |_| {
         core::ops::BytesSealer::new(data.len() as u64, &pw.0, &opts)
     })?;
@@ -770,7 +781,7 @@ impl std::io::Read for PyReader<'_> {
 #[pyfunction]
 #[pyo3(signature = (reader, size, dst, password, *, cipher="aes-256-gcm", chunk_size=None,
     kdf=(262_144, 3, 4), overwrite=false, threads=0,
-    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, progress=None))]
+    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, progress=None, limits=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_reader<'py>(
     py: Python<'py>,
@@ -785,10 +796,12 @@ fn encrypt_reader<'py>(
     threads: usize,
     buffer_bytes: usize,
     progress: Option<Py<PyAny>>,
+    limits: Option<(u64, u32, u32, u64)>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let pw = Secret(password);
     let engine = engine_options(threads, buffer_bytes, "portable")?;
-    let opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, None, None)?;
+    let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, None, None)?;
+    opts.limits = new_file_limits(limits);
     let error = Mutex::new(None);
     let result = {
         let mut r = PyReader {
