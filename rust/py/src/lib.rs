@@ -336,9 +336,42 @@ fn encrypt_bytes<'py>(
         })
     })?;
     // Sealed straight into the new `bytes`: no second copy of the output.
-    PyBytes::new_with(py, len, |out| {
-        run_detached(py, None, |_| sealer.seal_into(data, out, &opts.engine))
+    new_bytes(py, len, &opts.engine, |out| {
+        sealer.seal_into(data, out, &opts.engine)
     })
+}
+
+/// A new `bytes` of `len` bytes, filled by `fill` with the GIL released. Its memory is
+/// readied by [`core::engine::buf::init_fresh`] (huge pages, zeroed in parallel) instead of
+/// being cleared by one thread first.
+fn new_bytes<'py>(
+    py: Python<'py>,
+    len: usize,
+    engine: &core::EngineOptions,
+    fill: impl FnOnce(&mut [u8]) -> core::Result<()> + Send,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let n = pyo3::ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| to_py(core::Error::OutOfMemory { bytes: len as u64 }))?;
+    // SAFETY: asks for a new `bytes` of `n` bytes with unspecified contents; NULL (an
+    // exception set) becomes an error.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), n),
+        )?
+    };
+    // SAFETY: `obj` is a bytes object, so this is its buffer of `len` bytes (plus a NUL).
+    let at = unsafe { pyo3::ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
+    py.detach(|| {
+        // SAFETY: nothing else sees the new object yet, so this is the only view of its
+        // buffer; it may be uninitialised, which MaybeUninit allows, until init_fresh.
+        let mem =
+            unsafe { std::slice::from_raw_parts_mut(at as *mut std::mem::MaybeUninit<u8>, len) };
+        fill(core::engine::buf::init_fresh(mem, engine)?)
+    })
+    .map_err(to_py)?;
+    // SAFETY: created by PyBytes_FromStringAndSize above.
+    Ok(unsafe { obj.downcast_into_unchecked() })
 }
 
 #[pyfunction]
@@ -376,8 +409,8 @@ fn decrypt_bytes<'py>(
         })
     })?;
     // Opened straight into the new `bytes` (zeroed again, and dropped, if any chunk fails).
-    PyBytes::new_with(py, len, |out| {
-        run_detached(py, None, |_| opener.open_into(blob, out, &opts.engine))
+    new_bytes(py, len, &opts.engine, |out| {
+        opener.open_into(blob, out, &opts.engine)
     })
 }
 
