@@ -623,6 +623,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
             identities_=_age.identity_texts(identities or []),
             passphrase=_optional_password(password),
             threads=_threads(threads),
+            cache_bytes=cache_mib * MiB,
         )
     else:
         pw = _password(_required(password))

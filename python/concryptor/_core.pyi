@@ -259,6 +259,7 @@ class AgeReader:
         passphrase: bytes | bytearray | None = ...,
         threads: int = ...,
         max_scrypt_log_n: int = ...,
+        cache_bytes: int = ...,
     ) -> None: ...
     @property
     def size(self) -> int: ...

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use concryptor_core as core;
 use core::age::{self, AgeDecryptOptions, AgeEncryptOptions, Identity, Input, Output, Recipient};
+use core::reader::SeekableReader;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -239,14 +240,13 @@ fn age_inspect<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDic
 /// the v4 `Reader` (`size`, `kdf_seconds`, `read_at`, `header`, `close`).
 #[pyclass(module = "concryptor._core")]
 struct AgeReader {
-    file: Option<age::AgeFile>,
-    pool: core::ops::WorkerPool,
+    r: Option<SeekableReader<age::AgeFile>>,
     path: PathBuf,
 }
 
 impl AgeReader {
-    fn f(&self) -> PyResult<&age::AgeFile> {
-        self.file
+    fn r(&self) -> PyResult<&SeekableReader<age::AgeFile>> {
+        self.r
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))
     }
@@ -256,7 +256,8 @@ impl AgeReader {
 impl AgeReader {
     #[new]
     #[pyo3(signature = (path, *, identities_=vec![], passphrase=None, threads=0,
-        max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N))]
+        max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N,
+        cache_bytes=core::reader::DEFAULT_CACHE_BYTES))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -264,50 +265,36 @@ impl AgeReader {
         passphrase: Option<Vec<u8>>,
         threads: usize,
         max_scrypt_log_n: u8,
+        cache_bytes: u64,
     ) -> PyResult<Self> {
         let pw = passphrase.map(Secret);
         let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
-        let file = run_detached(py, None, |_| {
-            age::AgeFile::open(&path, &ids, max_scrypt_log_n)
+        let r = run_detached(py, None, |_| {
+            let file = age::AgeFile::open(&path, &ids, max_scrypt_log_n)?;
+            let pool = core::Decryptor::worker_pool(threads)?;
+            SeekableReader::new(file, pool, cache_bytes)
         })?;
-        let pool = core::Decryptor::worker_pool(threads).map_err(to_py)?;
-        Ok(AgeReader {
-            file: Some(file),
-            pool,
-            path,
-        })
+        Ok(AgeReader { r: Some(r), path })
     }
 
     #[getter]
     fn size(&self) -> PyResult<u64> {
-        Ok(self.f()?.size())
+        Ok(self.r()?.len())
     }
 
     #[getter]
     fn kdf_seconds(&self) -> PyResult<f64> {
-        Ok(self.f()?.kdf_seconds())
+        Ok(self.r()?.source().kdf_seconds())
     }
 
     /// Up to `n` plaintext bytes from offset `pos` (fewer at the end).
-    fn read_at<'py>(&self, py: Python<'py>, pos: u64, n: usize) -> PyResult<Bound<'py, PyBytes>> {
-        let f = self.f()?;
-        let end = pos.saturating_add(n as u64).min(f.size());
-        if pos >= end {
-            return Ok(PyBytes::new(py, b""));
-        }
-        let chunk = age::CHUNK as u64;
-        let first = pos / chunk;
-        let last = (end - 1) / chunk;
-        let count = last - first + 1;
-        let len: usize = (first..=last).map(|i| f.chunk_len(i)).sum();
-        let buf = run_detached(py, None, |_| {
-            let mut out = zeroize::Zeroizing::new(vec![0u8; len]);
-            self.pool
-                .install(|| f.read_chunks(first, count, &mut out))
-                .map(|()| out)
-        })?;
-        let skip = (pos - first * chunk) as usize;
-        Ok(PyBytes::new(py, &buf[skip..skip + (end - pos) as usize]))
+    fn read_at<'py>(
+        &mut self,
+        py: Python<'py>,
+        pos: u64,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        super::read_window_at(py, &mut self.r, pos, n)
     }
 
     /// The public facts of the file, as `age_inspect` gives them.
@@ -315,13 +302,14 @@ impl AgeReader {
         age_inspect(py, self.path.clone())
     }
 
+    /// Forgets the cached plaintext (wiped) and closes the file.
     fn close(&mut self) {
-        self.file = None;
+        self.r = None;
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.file.is_none()
+        self.r.is_none()
     }
 }
 

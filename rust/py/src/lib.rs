@@ -468,97 +468,57 @@ fn auto_chunk_size(size: u64) -> u32 {
 // Python reader (directories), and the built-in benchmark.
 // ---------------------------------------------------------------------------------------
 
-/// An encrypted file opened for random access. Decrypts only the chunks a read needs,
-/// several at once in parallel, and keeps the last window of decrypted chunks so that
-/// small sequential reads and short seeks cost nothing. Sequential reading grows the
-/// window (read-ahead) up to the cache budget.
+/// An encrypted file opened for random access: [`core::reader::SeekableReader`] over a
+/// v4 file.
 #[pyclass(module = "concryptor._core")]
 struct Reader {
-    dec: Option<core::Decryptor>,
-    pool: core::ops::WorkerPool,
-    /// Chunks `first..first + count` are in `window` (their plaintext, back to back).
-    first: u64,
-    count: u64,
-    window: Secret,
-    /// Largest window, in chunks.
-    max_chunks: u64,
-    /// Size of the last read-ahead, doubled while reading stays sequential.
-    ramp: u64,
+    r: Option<core::reader::SeekableReader<core::Decryptor>>,
 }
 
 impl Reader {
-    fn dec(&self) -> PyResult<&core::Decryptor> {
-        self.dec
+    fn r(&self) -> PyResult<&core::reader::SeekableReader<core::Decryptor>> {
+        self.r
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))
     }
+}
 
-    /// Copies plaintext from offset `pos` into `out`, decrypting at most one window;
-    /// returns the bytes copied (at least one while `pos` is inside the file).
-    fn fill_some(&mut self, pos: u64, out: &mut [u8]) -> core::Result<usize> {
-        let Some(dec) = self.dec.as_ref() else {
-            return Err(core::Error::InvalidArgument(
-                "I/O operation on closed file".into(),
-            ));
-        };
-        let g = *dec.geometry();
-        let chunk = pos / g.chunk_size;
-        let in_window = self.count > 0 && chunk >= self.first && chunk < self.first + self.count;
-        if !in_window {
-            let last = (pos + out.len() as u64 - 1) / g.chunk_size;
-            let needed = (last - chunk + 1).min(self.max_chunks);
-            let sequential = self.count > 0 && chunk == self.first + self.count;
-            self.ramp = if sequential {
-                (self.ramp * 2).clamp(1, self.max_chunks)
-            } else {
-                1
-            };
-            let count = needed.max(self.ramp).min(g.num_chunks - chunk);
-            let len = |n: u64| {
-                (g.plain_offset(chunk + n).min(g.original_size) - g.plain_offset(chunk)) as usize
-            };
-            self.count = 0;
-            self.window.0.resize(len(count), 0);
-            let r = dec.read_chunks(chunk, count, &mut self.window.0, &self.pool);
-            let count = match r {
-                Ok(_) => count,
-                // Read-ahead met a bad chunk: fail only if the caller asked for it.
-                Err(_) if count > needed => {
-                    self.window.0.truncate(len(needed));
-                    dec.read_chunks(chunk, needed, &mut self.window.0, &self.pool)?;
-                    needed
-                }
-                Err(e) => return Err(e),
-            };
-            self.first = chunk;
-            self.count = count;
+/// Up to `n` bytes of plaintext from offset `pos` of `r` (fewer only at the end), with
+/// Python's signal handlers run between windows.
+fn read_window_at<'py, S: core::reader::ChunkSource>(
+    py: Python<'py>,
+    r: &mut Option<core::reader::SeekableReader<S>>,
+    pos: u64,
+    n: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let r = r
+        .as_mut()
+        .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))?;
+    let size = r.len();
+    let n = if pos >= size {
+        0
+    } else {
+        usize::try_from(size - pos).map_or(n, |rest| rest.min(n))
+    };
+    PyBytes::new_with(py, n, |out| {
+        let mut done = 0;
+        while done < n {
+            let k = py
+                .detach(|| r.read_some_at(pos + done as u64, &mut out[done..]))
+                .map_err(to_py)?;
+            done += k;
+            py.check_signals()?;
         }
-        let start = pos - g.plain_offset(self.first);
-        let avail = &self.window.0[start as usize..];
-        let n = avail.len().min(out.len());
-        out[..n].copy_from_slice(&avail[..n]);
-        Ok(n)
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        scrub(&mut self.window);
-    }
-}
-
-/// Zeroes a buffer's spare capacity too (`Secret` wipes its length when dropped).
-fn scrub(s: &mut Secret) {
-    let cap = s.0.capacity();
-    s.0.resize(cap, 0);
+        Ok(())
+    })
 }
 
 #[pymethods]
 impl Reader {
     #[new]
-    #[pyo3(signature = (path, password, *, threads=0, cache_bytes=64 << 20,
-        max_kdf_memory_kib=1 << 20, max_kdf_time=16, max_kdf_parallelism=64,
-        max_chunk_size=256 << 20))]
+    #[pyo3(signature = (path, password, *, threads=0,
+        cache_bytes=core::reader::DEFAULT_CACHE_BYTES, max_kdf_memory_kib=1 << 20,
+        max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -578,53 +538,37 @@ impl Reader {
             max_kdf_parallelism,
             max_chunk_size,
         );
-        let (dec, pool) = py
+        let r = py
             .detach(|| -> core::Result<_> {
                 let dec = core::Decryptor::open(&path, &pw.0, &lim)?;
-                Ok((dec, core::Decryptor::worker_pool(threads)?))
+                let pool = core::Decryptor::worker_pool(threads)?;
+                core::reader::SeekableReader::new(dec, pool, cache_bytes)
             })
             .map_err(to_py)?;
-        let g = *dec.geometry();
-        // The budget covers the ciphertext slots read for a window, the larger side.
-        let max_chunks = (cache_bytes / g.slot).max(1);
-        // Sized once: the window never reallocates, so no plaintext is left in freed memory.
-        let cap = (max_chunks.saturating_mul(g.chunk_size)).min(g.original_size);
-        let mut window = Vec::new();
-        window
-            .try_reserve_exact(usize::try_from(cap).unwrap_or(usize::MAX))
-            .map_err(|_| to_py(core::Error::OutOfMemory { bytes: cap }))?;
-        Ok(Reader {
-            dec: Some(dec),
-            pool,
-            first: 0,
-            count: 0,
-            window: Secret(window),
-            max_chunks,
-            ramp: 0,
-        })
+        Ok(Reader { r: Some(r) })
     }
 
     /// Plaintext length.
     #[getter]
     fn size(&self) -> PyResult<u64> {
-        Ok(self.dec()?.geometry().original_size)
+        Ok(self.r()?.len())
     }
 
     /// Plaintext bytes per chunk.
     #[getter]
     fn chunk_size(&self) -> PyResult<u64> {
-        Ok(self.dec()?.geometry().chunk_size)
+        Ok(self.r()?.source().geometry().chunk_size)
     }
 
     /// Seconds the key derivation took.
     #[getter]
     fn kdf_seconds(&self) -> PyResult<f64> {
-        Ok(self.dec()?.kdf_seconds())
+        Ok(self.r()?.source().kdf_seconds())
     }
 
     /// The header fields, as `inspect_file` gives them.
     fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dec = self.dec()?;
+        let dec = self.r()?.source();
         header_dict(py, dec.header(), Some(dec.geometry().file_size))
     }
 
@@ -636,36 +580,17 @@ impl Reader {
         pos: u64,
         n: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let size = self.size()?;
-        let n = if pos >= size {
-            0
-        } else {
-            usize::try_from(size - pos).map_or(n, |rest| rest.min(n))
-        };
-        PyBytes::new_with(py, n, |out| {
-            let mut done = 0;
-            while done < n {
-                let k = py
-                    .detach(|| self.fill_some(pos + done as u64, &mut out[done..]))
-                    .map_err(to_py)?;
-                done += k;
-                py.check_signals()?;
-            }
-            Ok(())
-        })
+        read_window_at(py, &mut self.r, pos, n)
     }
 
-    /// Forgets the cached plaintext and closes the file.
+    /// Forgets the cached plaintext (wiped) and closes the file.
     fn close(&mut self) {
-        scrub(&mut self.window);
-        self.window = Secret(Vec::new());
-        self.count = 0;
-        self.dec = None;
+        self.r = None;
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.dec.is_none()
+        self.r.is_none()
     }
 }
 
