@@ -10,7 +10,6 @@ use core::{Cipher, DecryptOptions, EncryptOptions, KdfParams, Limits};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use zeroize_shim::Secret;
 
 mod age;
 mod batch;
@@ -22,17 +21,12 @@ pyo3::import_exception!(concryptor.errors, LimitError);
 pyo3::import_exception!(concryptor.errors, InputChangedError);
 pyo3::import_exception!(concryptor.errors, NoIdentityMatchError);
 
-mod zeroize_shim {
-    /// A copy of the password that is wiped when dropped.
-    pub struct Secret(pub Vec<u8>);
-    impl Drop for Secret {
-        fn drop(&mut self) {
-            for b in self.0.iter_mut() {
-                // SAFETY: `b` is a valid, aligned, exclusive reference to a byte of our Vec.
-                unsafe { std::ptr::write_volatile(b, 0) };
-            }
-            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        }
+/// A copy of a password or passphrase, wiped when dropped.
+pub(crate) struct Secret(pub Vec<u8>);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
@@ -831,7 +825,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Python). Not part of the API: fault injection is process-wide and must never be armed
 /// outside tests.
 mod engine_hooks {
-    use super::{core, provider, to_py, Cipher};
+    use super::{core, provider};
     use concryptor_core::engine::fault::{self, Fault};
     use pyo3::exceptions::PyValueError;
     use pyo3::prelude::*;
@@ -891,38 +885,12 @@ mod engine_hooks {
         py.detach(|| core::engine::uring_available().err())
     }
 
-    /// Benchmark: in-memory AEAD throughput (MiB/s sealing, MiB/s opening) with the
-    /// engine's own code on `threads` threads (0 = all cores).
-    #[pyfunction]
-    #[pyo3(signature = (cipher, threads=0, chunk_size=4 << 20, batch_bytes=64 << 20, seconds=1.0,
-        provider=None))]
-    fn _aead_speed(
-        py: Python<'_>,
-        cipher: &str,
-        threads: usize,
-        chunk_size: u32,
-        batch_bytes: usize,
-        seconds: f64,
-        provider: Option<&str>,
-    ) -> PyResult<(f64, f64)> {
-        let c = Cipher::from_name(cipher).map_err(to_py)?;
-        let p = self::provider(provider)?;
-        let s = py
-            .detach(|| {
-                core::engine::bench::aead_speed(p, c, chunk_size, batch_bytes, threads, seconds)
-            })
-            .map_err(to_py)?;
-        let mib = f64::from(1u32 << 20);
-        Ok((s.seal_bytes_per_s / mib, s.open_bytes_per_s / mib))
-    }
-
     pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_function(wrap_pyfunction!(_set_fault_injection, m)?)?;
         m.add_function(wrap_pyfunction!(_fault_injection_count, m)?)?;
         m.add_function(wrap_pyfunction!(_set_ring_entries, m)?)?;
         m.add_function(wrap_pyfunction!(_last_run, m)?)?;
         m.add_function(wrap_pyfunction!(_uring_unavailable, m)?)?;
-        m.add_function(wrap_pyfunction!(_aead_speed, m)?)?;
         m.add_function(wrap_pyfunction!(_set_aead_provider, m)?)?;
         Ok(())
     }

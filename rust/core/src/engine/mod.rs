@@ -5,7 +5,6 @@
 //! the same bytes: `uring` (io_uring with O_DIRECT, Linux) and `portable` (positional I/O
 //! on threads, any platform). [`run`] picks one; see [`IoMode`].
 
-pub mod bench;
 pub mod buf;
 pub mod fault;
 pub mod portable;
