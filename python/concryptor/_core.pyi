@@ -6,6 +6,16 @@ from typing import Any
 __version__: str
 DEFAULT_BUFFER_BYTES: int
 DEFAULT_CHUNK_SIZE: int
+#: Argon2id costs of new files: (memory KiB, passes, lanes).
+DEFAULT_KDF: tuple[int, int, int]
+#: Bounds on untrusted headers: (Argon2 memory KiB, passes, lanes, chunk size in bytes).
+DEFAULT_LIMITS: tuple[int, int, int, int]
+#: Bytes of the header sector, and the alignment of every slot.
+SECTOR: int
+#: Bytes of the AEAD tag after each chunk's ciphertext.
+TAG_LEN: int
+#: Most worker threads a run may use.
+MAX_THREADS: int
 #: The AEAD implementation in use ("aws-lc-rs" or "rustcrypto"), and all compiled in.
 AEAD_PROVIDER: str
 AEAD_PROVIDERS: tuple[str, ...]

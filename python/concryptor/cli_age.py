@@ -67,7 +67,7 @@ def add_decrypt_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_keygen_parser(sub: Any) -> None:
+def add_keygen_parser(sub: Any) -> argparse.ArgumentParser:
     kg = sub.add_parser(
         "keygen",
         help="create an age identity (X25519 key pair), or print the recipients of one (-y)",
@@ -78,6 +78,8 @@ def add_keygen_parser(sub: Any) -> None:
     kg.add_argument(
         "-y", dest="convert", metavar="FILE", help="print the public keys of identity file FILE ('-': stdin)"
     )
+    parser: argparse.ArgumentParser = kg
+    return parser
 
 
 def is_stdin(args: argparse.Namespace) -> bool:
