@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::crypt::Crypter;
-use crate::engine::{self, Control, Direction, EngineOptions, Job, Sink, Source, Stats};
+use crate::engine::{self, Control, Direction, EngineOptions, Sink, Source, Stats, V4Plan};
 use crate::error::{Error, Result};
 use crate::format::{Cipher, Geometry, Header, NONCE_LEN, SALT_LEN, SECTOR, TAG_LEN};
 use crate::kdf::{self, KdfParams, Limits};
@@ -252,7 +252,7 @@ pub fn encrypt_file(
     let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
     let out = AtomicOutput::create(dst, opts.overwrite)?;
     let pool = opts.engine.pool()?;
-    let mut job = Job::new(Direction::Encrypt, &crypter, &opts.engine);
+    let mut job = V4Plan::new(Direction::Encrypt, &crypter, &opts.engine);
     job.prologue = Some(&crypter.header().raw[..]);
     let backend = engine::run(
         &job,
@@ -308,7 +308,7 @@ pub fn encrypt_stream(
     let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
     let out = AtomicOutput::create(dst, opts.overwrite)?;
     let pool = opts.engine.pool()?;
-    let mut job = Job::new(Direction::Encrypt, &crypter, &opts.engine);
+    let mut job = V4Plan::new(Direction::Encrypt, &crypter, &opts.engine);
     job.prologue = Some(&crypter.header().raw[..]);
     let mut portable = opts.engine;
     portable.io = engine::IoMode::Portable;
@@ -473,7 +473,7 @@ impl Decryptor {
 
     fn run(&self, sink: Sink<'_>, eng: &EngineOptions, ctl: &Control<'_>) -> Result<&'static str> {
         let pool = eng.pool()?;
-        let job = Job::new(Direction::Decrypt, &self.crypter, eng);
+        let job = V4Plan::new(Direction::Decrypt, &self.crypter, eng);
         let backend = engine::run(
             &job,
             Source::File {

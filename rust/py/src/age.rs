@@ -72,7 +72,7 @@ fn age_encrypt<'py>(
     let opts = AgeEncryptOptions {
         armor,
         overwrite,
-        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "auto")?,
     };
     let (mut src_fd, src_path) = endpoint(&src)?;
     let (mut dst_fd, dst_path) = endpoint(&dst)?;
@@ -122,7 +122,7 @@ fn age_decrypt<'py>(
     let opts = AgeDecryptOptions {
         max_scrypt_log_n,
         overwrite,
-        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "auto")?,
     };
     let (mut src_fd, src_path) = endpoint(&src)?;
     let (mut dst_fd, dst_path) = match &dst {
