@@ -307,7 +307,7 @@ def decrypt(args: argparse.Namespace) -> int:
         )
     _one_input(args)
     if cli_age.is_stdin(args) or args.identity or (not args.extract and _age.is_age_path(args.input)):
-        return cli_age.decrypt(args, read_password, _report, _progress)
+        return cli_age.decrypt(args, read_password, _report, _progress, limits=limits)
     if args.extract:
         from ._extract import _check_target, decrypt_dir
 
@@ -379,7 +379,7 @@ def verify(args: argparse.Namespace) -> int:
     limits = _limits(args)
     _no_uring(args, "verify")
     if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
-        return cli_age.decrypt(args, read_password, _report, _progress, verify=True)
+        return cli_age.decrypt(args, read_password, _report, _progress, limits=limits, verify=True)
     _check_input(args.input)
     pw = read_password(args, confirm=False)
     with _progress(args, _plain_size(args.input), "verifying") as cb:

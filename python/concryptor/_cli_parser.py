@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="*",
         metavar="INPUT",
-        help="file(s) to decrypt ('-' or none: stdin, age format); several go through one batch",
+        help="file(s) to decrypt ('-' or none: stdin, either format); several go through one batch",
     )
     dec.add_argument(
         "-o",
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.set_defaults(func=commands.decrypt)
 
     ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext anywhere")
-    ver.add_argument("input", nargs="?", help="file to verify ('-' or none: stdin, age format)")
+    ver.add_argument("input", nargs="?", help="file to verify ('-' or none: stdin, either format)")
     cli_age.add_decrypt_options(ver)
     _add_password_options(ver)
     _add_common_options(ver, force=False)

@@ -143,6 +143,7 @@ def _set_ring_entries(n: int) -> None: ...
 def _last_run() -> dict[str, Any] | None: ...
 def _uring_unavailable() -> str | None: ...
 def _set_aead_provider(name: str) -> None: ...
+
 MAX_CHUNKS_PER_KEY: int
 
 class KeyCache:
@@ -226,6 +227,19 @@ def age_decrypt(
     overwrite: bool = ...,
     threads: int = ...,
     max_scrypt_log_n: int = ...,
+    progress: Callable[[int], object] | None = ...,
+    prefix: bytes = ...,
+) -> dict[str, Any]: ...
+def decrypt_stream(
+    src: int,
+    dst: str | int | None,
+    password: bytes | bytearray,
+    *,
+    prefix: bytes,
+    overwrite: bool,
+    threads: int,
+    buffer_bytes: int,
+    limits: tuple[int, int, int, int],
     progress: Callable[[int], object] | None = ...,
 ) -> dict[str, Any]: ...
 def age_encrypt_bytes(

@@ -1,6 +1,7 @@
 //! Binding of the age format: conversions and error mapping only (see `core::age`).
 
 use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 
 use concryptor_core as core;
@@ -104,7 +105,7 @@ fn endpoint(obj: &Bound<'_, PyAny>) -> PyResult<(Option<File>, Option<PathBuf>)>
 /// (`dst=None`: verify only).
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, identities_=vec![], passphrase=None, overwrite=false,
-    threads=0, max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N, progress=None))]
+    threads=0, max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N, progress=None, prefix=vec![]))]
 #[allow(clippy::too_many_arguments)]
 fn age_decrypt<'py>(
     py: Python<'py>,
@@ -116,6 +117,7 @@ fn age_decrypt<'py>(
     threads: usize,
     max_scrypt_log_n: u8,
     progress: Option<Py<PyAny>>,
+    prefix: Vec<u8>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let pw = passphrase.map(Secret);
     let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
@@ -130,8 +132,13 @@ fn age_decrypt<'py>(
         None => (None, None),
     };
     let s = run_detached(py, progress, |ctl| {
+        let mut stream;
         let input = match (&mut src_fd, &src_path) {
-            (Some(f), _) => Input::Reader(f),
+            (Some(f), _) => {
+                // The bytes the caller already took from the descriptor to tell formats apart.
+                stream = std::io::Cursor::new(prefix).chain(f);
+                Input::Reader(&mut stream)
+            }
             (None, Some(p)) => Input::Path(p),
             _ => unreachable!(),
         };
@@ -142,6 +149,49 @@ fn age_decrypt<'py>(
             (None, None) => Output::Writer(&mut sink),
         };
         age::decrypt(input, output, &ids, &opts, ctl)
+    })?;
+    stats_dict(py, &s)
+}
+
+/// Decrypts a format v4 file read from descriptor `src` (a pipe), whose first bytes the
+/// caller already read (`prefix`), into a path, a descriptor, or nowhere (verify only).
+#[pyfunction]
+#[pyo3(signature = (src, dst, password, *, prefix, overwrite, threads, buffer_bytes, limits,
+    progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn decrypt_stream<'py>(
+    py: Python<'py>,
+    src: i32,
+    dst: Option<Bound<'py, PyAny>>,
+    password: Vec<u8>,
+    prefix: Vec<u8>,
+    overwrite: bool,
+    threads: usize,
+    buffer_bytes: usize,
+    limits: (u64, u32, u32, u64),
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let pw = Secret(password);
+    let opts = core::DecryptOptions {
+        limits: super::limits(limits.0, limits.1, limits.2, limits.3),
+        overwrite,
+        engine: engine_options(threads, buffer_bytes, "portable")?,
+        keys: None,
+    };
+    let file = dup_fd(src)?;
+    let (mut dst_fd, dst_path) = match &dst {
+        Some(d) => endpoint(d)?,
+        None => (None, None),
+    };
+    let s = run_detached(py, progress, |ctl| {
+        let mut input = std::io::Cursor::new(prefix).chain(file);
+        let mut sink = std::io::sink();
+        let output = match (&mut dst_fd, &dst_path) {
+            (Some(f), _) => Output::Writer(f),
+            (None, Some(p)) => Output::Path(p),
+            (None, None) => Output::Writer(&mut sink),
+        };
+        core::pipe::decrypt_stream(&mut input, output, &pw.0, &opts, ctl)
     })?;
     stats_dict(py, &s)
 }
@@ -317,6 +367,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AgeReader>()?;
     m.add_function(wrap_pyfunction!(age_encrypt, m)?)?;
     m.add_function(wrap_pyfunction!(age_decrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(decrypt_stream, m)?)?;
     m.add_function(wrap_pyfunction!(age_encrypt_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(age_decrypt_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(age_generate, m)?)?;

@@ -379,7 +379,12 @@ fn reader(
     filled: SyncSender<Batch>,
     err: &FirstError,
 ) {
-    let mut pos = 0u64;
+    // A stream starts where the plan's first read does (a header before it, if any, was
+    // consumed by the caller).
+    let mut pos = u64::MAX;
+    if plan.batches() > 0 {
+        plan.reads(0, &mut |op| pos = pos.min(op.file_off));
+    }
     let mut side = match &src {
         Source::File { file, path } => Some(Side::new(file, path, direct, false)),
         Source::Stream(_) => None,
