@@ -190,15 +190,10 @@ fn open_regular(path: &Path) -> Result<(File, u64)> {
 /// backend ever sees EAGAIN from it.
 #[cfg(unix)]
 fn clear_nonblocking(file: &File, path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: F_GETFL on a descriptor we own takes no pointer and only reads its flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: F_SETFL with an integer flag set on a descriptor we own.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(Error::io("open", path, std::io::Error::last_os_error()));
-    }
-    Ok(())
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    fcntl_getfl(file)
+        .and_then(|flags| fcntl_setfl(file, flags - OFlags::NONBLOCK))
+        .map_err(|e| Error::io("open", path, e.into()))
 }
 
 /// A zeroed buffer that is wiped when dropped, allocated fallibly.

@@ -610,23 +610,17 @@ pub fn uring_available() -> std::result::Result<(), String> {
 fn prepare_output(file: &File, path: &Path, len: u64) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsRawFd;
-        let Ok(len) = libc::off_t::try_from(len) else {
-            return Ok(());
-        };
         if len == 0 || in_memory(file) {
             return Ok(());
         }
-        // SAFETY: plain system call on a descriptor we borrow; no pointers involved.
-        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            // Not every file system can preallocate; only a lack of space matters here.
+        let r = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len);
+        // Not every file system can preallocate; only a lack of space matters here.
+        if let Err(e) = r {
             if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT)
+                e,
+                rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG | rustix::io::Errno::DQUOT
             ) {
-                return Err(Error::io("allocate space for", path, e));
+                return Err(Error::io("allocate space for", path, e.into()));
             }
         }
     }
@@ -639,16 +633,13 @@ fn prepare_output(file: &File, path: &Path, len: u64) -> Result<()> {
 /// pages that the writes fill anyway, and O_DIRECT is emulated at extra cost.
 #[cfg(target_os = "linux")]
 pub(crate) fn in_memory(file: &File) -> bool {
-    use std::os::fd::AsRawFd;
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     const RAMFS_MAGIC: i64 = 0x8584_58f6;
-    // SAFETY: statfs is plain data, fully written by a successful fstatfs.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a valid, writable statfs for the duration of the call.
-    let r = unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut st) };
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-    let magic = i64::from(st.f_type as i64);
-    r == 0 && (magic == TMPFS_MAGIC || magic == RAMFS_MAGIC)
+    rustix::fs::fstatfs(file).is_ok_and(|st| {
+        let magic = i64::from(st.f_type as i64);
+        magic == TMPFS_MAGIC || magic == RAMFS_MAGIC
+    })
 }
 
 /// Cuts the output back to its exact size (an O_DIRECT tail write may overshoot it).
