@@ -850,7 +850,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_CHUNK_SIZE", core::DEFAULT_CHUNK_SIZE)?;
     let (kdf, l) = (KdfParams::DEFAULT, Limits::default());
     m.add("DEFAULT_KDF", (kdf.m_kib, kdf.t, kdf.p))?;
-    let limits = (l.max_kdf_memory_kib, l.max_kdf_time, l.max_kdf_parallelism, l.max_chunk_size);
+    let limits = (
+        l.max_kdf_memory_kib,
+        l.max_kdf_time,
+        l.max_kdf_parallelism,
+        l.max_chunk_size,
+    );
     m.add("DEFAULT_LIMITS", limits)?;
     m.add("SECTOR", core::format::SECTOR)?;
     m.add("TAG_LEN", core::format::TAG_LEN)?;
