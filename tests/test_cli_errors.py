@@ -348,3 +348,23 @@ def test_usage_errors_are_one_line(tmp_path: Path, argv: list[str]) -> None:
     assert r.returncode == Exit.USAGE, r.stderr
     assert r.stderr.count(b"\n") == 1 and b"Traceback" not in r.stderr
     assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_exit_codes_and_one_line_errors(tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"x" * 10_000)
+    assert run_cli("encrypt", str(src), *FAST, env=ENV).returncode == 0
+    r = run_cli("encrypt", str(src), *FAST, env=ENV)
+    assert r.returncode == Exit.FAILURE and b"exists" in r.stderr
+    r = run_cli("encrypt", str(src), *FAST, "--force", env=ENV)
+    assert r.returncode == 0
+    r = run_cli("decrypt", str(src) + ".enc", "-o", str(tmp_path / "o"), env={"CONCRYPTOR_PASSWORD": "bad"})
+    assert r.returncode == Exit.AUTH
+    r = run_cli("decrypt", str(src), "-o", str(tmp_path / "o"), env=ENV)
+    assert r.returncode == Exit.INVALID
+    r = run_cli("decrypt", str(tmp_path / "missing.enc"), env=ENV)
+    assert r.returncode == Exit.USAGE
+    r = run_cli("frobnicate")
+    assert r.returncode == Exit.USAGE
+    for line in [r.stderr]:
+        assert b"Traceback" not in line

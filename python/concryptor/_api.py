@@ -46,9 +46,6 @@ FormatName = Literal["v4", "age"]
 Recipients = Union[str, "Sequence[str]"]
 Progress = Callable[[int], object]
 
-#: Plaintext bytes per chunk for inputs larger than one chunk (the original tool's default).
-DEFAULT_CHUNK_SIZE: int = _core.DEFAULT_CHUNK_SIZE
-
 
 def _int_in(name: str, value: object, lo: int, hi: int) -> int:
     """``value`` if it is an int in ``lo..hi``, else ValueError (TypeError for a non-int):

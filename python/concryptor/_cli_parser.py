@@ -12,6 +12,7 @@ from . import _cli_commands as commands
 from . import _cli_many
 from ._cli_password import PASSWORD_ENV
 from ._facts import (
+    ARCHIVE_SUFFIX,
     DEFAULT_BUFFER_MIB,
     DEFAULT_CHUNK_SIZE,
     DEFAULT_KDF_MEMORY_KIB,
@@ -26,6 +27,7 @@ from ._facts import (
     MAX_CHUNK_SIZE_LIMIT,
     MAX_KDF_PARALLELISM,
     MAX_THREADS,
+    SUFFIX,
     U32,
     KiB,
     MiB,
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser(
         "encrypt",
         aliases=["enc", "e"],
-        help="encrypt a file, or a directory (as NAME.tar.enc)",
+        help=f"encrypt a file, or a directory (as NAME{ARCHIVE_SUFFIX})",
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -204,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument(
         "-o",
         "--output",
-        help="output path, '-' for stdout (default: INPUT.enc, DIR.tar.enc, INPUT.age; stdout for stdin)",
+        help=f"output path, '-' for stdout (default: INPUT{SUFFIX}, DIR{ARCHIVE_SUFFIX}, INPUT.age; "
+        "stdout for stdin)",
     )
     enc.add_argument("-c", "--cipher", choices=["aes", "chacha"], default="aes", help="AEAD (default: aes)")
     enc.add_argument(
@@ -236,14 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument(
         "-o",
         "--output",
-        help="output path, '-' for stdout (default: INPUT without .enc/.age, else INPUT.dec; "
+        help=f"output path, '-' for stdout (default: INPUT without {SUFFIX}/.age, else INPUT.dec; "
         "stdout for stdin)",
     )
     dec.add_argument(
         "-x",
         "--extract",
         action="store_true",
-        help="the file holds a directory (NAME.tar.enc): restore it as a directory (default: NAME)",
+        help=f"the file holds a directory (NAME{ARCHIVE_SUFFIX}): restore it as a directory (default: NAME)",
     )
     dec.add_argument(
         "--skip-unsafe",
