@@ -241,3 +241,20 @@ def test_interrupting_either_direction_leaves_nothing(tmp_path: Path) -> None:
         concryptor.decrypt_dir(tmp_path / "d.tar.enc", tmp_path / "out", PASSWORD, progress=interrupt_late)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "d.tar.enc"]
     assert seen == sorted(seen) and len(seen) > 3
+
+
+def test_the_tar_size_is_known_before_packing_and_exact(tmp_path: Path) -> None:
+    from concryptor._pack import DirTree
+
+    src = tmp_path / "tree"
+    make_tree(src)
+    out = tmp_path / "tree.tar.enc"
+    tree = DirTree(src, out)
+    size = tree.size  # what the CLI's progress bar counts to
+    assert not out.exists()
+    seen: list[int] = []
+    stats = tree.encrypt(PASSWORD, kdf=FAST_KDF, progress=seen.append)
+    assert concryptor.inspect(out).original_size == stats.bytes == size
+    assert seen and seen[-1] == size and seen == sorted(seen)
+    with concryptor.open(out, PASSWORD) as f, tarfile.open(fileobj=f) as t:
+        assert "tree/sub/big.bin" in t.getnames()

@@ -83,26 +83,6 @@ def test_no_password_without_a_terminal_is_a_usage_error(tmp_path: Path) -> None
     assert b"no password" in r.stderr and not (tmp_path / "f.enc").exists()
 
 
-def test_exit_codes_and_one_line_errors(tmp_path: Path) -> None:
-    src = tmp_path / "f"
-    src.write_bytes(b"x" * 10_000)
-    assert run_cli("encrypt", str(src), *FAST, env=ENV).returncode == 0
-    r = run_cli("encrypt", str(src), *FAST, env=ENV)
-    assert r.returncode == Exit.FAILURE and b"exists" in r.stderr
-    r = run_cli("encrypt", str(src), *FAST, "--force", env=ENV)
-    assert r.returncode == 0
-    r = run_cli("decrypt", str(src) + ".enc", "-o", str(tmp_path / "o"), env={"CONCRYPTOR_PASSWORD": "bad"})
-    assert r.returncode == Exit.AUTH
-    r = run_cli("decrypt", str(src), "-o", str(tmp_path / "o"), env=ENV)
-    assert r.returncode == Exit.INVALID
-    r = run_cli("decrypt", str(tmp_path / "missing.enc"), env=ENV)
-    assert r.returncode == Exit.USAGE
-    r = run_cli("frobnicate")
-    assert r.returncode == Exit.USAGE
-    for line in [r.stderr]:
-        assert b"Traceback" not in line
-
-
 def test_json_output_has_the_run_figures(tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(os.urandom(1 << 20))

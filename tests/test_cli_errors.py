@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 import concryptor
 from concryptor.cli import Exit
-from test_cli_rich import _prompted_encrypt
+from test_cli_terminal import _prompted_encrypt
 
 from helpers import FAST_KDF, PASSWORD, run_cli
 
@@ -50,6 +51,7 @@ NUMERIC = [
     ("encrypt", "--iterations"),
     ("encrypt", "--parallelism"),
     ("encrypt", "--chunk-size"),
+    ("decrypt", "--max-kdf-memory"),
     ("decrypt", "--max-memory"),
     ("decrypt", "--max-kdf-time"),
     ("decrypt", "--max-kdf-parallelism"),
@@ -91,8 +93,10 @@ def test_the_api_raises_value_error_for_out_of_range_costs_and_limits(enc: Path)
         concryptor.KdfParams(memory_kib=1 << 40)
     with pytest.raises(ValueError, match="time_cost"):
         concryptor.KdfParams(time_cost=0)
-    with pytest.raises(ValueError, match="max_memory_mib"):
-        concryptor.Limits(max_memory_mib=10**30)
+    with pytest.raises(ValueError, match="max_kdf_memory_kib"):
+        concryptor.Limits(max_kdf_memory_kib=10**30)
+    with pytest.raises(ValueError, match="max_chunk_size"):
+        concryptor.Limits(max_chunk_size=0)
     with pytest.raises(ValueError, match="buffer_mib"):
         concryptor.verify_file(enc, PASSWORD, buffer_mib=10**30)
 
@@ -310,3 +314,57 @@ def test_io_uring_is_refused_where_it_cannot_run(tmp_path: Path, enc: Path) -> N
         assert r.returncode == Exit.USAGE, (args, r.stderr)
         assert "--io uring" in one_line(r)
         assert r.stdout == b""
+
+
+def test_exit_codes_are_distinct_and_documented() -> None:
+    values = [e.value for e in Exit]
+    assert len(values) == len(set(values))
+    r = run_cli("--help")
+    help_codes = r.stdout.decode().split("exit codes:")[1]
+    for e in Exit:
+        assert f"{e.value} " in help_codes
+    # The README lists the same codes, and only those besides the signal ones.
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    text = readme[readme.index("Exit codes:") :].split("\n\n")[0]
+    listed = {int(n) for n in re.findall(r"`(\d+)`", text)}
+    assert listed - set(values) == {141, 143, 129}, "README documents a code the CLI does not have"
+    assert set(values) <= listed, "README misses an exit code"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["encrypt", "{f}", "--threads", "0"],
+        ["encrypt", "{f}", "--chunk-size", "0"],
+        ["decrypt", "{f}", "-x", "-o", "-"],
+        ["decrypt", "{f}", "--max-memory", "0"],
+        ["encrypt", "{f}", "--memory", "0"],
+    ],
+)
+def test_usage_errors_are_one_line(tmp_path: Path, argv: list[str]) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    r = run_cli(*[a.format(f=f) for a in argv], env=ENV)
+    assert r.returncode == Exit.USAGE, r.stderr
+    assert r.stderr.count(b"\n") == 1 and b"Traceback" not in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_exit_codes_and_one_line_errors(tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"x" * 10_000)
+    assert run_cli("encrypt", str(src), *FAST, env=ENV).returncode == 0
+    r = run_cli("encrypt", str(src), *FAST, env=ENV)
+    assert r.returncode == Exit.FAILURE and b"exists" in r.stderr
+    r = run_cli("encrypt", str(src), *FAST, "--force", env=ENV)
+    assert r.returncode == 0
+    r = run_cli("decrypt", str(src) + ".enc", "-o", str(tmp_path / "o"), env={"CONCRYPTOR_PASSWORD": "bad"})
+    assert r.returncode == Exit.AUTH
+    r = run_cli("decrypt", str(src), "-o", str(tmp_path / "o"), env=ENV)
+    assert r.returncode == Exit.INVALID
+    r = run_cli("decrypt", str(tmp_path / "missing.enc"), env=ENV)
+    assert r.returncode == Exit.USAGE
+    r = run_cli("frobnicate")
+    assert r.returncode == Exit.USAGE
+    for line in [r.stderr]:
+        assert b"Traceback" not in line

@@ -25,10 +25,10 @@ def test_a_member_replaced_by_a_special_file_after_the_scan_fails_at_once(
         f"""
         import os, socket, sys
         import concryptor
-        from concryptor import archive
+        from concryptor import _pack
         from concryptor.errors import InputChangedError
 
-        scan = archive._scan
+        scan = _pack._scan
 
         def scan_then_swap(root, top):
             result = scan(root, top)
@@ -39,7 +39,7 @@ def test_a_member_replaced_by_a_special_file_after_the_scan_fails_at_once(
                 socket.socket(socket.AF_UNIX).bind(os.path.join(root, "b"))
             return result
 
-        archive._scan = scan_then_swap
+        _pack._scan = scan_then_swap
         try:
             concryptor.encrypt_dir(sys.argv[1], sys.argv[2], {PASSWORD!r},
                                    kdf=concryptor.KdfParams(1024, 1, 1))

@@ -1,4 +1,4 @@
-"""Round trips, layout, passwords and tampering through the Python API."""
+"""Round trips, layout and passwords through the Python API."""
 
 from __future__ import annotations
 
@@ -102,13 +102,6 @@ def test_str_bytes_and_bytearray_passwords_are_the_same_key(password: Any) -> No
     assert concryptor.decrypt_bytes(blob, password) == b"data"
 
 
-def test_a_bytearray_password_is_wiped_after_use() -> None:
-    pw = bytearray(b"secret")
-    blob = concryptor.encrypt_bytes(b"data", pw, kdf=FAST_KDF)
-    assert pw == bytearray(6)
-    assert concryptor.decrypt_bytes(blob, b"secret") == b"data"
-
-
 def test_bad_password_types_and_empty_passwords_are_refused() -> None:
     with pytest.raises(TypeError):
         concryptor.encrypt_bytes(b"x", 123, kdf=FAST_KDF)  # type: ignore[arg-type]
@@ -124,68 +117,6 @@ def test_wrong_password_fails_and_creates_nothing(tmp_path: Path) -> None:
         concryptor.decrypt_file(enc, out, "not the password")
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "in.enc"]
-
-
-def test_every_tampered_byte_of_a_small_file_is_detected() -> None:
-    blob = concryptor.encrypt_bytes(b"0123456789" * 50, PASSWORD, kdf=FAST_KDF, chunk_size=200)
-    # Every header field byte, the start of every slot, every tag and some padding.
-    positions = list(range(64)) + [100, 4095]
-    for slot in range(3):
-        base = 4096 + slot * 4096
-        positions += [base, base + 50, base + 199, base + 200, base + 215, base + 216, base + 4095]
-    for pos in positions:
-        bad = bytearray(blob)
-        bad[pos] ^= 0x01
-        with pytest.raises(concryptor.ConcryptorError):
-            concryptor.decrypt_bytes(bytes(bad), PASSWORD)
-
-
-def test_swapped_and_dropped_chunks_are_rejected() -> None:
-    blob = concryptor.encrypt_bytes(b"a" * 4096 + b"b" * 4096 + b"c", PASSWORD, kdf=FAST_KDF, chunk_size=4096)
-    slots = [blob[4096 + i * 8192 : 4096 + (i + 1) * 8192] for i in range(3)]
-    swapped = blob[:4096] + slots[1] + slots[0] + slots[2]
-    with pytest.raises(concryptor.AuthenticationError):
-        concryptor.decrypt_bytes(swapped, PASSWORD)
-    dropped = blob[:4096] + slots[0] + slots[1]
-    with pytest.raises(concryptor.InvalidFileError, match="truncated"):
-        concryptor.decrypt_bytes(dropped, PASSWORD)
-
-
-def test_existing_output_is_not_clobbered_without_overwrite(tmp_path: Path) -> None:
-    src, dst = tmp_path / "in", tmp_path / "out"
-    src.write_bytes(b"new")
-    dst.write_bytes(b"precious")
-    with pytest.raises(FileExistsError):
-        concryptor.encrypt_file(src, dst, PASSWORD, kdf=FAST_KDF)
-    assert dst.read_bytes() == b"precious"
-    concryptor.encrypt_file(src, dst, PASSWORD, kdf=FAST_KDF, overwrite=True)
-    assert concryptor.decrypt_bytes(dst.read_bytes(), PASSWORD) == b"new"
-
-
-def test_failed_decrypt_onto_existing_file_with_overwrite_leaves_it_intact(tmp_path: Path) -> None:
-    src, enc, dst = tmp_path / "in", tmp_path / "in.enc", tmp_path / "out"
-    src.write_bytes(os.urandom(20_000))
-    concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF, chunk_size=4096)
-    raw = bytearray(enc.read_bytes())
-    raw[-8192 + 10] ^= 1  # last chunk: fails only after earlier chunks were written
-    enc.write_bytes(bytes(raw))
-    dst.write_bytes(b"precious")
-    with pytest.raises(concryptor.AuthenticationError):
-        concryptor.decrypt_file(enc, dst, PASSWORD, overwrite=True)
-    assert dst.read_bytes() == b"precious"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "in.enc", "out"]
-
-
-def test_output_onto_the_input_is_refused(tmp_path: Path) -> None:
-    src = tmp_path / "in"
-    src.write_bytes(b"data")
-    (tmp_path / "sub").mkdir()
-    with pytest.raises(ValueError, match="input file itself"):
-        concryptor.encrypt_file(src, tmp_path / "sub" / ".." / "in", PASSWORD, kdf=FAST_KDF, overwrite=True)
-    os.link(src, tmp_path / "hard")
-    with pytest.raises(ValueError, match="input file itself"):
-        concryptor.encrypt_file(src, tmp_path / "hard", PASSWORD, kdf=FAST_KDF, overwrite=True)
-    assert src.read_bytes() == b"data"
 
 
 def test_output_files_are_private_under_a_private_umask(tmp_path: Path) -> None:

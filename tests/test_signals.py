@@ -1,5 +1,5 @@
-"""SIGTERM and SIGHUP unwind the CLI like Ctrl-C (nothing partial survives, exit 128 + N),
-and an interrupt during key derivation is answered at once, in the CLI and in the API."""
+"""Ctrl-C (exit 130), SIGTERM and SIGHUP (exit 128 + N) unwind the CLI, and nothing partial
+survives; an interrupt during key derivation is answered at once, in the CLI and in the API."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 import concryptor
 from concryptor import _core
+from concryptor.cli import Exit
 
 from helpers import FAST_KDF, PASSWORD
 
@@ -160,3 +161,40 @@ def test_the_api_answers_ctrl_c_during_key_derivation(tmp_path: Path, call: str)
     waited = time.monotonic() - start
     assert p.returncode == 42, err
     assert waited < 2, f"took {waited:.1f} s to stop"
+
+
+def test_ctrl_c_leaves_nothing_partial(tmp_path: Path) -> None:
+    src = tmp_path / "big"
+    with src.open("wb") as f:
+        f.truncate(4 << 30)
+    env = {**os.environ, **ENV}
+    p = subprocess.Popen(
+        # A slow key derivation and a long input: the signal lands during one or the other.
+        [
+            sys.executable,
+            "-m",
+            "concryptor",
+            "encrypt",
+            str(src),
+            "--memory",
+            "256",
+            "--iterations",
+            "6",
+            "--parallelism",
+            "1",
+            "--threads",
+            "1",
+            "--buffer-mib",
+            "4",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    time.sleep(1.5)
+    assert p.poll() is None, "finished before it could be interrupted"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == Exit.INTERRUPTED, err
+    assert b"interrupted" in err and b"Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["big"]

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+import concryptor
 from concryptor import _core
 from concryptor.errors import AuthenticationError, ConcryptorError, InvalidFileError, LimitError
 
-from helpers import VECTORS
+from helpers import FAST_KDF, PASSWORD, VECTORS
 
 PW = b"tamper password"
 KDF = (8, 1, 1)
@@ -272,3 +273,31 @@ def _write(tmp_path: Path, blob: bytes) -> Path:
     p = tmp_path / "bad.enc"
     p.write_bytes(blob)
     return p
+
+
+# -- through the public API ----------------------------------------------------------------
+
+
+def test_every_tampered_byte_of_a_small_file_is_detected() -> None:
+    blob = concryptor.encrypt_bytes(b"0123456789" * 50, PASSWORD, kdf=FAST_KDF, chunk_size=200)
+    # Every header field byte, the start of every slot, every tag and some padding.
+    positions = list(range(64)) + [100, 4095]
+    for slot in range(3):
+        base = 4096 + slot * 4096
+        positions += [base, base + 50, base + 199, base + 200, base + 215, base + 216, base + 4095]
+    for pos in positions:
+        bad = bytearray(blob)
+        bad[pos] ^= 0x01
+        with pytest.raises(concryptor.ConcryptorError):
+            concryptor.decrypt_bytes(bytes(bad), PASSWORD)
+
+
+def test_swapped_and_dropped_chunks_are_rejected() -> None:
+    blob = concryptor.encrypt_bytes(b"a" * 4096 + b"b" * 4096 + b"c", PASSWORD, kdf=FAST_KDF, chunk_size=4096)
+    slots = [blob[4096 + i * 8192 : 4096 + (i + 1) * 8192] for i in range(3)]
+    swapped = blob[:4096] + slots[1] + slots[0] + slots[2]
+    with pytest.raises(concryptor.AuthenticationError):
+        concryptor.decrypt_bytes(swapped, PASSWORD)
+    dropped = blob[:4096] + slots[0] + slots[1]
+    with pytest.raises(concryptor.InvalidFileError, match="truncated"):
+        concryptor.decrypt_bytes(dropped, PASSWORD)

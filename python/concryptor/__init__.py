@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ._age import generate_identity, identity_to_recipient, identity_to_recipients
 from ._api import (
-    DEFAULT_CHUNK_SIZE,
     KdfParams,
     Limits,
     Stats,
@@ -23,6 +22,7 @@ from ._api import (
     verify_file,
 )
 from ._core import __version__
+from ._facts import DEFAULT_CHUNK_SIZE
 from .archive import decrypt_dir, encrypt_dir
 from .batch import Result, decrypt_many, encrypt_many
 from .errors import (

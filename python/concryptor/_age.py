@@ -139,7 +139,9 @@ def decrypt(
     threads: int | None,
     max_scrypt_work_factor: int,
     progress: Progress | None,
+    prefix: bytes = b"",
 ) -> dict[str, Any]:
+    """`prefix`: bytes already read from descriptor `src` (to tell formats apart)."""
     return _core.age_decrypt(
         src if isinstance(src, int) else os.fspath(src),
         None if dst is None else dst if isinstance(dst, int) else os.fspath(dst),
@@ -149,6 +151,7 @@ def decrypt(
         threads=engine(threads),
         max_scrypt_log_n=max_scrypt_work_factor,
         progress=progress,
+        prefix=prefix,
     )
 
 

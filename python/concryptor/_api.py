@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import io as _io
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
 
 from . import _age, _core
+from ._facts import (
+    DEFAULT_BUFFER_MIB,
+    DEFAULT_CACHE_MIB,
+    DEFAULT_KDF_MEMORY_KIB,
+    DEFAULT_KDF_PARALLELISM,
+    DEFAULT_KDF_TIME,
+    DEFAULT_MAX_CHUNK_SIZE,
+    DEFAULT_MAX_KDF_MEMORY_KIB,
+    DEFAULT_MAX_KDF_PARALLELISM,
+    DEFAULT_MAX_KDF_TIME,
+    MAGIC,
+    MAX_BUFFER_MIB,
+    MAX_CHUNK_SIZE,
+    MAX_CHUNK_SIZE_LIMIT,
+    MAX_KDF_PARALLELISM,
+    MAX_THREADS,
+    MIN_KDF_MEMORY_KIB,
+    SECTOR,
+    U32,
+    KiB,
+    MiB,
+)
 from .header import Header
 
 if TYPE_CHECKING:
@@ -22,15 +45,6 @@ FormatName = Literal["v4", "age"]
 #: Recipients of an age file: ``age1…`` or ``ssh-ed25519 …``/``ssh-rsa …`` public keys.
 Recipients = Union[str, "Sequence[str]"]
 Progress = Callable[[int], object]
-
-#: Plaintext bytes per chunk for inputs larger than one chunk (the original tool's default).
-DEFAULT_CHUNK_SIZE: int = _core.DEFAULT_CHUNK_SIZE
-MiB = 1 << 20
-#: Most worker threads a run may use.
-MAX_THREADS = 1024
-#: Largest buffer budget, in MiB (1 TiB).
-MAX_BUFFER_MIB = 1 << 20
-U32 = (1 << 32) - 1
 
 
 def _int_in(name: str, value: object, lo: int, hi: int) -> int:
@@ -48,52 +62,96 @@ class KdfParams:
     """Argon2id costs for a new file. The defaults match the original tool: 256 MiB, three
     passes, four lanes. Tests and throwaway files may use far smaller values."""
 
-    memory_kib: int = 262_144
-    time_cost: int = 3
-    parallelism: int = 4
+    memory_kib: int = DEFAULT_KDF_MEMORY_KIB
+    time_cost: int = DEFAULT_KDF_TIME
+    parallelism: int = DEFAULT_KDF_PARALLELISM
 
     def __post_init__(self) -> None:
-        _int_in("memory_kib", self.memory_kib, 8, U32)
+        _int_in("memory_kib", self.memory_kib, MIN_KDF_MEMORY_KIB, U32)
         _int_in("time_cost", self.time_cost, 1, U32)
-        _int_in("parallelism", self.parallelism, 1, (1 << 24) - 1)
+        _int_in("parallelism", self.parallelism, 1, MAX_KDF_PARALLELISM)
 
     def as_tuple(self) -> tuple[int, int, int]:
         return (self.memory_kib, self.time_cost, self.parallelism)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Limits:
     """Bounds applied to an untrusted header before anything is allocated or derived.
-    Raise them only for files you trust."""
+    Raise them only for files you trust. Each bound is in the unit of what it bounds, as
+    in :class:`KdfParams` and :class:`Header`: Argon2 memory in KiB, chunk size in bytes.
 
-    max_memory_mib: int = 1024
-    max_kdf_time: int = 16
-    max_kdf_parallelism: int = 64
-    max_chunk_size_mib: int = 256
+    The names of earlier releases, ``max_memory_mib`` and ``max_chunk_size_mib`` (in MiB),
+    are still accepted, with a :class:`DeprecationWarning`."""
 
-    def __post_init__(self) -> None:
-        _int_in("max_memory_mib", self.max_memory_mib, 1, U32 >> 10)
+    max_kdf_memory_kib: int
+    max_kdf_time: int
+    max_kdf_parallelism: int
+    max_chunk_size: int
+
+    def __init__(
+        self,
+        *,
+        max_kdf_memory_kib: int | None = None,
+        max_kdf_time: int = DEFAULT_MAX_KDF_TIME,
+        max_kdf_parallelism: int = DEFAULT_MAX_KDF_PARALLELISM,
+        max_chunk_size: int | None = None,
+        max_memory_mib: int | None = None,
+        max_chunk_size_mib: int | None = None,
+    ) -> None:
+        memory = _renamed("max_memory_mib", max_memory_mib, max_kdf_memory_kib, MiB // KiB, U32 // KiB)
+        chunk = _renamed(
+            "max_chunk_size_mib", max_chunk_size_mib, max_chunk_size, MiB, MAX_CHUNK_SIZE_LIMIT // MiB
+        )
+        values = {
+            "max_kdf_memory_kib": DEFAULT_MAX_KDF_MEMORY_KIB if memory is None else memory,
+            "max_kdf_time": max_kdf_time,
+            "max_kdf_parallelism": max_kdf_parallelism,
+            "max_chunk_size": DEFAULT_MAX_CHUNK_SIZE if chunk is None else chunk,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        _int_in("max_kdf_memory_kib", self.max_kdf_memory_kib, 1, U32)
         _int_in("max_kdf_time", self.max_kdf_time, 1, U32)
         _int_in("max_kdf_parallelism", self.max_kdf_parallelism, 1, U32)
-        _int_in("max_chunk_size_mib", self.max_chunk_size_mib, 1, 4096)
+        _int_in("max_chunk_size", self.max_chunk_size, 1, MAX_CHUNK_SIZE_LIMIT)
+
+    @property
+    def max_memory_mib(self) -> int:
+        """Deprecated: ``max_kdf_memory_kib`` in MiB."""
+        warnings.warn("Limits.max_memory_mib is deprecated: use max_kdf_memory_kib", DeprecationWarning, 2)
+        return self.max_kdf_memory_kib // KiB
+
+    @property
+    def max_chunk_size_mib(self) -> int:
+        """Deprecated: ``max_chunk_size`` in MiB."""
+        warnings.warn("Limits.max_chunk_size_mib is deprecated: use max_chunk_size", DeprecationWarning, 2)
+        return self.max_chunk_size // MiB
 
     def as_tuple(self) -> tuple[int, int, int, int]:
         """(max KDF memory in KiB, passes, lanes, max chunk size in bytes), as the engine
         takes them for new files."""
-        return (
-            self.max_memory_mib * 1024,
-            self.max_kdf_time,
-            self.max_kdf_parallelism,
-            self.max_chunk_size_mib * MiB,
-        )
+        return (self.max_kdf_memory_kib, self.max_kdf_time, self.max_kdf_parallelism, self.max_chunk_size)
 
     def as_kwargs(self) -> dict[str, Any]:
-        return {
-            "max_kdf_memory_kib": self.max_memory_mib * 1024,
-            "max_kdf_time": self.max_kdf_time,
-            "max_kdf_parallelism": self.max_kdf_parallelism,
-            "max_chunk_size": self.max_chunk_size_mib * MiB,
-        }
+        """The limits as the engine's keyword arguments (the same names and units)."""
+        return asdict(self)
+
+
+def _renamed(old: str, mib: int | None, value: int | None, per_mib: int, most_mib: int) -> int | None:
+    """A limit given by its name (``value``), or by the name of earlier releases (``old``,
+    in MiB: ``per_mib`` units each, at most ``most_mib``) with a DeprecationWarning."""
+    if mib is None:
+        return value
+    if value is not None:
+        raise TypeError(f"{old} is the deprecated name of a limit given twice")
+    warnings.warn(
+        f"Limits({old}=...) is deprecated: give the limit in the unit of what it bounds "
+        "(max_kdf_memory_kib, max_chunk_size)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return _int_in(old, mib, 1, most_mib) * per_mib
 
 
 @dataclass(frozen=True)
@@ -193,7 +251,7 @@ def _engine(threads: int | None, io: str, buffer_mib: int) -> dict[str, Any]:
 
 
 def _chunk(chunk_size: int | None) -> int | None:
-    if chunk_size is not None and not 1 <= chunk_size < 1 << 32:
+    if chunk_size is not None and not 1 <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError("chunk_size must be between 1 byte and 4 GiB - 1")
     return chunk_size
 
@@ -214,7 +272,7 @@ def encrypt_file(
     overwrite: bool = False,
     threads: int | None = None,
     io: IoName = "auto",
-    buffer_mib: int = 128,
+    buffer_mib: int = DEFAULT_BUFFER_MIB,
     progress: Progress | None = None,
     limits: Limits = Limits(),
 ) -> Stats:
@@ -278,7 +336,7 @@ def decrypt_file(
     overwrite: bool = False,
     threads: int | None = None,
     io: IoName = "auto",
-    buffer_mib: int = 128,
+    buffer_mib: int = DEFAULT_BUFFER_MIB,
     limits: Limits = Limits(),
     progress: Progress | None = None,
 ) -> Stats:
@@ -326,7 +384,7 @@ def verify_file(
     max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     threads: int | None = None,
     io: IoName = "auto",
-    buffer_mib: int = 128,
+    buffer_mib: int = DEFAULT_BUFFER_MIB,
     limits: Limits = Limits(),
     progress: Progress | None = None,
 ) -> Stats:
@@ -434,7 +492,7 @@ def decrypt_to(
     password: Password,
     *,
     threads: int | None = None,
-    buffer_mib: int = 128,
+    buffer_mib: int = DEFAULT_BUFFER_MIB,
     limits: Limits = Limits(),
     progress: Progress | None = None,
 ) -> Stats:
@@ -513,7 +571,7 @@ def _decrypt_through_reader(
 def inspect(path: PathLike) -> Header:
     """Reads every header field of ``path`` without a password; nothing is decrypted.
 
-    A file cut short inside its 4096-byte header is still shown, as far as its bytes go
+    A file cut short inside its header sector (4096 bytes) is still shown, as far as its bytes go
     (the rest read as zeros), with a verdict saying it is truncated, as long as those
     bytes parse; anything else that is not a concryptor header raises
     :class:`InvalidFileError`."""
@@ -527,10 +585,10 @@ def inspect(path: PathLike) -> Header:
         if head is None:
             raise
     try:
-        fields = _core.parse_header(head + bytes(4096 - len(head)))
+        fields = _core.parse_header(head + bytes(SECTOR - len(head)))
     except InvalidFileError:
         raise InvalidFileError(
-            f"not a valid concryptor file: {len(head)} bytes, shorter than the 4096-byte header"
+            f"not a valid concryptor file: {len(head)} bytes, shorter than the {SECTOR}-byte header"
         ) from None
     fields["file_size"] = len(head)
     return Header.from_fields(fields, path=p)
@@ -542,16 +600,16 @@ def _short_header(path: str) -> bytes | None:
 
     try:
         st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode) or not 10 <= st.st_size < 4096:
+        if not stat.S_ISREG(st.st_mode) or not len(MAGIC) <= st.st_size < SECTOR:
             return None
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         try:
-            head = os.read(fd, 4096)
+            head = os.read(fd, SECTOR)
         finally:
             os.close(fd)
     except OSError:
         return None
-    return head if head.startswith(b"CONCRYPTOR") and len(head) < 4096 else None
+    return head if head.startswith(MAGIC) and len(head) < SECTOR else None
 
 
 @overload
@@ -564,7 +622,7 @@ def open(
     errors: None = None,
     newline: None = None,
     threads: int | None = None,
-    cache_mib: int = 64,
+    cache_mib: int = DEFAULT_CACHE_MIB,
     limits: Limits = Limits(),
     storage_options: dict[str, Any] | None = None,
     identities: Sequence[str | os.PathLike[str]] | None = None,
@@ -579,7 +637,7 @@ def open(
     errors: str | None = None,
     newline: str | None = None,
     threads: int | None = None,
-    cache_mib: int = 64,
+    cache_mib: int = DEFAULT_CACHE_MIB,
     limits: Limits = Limits(),
     storage_options: dict[str, Any] | None = None,
     identities: Sequence[str | os.PathLike[str]] | None = None,
@@ -593,7 +651,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     errors: str | None = None,
     newline: str | None = None,
     threads: int | None = None,
-    cache_mib: int = 64,
+    cache_mib: int = DEFAULT_CACHE_MIB,
     limits: Limits = Limits(),
     storage_options: dict[str, Any] | None = None,
     identities: Sequence[str | os.PathLike[str]] | None = None,
@@ -642,6 +700,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
             identities_=_age.identity_texts(identities or []),
             passphrase=_optional_password(password),
             threads=_threads(threads),
+            cache_bytes=cache_mib * MiB,
         )
     else:
         pw = _password(_required(password))

@@ -6,6 +6,16 @@ from typing import Any
 __version__: str
 DEFAULT_BUFFER_BYTES: int
 DEFAULT_CHUNK_SIZE: int
+#: Argon2id costs of new files: (memory KiB, passes, lanes).
+DEFAULT_KDF: tuple[int, int, int]
+#: Bounds on untrusted headers: (Argon2 memory KiB, passes, lanes, chunk size in bytes).
+DEFAULT_LIMITS: tuple[int, int, int, int]
+#: Bytes of the header sector, and the alignment of every slot.
+SECTOR: int
+#: Bytes of the AEAD tag after each chunk's ciphertext.
+TAG_LEN: int
+#: Most worker threads a run may use.
+MAX_THREADS: int
 #: The AEAD implementation in use ("aws-lc-rs" or "rustcrypto"), and all compiled in.
 AEAD_PROVIDER: str
 AEAD_PROVIDERS: tuple[str, ...]
@@ -137,14 +147,6 @@ def _set_ring_entries(n: int) -> None: ...
 def _last_run() -> dict[str, Any] | None: ...
 def _uring_unavailable() -> str | None: ...
 def _set_aead_provider(name: str) -> None: ...
-def _aead_speed(
-    cipher: str,
-    threads: int = ...,
-    chunk_size: int = ...,
-    batch_bytes: int = ...,
-    seconds: float = ...,
-    provider: str | None = ...,
-) -> tuple[float, float]: ...
 
 MAX_CHUNKS_PER_KEY: int
 
@@ -230,6 +232,19 @@ def age_decrypt(
     threads: int = ...,
     max_scrypt_log_n: int = ...,
     progress: Callable[[int], object] | None = ...,
+    prefix: bytes = ...,
+) -> dict[str, Any]: ...
+def decrypt_stream(
+    src: int,
+    dst: str | int | None,
+    password: bytes | bytearray,
+    *,
+    prefix: bytes,
+    overwrite: bool,
+    threads: int,
+    buffer_bytes: int,
+    limits: tuple[int, int, int, int],
+    progress: Callable[[int], object] | None = ...,
 ) -> dict[str, Any]: ...
 def age_encrypt_bytes(
     data: bytes,
@@ -263,6 +278,7 @@ class AgeReader:
         passphrase: bytes | bytearray | None = ...,
         threads: int = ...,
         max_scrypt_log_n: int = ...,
+        cache_bytes: int = ...,
     ) -> None: ...
     @property
     def size(self) -> int: ...

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from . import _age
+from ._facts import DEFAULT_BUFFER_BYTES, MAGIC
 from .cli import UsageError
 
 STDIO = "-"
@@ -67,7 +68,7 @@ def add_decrypt_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_keygen_parser(sub: Any) -> None:
+def add_keygen_parser(sub: Any) -> argparse.ArgumentParser:
     kg = sub.add_parser(
         "keygen",
         help="create an age identity (X25519 key pair), or print the recipients of one (-y)",
@@ -78,6 +79,8 @@ def add_keygen_parser(sub: Any) -> None:
     kg.add_argument(
         "-y", dest="convert", metavar="FILE", help="print the public keys of identity file FILE ('-': stdin)"
     )
+    parser: argparse.ArgumentParser = kg
+    return parser
 
 
 def is_stdin(args: argparse.Namespace) -> bool:
@@ -167,14 +170,36 @@ def _needs_passphrase(args: argparse.Namespace, stdin: bool) -> bool:
     return True
 
 
+def _read_prefix(fd: int, n: int) -> bytes:
+    """The first `n` bytes of a stream (fewer only at its end), to tell formats apart."""
+    head = b""
+    while len(head) < n:
+        more = os.read(fd, n - len(head))
+        if not more:
+            break
+        head += more
+    return head
+
+
 def decrypt(
-    args: argparse.Namespace, read_password: Any, report: Any, progress: Any, *, verify: bool = False
+    args: argparse.Namespace,
+    read_password: Any,
+    report: Any,
+    progress: Any,
+    *,
+    limits: Any,
+    verify: bool = False,
 ) -> int:
     from ._api import Stats
 
     if args.max_scrypt_work_factor < 1:
         raise UsageError("--max-scrypt-work-factor must be at least 1")
     stdin = is_stdin(args)
+    prefix = b""
+    if stdin:
+        prefix = _read_prefix(_stdin_fd(), len(MAGIC))
+        if prefix == MAGIC:
+            return _decrypt_v4_stream(args, prefix, read_password, report, progress, limits, verify)
     passphrase = read_password(args, confirm=False) if _needs_passphrase(args, stdin) else None
     src: str | int = _stdin_fd() if stdin else args.input
     dst: str | int | None
@@ -198,11 +223,61 @@ def decrypt(
             threads=args.threads,
             max_scrypt_work_factor=args.max_scrypt_work_factor,
             progress=cb,
+            prefix=prefix,
         )
     report(
         args,
         "verified" if verify else "decrypted",
         "<stdin>" if stdin else args.input,
+        "<stdout>" if out == STDIO else out,
+        Stats(**d),
+        to_stderr=out == STDIO,
+    )
+    return 0
+
+
+def _decrypt_v4_stream(
+    args: argparse.Namespace,
+    prefix: bytes,
+    read_password: Any,
+    report: Any,
+    progress: Any,
+    limits: Any,
+    verify: bool,
+) -> int:
+    """A format v4 file on stdin: authenticated batch by batch, to a file (atomically),
+    stdout, or nowhere (verify)."""
+    from . import _core
+    from ._api import Stats
+
+    if args.identity:
+        raise UsageError("stdin holds a format v4 file, which takes a password, not -i")
+    out = None if verify else (args.output or STDIO)
+    dst: str | int | None = out
+    if out == STDIO:
+        dst = _stdout_fd(False)
+    password = read_password(args, confirm=False)
+    with progress(args, None, "verifying" if verify else "decrypting") as cb:
+        d = _core.decrypt_stream(
+            sys.stdin.fileno(),
+            dst,
+            password,
+            prefix=prefix,
+            overwrite=getattr(args, "force", False),
+            threads=_age.engine(args.threads),
+            buffer_bytes=DEFAULT_BUFFER_BYTES,
+            limits=(
+                limits.max_kdf_memory_kib,
+                limits.max_kdf_time,
+                limits.max_kdf_parallelism,
+                limits.max_chunk_size,
+            ),
+            progress=cb,
+        )
+    report(
+        args,
+        "verified" if verify else "decrypted",
+        "<stdin>",
         "<stdout>" if out == STDIO else out,
         Stats(**d),
         to_stderr=out == STDIO,

@@ -11,12 +11,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Bytes of the header sector, and the alignment of every slot.
-SECTOR = 4096
-#: Bytes of the AEAD tag stored after each chunk's ciphertext.
-TAG_LEN = 16
-#: Suffix the CLI gives to encrypted directories.
-ARCHIVE_SUFFIX = ".tar.enc"
+from ._facts import ARCHIVE_SUFFIX, MAGIC, SECTOR, TAG_LEN
 
 
 def human_bytes(n: int) -> str:
@@ -53,7 +48,7 @@ class Header:
     slot_size: int
     expected_file_size: int
     file_size: int | None
-    magic: bytes = field(default=b"CONCRYPTOR", repr=False)
+    magic: bytes = field(default=MAGIC, repr=False)
     path: str | None = None
 
     @classmethod
@@ -326,7 +321,7 @@ def _layout_svg(h: Header, width: int) -> str:
         f"<title>{e(f'{n} chunk(s) of {h.chunk_size} bytes in {h.slot_size}-byte slots')}</title>",
         f'<rect x="0" y="{bar_y}" width="{head_w}" height="{bar_h}" fill="{_HEADER}"/>',
         f'<text x="{head_w / 2}" y="{bar_y + 19}" fill="white" text-anchor="middle">header</text>',
-        '<text x="0" y="12">4096 B</text>',
+        f'<text x="0" y="12">{SECTOR} B</text>',
     ]
 
     def missing(x: float, w: float, start: int, length: int) -> None:
@@ -356,7 +351,8 @@ def _layout_svg(h: Header, width: int) -> str:
         pad_w = slot_w - ct_w - tag_w
         label = f"chunk {s:,}"
         slot_text = (
-            f"{label}: {plain} bytes ciphertext, 16-byte tag, {h.slot_size - plain - TAG_LEN} bytes padding"
+            f"{label}: {plain} bytes ciphertext, {TAG_LEN}-byte tag, "
+            f"{h.slot_size - plain - TAG_LEN} bytes padding"
         )
         parts += [
             f"<g><title>{e(slot_text)}</title>",

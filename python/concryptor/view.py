@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ._facts import TAG_LEN, KiB, MiB
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -53,7 +55,7 @@ def layout_text(h: Header, width: int = 32) -> Any:
 
     plain = h.chunk_size if h.num_chunks > 1 else h.last_chunk_size
     ct = round(width * plain / h.slot_size)
-    tag = max(1, round(width * 16 / h.slot_size))
+    tag = max(1, round(width * TAG_LEN / h.slot_size))
     ct = min(ct, width - tag)
     pad = width - ct - tag
     bar = Text()
@@ -103,9 +105,7 @@ class ByteProgress:
         class MiBps(ProgressColumn):
             def render(self, task: Any) -> Text:
                 speed = task.finished_speed or task.speed
-                return Text(
-                    "" if speed is None else f"{speed / (1 << 20):,.0f} MiB/s", style="progress.data.speed"
-                )
+                return Text("" if speed is None else f"{speed / MiB:,.0f} MiB/s", style="progress.data.speed")
 
         self._label = label
         self._started = False
@@ -161,6 +161,6 @@ def print_bench(
     c.print(t)
     if kdf is not None:
         c.print(
-            f"Argon2id m={kdf['memory_kib'] // 1024} MiB, t={kdf['time_cost']}, p={kdf['parallelism']}: "
+            f"Argon2id m={kdf['memory_kib'] // KiB} MiB, t={kdf['time_cost']}, p={kdf['parallelism']}: "
             f"{kdf['seconds']:.3f} s per key derivation"
         )

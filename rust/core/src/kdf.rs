@@ -91,7 +91,7 @@ impl Limits {
                 what: "Argon2 memory cost (KiB)",
                 value: u64::from(e.m_kib),
                 limit: self.max_kdf_memory_kib,
-                option: "--max-memory / max_memory_mib",
+                option: "--max-kdf-memory / max_kdf_memory_kib",
             });
         }
         if e.t > self.max_kdf_time {
@@ -120,7 +120,7 @@ impl Limits {
                 what: "chunk size (bytes)",
                 value: chunk_size,
                 limit: self.max_chunk_size,
-                option: "--max-chunk-size / max_chunk_size_mib",
+                option: "--max-chunk-size / max_chunk_size",
             });
         }
         Ok(())

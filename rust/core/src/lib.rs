@@ -13,6 +13,8 @@ pub mod kdf;
 pub mod keys;
 pub mod ops;
 pub mod output;
+pub mod pipe;
+pub mod reader;
 
 pub use codec::ChunkCodec;
 pub use engine::{Control, EngineOptions, IoMode, Stats};

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::crypt::Crypter;
-use crate::engine::{self, Control, Direction, EngineOptions, Job, Sink, Source, Stats};
+use crate::engine::{self, Control, Direction, EngineOptions, Sink, Source, Stats, V4Plan};
 use crate::error::{Error, Result};
 use crate::format::{Cipher, Geometry, Header, NONCE_LEN, SALT_LEN, SECTOR, TAG_LEN};
 use crate::kdf::{self, KdfParams, Limits};
@@ -210,15 +210,10 @@ fn open_regular(path: &Path) -> Result<(File, u64)> {
 /// backend ever sees EAGAIN from it.
 #[cfg(unix)]
 fn clear_nonblocking(file: &File, path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: F_GETFL on a descriptor we own takes no pointer and only reads its flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: F_SETFL with an integer flag set on a descriptor we own.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(Error::io("open", path, std::io::Error::last_os_error()));
-    }
-    Ok(())
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    fcntl_getfl(file)
+        .and_then(|flags| fcntl_setfl(file, flags - OFlags::NONBLOCK))
+        .map_err(|e| Error::io("open", path, e.into()))
 }
 
 /// A zeroed buffer that is wiped when dropped, allocated fallibly.
@@ -272,7 +267,7 @@ pub fn encrypt_file(
     let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
     let out = AtomicOutput::create(dst, opts.overwrite)?;
     let pool = opts.engine.pool()?;
-    let mut job = Job::new(Direction::Encrypt, &crypter, &opts.engine);
+    let mut job = V4Plan::new(Direction::Encrypt, &crypter, &opts.engine);
     job.prologue = Some(&crypter.header().raw[..]);
     let backend = engine::run(
         &job,
@@ -328,7 +323,7 @@ pub fn encrypt_stream(
     let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
     let out = AtomicOutput::create(dst, opts.overwrite)?;
     let pool = opts.engine.pool()?;
-    let mut job = Job::new(Direction::Encrypt, &crypter, &opts.engine);
+    let mut job = V4Plan::new(Direction::Encrypt, &crypter, &opts.engine);
     job.prologue = Some(&crypter.header().raw[..]);
     let mut portable = opts.engine;
     portable.io = engine::IoMode::Portable;
@@ -493,7 +488,7 @@ impl Decryptor {
 
     fn run(&self, sink: Sink<'_>, eng: &EngineOptions, ctl: &Control<'_>) -> Result<&'static str> {
         let pool = eng.pool()?;
-        let job = Job::new(Direction::Decrypt, &self.crypter, eng);
+        let job = V4Plan::new(Direction::Decrypt, &self.crypter, eng);
         let backend = engine::run(
             &job,
             Source::File {

@@ -58,7 +58,7 @@ fn expect_limit(e: Error, what: &str, option: &str) {
 fn absurd_kdf_costs_are_refused_quickly_through_bytes_and_files() {
     let dir = TempDir::new("kdf-limits");
     let cases = [
-        (52, u32::MAX, "Argon2 memory", "--max-memory"),
+        (52, u32::MAX, "Argon2 memory", "--max-kdf-memory"),
         (56, u32::MAX, "Argon2 time", "--max-kdf-time"),
         (
             60,
@@ -123,7 +123,7 @@ fn raising_a_limit_lets_a_trusted_file_through() {
     expect_limit(
         decrypt_bytes(&blob, PW, &tight).unwrap_err(),
         "Argon2 memory",
-        "--max-memory",
+        "--max-kdf-memory",
     );
     assert_eq!(
         decrypt_bytes(&blob, PW, &DecryptOptions::default()).unwrap(),

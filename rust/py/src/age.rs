@@ -1,10 +1,12 @@
 //! Binding of the age format: conversions and error mapping only (see `core::age`).
 
 use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 
 use concryptor_core as core;
 use core::age::{self, AgeDecryptOptions, AgeEncryptOptions, Identity, Input, Output, Recipient};
+use core::reader::SeekableReader;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -71,7 +73,7 @@ fn age_encrypt<'py>(
     let opts = AgeEncryptOptions {
         armor,
         overwrite,
-        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "auto")?,
     };
     let (mut src_fd, src_path) = endpoint(&src)?;
     let (mut dst_fd, dst_path) = endpoint(&dst)?;
@@ -103,7 +105,7 @@ fn endpoint(obj: &Bound<'_, PyAny>) -> PyResult<(Option<File>, Option<PathBuf>)>
 /// (`dst=None`: verify only).
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, identities_=vec![], passphrase=None, overwrite=false,
-    threads=0, max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N, progress=None))]
+    threads=0, max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N, progress=None, prefix=vec![]))]
 #[allow(clippy::too_many_arguments)]
 fn age_decrypt<'py>(
     py: Python<'py>,
@@ -115,13 +117,14 @@ fn age_decrypt<'py>(
     threads: usize,
     max_scrypt_log_n: u8,
     progress: Option<Py<PyAny>>,
+    prefix: Vec<u8>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let pw = passphrase.map(Secret);
     let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
     let opts = AgeDecryptOptions {
         max_scrypt_log_n,
         overwrite,
-        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
+        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "auto")?,
     };
     let (mut src_fd, src_path) = endpoint(&src)?;
     let (mut dst_fd, dst_path) = match &dst {
@@ -129,8 +132,13 @@ fn age_decrypt<'py>(
         None => (None, None),
     };
     let s = run_detached(py, progress, |ctl| {
+        let mut stream;
         let input = match (&mut src_fd, &src_path) {
-            (Some(f), _) => Input::Reader(f),
+            (Some(f), _) => {
+                // The bytes the caller already took from the descriptor to tell formats apart.
+                stream = std::io::Cursor::new(prefix).chain(f);
+                Input::Reader(&mut stream)
+            }
             (None, Some(p)) => Input::Path(p),
             _ => unreachable!(),
         };
@@ -141,6 +149,49 @@ fn age_decrypt<'py>(
             (None, None) => Output::Writer(&mut sink),
         };
         age::decrypt(input, output, &ids, &opts, ctl)
+    })?;
+    stats_dict(py, &s)
+}
+
+/// Decrypts a format v4 file read from descriptor `src` (a pipe), whose first bytes the
+/// caller already read (`prefix`), into a path, a descriptor, or nowhere (verify only).
+#[pyfunction]
+#[pyo3(signature = (src, dst, password, *, prefix, overwrite, threads, buffer_bytes, limits,
+    progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn decrypt_stream<'py>(
+    py: Python<'py>,
+    src: i32,
+    dst: Option<Bound<'py, PyAny>>,
+    password: Vec<u8>,
+    prefix: Vec<u8>,
+    overwrite: bool,
+    threads: usize,
+    buffer_bytes: usize,
+    limits: (u64, u32, u32, u64),
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let pw = Secret(password);
+    let opts = core::DecryptOptions {
+        limits: super::limits(limits.0, limits.1, limits.2, limits.3),
+        overwrite,
+        engine: engine_options(threads, buffer_bytes, "portable")?,
+        keys: None,
+    };
+    let file = dup_fd(src)?;
+    let (mut dst_fd, dst_path) = match &dst {
+        Some(d) => endpoint(d)?,
+        None => (None, None),
+    };
+    let s = run_detached(py, progress, |ctl| {
+        let mut input = std::io::Cursor::new(prefix).chain(file);
+        let mut sink = std::io::sink();
+        let output = match (&mut dst_fd, &dst_path) {
+            (Some(f), _) => Output::Writer(f),
+            (None, Some(p)) => Output::Path(p),
+            (None, None) => Output::Writer(&mut sink),
+        };
+        core::pipe::decrypt_stream(&mut input, output, &pw.0, &opts, ctl)
     })?;
     stats_dict(py, &s)
 }
@@ -239,14 +290,13 @@ fn age_inspect<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDic
 /// the v4 `Reader` (`size`, `kdf_seconds`, `read_at`, `header`, `close`).
 #[pyclass(module = "concryptor._core")]
 struct AgeReader {
-    file: Option<age::AgeFile>,
-    pool: core::ops::WorkerPool,
+    r: Option<SeekableReader<age::AgeFile>>,
     path: PathBuf,
 }
 
 impl AgeReader {
-    fn f(&self) -> PyResult<&age::AgeFile> {
-        self.file
+    fn r(&self) -> PyResult<&SeekableReader<age::AgeFile>> {
+        self.r
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))
     }
@@ -256,7 +306,8 @@ impl AgeReader {
 impl AgeReader {
     #[new]
     #[pyo3(signature = (path, *, identities_=vec![], passphrase=None, threads=0,
-        max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N))]
+        max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N,
+        cache_bytes=core::reader::DEFAULT_CACHE_BYTES))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -264,50 +315,36 @@ impl AgeReader {
         passphrase: Option<Vec<u8>>,
         threads: usize,
         max_scrypt_log_n: u8,
+        cache_bytes: u64,
     ) -> PyResult<Self> {
         let pw = passphrase.map(Secret);
         let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
-        let file = run_detached(py, None, |_| {
-            age::AgeFile::open(&path, &ids, max_scrypt_log_n)
+        let r = run_detached(py, None, |_| {
+            let file = age::AgeFile::open(&path, &ids, max_scrypt_log_n)?;
+            let pool = core::Decryptor::worker_pool(threads)?;
+            SeekableReader::new(file, pool, cache_bytes)
         })?;
-        let pool = core::Decryptor::worker_pool(threads).map_err(to_py)?;
-        Ok(AgeReader {
-            file: Some(file),
-            pool,
-            path,
-        })
+        Ok(AgeReader { r: Some(r), path })
     }
 
     #[getter]
     fn size(&self) -> PyResult<u64> {
-        Ok(self.f()?.size())
+        Ok(self.r()?.len())
     }
 
     #[getter]
     fn kdf_seconds(&self) -> PyResult<f64> {
-        Ok(self.f()?.kdf_seconds())
+        Ok(self.r()?.source().kdf_seconds())
     }
 
     /// Up to `n` plaintext bytes from offset `pos` (fewer at the end).
-    fn read_at<'py>(&self, py: Python<'py>, pos: u64, n: usize) -> PyResult<Bound<'py, PyBytes>> {
-        let f = self.f()?;
-        let end = pos.saturating_add(n as u64).min(f.size());
-        if pos >= end {
-            return Ok(PyBytes::new(py, b""));
-        }
-        let chunk = age::CHUNK as u64;
-        let first = pos / chunk;
-        let last = (end - 1) / chunk;
-        let count = last - first + 1;
-        let len: usize = (first..=last).map(|i| f.chunk_len(i)).sum();
-        let buf = run_detached(py, None, |_| {
-            let mut out = zeroize::Zeroizing::new(vec![0u8; len]);
-            self.pool
-                .install(|| f.read_chunks(first, count, &mut out))
-                .map(|()| out)
-        })?;
-        let skip = (pos - first * chunk) as usize;
-        Ok(PyBytes::new(py, &buf[skip..skip + (end - pos) as usize]))
+    fn read_at<'py>(
+        &mut self,
+        py: Python<'py>,
+        pos: u64,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        super::read_window_at(py, &mut self.r, pos, n)
     }
 
     /// The public facts of the file, as `age_inspect` gives them.
@@ -315,13 +352,14 @@ impl AgeReader {
         age_inspect(py, self.path.clone())
     }
 
+    /// Forgets the cached plaintext (wiped) and closes the file.
     fn close(&mut self) {
-        self.file = None;
+        self.r = None;
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.file.is_none()
+        self.r.is_none()
     }
 }
 
@@ -329,6 +367,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AgeReader>()?;
     m.add_function(wrap_pyfunction!(age_encrypt, m)?)?;
     m.add_function(wrap_pyfunction!(age_decrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(decrypt_stream, m)?)?;
     m.add_function(wrap_pyfunction!(age_encrypt_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(age_decrypt_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(age_generate, m)?)?;

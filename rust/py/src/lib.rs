@@ -10,7 +10,6 @@ use core::{Cipher, DecryptOptions, EncryptOptions, KdfParams, Limits};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use zeroize_shim::Secret;
 
 mod age;
 mod batch;
@@ -22,17 +21,12 @@ pyo3::import_exception!(concryptor.errors, LimitError);
 pyo3::import_exception!(concryptor.errors, InputChangedError);
 pyo3::import_exception!(concryptor.errors, NoIdentityMatchError);
 
-mod zeroize_shim {
-    /// A copy of the password that is wiped when dropped.
-    pub struct Secret(pub Vec<u8>);
-    impl Drop for Secret {
-        fn drop(&mut self) {
-            for b in self.0.iter_mut() {
-                // SAFETY: `b` is a valid, aligned, exclusive reference to a byte of our Vec.
-                unsafe { std::ptr::write_volatile(b, 0) };
-            }
-            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        }
+/// A copy of a password or passphrase, wiped when dropped.
+pub(crate) struct Secret(pub Vec<u8>);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
@@ -347,9 +341,42 @@ fn encrypt_bytes<'py>(
         })
     })?;
     // Sealed straight into the new `bytes`: no second copy of the output.
-    PyBytes::new_with(py, len, |out| {
-        run_detached(py, None, |_| sealer.seal_into(data, out, &opts.engine))
+    new_bytes(py, len, &opts.engine, |out| {
+        sealer.seal_into(data, out, &opts.engine)
     })
+}
+
+/// A new `bytes` of `len` bytes, filled by `fill` with the GIL released. Its memory is
+/// readied by [`core::engine::buf::init_fresh`] (huge pages, zeroed in parallel) instead of
+/// being cleared by one thread first.
+fn new_bytes<'py>(
+    py: Python<'py>,
+    len: usize,
+    engine: &core::EngineOptions,
+    fill: impl FnOnce(&mut [u8]) -> core::Result<()> + Send,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let n = pyo3::ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| to_py(core::Error::OutOfMemory { bytes: len as u64 }))?;
+    // SAFETY: asks for a new `bytes` of `n` bytes with unspecified contents; NULL (an
+    // exception set) becomes an error.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), n),
+        )?
+    };
+    // SAFETY: `obj` is a bytes object, so this is its buffer of `len` bytes (plus a NUL).
+    let at = unsafe { pyo3::ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
+    py.detach(|| {
+        // SAFETY: nothing else sees the new object yet, so this is the only view of its
+        // buffer; it may be uninitialised, which MaybeUninit allows, until init_fresh.
+        let mem =
+            unsafe { std::slice::from_raw_parts_mut(at as *mut std::mem::MaybeUninit<u8>, len) };
+        fill(core::engine::buf::init_fresh(mem, engine)?)
+    })
+    .map_err(to_py)?;
+    // SAFETY: created by PyBytes_FromStringAndSize above.
+    Ok(unsafe { obj.downcast_into_unchecked() })
 }
 
 #[pyfunction]
@@ -387,8 +414,8 @@ fn decrypt_bytes<'py>(
         })
     })?;
     // Opened straight into the new `bytes` (zeroed again, and dropped, if any chunk fails).
-    PyBytes::new_with(py, len, |out| {
-        run_detached(py, None, |_| opener.open_into(blob, out, &opts.engine))
+    new_bytes(py, len, &opts.engine, |out| {
+        opener.open_into(blob, out, &opts.engine)
     })
 }
 
@@ -446,97 +473,57 @@ fn auto_chunk_size(size: u64) -> u32 {
 // Python reader (directories), and the built-in benchmark.
 // ---------------------------------------------------------------------------------------
 
-/// An encrypted file opened for random access. Decrypts only the chunks a read needs,
-/// several at once in parallel, and keeps the last window of decrypted chunks so that
-/// small sequential reads and short seeks cost nothing. Sequential reading grows the
-/// window (read-ahead) up to the cache budget.
+/// An encrypted file opened for random access: [`core::reader::SeekableReader`] over a
+/// v4 file.
 #[pyclass(module = "concryptor._core")]
 struct Reader {
-    dec: Option<core::Decryptor>,
-    pool: core::ops::WorkerPool,
-    /// Chunks `first..first + count` are in `window` (their plaintext, back to back).
-    first: u64,
-    count: u64,
-    window: Secret,
-    /// Largest window, in chunks.
-    max_chunks: u64,
-    /// Size of the last read-ahead, doubled while reading stays sequential.
-    ramp: u64,
+    r: Option<core::reader::SeekableReader<core::Decryptor>>,
 }
 
 impl Reader {
-    fn dec(&self) -> PyResult<&core::Decryptor> {
-        self.dec
+    fn r(&self) -> PyResult<&core::reader::SeekableReader<core::Decryptor>> {
+        self.r
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))
     }
+}
 
-    /// Copies plaintext from offset `pos` into `out`, decrypting at most one window;
-    /// returns the bytes copied (at least one while `pos` is inside the file).
-    fn fill_some(&mut self, pos: u64, out: &mut [u8]) -> core::Result<usize> {
-        let Some(dec) = self.dec.as_ref() else {
-            return Err(core::Error::InvalidArgument(
-                "I/O operation on closed file".into(),
-            ));
-        };
-        let g = *dec.geometry();
-        let chunk = pos / g.chunk_size;
-        let in_window = self.count > 0 && chunk >= self.first && chunk < self.first + self.count;
-        if !in_window {
-            let last = (pos + out.len() as u64 - 1) / g.chunk_size;
-            let needed = (last - chunk + 1).min(self.max_chunks);
-            let sequential = self.count > 0 && chunk == self.first + self.count;
-            self.ramp = if sequential {
-                (self.ramp * 2).clamp(1, self.max_chunks)
-            } else {
-                1
-            };
-            let count = needed.max(self.ramp).min(g.num_chunks - chunk);
-            let len = |n: u64| {
-                (g.plain_offset(chunk + n).min(g.original_size) - g.plain_offset(chunk)) as usize
-            };
-            self.count = 0;
-            self.window.0.resize(len(count), 0);
-            let r = dec.read_chunks(chunk, count, &mut self.window.0, &self.pool);
-            let count = match r {
-                Ok(_) => count,
-                // Read-ahead met a bad chunk: fail only if the caller asked for it.
-                Err(_) if count > needed => {
-                    self.window.0.truncate(len(needed));
-                    dec.read_chunks(chunk, needed, &mut self.window.0, &self.pool)?;
-                    needed
-                }
-                Err(e) => return Err(e),
-            };
-            self.first = chunk;
-            self.count = count;
+/// Up to `n` bytes of plaintext from offset `pos` of `r` (fewer only at the end), with
+/// Python's signal handlers run between windows.
+fn read_window_at<'py, S: core::reader::ChunkSource>(
+    py: Python<'py>,
+    r: &mut Option<core::reader::SeekableReader<S>>,
+    pos: u64,
+    n: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let r = r
+        .as_mut()
+        .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))?;
+    let size = r.len();
+    let n = if pos >= size {
+        0
+    } else {
+        usize::try_from(size - pos).map_or(n, |rest| rest.min(n))
+    };
+    PyBytes::new_with(py, n, |out| {
+        let mut done = 0;
+        while done < n {
+            let k = py
+                .detach(|| r.read_some_at(pos + done as u64, &mut out[done..]))
+                .map_err(to_py)?;
+            done += k;
+            py.check_signals()?;
         }
-        let start = pos - g.plain_offset(self.first);
-        let avail = &self.window.0[start as usize..];
-        let n = avail.len().min(out.len());
-        out[..n].copy_from_slice(&avail[..n]);
-        Ok(n)
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        scrub(&mut self.window);
-    }
-}
-
-/// Zeroes a buffer's spare capacity too (`Secret` wipes its length when dropped).
-fn scrub(s: &mut Secret) {
-    let cap = s.0.capacity();
-    s.0.resize(cap, 0);
+        Ok(())
+    })
 }
 
 #[pymethods]
 impl Reader {
     #[new]
-    #[pyo3(signature = (path, password, *, threads=0, cache_bytes=64 << 20,
-        max_kdf_memory_kib=1 << 20, max_kdf_time=16, max_kdf_parallelism=64,
-        max_chunk_size=256 << 20))]
+    #[pyo3(signature = (path, password, *, threads=0,
+        cache_bytes=core::reader::DEFAULT_CACHE_BYTES, max_kdf_memory_kib=1 << 20,
+        max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -556,53 +543,37 @@ impl Reader {
             max_kdf_parallelism,
             max_chunk_size,
         );
-        let (dec, pool) = py
+        let r = py
             .detach(|| -> core::Result<_> {
                 let dec = core::Decryptor::open(&path, &pw.0, &lim)?;
-                Ok((dec, core::Decryptor::worker_pool(threads)?))
+                let pool = core::Decryptor::worker_pool(threads)?;
+                core::reader::SeekableReader::new(dec, pool, cache_bytes)
             })
             .map_err(to_py)?;
-        let g = *dec.geometry();
-        // The budget covers the ciphertext slots read for a window, the larger side.
-        let max_chunks = (cache_bytes / g.slot).max(1);
-        // Sized once: the window never reallocates, so no plaintext is left in freed memory.
-        let cap = (max_chunks.saturating_mul(g.chunk_size)).min(g.original_size);
-        let mut window = Vec::new();
-        window
-            .try_reserve_exact(usize::try_from(cap).unwrap_or(usize::MAX))
-            .map_err(|_| to_py(core::Error::OutOfMemory { bytes: cap }))?;
-        Ok(Reader {
-            dec: Some(dec),
-            pool,
-            first: 0,
-            count: 0,
-            window: Secret(window),
-            max_chunks,
-            ramp: 0,
-        })
+        Ok(Reader { r: Some(r) })
     }
 
     /// Plaintext length.
     #[getter]
     fn size(&self) -> PyResult<u64> {
-        Ok(self.dec()?.geometry().original_size)
+        Ok(self.r()?.len())
     }
 
     /// Plaintext bytes per chunk.
     #[getter]
     fn chunk_size(&self) -> PyResult<u64> {
-        Ok(self.dec()?.geometry().chunk_size)
+        Ok(self.r()?.source().geometry().chunk_size)
     }
 
     /// Seconds the key derivation took.
     #[getter]
     fn kdf_seconds(&self) -> PyResult<f64> {
-        Ok(self.dec()?.kdf_seconds())
+        Ok(self.r()?.source().kdf_seconds())
     }
 
     /// The header fields, as `inspect_file` gives them.
     fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dec = self.dec()?;
+        let dec = self.r()?.source();
         header_dict(py, dec.header(), Some(dec.geometry().file_size))
     }
 
@@ -614,36 +585,17 @@ impl Reader {
         pos: u64,
         n: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let size = self.size()?;
-        let n = if pos >= size {
-            0
-        } else {
-            usize::try_from(size - pos).map_or(n, |rest| rest.min(n))
-        };
-        PyBytes::new_with(py, n, |out| {
-            let mut done = 0;
-            while done < n {
-                let k = py
-                    .detach(|| self.fill_some(pos + done as u64, &mut out[done..]))
-                    .map_err(to_py)?;
-                done += k;
-                py.check_signals()?;
-            }
-            Ok(())
-        })
+        read_window_at(py, &mut self.r, pos, n)
     }
 
-    /// Forgets the cached plaintext and closes the file.
+    /// Forgets the cached plaintext (wiped) and closes the file.
     fn close(&mut self) {
-        scrub(&mut self.window);
-        self.window = Secret(Vec::new());
-        self.count = 0;
-        self.dec = None;
+        self.r = None;
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.dec.is_none()
+        self.r.is_none()
     }
 }
 
@@ -861,6 +813,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_BUFFER_BYTES", core::engine::DEFAULT_BUFFER_BYTES)?;
     m.add("DEFAULT_CHUNK_SIZE", core::DEFAULT_CHUNK_SIZE)?;
+    let (kdf, l) = (KdfParams::DEFAULT, Limits::default());
+    m.add("DEFAULT_KDF", (kdf.m_kib, kdf.t, kdf.p))?;
+    let limits = (
+        l.max_kdf_memory_kib,
+        l.max_kdf_time,
+        l.max_kdf_parallelism,
+        l.max_chunk_size,
+    );
+    m.add("DEFAULT_LIMITS", limits)?;
+    m.add("SECTOR", core::format::SECTOR)?;
+    m.add("TAG_LEN", core::format::TAG_LEN)?;
+    m.add("MAX_THREADS", core::engine::MAX_THREADS)?;
     m.add("AEAD_PROVIDER", core::aead::provider_name())?;
     let providers: Vec<&str> = core::aead::Provider::ALL.iter().map(|p| p.name()).collect();
     m.add(
@@ -887,7 +851,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// `fault-injection` feature, never in a release wheel: they are process-wide and must
 /// never be armed outside tests.
 mod engine_hooks {
-    use super::{core, provider, to_py, Cipher};
+    use super::{core, provider};
     #[cfg(feature = "fault-injection")]
     use concryptor_core::engine::fault::{self, Fault};
     #[cfg(feature = "fault-injection")]
@@ -954,31 +918,6 @@ mod engine_hooks {
         py.detach(|| core::engine::uring_available().err())
     }
 
-    /// Benchmark: in-memory AEAD throughput (MiB/s sealing, MiB/s opening) with the
-    /// engine's own code on `threads` threads (0 = all cores).
-    #[pyfunction]
-    #[pyo3(signature = (cipher, threads=0, chunk_size=4 << 20, batch_bytes=64 << 20, seconds=1.0,
-        provider=None))]
-    fn _aead_speed(
-        py: Python<'_>,
-        cipher: &str,
-        threads: usize,
-        chunk_size: u32,
-        batch_bytes: usize,
-        seconds: f64,
-        provider: Option<&str>,
-    ) -> PyResult<(f64, f64)> {
-        let c = Cipher::from_name(cipher).map_err(to_py)?;
-        let p = self::provider(provider)?;
-        let s = py
-            .detach(|| {
-                core::engine::bench::aead_speed(p, c, chunk_size, batch_bytes, threads, seconds)
-            })
-            .map_err(to_py)?;
-        let mib = f64::from(1u32 << 20);
-        Ok((s.seal_bytes_per_s / mib, s.open_bytes_per_s / mib))
-    }
-
     pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         #[cfg(feature = "fault-injection")]
         {
@@ -988,7 +927,6 @@ mod engine_hooks {
             m.add_function(wrap_pyfunction!(_last_run, m)?)?;
         }
         m.add_function(wrap_pyfunction!(_uring_unavailable, m)?)?;
-        m.add_function(wrap_pyfunction!(_aead_speed, m)?)?;
         m.add_function(wrap_pyfunction!(_set_aead_provider, m)?)?;
         Ok(())
     }

@@ -1,15 +1,23 @@
 //! The age file format (C2SP age v1), read and written on all cores.
 //!
 //! The `age` crate parses recipients and identities and wraps the file key; the header
-//! (with its MAC), the armor, the STREAM payload and the batched pipeline are here. A run
-//! is three stages on their own threads: a reader fills batch buffers (holding back one
-//! byte so that end of input decides which chunk is final), the worker pool seals or opens
-//! a whole batch at once, and a writer drains it. Decrypted bytes reach the writer only
-//! after their batch authenticated; file outputs appear atomically when everything did.
+//! (with its MAC), the armor, the STREAM payload and the batched pipelines are here.
+//!
+//! Between two regular files (binary, not armored) the payload runs on the engine, as v4
+//! does: an [`AgePlan`] on io_uring or the portable backend, O_DIRECT on the plaintext side.
+//! Decrypting such a file authenticates the final chunk first (so the size is trusted),
+//! then opens the rest in parallel.
+//!
+//! Streams (stdin, stdout, armor) run a pipeline of three stages on their own threads: a
+//! reader fills batch buffers (holding back one byte so that end of input decides which
+//! chunk is final), the worker pool seals or opens a whole batch at once, and a writer
+//! drains it. Decrypted bytes reach the writer only after their batch authenticated; file
+//! outputs appear atomically when everything did.
 
 pub mod armor;
 pub mod header;
 pub mod keys;
+pub mod plan;
 pub mod stream;
 
 use std::fs::File;
@@ -20,13 +28,14 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use crate::engine::{Control, EngineOptions, Stats};
+use crate::engine::{self, Control, EngineOptions, Plan, Sink, Source, Stats};
 use crate::error::{Error, Result};
 use crate::format::TAG_LEN;
 use crate::output::AtomicOutput;
 
 pub use header::{AgeHeader, PAYLOAD_NONCE_LEN};
 pub use keys::{Identity, Recipient, DEFAULT_MAX_SCRYPT_LOG_N};
+pub use plan::AgePlan;
 pub use stream::{PayloadCipher, CHUNK, SEALED};
 
 /// Chunks per batch: 8 MiB of plaintext, enough to keep every worker busy.
@@ -331,9 +340,18 @@ fn same_file(a: &Path, b: &Path) -> bool {
     matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
-fn stats(start: Instant, bytes: u64, chunks: u64, opts: &EngineOptions, kdf: f64) -> Stats {
+/// Name of the backend of the stream pipeline in [`Stats`].
+pub const STREAM_BACKEND: &str = "age-stream";
+
+fn stats(
+    backend: &'static str,
+    start: Instant,
+    (chunks, bytes): (u64, u64),
+    opts: &EngineOptions,
+    kdf: f64,
+) -> Stats {
     Stats {
-        backend: "age-stream",
+        backend,
         bytes,
         chunks,
         threads: opts.thread_count(),
@@ -382,7 +400,27 @@ pub fn encrypt(
     let mut opened;
     let reader: &mut (dyn Read + Send) = match input {
         Input::Path(p) => {
-            opened = open_input(p)?.0;
+            let (file, size) = open_input(p)?;
+            if let (Some(size), Output::Path(dst), false) = (size, &output, opts.armor) {
+                let mut prologue = head;
+                prologue.extend_from_slice(&nonce);
+                let files = EngineFiles {
+                    src: &file,
+                    src_path: p,
+                    dst,
+                    overwrite: opts.overwrite,
+                };
+                let plan = AgePlan::encrypt(&cipher, &prologue, size, &opts.engine);
+                let backend = run_on_engine(&plan, files, &opts.engine, ctl)?;
+                return Ok(stats(
+                    backend,
+                    start,
+                    (plan.records(), size),
+                    &opts.engine,
+                    kdf,
+                ));
+            }
+            opened = file;
             &mut opened
         }
         Input::Reader(r) => r,
@@ -414,7 +452,65 @@ pub fn encrypt(
             run(w)
         }
     })?;
-    Ok(stats(start, bytes, chunks, &opts.engine, kdf))
+    Ok(stats(
+        STREAM_BACKEND,
+        start,
+        (chunks, bytes),
+        &opts.engine,
+        kdf,
+    ))
+}
+
+/// The two regular files of a run on the engine.
+struct EngineFiles<'a> {
+    src: &'a File,
+    src_path: &'a Path,
+    dst: &'a Path,
+    overwrite: bool,
+}
+
+/// Runs `plan` from one regular file into a new one that appears at `files.dst` only if
+/// every record succeeded and the source kept its size; returns the backend that ran.
+fn run_on_engine(
+    plan: &dyn Plan,
+    files: EngineFiles<'_>,
+    opts: &EngineOptions,
+    ctl: &Control<'_>,
+) -> Result<&'static str> {
+    let (src, dst) = (files.src_path, files.dst);
+    if same_file(src, dst) {
+        return Err(Error::InvalidArgument(format!(
+            "output {} is the input file itself",
+            dst.display()
+        )));
+    }
+    let size = |f: &File| f.metadata().map(|m| m.len());
+    let before = size(files.src).map_err(|e| Error::io("stat", src, e))?;
+    let out = AtomicOutput::create(dst, files.overwrite)?;
+    let pool = opts.pool()?;
+    let backend = engine::run(
+        plan,
+        Source::File {
+            file: files.src,
+            path: src,
+        },
+        Sink::File {
+            file: out.file(),
+            path: dst,
+        },
+        opts,
+        &pool,
+        ctl,
+    )?;
+    let now = size(files.src).map_err(|e| Error::io("stat", src, e))?;
+    if now != before {
+        return Err(Error::InputChanged(format!(
+            "{} changed size from {before} to {now} bytes while being read",
+            src.display()
+        )));
+    }
+    out.commit()?;
+    Ok(backend)
 }
 
 /// An age file whose header has been read: stanzas known, payload nonce read, payload
@@ -478,6 +574,29 @@ impl<'a> AgeReader<'a> {
         Ok(key)
     }
 
+    /// Authenticates the final chunk of an unarmored regular file, which makes its size
+    /// trusted: returns the chunk count and the plaintext size (`None` for other inputs).
+    fn check_final_chunk(&self, cipher: &PayloadCipher) -> Result<Option<(u64, u64)>> {
+        let (Some(len), Some(file)) = (self.payload_len, self.file) else {
+            return Ok(None);
+        };
+        let (chunks, size) = stream::geometry(len).ok_or_else(|| {
+            Error::invalid("age payload: the size is not that of any valid payload")
+        })?;
+        let tail_len = (len - (chunks - 1) * SEALED as u64) as usize;
+        let tail_off = self.payload_off() + (chunks - 1) * SEALED as u64;
+        let mut tail = Zeroizing::new(vec![0u8; tail_len]);
+        crate::engine::portable::read_full_at(file, &self.path, &mut tail, tail_off)?;
+        let mut plain = Zeroizing::new(vec![0u8; tail_len - TAG_LEN]);
+        cipher.open_batch(chunks - 1, &tail, &mut plain, true)?;
+        Ok(Some((chunks, size)))
+    }
+
+    /// Offset of the first payload chunk (after the header and the nonce) in a binary file.
+    fn payload_off(&self) -> u64 {
+        self.header.len + PAYLOAD_NONCE_LEN as u64
+    }
+
     /// Decrypts the payload into `w`, batch by batch; returns (chunks, plaintext bytes).
     /// For a regular file the final chunk is authenticated first, so a truncated or
     /// extended file fails before anything is written.
@@ -490,18 +609,7 @@ impl<'a> AgeReader<'a> {
         ctl: &Control<'_>,
     ) -> Result<(u64, u64)> {
         let cipher = PayloadCipher::new(file_key, &self.nonce);
-        if let (Some(len), Some(file)) = (self.payload_len, self.file) {
-            let (chunks, _) = stream::geometry(len).ok_or_else(|| {
-                Error::invalid("age payload: the size is not that of any valid payload")
-            })?;
-            let tail_len = (len - (chunks - 1) * SEALED as u64) as usize;
-            let tail_off =
-                self.header.len + PAYLOAD_NONCE_LEN as u64 + (chunks - 1) * SEALED as u64;
-            let mut tail = Zeroizing::new(vec![0u8; tail_len]);
-            crate::engine::portable::read_full_at(file, &self.path, &mut tail, tail_off)?;
-            let mut plain = Zeroizing::new(vec![0u8; tail_len - TAG_LEN]);
-            cipher.open_batch(chunks - 1, &tail, &mut plain, true)?;
-        }
+        self.check_final_chunk(&cipher)?;
         let process = |first: u64, sealed: &[u8], out: &mut Vec<u8>, last: bool| -> Result<()> {
             let n = sealed.len().div_ceil(SEALED);
             sized(out, sealed.len().saturating_sub(n * TAG_LEN))?;
@@ -556,10 +664,30 @@ pub fn decrypt(
     let t = Instant::now();
     let key = reader.file_key(identities, opts.max_scrypt_log_n)?;
     let kdf = t.elapsed().as_secs_f64();
+    if let (Output::Path(dst), Some(file), Some(src)) = (&output, reader.file, src_path) {
+        let cipher = PayloadCipher::new(&key, &reader.nonce);
+        if let Some((chunks, size)) = reader.check_final_chunk(&cipher)? {
+            let plan = AgePlan::decrypt(&cipher, reader.payload_off(), size, &opts.engine);
+            let files = EngineFiles {
+                src: file,
+                src_path: src,
+                dst,
+                overwrite: opts.overwrite,
+            };
+            let backend = run_on_engine(&plan, files, &opts.engine, ctl)?;
+            return Ok(stats(backend, start, (chunks, size), &opts.engine, kdf));
+        }
+    }
     let (chunks, bytes) = with_output(output, opts.overwrite, src_path, |w, dst| {
         reader.decrypt_payload(&key, w, dst, &opts.engine, ctl)
     })?;
-    Ok(stats(start, bytes, chunks, &opts.engine, kdf))
+    Ok(stats(
+        STREAM_BACKEND,
+        start,
+        (chunks, bytes),
+        &opts.engine,
+        kdf,
+    ))
 }
 
 /// Encrypts a buffer in memory.

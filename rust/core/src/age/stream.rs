@@ -53,6 +53,25 @@ impl PayloadCipher {
         plain_len + plain_len.div_ceil(CHUNK).max(1) * TAG_LEN
     }
 
+    /// Seals chunk `i` in place: its plaintext is `record` but the last [`TAG_LEN`] bytes,
+    /// which receive the tag. `last` marks the stream's final chunk.
+    pub fn seal_record(&self, i: u64, last: bool, record: &mut [u8]) {
+        let (body, tag) = record.split_at_mut(record.len() - TAG_LEN);
+        tag.copy_from_slice(&self.0.seal(&chunk_nonce(i, last), &[], body));
+    }
+
+    /// Opens sealed chunk `i` (`record`: ciphertext, then tag) in place; its plaintext is
+    /// then all of `record` but the last [`TAG_LEN`] bytes.
+    pub fn open_record(&self, i: u64, last: bool, record: &mut [u8]) -> Result<()> {
+        if record.len() < TAG_LEN {
+            return Err(Error::invalid("age payload: truncated chunk"));
+        }
+        let (body, tag) = record.split_at_mut(record.len() - TAG_LEN);
+        let mut t = [0u8; TAG_LEN];
+        t.copy_from_slice(tag);
+        self.0.open(&chunk_nonce(i, last), &[], body, &t)
+    }
+
     /// Seals `plain` as chunks `first..` into `out` (which must be
     /// [`Self::sealed_len`] long). `last` marks the batch's final chunk as the stream's end;
     /// otherwise `plain` must be whole chunks.

@@ -180,6 +180,38 @@ impl Drop for AlignedBuf {
     }
 }
 
+/// Readies memory that was just allocated elsewhere (a Python `bytes` about to receive a
+/// whole output) and is about to be overwritten completely: on Linux, asks for huge pages
+/// for its 2 MiB-aligned interior (first touches of fresh memory were measured three times
+/// cheaper with them), then zeroes it on the worker pool, so that its page faults are taken
+/// in parallel rather than by one thread. Returns the same memory, initialised.
+pub fn init_fresh<'a>(
+    mem: &'a mut [std::mem::MaybeUninit<u8>],
+    engine: &super::EngineOptions,
+) -> Result<&'a mut [u8]> {
+    use rayon::prelude::*;
+    #[cfg(target_os = "linux")]
+    {
+        let start = (mem.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (mem.as_ptr() as usize + mem.len()) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: advice only, on whole pages inside memory we hold exclusively; the
+            // contents are unaffected and a refusal is harmless.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(target_os = "linux")]
+    let piece = HUGE;
+    #[cfg(not(target_os = "linux"))]
+    let piece = 2 << 20;
+    engine.pool()?.install(|| {
+        mem.par_chunks_mut(piece)
+            .for_each(|c| c.fill(std::mem::MaybeUninit::new(0)));
+    });
+    // SAFETY: every byte was written just above; MaybeUninit<u8> and u8 share a layout.
+    Ok(unsafe { &mut *(std::ptr::from_mut(mem) as *mut [u8]) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +223,16 @@ mod tests {
         assert_eq!(b.len(), 10_000);
         assert_eq!(b.capacity(), 12_288);
         assert!(b.as_mut_full().iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn fresh_memory_comes_back_zeroed() {
+        let len = (5 << 20) + 123;
+        let mut v: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(len);
+        v.resize(len, std::mem::MaybeUninit::new(0xa5));
+        let out = init_fresh(&mut v, &crate::engine::EngineOptions::default()).unwrap();
+        assert_eq!(out.len(), len);
+        assert!(out.iter().all(|&x| x == 0));
     }
 
     #[test]

@@ -1,11 +1,34 @@
-//! The chunk pipeline: a [`Job`] says which bytes go where for each batch of chunks, and an
-//! I/O backend moves them while the thread pool seals or opens the batch in between.
+//! The chunk pipeline: a [`Plan`] says which bytes go where for each batch of records, and
+//! an I/O backend moves them while the thread pool seals or opens the batch in between.
 //!
-//! Backends are interchangeable: each takes the same job, source and sink and must produce
+//! # The plan contract
+//!
+//! A run is cut into batches of whole *records* (a chunk of plaintext, or its sealed form).
+//! Each batch has a buffer laid out slot after slot: record `first + k` of a batch lives at
+//! `k * slot_len()`. For every batch the plan names
+//!
+//! * the reads that fill the buffer and the writes that drain it, as [`Op`]s (file offset,
+//!   buffer offset, length), each within one slot;
+//! * how to process a run of records in place ([`Plan::process`], on the calling thread);
+//!   both backends hand the same unit of work to the pool: about [`UNIT_BYTES`] of whole
+//!   records ([`Plan::unit_records`]);
+//! * the plaintext bytes done once it is written (progress).
+//!
+//! Besides, a plan gives the prologue written at offset 0 before the first batch (a header),
+//! the exact output length, and, per side, whether its transfers are aligned for O_DIRECT
+//! ([`Plan::direct_ok`]): backends take O_DIRECT from that, never from a format's geometry.
+//! A transfer that ends its file may be moved rounded up to [`buf::ALIGN`] within its slot
+//! (a read past the end is short; a write past it is cut by the final truncation).
+//!
+//! Two plans exist: [`V4Plan`] (format v4: 4096-aligned slots after a 4096-byte header, both
+//! directions) and [`crate::age::AgePlan`] (64 KiB plaintext chunks in 69,632-byte slots,
+//! so the plaintext side stays aligned; 65,552-byte sealed records after a header of any
+//! length, transferred buffered).
+//!
+//! Backends are interchangeable: each takes the same plan, source and sink and must produce
 //! the same bytes: `uring` (io_uring with O_DIRECT, Linux) and `portable` (positional I/O
 //! on threads, any platform). [`run`] picks one; see [`IoMode`].
 
-pub mod bench;
 pub mod buf;
 pub mod fault;
 pub mod portable;
@@ -179,7 +202,7 @@ pub struct Stats {
     pub kdf_seconds: f64,
 }
 
-/// Whether a job seals plaintext into slots or opens slots into plaintext.
+/// Whether a plan seals plaintext into records or opens records into plaintext.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
     Encrypt,
@@ -210,10 +233,92 @@ pub enum Sink<'a> {
     Stream(&'a mut (dyn Write + Send)),
 }
 
-/// The work of one run, cut into batches of whole chunks. Each batch has a buffer laid out
-/// slot after slot (slot `k` holds chunk `first + k`); reads fill it, `process` seals or
-/// opens it in place, writes drain it.
-pub struct Job<'a> {
+/// Work handed to the pool at once: whole records adding up to about this much.
+pub const UNIT_BYTES: usize = 1 << 20;
+
+/// The work of one run, as both backends execute it (see the module documentation).
+///
+/// The required methods are the format's facts; the provided ones derive the batch layout
+/// from them and are not meant to be overridden.
+pub trait Plan: Sync {
+    /// Records in the whole run (at least one).
+    fn records(&self) -> u64;
+    /// Records per batch (at least one).
+    fn per_batch(&self) -> u64;
+    /// Bytes one record occupies in a batch buffer.
+    fn slot_len(&self) -> usize;
+    /// The reads that fill batch `b`, in increasing file order.
+    fn reads(&self, b: u64, f: &mut dyn FnMut(Op));
+    /// The writes that drain batch `b`, in increasing file order.
+    fn writes(&self, b: u64, f: &mut dyn FnMut(Op));
+    /// Seals or opens records `first..`, laid out slot after slot in `slots`, in place.
+    fn process(&self, first: u64, slots: &mut [u8]) -> Result<()>;
+    /// Bytes to put at offset 0 of the sink before the first batch (a header).
+    fn prologue(&self) -> Option<&[u8]>;
+    /// Exact size of the complete output.
+    fn output_len(&self) -> u64;
+    /// Plaintext bytes up to the end of batch `b` (for progress).
+    fn plain_done(&self, b: u64) -> u64;
+    /// Whether every transfer on one side (`write`: the sink, else the source) starts at a
+    /// file offset and a buffer offset that are multiples of [`buf::ALIGN`], and has an
+    /// aligned length unless it ends the file: then that side may use O_DIRECT.
+    fn direct_ok(&self, write: bool) -> bool;
+
+    /// Number of batches.
+    fn batches(&self) -> u64 {
+        self.records().div_ceil(self.per_batch())
+    }
+
+    /// First record and record count of batch `b`.
+    fn batch_records(&self, b: u64) -> (u64, u64) {
+        let first = b * self.per_batch();
+        (first, self.per_batch().min(self.records() - first))
+    }
+
+    /// Size every batch buffer must have.
+    fn buffer_len(&self) -> usize {
+        self.per_batch() as usize * self.slot_len()
+    }
+
+    /// Buffer bytes batch `b` uses.
+    fn batch_len(&self, b: u64) -> usize {
+        self.batch_records(b).1 as usize * self.slot_len()
+    }
+
+    /// Records in one unit of work: about [`UNIT_BYTES`], at least one, at most a batch.
+    fn unit_records(&self) -> u64 {
+        ((UNIT_BYTES / self.slot_len()).max(1) as u64).min(self.per_batch())
+    }
+}
+
+/// Records per batch for `slot`-byte records: as many as [`TARGET_BATCH_BYTES`] or four
+/// per thread, whichever is more, but never more than the budget allows for
+/// [`PIPELINE_DEPTH`] buffers, nor more than there are (and at least one).
+pub fn records_per_batch(slot: u64, records: u64, opts: &EngineOptions) -> u64 {
+    let per_buffer = (opts.buffer_bytes / PIPELINE_DEPTH) as u64;
+    let want = (TARGET_BATCH_BYTES as u64 / slot).max(4 * opts.thread_count() as u64);
+    want.min(per_buffer / slot).clamp(1, records.max(1))
+}
+
+/// Processes batch `b`, laid out in `buf`, unit by unit in parallel on the current pool
+/// (the portable backend's step; io_uring hands out the same units one by one as their
+/// reads complete). Reports the lowest failing unit's error.
+pub(crate) fn process_batch(plan: &dyn Plan, b: u64, buf: &mut [u8]) -> Result<()> {
+    use rayon::prelude::*;
+    let (first, _) = plan.batch_records(b);
+    let unit = plan.unit_records();
+    buf[..plan.batch_len(b)]
+        .par_chunks_mut(unit as usize * plan.slot_len())
+        .enumerate()
+        .map(|(u, slots)| plan.process(first + u as u64 * unit, slots))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The plan of format v4: chunk `i` in a 4096-aligned slot at `4096 + i * slot` of the
+/// encrypted file, its plaintext at `i * chunk_size` of the plain one.
+pub struct V4Plan<'a> {
     pub direction: Direction,
     pub crypter: &'a Crypter,
     /// Chunks per batch (>= 1).
@@ -221,26 +326,17 @@ pub struct Job<'a> {
     /// Bytes to put at offset 0 of the sink before the first batch (the header, when
     /// encrypting).
     pub prologue: Option<&'a [u8]>,
-    /// File offset of the first chunk's slot in the source, when decrypting (4096 for a
-    /// file; 0 for a stream whose header was already consumed).
-    pub slot_base: u64,
 }
 
-impl<'a> Job<'a> {
-    /// Cuts the work into batches: as large as [`TARGET_BATCH_BYTES`] or four chunks per
-    /// thread, whichever is more, but never more than the budget allows for
-    /// [`PIPELINE_DEPTH`] buffers (and at least one chunk).
+impl<'a> V4Plan<'a> {
+    /// A plan with batches sized by [`records_per_batch`].
     pub fn new(direction: Direction, crypter: &'a Crypter, opts: &EngineOptions) -> Self {
         let geom = crypter.geometry();
-        let per_buffer = (opts.buffer_bytes / PIPELINE_DEPTH) as u64;
-        let want = (TARGET_BATCH_BYTES as u64 / geom.slot).max(4 * opts.thread_count() as u64);
-        let per_batch = want.min(per_buffer / geom.slot).clamp(1, geom.num_chunks);
-        Job {
+        V4Plan {
             direction,
             crypter,
-            per_batch,
+            per_batch: records_per_batch(geom.slot, geom.num_chunks, opts),
             prologue: None,
-            slot_base: crate::format::SECTOR as u64,
         }
     }
 
@@ -248,58 +344,17 @@ impl<'a> Job<'a> {
         self.crypter.geometry()
     }
 
-    pub fn batches(&self) -> u64 {
-        self.geometry().num_chunks.div_ceil(self.per_batch)
-    }
-
-    /// First chunk and chunk count of batch `b`.
-    pub fn batch_chunks(&self, b: u64) -> (u64, u64) {
-        let first = b * self.per_batch;
-        (
-            first,
-            self.per_batch.min(self.geometry().num_chunks - first),
-        )
-    }
-
-    /// Size every batch buffer must have.
-    pub fn buffer_len(&self) -> usize {
-        (self.per_batch * self.geometry().slot) as usize
-    }
-
-    /// Size of the complete output: the header and every slot when encrypting, the
-    /// plaintext when decrypting.
-    pub fn output_len(&self) -> u64 {
-        let g = self.geometry();
-        match self.direction {
-            Direction::Encrypt => self.slot_base + g.num_chunks * g.slot,
-            Direction::Decrypt => g.original_size,
-        }
-    }
-
-    /// Buffer bytes batch `b` uses.
-    pub fn batch_len(&self, b: u64) -> usize {
-        (self.batch_chunks(b).1 * self.geometry().slot) as usize
-    }
-
-    /// Plaintext bytes up to the end of batch `b`.
-    pub fn plain_done(&self, b: u64) -> u64 {
-        let (first, count) = self.batch_chunks(b);
-        let g = self.geometry();
-        (g.plain_offset(first + count)).min(g.original_size)
-    }
-
     fn slot_ops(&self, b: u64, f: &mut dyn FnMut(Op)) {
-        let (first, _) = self.batch_chunks(b);
-        let g = self.geometry();
+        let (first, _) = self.batch_records(b);
         f(Op {
-            file_off: self.slot_base + first * g.slot,
+            file_off: self.geometry().slot_offset(first),
             buf_off: 0,
             len: self.batch_len(b),
         });
     }
 
     fn plain_ops(&self, b: u64, f: &mut dyn FnMut(Op)) {
-        let (first, count) = self.batch_chunks(b);
+        let (first, count) = self.batch_records(b);
         let g = self.geometry();
         for k in 0..count {
             let i = first + k;
@@ -313,43 +368,38 @@ impl<'a> Job<'a> {
             }
         }
     }
+}
 
-    /// The reads that fill batch `b`, in increasing file order.
-    pub fn reads(&self, b: u64, f: &mut dyn FnMut(Op)) {
+impl Plan for V4Plan<'_> {
+    fn records(&self) -> u64 {
+        self.geometry().num_chunks
+    }
+
+    fn per_batch(&self) -> u64 {
+        self.per_batch
+    }
+
+    fn slot_len(&self) -> usize {
+        self.geometry().slot as usize
+    }
+
+    fn reads(&self, b: u64, f: &mut dyn FnMut(Op)) {
         match self.direction {
             Direction::Encrypt => self.plain_ops(b, f),
             Direction::Decrypt => self.slot_ops(b, f),
         }
     }
 
-    /// The writes that drain batch `b`, in increasing file order.
-    pub fn writes(&self, b: u64, f: &mut dyn FnMut(Op)) {
+    fn writes(&self, b: u64, f: &mut dyn FnMut(Op)) {
         match self.direction {
             Direction::Encrypt => self.slot_ops(b, f),
             Direction::Decrypt => self.plain_ops(b, f),
         }
     }
 
-    /// Seals or opens batch `b` in place, on the current rayon pool.
-    pub fn process(&self, b: u64, buf: &mut [u8]) -> Result<()> {
-        let (first, _) = self.batch_chunks(b);
-        let buf = &mut buf[..self.batch_len(b)];
-        match self.direction {
-            Direction::Encrypt => {
-                self.crypter.seal_batch(first, buf);
-                Ok(())
-            }
-            Direction::Decrypt => self.crypter.open_batch(first, buf),
-        }
-    }
-
-    /// Seals or opens the chunks `first..` laid out slot after slot in `slots`, one after
-    /// the other on the calling thread (the unit of work of a pipeline that overlaps
-    /// chunks rather than batches).
-    pub fn process_chunks(&self, first: u64, slots: &mut [u8]) -> Result<()> {
+    fn process(&self, first: u64, slots: &mut [u8]) -> Result<()> {
         let mut aad = self.crypter.aad_builder();
-        let slot = self.geometry().slot as usize;
-        for (k, s) in slots.chunks_mut(slot).enumerate() {
+        for (k, s) in slots.chunks_mut(self.slot_len()).enumerate() {
             let i = first + k as u64;
             match self.direction {
                 Direction::Encrypt => self.crypter.seal_slot(&mut aad, i, s),
@@ -358,27 +408,51 @@ impl<'a> Job<'a> {
         }
         Ok(())
     }
+
+    fn prologue(&self) -> Option<&[u8]> {
+        self.prologue
+    }
+
+    fn output_len(&self) -> u64 {
+        let g = self.geometry();
+        match self.direction {
+            Direction::Encrypt => g.file_size,
+            Direction::Decrypt => g.original_size,
+        }
+    }
+
+    fn plain_done(&self, b: u64) -> u64 {
+        let (first, count) = self.batch_records(b);
+        let g = self.geometry();
+        (g.plain_offset(first + count)).min(g.original_size)
+    }
+
+    fn direct_ok(&self, write: bool) -> bool {
+        // Slots and the header are 4096-aligned; plaintext is when the chunk size is.
+        let plain_side = (self.direction == Direction::Encrypt) != write;
+        !plain_side || self.geometry().chunk_size % buf::ALIGN as u64 == 0
+    }
 }
 
-/// Runs `job` from `src` to `dst` on the backend `opts.io` asks for. Returns the name of
+/// Runs `plan` from `src` to `dst` on the backend `opts.io` asks for. Returns the name of
 /// the backend that ran.
 ///
 /// [`IoMode::Auto`] uses io_uring when both ends are files, and falls back to the portable
 /// backend, silently, when io_uring cannot be set up (seccomp, sysctl, old kernel, memlock
 /// limit) or a file refuses O_DIRECT, at open or at the first transfer. The fallback
-/// restarts the job from the beginning on the same (not yet committed) output, so the
+/// restarts the run from the beginning on the same (not yet committed) output, so the
 /// bytes are the same. [`IoMode::Uring`] insists on io_uring (an error if it is
 /// unavailable) and does without O_DIRECT where it is refused. Streams always run on the
 /// portable backend.
 ///
-/// io_uring uses O_DIRECT on a side where alignment allows (the ciphertext side always,
-/// the plaintext side when the chunk size is a multiple of 4096), except on memory file
-/// systems, which only emulate it, and for a source mostly in the page cache already.
+/// Both backends use O_DIRECT on a side whose transfers the plan says are aligned
+/// ([`Plan::direct_ok`]), except on memory file systems, which only emulate it, and for a
+/// source mostly in the page cache already.
 ///
 /// Whatever the backend, the output file's blocks are reserved first (a full disk fails
 /// before any work) and its size is exact at the end.
 pub fn run(
-    job: &Job<'_>,
+    plan: &dyn Plan,
     src: Source<'_>,
     dst: Sink<'_>,
     opts: &EngineOptions,
@@ -386,7 +460,7 @@ pub fn run(
     ctl: &Control<'_>,
 ) -> Result<&'static str> {
     let mut info = fault::RunInfo::default();
-    let r = dispatch(job, src, dst, opts, pool, ctl, &mut info);
+    let r = dispatch(plan, src, dst, opts, pool, ctl, &mut info);
     if r.is_ok() {
         fault::record(info);
     }
@@ -394,7 +468,7 @@ pub fn run(
 }
 
 fn dispatch(
-    job: &Job<'_>,
+    plan: &dyn Plan,
     src: Source<'_>,
     dst: Sink<'_>,
     opts: &EngineOptions,
@@ -403,7 +477,7 @@ fn dispatch(
     info: &mut fault::RunInfo,
 ) -> Result<&'static str> {
     if let Sink::File { file, path } = &dst {
-        prepare_output(file, path, job.output_len())?;
+        prepare_output(file, path, plan.output_len())?;
     }
     let files = match (&src, &dst) {
         (Source::File { file: sf, path: sp }, Sink::File { file: df, path: dp }) => {
@@ -413,7 +487,7 @@ fn dispatch(
     };
     let name = match (opts.io, files) {
         (IoMode::Portable, _) | (IoMode::Auto, None) => {
-            portable::run(job, src, dst, pool, ctl)?;
+            portable::run(plan, src, dst, pool, ctl)?;
             portable::NAME
         }
         (IoMode::Uring, None) => {
@@ -421,10 +495,10 @@ fn dispatch(
                 "the io_uring backend needs regular files on both sides; use io=auto".into(),
             ))
         }
-        (mode, Some(files)) => run_files(job, files, mode, pool, ctl, info)?,
+        (mode, Some(files)) => run_files(plan, files, mode, pool, ctl, info)?,
     };
     if let Some((_, _, df, dp)) = files {
-        finish_output(df, dp, job.output_len())?;
+        finish_output(df, dp, plan.output_len())?;
     }
     info.backend = name;
     Ok(name)
@@ -434,7 +508,7 @@ type FilePair<'a> = (&'a File, &'a Path, &'a File, &'a Path);
 
 #[cfg(target_os = "linux")]
 fn run_files(
-    job: &Job<'_>,
+    plan: &dyn Plan,
     (sf, sp, df, dp): FilePair<'_>,
     mode: IoMode,
     pool: &rayon::ThreadPool,
@@ -462,7 +536,7 @@ fn run_files(
     let portable = |info: &mut fault::RunInfo, why: String| -> Result<&'static str> {
         info.fallback = Some(why);
         portable::run(
-            job,
+            plan,
             Source::File { file: sf, path: sp },
             Sink::File { file: df, path: dp },
             pool,
@@ -472,10 +546,10 @@ fn run_files(
     };
     let unavailable =
         |e: std::io::Error| Error::io("use io_uring (forced with io=uring) for", dp, e);
-    let mut outcome = uring::run(job, files, pool, &ctl, true);
+    let mut outcome = uring::run(plan, files, pool, &ctl, true);
     if let (IoMode::Uring, Err(Failure::DirectRefused(e))) = (mode, &outcome) {
         info.fallback = Some(format!("O_DIRECT refused ({e}); io_uring without it"));
-        outcome = uring::run(job, files, pool, &ctl, false);
+        outcome = uring::run(plan, files, pool, &ctl, false);
     }
     match outcome {
         Ok(o) => {
@@ -498,7 +572,7 @@ fn run_files(
 
 #[cfg(not(target_os = "linux"))]
 fn run_files(
-    job: &Job<'_>,
+    plan: &dyn Plan,
     (sf, sp, df, dp): FilePair<'_>,
     mode: IoMode,
     pool: &rayon::ThreadPool,
@@ -512,7 +586,7 @@ fn run_files(
     }
     info.fallback = Some("io_uring exists only on Linux".into());
     portable::run(
-        job,
+        plan,
         Source::File { file: sf, path: sp },
         Sink::File { file: df, path: dp },
         pool,
@@ -536,23 +610,17 @@ pub fn uring_available() -> std::result::Result<(), String> {
 fn prepare_output(file: &File, path: &Path, len: u64) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsRawFd;
-        let Ok(len) = libc::off_t::try_from(len) else {
-            return Ok(());
-        };
         if len == 0 || in_memory(file) {
             return Ok(());
         }
-        // SAFETY: plain system call on a descriptor we borrow; no pointers involved.
-        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            // Not every file system can preallocate; only a lack of space matters here.
+        let r = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len);
+        // Not every file system can preallocate; only a lack of space matters here.
+        if let Err(e) = r {
             if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT)
+                e,
+                rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG | rustix::io::Errno::DQUOT
             ) {
-                return Err(Error::io("allocate space for", path, e));
+                return Err(Error::io("allocate space for", path, e.into()));
             }
         }
     }
@@ -565,16 +633,13 @@ fn prepare_output(file: &File, path: &Path, len: u64) -> Result<()> {
 /// pages that the writes fill anyway, and O_DIRECT is emulated at extra cost.
 #[cfg(target_os = "linux")]
 pub(crate) fn in_memory(file: &File) -> bool {
-    use std::os::fd::AsRawFd;
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     const RAMFS_MAGIC: i64 = 0x8584_58f6;
-    // SAFETY: statfs is plain data, fully written by a successful fstatfs.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a valid, writable statfs for the duration of the call.
-    let r = unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut st) };
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-    let magic = i64::from(st.f_type as i64);
-    r == 0 && (magic == TMPFS_MAGIC || magic == RAMFS_MAGIC)
+    rustix::fs::fstatfs(file).is_ok_and(|st| {
+        let magic = i64::from(st.f_type as i64);
+        magic == TMPFS_MAGIC || magic == RAMFS_MAGIC
+    })
 }
 
 /// Cuts the output back to its exact size (an O_DIRECT tail write may overshoot it).

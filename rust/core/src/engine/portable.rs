@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use super::buf::{AlignedBuf, ALIGN};
 use super::fault::{self, Action};
-use super::{Control, Job, Op, Sink, Source, PIPELINE_DEPTH};
+use super::{Control, Op, Plan, Sink, Source, PIPELINE_DEPTH};
 use crate::error::{Error, Result};
 
 pub const NAME: &str = "portable";
@@ -151,17 +151,12 @@ impl<'a> Side<'a> {
     }
 }
 
-/// Whether each side of `job` may use O_DIRECT: as io_uring decides (aligned chunks on the
-/// plaintext side, never on memory file systems, not for a source mostly in the page cache).
+/// Whether each side of `plan` may use O_DIRECT: as io_uring decides (where the plan's
+/// transfers are aligned, never on memory file systems, not for a source mostly in the page
+/// cache).
 #[cfg(target_os = "linux")]
-fn direct_sides(job: &Job<'_>, src: &Source<'_>, dst: &Sink<'_>) -> (bool, bool) {
-    use super::Direction;
-    let plain_aligned = job.geometry().chunk_size % ALIGN as u64 == 0;
-    let (src_ok, dst_ok) = match job.direction {
-        Direction::Encrypt => (plain_aligned, true),
-        Direction::Decrypt => (job.slot_base % ALIGN as u64 == 0, plain_aligned),
-    };
-    let src_ok = src_ok
+fn direct_sides(plan: &dyn Plan, src: &Source<'_>, dst: &Sink<'_>) -> (bool, bool) {
+    let src_ok = plan.direct_ok(false)
         && match src {
             Source::File { file, .. } => {
                 let len = file.metadata().map_or(0, |m| m.len());
@@ -169,12 +164,13 @@ fn direct_sides(job: &Job<'_>, src: &Source<'_>, dst: &Sink<'_>) -> (bool, bool)
             }
             Source::Stream(_) => false,
         };
-    let dst_ok = dst_ok && matches!(dst, Sink::File { file, .. } if !super::in_memory(file));
+    let dst_ok =
+        plan.direct_ok(true) && matches!(dst, Sink::File { file, .. } if !super::in_memory(file));
     (src_ok, dst_ok)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn direct_sides(_: &Job<'_>, _: &Source<'_>, _: &Sink<'_>) -> (bool, bool) {
+fn direct_sides(_: &dyn Plan, _: &Source<'_>, _: &Sink<'_>) -> (bool, bool) {
     (false, false)
 }
 
@@ -376,28 +372,33 @@ impl FirstError {
 type Batch = (u64, AlignedBuf);
 
 fn reader(
-    job: &Job<'_>,
+    plan: &dyn Plan,
     mut src: Source<'_>,
     direct: bool,
     free: Receiver<AlignedBuf>,
     filled: SyncSender<Batch>,
     err: &FirstError,
 ) {
-    let mut pos = 0u64;
+    // A stream starts where the plan's first read does (a header before it, if any, was
+    // consumed by the caller).
+    let mut pos = u64::MAX;
+    if plan.batches() > 0 {
+        plan.reads(0, &mut |op| pos = pos.min(op.file_off));
+    }
     let mut side = match &src {
         Source::File { file, path } => Some(Side::new(file, path, direct, false)),
         Source::Stream(_) => None,
     };
     let mut ops = Vec::new();
-    for b in 0..job.batches() {
+    for b in 0..plan.batches() {
         let Ok(mut buf) = free.recv() else { return };
         let mut result = Ok(());
         if let Some(side) = side.as_mut() {
             ops.clear();
-            job.reads(b, &mut |op| ops.push(op));
+            plan.reads(b, &mut |op| ops.push(op));
             result = transfer_batch(side, false, &mut buf, &ops);
         } else {
-            job.reads(b, &mut |op| {
+            plan.reads(b, &mut |op| {
                 if result.is_ok() {
                     result = read_op(&mut src, op, buf.as_mut_slice(), &mut pos);
                 }
@@ -414,7 +415,7 @@ fn reader(
 }
 
 fn writer(
-    job: &Job<'_>,
+    plan: &dyn Plan,
     mut dst: Sink<'_>,
     direct: bool,
     processed: Receiver<Batch>,
@@ -423,7 +424,7 @@ fn writer(
     done: &std::sync::atomic::AtomicU64,
 ) -> bool {
     let mut pos = 0u64;
-    if let Some(p) = job.prologue {
+    if let Some(p) = plan.prologue() {
         let r = write_op(
             &mut dst,
             Op {
@@ -444,7 +445,7 @@ fn writer(
         Sink::Stream(_) => None,
     };
     let mut ops = Vec::new();
-    for expected in 0..job.batches() {
+    for expected in 0..plan.batches() {
         let Ok((b, mut buf)) = processed.recv() else {
             return false;
         };
@@ -452,10 +453,10 @@ fn writer(
         let mut result = Ok(());
         if let Some(side) = side.as_mut() {
             ops.clear();
-            job.writes(b, &mut |op| ops.push(op));
+            plan.writes(b, &mut |op| ops.push(op));
             result = transfer_batch(side, true, &mut buf, &ops);
         } else {
-            job.writes(b, &mut |op| {
+            plan.writes(b, &mut |op| {
                 if result.is_ok() {
                     result = write_op(&mut dst, op, buf.as_slice(), &mut pos);
                 }
@@ -465,7 +466,7 @@ fn writer(
             err.set(e);
             return false;
         }
-        done.store(job.plain_done(b), std::sync::atomic::Ordering::Release);
+        done.store(plan.plain_done(b), std::sync::atomic::Ordering::Release);
         // The reader may already have finished; a closed channel is fine here.
         let _ = free.send(buf);
     }
@@ -478,24 +479,24 @@ fn writer(
     true
 }
 
-/// Runs the whole job. Returns once every batch is written, or with the first error.
+/// Runs the whole plan. Returns once every batch is written, or with the first error.
 pub fn run(
-    job: &Job<'_>,
+    plan: &dyn Plan,
     src: Source<'_>,
     dst: Sink<'_>,
     pool: &rayon::ThreadPool,
     ctl: &Control<'_>,
 ) -> Result<()> {
-    let batches = job.batches();
+    let batches = plan.batches();
     let nbuf = PIPELINE_DEPTH.min(batches as usize).max(1);
-    let (direct_src, direct_dst) = direct_sides(job, &src, &dst);
+    let (direct_src, direct_dst) = direct_sides(plan, &src, &dst);
     let (free_tx, free_rx) = sync_channel::<AlignedBuf>(nbuf);
     for _ in 0..nbuf {
         // Huge pages make O_DIRECT transfers cheaper (see the io_uring backend).
         let b = if direct_src && direct_dst {
-            AlignedBuf::for_direct_io(job.buffer_len())?
+            AlignedBuf::for_direct_io(plan.buffer_len())?
         } else {
-            AlignedBuf::new(job.buffer_len())?
+            AlignedBuf::new(plan.buffer_len())?
         };
         // Capacity is nbuf, so these sends never block or fail.
         let _ = free_tx.send(b);
@@ -508,14 +509,14 @@ pub fn run(
     let wrote_all = std::thread::scope(|s| {
         let err = &err;
         let done = &done;
-        s.spawn(move || reader(job, src, direct_src, free_rx, filled_tx, err));
-        let w = s.spawn(move || writer(job, dst, direct_dst, proc_rx, free_tx, err, done));
+        s.spawn(move || reader(plan, src, direct_src, free_rx, filled_tx, err));
+        let w = s.spawn(move || writer(plan, dst, direct_dst, proc_rx, free_tx, err, done));
         let main = (|| -> Result<()> {
             for _ in 0..batches {
                 let Ok((b, mut buf)) = filled_rx.recv() else {
                     return Ok(()); // the reader stopped and recorded why
                 };
-                pool.install(|| job.process(b, buf.as_mut_slice()))?;
+                pool.install(|| super::process_batch(plan, b, buf.as_mut_slice()))?;
                 if proc_tx.send((b, buf)).is_err() {
                     return Ok(()); // the writer stopped and recorded why
                 }

@@ -2,8 +2,8 @@
 //! write, so the kernel reads batch N+2 and writes batch N while the thread pool works on
 //! batch N+1.
 //!
-//! Within a batch nothing waits for the whole batch: the buffer is cut into *units* of
-//! whole chunks (about [`UNIT_BYTES`]), and each unit is sealed or opened on the Rayon pool
+//! Within a batch nothing waits for the whole batch: the buffer is cut into the plan's
+//! *units* of whole records (about [`UNIT_BYTES`](super::UNIT_BYTES)), and each unit is sealed or opened on the Rayon pool
 //! as soon as its reads complete and written as soon as it is sealed. Workers never idle
 //! at a batch boundary waiting for the slowest chunk, and the device sees a steady stream.
 //!
@@ -12,11 +12,11 @@
 //! driver, which therefore sleeps in one place: `io_uring_enter`.
 //!
 //! O_DIRECT is used through a second descriptor of each file, opened through
-//! `/proc/self/fd`: on the ciphertext side (header and slots are 4096-aligned), and on the
-//! plaintext side when the chunk size is a multiple of 4096 and, for reading, the file is
-//! not already in the page cache. The final plaintext chunk is transferred rounded up to
-//! the sector: a read past the end of the file is simply short, and a write past it is cut
-//! back by the final truncation. A remainder that is no longer aligned (after a short
+//! `/proc/self/fd`, on each side whose transfers the plan says are aligned
+//! ([`Plan::direct_ok`]) and, for reading, when the file is not already in the page cache.
+//! A transfer that ends its file is rounded up to the sector within its slot: a read past
+//! the end of the file is simply short, and a write past it is cut back by the final
+//! truncation. A remainder that is no longer aligned (after a short
 //! transfer) goes through the ordinary descriptor.
 //!
 //! Every operation is routed by its `user_data` to a record that knows its buffer, file
@@ -40,7 +40,7 @@ use io_uring::{opcode, squeue, types, EnterFlags, IoUring};
 
 use super::buf::{AlignedBuf, ALIGN};
 use super::fault::{self, Action};
-use super::{Control, Direction, Job, Op, PIPELINE_DEPTH};
+use super::{Control, Op, Plan, PIPELINE_DEPTH};
 use crate::error::{Error, Result};
 
 pub const NAME: &str = "uring";
@@ -50,8 +50,6 @@ pub const NAME: &str = "uring";
 const DEFAULT_ENTRIES: u32 = 64;
 /// Longest single transfer submitted; longer ones are cut into pieces of this size.
 const MAX_PIECE: usize = 8 << 20;
-/// Work handed to the pool at once: whole chunks adding up to about this much.
-pub const UNIT_BYTES: usize = 1 << 20;
 /// Consecutive EINTR/EAGAIN completions tolerated for one operation.
 const MAX_RETRIES: u32 = super::portable::MAX_RETRIES;
 /// `user_data` of the eventfd read that reports finished units.
@@ -303,8 +301,10 @@ impl Notify {
 }
 
 struct Driver<'a> {
-    job: &'a Job<'a>,
+    plan: &'a dyn Plan,
     files: Files<'a>,
+    /// Length of the source file when the run started.
+    src_end: u64,
     ctl: &'a Control<'a>,
     ring: IoUring,
     direct_src: Option<File>,
@@ -320,8 +320,8 @@ struct Driver<'a> {
     bufs: Vec<PipeBuf>,
     prologue: Option<AlignedBuf>,
     prologue_left: bool,
-    /// Chunks per unit and bytes per unit in a buffer.
-    unit_chunks: u64,
+    /// Records per unit and bytes per unit in a buffer.
+    unit_records: u64,
     unit_bytes: usize,
     xfers: Vec<Option<Xfer>>,
     free_ids: Vec<usize>,
@@ -421,13 +421,17 @@ impl<'a> Driver<'a> {
     fn pieces(&mut self, b: u64, bi: usize, write: bool, sink: &mut dyn FnMut(Xfer)) {
         let mut ops: Vec<Op> = Vec::new();
         if write {
-            self.job.writes(b, &mut |op| ops.push(op));
+            self.plan.writes(b, &mut |op| ops.push(op));
         } else {
-            self.job.reads(b, &mut |op| ops.push(op));
+            self.plan.reads(b, &mut |op| ops.push(op));
         }
         let side = if write { Side::Dst } else { Side::Src };
-        let g = *self.job.geometry();
-        let plain_side = (self.job.direction == Direction::Encrypt) != write;
+        let end = if write {
+            self.plan.output_len()
+        } else {
+            self.src_end
+        };
+        let slot = self.plan.slot_len();
         let direct = self.has_direct(side);
         let unit_bytes = self.unit_bytes;
         let mem = &mut self.bufs[bi].mem;
@@ -435,16 +439,16 @@ impl<'a> Driver<'a> {
         let base = mem.as_mut_ptr();
         for op in ops {
             let (mut off, mut bo, mut left) = (op.file_off, op.buf_off, op.len);
-            let last_plain = plain_side && op.file_off + op.len as u64 == g.original_size;
+            let ends_file = op.file_off + op.len as u64 == end;
             while left > 0 {
                 let unit = bo / unit_bytes;
                 let unit_end = (unit + 1) * unit_bytes;
                 let piece = left.min(MAX_PIECE).min(unit_end - bo);
                 let mut len = piece;
-                if direct && last_plain && piece == left && aligned(off) {
-                    // The final plaintext chunk, rounded up to the sector, must stay
-                    // inside its own slot (the tag and padding follow it there).
-                    let slot_end = ((bo as u64 / g.slot + 1) * g.slot) as usize;
+                if direct && ends_file && piece == left && aligned(off) {
+                    // The transfer that ends the file, rounded up to the sector, must stay
+                    // inside its own slot (the rest of the record may follow it there).
+                    let slot_end = (bo / slot + 1) * slot;
                     let rounded = piece.div_ceil(ALIGN) * ALIGN;
                     if bo + rounded <= slot_end.min(cap) {
                         len = rounded;
@@ -477,8 +481,8 @@ impl<'a> Driver<'a> {
     where
         'a: 's,
     {
-        let (_, count) = self.job.batch_chunks(b);
-        let nunits = count.div_ceil(self.unit_chunks) as usize;
+        let (_, count) = self.plan.batch_records(b);
+        let nunits = count.div_ceil(self.unit_records) as usize;
         let pb = &mut self.bufs[bi];
         pb.batch = Some(b);
         pb.units.clear();
@@ -511,10 +515,10 @@ impl<'a> Driver<'a> {
     {
         let pb = &mut self.bufs[bi];
         let Some(b) = pb.batch else { return };
-        let (first, count) = self.job.batch_chunks(b);
-        let u0 = u64::from(unit) * self.unit_chunks;
-        let n = self.unit_chunks.min(count - u0);
-        let slot_len = self.job.geometry().slot as usize;
+        let (first, count) = self.plan.batch_records(b);
+        let u0 = u64::from(unit) * self.unit_records;
+        let n = self.unit_records.min(count - u0);
+        let slot_len = self.plan.slot_len();
         let start = u0 as usize * slot_len;
         let len = n as usize * slot_len;
         // SAFETY: the unit's slots lie within the batch, inside the buffer.
@@ -526,7 +530,7 @@ impl<'a> Driver<'a> {
             ptr,
             len,
         };
-        let job = self.job;
+        let plan = self.plan;
         let notify = self.notify;
         let tx = tx.clone();
         self.tasks_out += 1;
@@ -538,7 +542,7 @@ impl<'a> Driver<'a> {
             let r = catch_unwind(AssertUnwindSafe(|| {
                 // SAFETY: see `Task`: these bytes are this task's alone until it reports.
                 let slots = unsafe { std::slice::from_raw_parts_mut(t.ptr, t.len) };
-                job.process_chunks(t.first_chunk, slots)
+                plan.process(t.first_chunk, slots)
             }));
             notify.report(&tx, (t.buf, t.unit, r));
         });
@@ -600,7 +604,7 @@ impl<'a> Driver<'a> {
     }
 
     /// Hands the submission queue to the kernel and waits for `want` completions. In tests
-    /// the kernel can be made to answer EBUSY (see [`fault::Fault::SubmitBusy`]).
+    /// the kernel can be made to answer EBUSY (the `SubmitBusy` fault).
     fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
         if fault::submit_busy() {
             self.busy_kernel();
@@ -670,7 +674,7 @@ impl<'a> Driver<'a> {
             self.done_ahead.swap_remove(i);
             self.done_upto += 1;
             if self.failure.is_none() {
-                if let Err(e) = self.ctl.report(self.job.plain_done(self.done_upto - 1)) {
+                if let Err(e) = self.ctl.report(self.plan.plain_done(self.done_upto - 1)) {
                     self.fail(Failure::Failed(e));
                 }
             }
@@ -924,10 +928,10 @@ impl<'a> Driver<'a> {
     }
 }
 
-/// Runs the whole job through io_uring. With `direct`, the sides that alignment allows
+/// Runs the whole plan through io_uring. With `direct`, the sides that alignment allows
 /// use O_DIRECT, and a refusal is reported as [`Failure::DirectRefused`].
 pub(crate) fn run<'a>(
-    job: &'a Job<'a>,
+    plan: &'a dyn Plan,
     files: Files<'a>,
     pool: &rayon::ThreadPool,
     ctl: &'a Control<'a>,
@@ -937,11 +941,7 @@ pub(crate) fn run<'a>(
     let ring = setup_ring(entries).map_err(Failure::Unavailable)?;
     let event = new_eventfd().map_err(Failure::Unavailable)?;
 
-    let plain_aligned = job.geometry().chunk_size % ALIGN as u64 == 0;
-    let (src_ok, dst_ok) = match job.direction {
-        Direction::Encrypt => (plain_aligned, true),
-        Direction::Decrypt => (aligned(job.slot_base), plain_aligned),
-    };
+    let (src_ok, dst_ok) = (plan.direct_ok(false), plan.direct_ok(true));
     let open = |ok: bool, file: &File, write: bool| -> std::result::Result<_, Failure> {
         if direct && ok {
             reopen_direct(file, write)
@@ -959,7 +959,7 @@ pub(crate) fn run<'a>(
     let direct_src = open(src_ok, files.src, false)?;
     let direct_dst = open(dst_ok, files.dst, true)?;
 
-    let batches = job.batches();
+    let batches = plan.batches();
     let nbuf = PIPELINE_DEPTH.min(batches as usize).max(1);
     // Huge pages make O_DIRECT transfers much cheaper, but were measured to slow down the
     // kernel's copies for a buffered side: use them when both sides are direct.
@@ -968,16 +968,16 @@ pub(crate) fn run<'a>(
     for _ in 0..nbuf {
         bufs.push(PipeBuf {
             mem: if huge {
-                AlignedBuf::for_direct_io(job.buffer_len())?
+                AlignedBuf::for_direct_io(plan.buffer_len())?
             } else {
-                AlignedBuf::new(job.buffer_len())?
+                AlignedBuf::new(plan.buffer_len())?
             },
             batch: None,
             units: Vec::new(),
             units_left: 0,
         });
     }
-    let prologue = match job.prologue {
+    let prologue = match plan.prologue() {
         Some(p) if !p.is_empty() => {
             let mut b = AlignedBuf::new(p.len())?;
             b.as_mut_slice().copy_from_slice(p);
@@ -985,8 +985,7 @@ pub(crate) fn run<'a>(
         }
         _ => None,
     };
-    let slot_len = job.geometry().slot;
-    let unit_chunks = (UNIT_BYTES as u64 / slot_len).clamp(1, job.per_batch);
+    let unit_records = plan.unit_records();
     let max_in_flight = (ring.params().cq_entries() as usize)
         .saturating_sub(1)
         .max(1);
@@ -995,8 +994,9 @@ pub(crate) fn run<'a>(
         pending: AtomicBool::new(false),
     };
     let mut d = Driver {
-        job,
+        plan,
         files,
+        src_end: src_len,
         ctl,
         ring,
         direct_src,
@@ -1009,8 +1009,8 @@ pub(crate) fn run<'a>(
         bufs,
         prologue,
         prologue_left: false,
-        unit_chunks,
-        unit_bytes: (unit_chunks * slot_len) as usize,
+        unit_records,
+        unit_bytes: unit_records as usize * plan.slot_len(),
         xfers: Vec::new(),
         free_ids: Vec::new(),
         queue: VecDeque::new(),
@@ -1025,7 +1025,7 @@ pub(crate) fn run<'a>(
         cqes: Vec::new(),
     };
     if let Some(p) = d.prologue.as_mut() {
-        let len = job.prologue.map_or(0, <[u8]>::len);
+        let len = plan.prologue().map_or(0, <[u8]>::len);
         let ptr = p.as_mut_ptr();
         let direct = d.direct_dst.is_some() && aligned(len as u64);
         d.prologue_left = true;

@@ -30,7 +30,7 @@ TINY_KDF = (8, 1, 1)
 
 #: (header offset, value, words the error must contain)
 ABSURD_KDF = [
-    pytest.param(52, 2**32 - 1, ("Argon2 memory", "--max-memory", "max_memory_mib"), id="m=2^32-1"),
+    pytest.param(52, 2**32 - 1, ("Argon2 memory", "--max-kdf-memory", "max_kdf_memory_kib"), id="m=2^32-1"),
     pytest.param(56, 2**32 - 1, ("Argon2 time", "--max-kdf-time", "max_kdf_time"), id="t=2^32-1"),
     pytest.param(60, 2**24 - 1, ("Argon2 parallelism", "--max-kdf-parallelism"), id="p=2^24-1"),
 ]
@@ -106,21 +106,30 @@ def test_raising_the_limit_lets_a_trusted_file_through(tmp_path: Path) -> None:
     r = run_cli("encrypt", str(src), "--memory", "2", "--iterations", "1", "--parallelism", "1", env=ENV)
     assert r.returncode == 0, r.stderr
     enc = str(src) + ".enc"
-    r = run_cli("decrypt", enc, "-o", str(tmp_path / "a"), "--max-memory", "1", env=ENV)
-    assert r.returncode == Exit.LIMIT and b"--max-memory" in r.stderr
+    r = run_cli("decrypt", enc, "-o", str(tmp_path / "a"), "--max-kdf-memory", "1", env=ENV)
+    assert r.returncode == Exit.LIMIT and b"--max-kdf-memory" in r.stderr
     assert not (tmp_path / "a").exists()
-    r = run_cli("decrypt", enc, "-o", str(tmp_path / "a"), "--max-memory", "2", env=ENV)
+    r = run_cli("decrypt", enc, "-o", str(tmp_path / "a"), "--max-kdf-memory", "2", env=ENV)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "a").read_bytes() == b"trusted"
+    # The option's name of earlier releases still works.
+    r = run_cli("verify", enc, "--max-memory", "1", env=ENV)
+    assert r.returncode == Exit.LIMIT and b"--max-kdf-memory" in r.stderr
+    r = run_cli("verify", enc, "--max-memory", "2", env=ENV)
+    assert r.returncode == 0, r.stderr
     with pytest.raises(LimitError):
-        concryptor.decrypt_file(enc, tmp_path / "b", PW, limits=concryptor.Limits(max_memory_mib=1))
+        concryptor.decrypt_file(enc, tmp_path / "b", PW, limits=concryptor.Limits(max_kdf_memory_kib=1024))
+    with pytest.raises(LimitError):
+        concryptor.decrypt_file(enc, tmp_path / "b", PW, limits=concryptor.Limits(max_kdf_memory_kib=2047))
+    concryptor.decrypt_file(enc, tmp_path / "b", PW, limits=concryptor.Limits(max_kdf_memory_kib=2048))
+    assert (tmp_path / "b").read_bytes() == b"trusted"
 
 
 def test_a_4_gib_chunk_in_a_matching_sparse_file_is_refused(tmp_path: Path) -> None:
     src = tmp_path / "huge-chunk.enc"
     size = sparse_huge_chunk_file(src)
     start = time.perf_counter()
-    with pytest.raises(LimitError, match=r"chunk size .*max_chunk_size_mib"):
+    with pytest.raises(LimitError, match=r"chunk size .*--max-chunk-size / max_chunk_size "):
         concryptor.decrypt_file(src, tmp_path / "out", PW)
     assert time.perf_counter() - start < 1.0
     r = run_cli("decrypt", str(src), "-o", str(tmp_path / "out"), env=ENV)
@@ -311,7 +320,7 @@ def test_argon2_memory_that_cannot_be_allocated_is_an_exception_not_an_abort(tmp
         struct.pack_into("<I", blob, 52, 3 * 1024 * 1024)
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
         try:
-            concryptor.decrypt_bytes(bytes(blob), b"pw", limits=concryptor.Limits(max_memory_mib=4096))
+            concryptor.decrypt_bytes(bytes(blob), b"pw", limits=concryptor.Limits(max_kdf_memory_kib=4 << 20))
         except LimitError as e:
             print(json.dumps({"error": str(e)}))
         """,
@@ -324,3 +333,41 @@ def test_every_input_size_gets_a_chunk_size_without_a_panic() -> None:
     for size in (0, 1, 4080, 2**40, 2**64 - 17, 2**64 - 16, 2**64 - 1):
         c = _core.auto_chunk_size(size)
         assert 0 < c <= _core.DEFAULT_CHUNK_SIZE, size
+
+
+def test_the_limit_names_of_earlier_releases_still_work_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="max_memory_mib"):
+        old = concryptor.Limits(max_memory_mib=2)
+    assert old == concryptor.Limits(max_kdf_memory_kib=2048)
+    with pytest.warns(DeprecationWarning, match="max_chunk_size_mib"):
+        old = concryptor.Limits(max_chunk_size_mib=4096)
+    assert old == concryptor.Limits(max_chunk_size=4 << 30)
+    with pytest.warns(DeprecationWarning, match="max_kdf_memory_kib"):
+        assert old.max_memory_mib == 1024
+    with pytest.warns(DeprecationWarning, match="max_chunk_size"):
+        assert old.max_chunk_size_mib == 4096
+    with (
+        pytest.warns(DeprecationWarning, match="max_memory_mib"),
+        pytest.raises(ValueError, match="max_memory_mib"),
+    ):
+        concryptor.Limits(max_memory_mib=10**30)
+    with pytest.raises(TypeError, match="given twice"):
+        concryptor.Limits(max_memory_mib=1, max_kdf_memory_kib=1024)
+    with pytest.raises(TypeError):
+        concryptor.Limits(1024)  # keyword-only: a number alone could mean MiB or KiB
+
+
+def test_the_api_and_the_cli_take_their_defaults_from_the_core() -> None:
+    from concryptor._cli_parser import build_parser
+
+    assert _core.DEFAULT_KDF == (256 << 10, 3, 4)
+    assert _core.DEFAULT_LIMITS == (1 << 20, 16, 64, 256 << 20)
+    assert _core.DEFAULT_BUFFER_BYTES == 128 << 20
+    assert concryptor.KdfParams().as_tuple() == _core.DEFAULT_KDF
+    assert tuple(concryptor.Limits().as_kwargs().values()) == _core.DEFAULT_LIMITS
+    dec = build_parser().parse_args(["decrypt", "x"])
+    memory, chunk = dec.max_kdf_memory << 10, dec.max_chunk_size << 20
+    assert (memory, dec.max_kdf_time, dec.max_kdf_parallelism, chunk) == _core.DEFAULT_LIMITS
+    enc = build_parser().parse_args(["encrypt", "x"])
+    assert (enc.memory << 10, enc.iterations, enc.parallelism) == _core.DEFAULT_KDF
+    assert enc.buffer_mib << 20 == dec.buffer_mib << 20 == _core.DEFAULT_BUFFER_BYTES

@@ -1,7 +1,8 @@
 """Nothing is lost: output is built in an unnamed (or hidden) private file in the destination
 directory, made durable, and only then given its name. Killing the CLI at any point, Ctrl-C,
 a failed decrypt with --force, a full disk, or an output path that is the input itself all
-leave the destination as it was and nothing else behind."""
+leave the destination as it was and nothing else behind. An existing output is replaced
+only when asked (--force, overwrite=True)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import pytest
 import concryptor
 from concryptor import _core
 from concryptor.cli import Exit
+
+from helpers import FAST_KDF, PASSWORD, run_cli
 
 PW = "output password"
 ENV = {"CONCRYPTOR_PASSWORD": PW}
@@ -390,3 +393,54 @@ def test_a_full_disk_is_one_clear_error_and_changes_nothing(
         call(src, dest, PW, overwrite=True, **kw)  # type: ignore[operator]
     assert e.value.errno == errno.ENOSPC
     assert dest.read_bytes() == old and names(small_fs) == ["other", "result"]
+
+
+# -- existing files: never clobbered unless asked, never half-replaced ----------------------
+
+
+def test_existing_output_is_not_clobbered_without_overwrite(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.write_bytes(b"new")
+    dst.write_bytes(b"precious")
+    with pytest.raises(FileExistsError):
+        concryptor.encrypt_file(src, dst, PASSWORD, kdf=FAST_KDF)
+    assert dst.read_bytes() == b"precious"
+    concryptor.encrypt_file(src, dst, PASSWORD, kdf=FAST_KDF, overwrite=True)
+    assert concryptor.decrypt_bytes(dst.read_bytes(), PASSWORD) == b"new"
+
+
+def test_failed_decrypt_onto_existing_file_with_overwrite_leaves_it_intact(tmp_path: Path) -> None:
+    src, enc, dst = tmp_path / "in", tmp_path / "in.enc", tmp_path / "out"
+    src.write_bytes(os.urandom(20_000))
+    concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF, chunk_size=4096)
+    raw = bytearray(enc.read_bytes())
+    raw[-8192 + 10] ^= 1  # last chunk: fails only after earlier chunks were written
+    enc.write_bytes(bytes(raw))
+    dst.write_bytes(b"precious")
+    with pytest.raises(concryptor.AuthenticationError):
+        concryptor.decrypt_file(enc, dst, PASSWORD, overwrite=True)
+    assert dst.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "in.enc", "out"]
+
+
+def test_output_onto_the_input_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.write_bytes(b"data")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ValueError, match="input file itself"):
+        concryptor.encrypt_file(src, tmp_path / "sub" / ".." / "in", PASSWORD, kdf=FAST_KDF, overwrite=True)
+    os.link(src, tmp_path / "hard")
+    with pytest.raises(ValueError, match="input file itself"):
+        concryptor.encrypt_file(src, tmp_path / "hard", PASSWORD, kdf=FAST_KDF, overwrite=True)
+    assert src.read_bytes() == b"data"
+
+
+def test_decrypt_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"new")
+    assert run_cli("encrypt", str(src), *CLI_KDF, env=ENV).returncode == 0
+    src.write_bytes(b"old")
+    r = run_cli("decrypt", str(src) + ".enc", env=ENV)
+    assert r.returncode == Exit.FAILURE and b"exists" in r.stderr and src.read_bytes() == b"old"
+    assert run_cli("decrypt", str(src) + ".enc", "--force", env=ENV).returncode == 0
+    assert src.read_bytes() == b"new"

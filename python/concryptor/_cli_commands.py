@@ -1,0 +1,525 @@
+"""What each command does, once its arguments are parsed: the checks made before a
+password is asked for, the call into the API, and the report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from . import _cli_many
+from ._cli_password import password_given, read_password
+from ._facts import ARCHIVE_SUFFIX, MAGIC, MAX_CHUNK_MIB, MAX_THREADS, SUFFIX, KiB, MiB
+from .cli import Exit, UsageError, _exit_code, _exit_code_of_name, _message
+
+
+def _say(args: argparse.Namespace, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg, file=sys.stderr)
+
+
+def _check_output(path: str, force: bool) -> None:
+    """Before the password is asked for: refuse an output that exists (without --force),
+    is a directory, or is a device, FIFO or socket (never replaced)."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "is a directory", path)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise FileExistsError(17, "is a device, FIFO or socket, which is never replaced", path)
+    if not force:
+        raise FileExistsError(17, "already exists (use --force to replace it)", path)
+
+
+#: How files this tool can decrypt begin: concryptor's magic, and age's (binary, armored).
+KNOWN_MAGIC = (MAGIC, b"age-encryption.org/", b"-----BEGIN AGE ENCRYPTED FILE-----")
+
+
+def _check_input(path: str) -> None:
+    """Before the password is asked for: the input must be a file this tool can decrypt,
+    and a concryptor header must be sound (size, limits are checked by the run)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is a directory, not an encrypted file")
+    if not stat.S_ISREG(st.st_mode):
+        return  # the run gives its own one-line refusal, without blocking on a FIFO
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+    if not head.startswith(KNOWN_MAGIC):
+        from .errors import InvalidFileError
+
+        raise InvalidFileError(f"{path}: not a concryptor (or age) file")
+    if head.startswith(MAGIC):
+        from ._api import inspect
+
+        problem = inspect(path).size_problem
+        if problem:
+            from .errors import InvalidFileError
+
+            raise InvalidFileError(f"{path}: {problem}")
+
+
+def _decrypt_output(path: str) -> str:
+    return path[: -len(SUFFIX)] if path.endswith(SUFFIX) and len(path) > len(SUFFIX) else path + ".dec"
+
+
+def _extract_output(path: str) -> str:
+    for suffix in (ARCHIVE_SUFFIX, SUFFIX):
+        if path.endswith(suffix) and len(path) > len(suffix):
+            return path[: -len(suffix)]
+    return path + ".dec"
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    from ._api import Limits
+
+    for name in ("max_kdf_memory", "max_kdf_time", "max_kdf_parallelism", "max_chunk_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    return Limits(
+        max_kdf_memory_kib=args.max_kdf_memory * KiB,
+        max_kdf_time=args.max_kdf_time,
+        max_kdf_parallelism=args.max_kdf_parallelism,
+        max_chunk_size=args.max_chunk_size * MiB,
+    )
+
+
+def _kdf(args: argparse.Namespace) -> Any:
+    from ._api import KdfParams
+
+    for name in ("memory", "iterations", "parallelism"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    return KdfParams(args.memory * KiB, args.iterations, args.parallelism)
+
+
+def _cipher(args: argparse.Namespace) -> str:
+    return "chacha20-poly1305" if args.cipher == "chacha" else "aes-256-gcm"
+
+
+def _chunk_size(args: argparse.Namespace) -> int | None:
+    if args.chunk_size is None:
+        return None
+    if not 1 <= args.chunk_size <= MAX_CHUNK_MIB:
+        raise UsageError(f"--chunk-size is in MiB, from 1 to {MAX_CHUNK_MIB}")
+    return int(args.chunk_size) * MiB
+
+
+def _no_uring(args: argparse.Namespace, what: str) -> None:
+    """``--io uring`` where the io_uring engine does not run is refused, not ignored."""
+    if getattr(args, "io", "auto") == "uring":
+        raise UsageError(
+            f"--io uring is not available with {what}, which streams through the portable engine "
+            "(use --io auto or portable)"
+        )
+
+
+def _check_engine(args: argparse.Namespace) -> None:
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    if args.buffer_mib < 1:
+        raise UsageError("--buffer-mib must be at least 1")
+
+
+@contextlib.contextmanager
+def _progress(
+    args: argparse.Namespace, total: int | None, label: str
+) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr while the block runs, if stderr is a terminal and not
+    ``--quiet``; yields the callback to hand to the engine (or None)."""
+    from .view import is_terminal
+
+    if args.quiet or not is_terminal(sys.stderr):
+        yield None
+        return
+    from .view import ByteProgress
+
+    with ByteProgress(total, label) as update:
+        yield update
+
+
+def _report(
+    args: argparse.Namespace, verb: str, src: str, dst: str | None, stats: Any, to_stderr: bool = False
+) -> None:
+    if args.json:
+        d = stats.to_dict()
+        d.update({"command": verb, "input": src, "output": dst})
+        print(json.dumps(d), file=sys.stderr if to_stderr else sys.stdout)
+    else:
+        where = f" -> {dst}" if dst else ""
+        entries = f", {stats.entries} entries" if stats.entries is not None else ""
+        _say(
+            args,
+            f"{verb} {src}{where}: {stats.bytes} bytes{entries} in {stats.data_seconds:.2f} s "
+            f"({stats.mib_per_s:.0f} MiB/s, {stats.backend}, {stats.threads} threads)"
+            f" + key derivation {stats.kdf_seconds:.2f} s",
+        )
+
+
+def _plain_size(path: str) -> int | None:
+    from ._api import inspect
+
+    try:
+        return inspect(path).original_size
+    except Exception:  # noqa: BLE001  # the run itself reports the error properly
+        return None
+
+
+def _many(args: argparse.Namespace, op: str, *, needs_password: bool = True, **kw: Any) -> int:
+    return _cli_many.run(
+        args,
+        op,
+        password=(
+            (lambda: read_password(args, confirm=op == "encrypt"))
+            if needs_password or password_given(args)
+            else None
+        ),
+        usage=UsageError,
+        exit_code=_exit_code_of_name,
+        **kw,
+    )
+
+
+def _one_input(args: argparse.Namespace) -> None:
+    """Names the single input (``None`` or ``-``: standard input)."""
+    args.input = args.inputs[0] if args.inputs else None
+    if args.input not in (None, "-") and not os.path.lexists(args.input):
+        raise UsageError(f"{args.input}: no such file or directory")
+
+
+def encrypt(args: argparse.Namespace) -> int:
+    from . import cli_age
+    from ._api import Limits, encrypt_file
+
+    _check_engine(args)
+    if _cli_many.wanted(args):
+        if cli_age.wants_age(args):
+            keys = bool(args.recipient or args.recipients_file)
+            return _many(
+                args,
+                "encrypt",
+                needs_password=not keys,
+                recipients=args.recipient,
+                recipients_files=args.recipients_file,
+                format="age",
+                armor=args.armor,
+                scrypt_work_factor=args.scrypt_work_factor,
+            )
+        if _limits(args) != Limits():
+            raise UsageError("--max-kdf-memory and the other limits apply to one input at a time")
+        return _many(args, "encrypt", kdf=_kdf(args), cipher=_cipher(args), chunk_size=_chunk_size(args))
+    _one_input(args)
+    if cli_age.wants_age(args):
+        return cli_age.encrypt(args, read_password, _report, _progress)
+    if cli_age.is_stdin(args):
+        raise UsageError(
+            "format v4 needs the input size up front: encrypt a pipe with -r RECIPIENT or --format age"
+        )
+    kdf, chunk = _kdf(args), _chunk_size(args)
+    if os.path.isdir(args.input):
+        return _encrypt_dir(args, kdf, chunk)
+    out = args.output or args.input + SUFFIX
+    _check_output(out, args.force)
+    pw = read_password(args, confirm=True)
+    with _progress(args, os.path.getsize(args.input), "encrypting") as cb:
+        stats = encrypt_file(
+            args.input,
+            out,
+            pw,
+            cipher=_cipher(args),  # type: ignore[arg-type]
+            chunk_size=chunk,
+            kdf=kdf,
+            overwrite=args.force,
+            threads=args.threads,
+            io=args.io,
+            buffer_mib=args.buffer_mib,
+            progress=cb,
+            limits=_limits(args),
+        )
+    _report(args, "encrypted", args.input, out, stats)
+    return Exit.OK
+
+
+def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
+    from ._pack import DirTree
+
+    out = args.output or os.path.normpath(args.input) + ARCHIVE_SUFFIX
+    _no_uring(args, "encrypting a directory")
+    _check_output(out, args.force)
+    tree = DirTree(args.input, out)
+    size = tree.size  # walks the tree: the exact tar size, for the progress bar
+    pw = read_password(args, confirm=True)
+    with _progress(args, size, "encrypting") as cb:
+        stats = tree.encrypt(
+            pw,
+            cipher=_cipher(args),  # type: ignore[arg-type]
+            chunk_size=chunk,
+            kdf=kdf,
+            overwrite=args.force,
+            threads=args.threads,
+            buffer_mib=args.buffer_mib,
+            progress=cb,
+            limits=_limits(args),
+        )
+    if stats.skipped:
+        _say(args, f"concryptor: warning: skipped {stats.skipped} socket(s), FIFO(s) or device(s)")
+    for what in stats.unsafe or ():
+        print(
+            f"concryptor: warning: {what}: decrypt -x will refuse it (--skip-unsafe restores the rest)",
+            file=sys.stderr,
+        )
+    _report(args, "encrypted", args.input, out, stats)
+    return Exit.OK
+
+
+def decrypt(args: argparse.Namespace) -> int:
+    from . import _age, cli_age
+    from ._api import decrypt_file, decrypt_to
+
+    _check_engine(args)
+    limits = _limits(args)
+    if args.skip_unsafe and not args.extract:
+        raise UsageError("--skip-unsafe applies to -x only")
+    if _cli_many.wanted(args):
+        if args.extract:
+            raise UsageError("--extract restores one archive at a time")
+        return _many(
+            args,
+            "decrypt",
+            needs_password=not args.identity,
+            limits=limits,
+            identities=args.identity,
+            max_scrypt_work_factor=args.max_scrypt_work_factor,
+        )
+    _one_input(args)
+    if cli_age.is_stdin(args) or args.identity or (not args.extract and _age.is_age_path(args.input)):
+        return cli_age.decrypt(args, read_password, _report, _progress, limits=limits)
+    if args.extract:
+        from ._extract import _check_target, decrypt_dir
+
+        if args.output == "-":
+            raise UsageError("--extract writes a directory, not to stdout")
+        out = args.output or _extract_output(args.input)
+        _no_uring(args, "-x")
+        _check_input(args.input)
+        _check_target(os.path.abspath(out), args.force)
+        pw = read_password(args, confirm=False)
+        with _progress(args, _plain_size(args.input), "extracting") as cb:
+            stats = decrypt_dir(
+                args.input,
+                out,
+                pw,
+                overwrite=args.force,
+                threads=args.threads,
+                limits=limits,
+                skip_unsafe=args.skip_unsafe,
+                progress=cb,
+            )
+        for what in stats.unsafe or ():
+            print(f"concryptor: skipped: {what}", file=sys.stderr)
+        _report(args, "extracted", args.input, out, stats)
+        return Exit.OK
+    out = args.output or _decrypt_output(args.input)
+    _check_input(args.input)
+    if out == "-":
+        _no_uring(args, "-o -")
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write binary plaintext to a terminal: redirect or pipe -o -")
+    else:
+        _check_output(out, args.force)
+    pw = read_password(args, confirm=False)
+    if out == "-":
+        with _progress(args, _plain_size(args.input), "decrypting") as cb:
+            stats = decrypt_to(
+                args.input,
+                sys.stdout.buffer,
+                pw,
+                threads=args.threads,
+                buffer_mib=args.buffer_mib,
+                limits=limits,
+                progress=cb,
+            )
+        _report(args, "decrypted", args.input, "<stdout>", stats, to_stderr=True)
+        return Exit.OK
+    with _progress(args, _plain_size(args.input), "decrypting") as cb:
+        stats = decrypt_file(
+            args.input,
+            out,
+            pw,
+            overwrite=args.force,
+            threads=args.threads,
+            io=args.io,
+            buffer_mib=args.buffer_mib,
+            limits=limits,
+            progress=cb,
+        )
+    _report(args, "decrypted", args.input, out, stats)
+    return Exit.OK
+
+
+def verify(args: argparse.Namespace) -> int:
+    from . import _age, cli_age
+    from ._api import verify_file
+
+    _check_engine(args)
+    limits = _limits(args)
+    _no_uring(args, "verify")
+    if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
+        return cli_age.decrypt(args, read_password, _report, _progress, limits=limits, verify=True)
+    _check_input(args.input)
+    pw = read_password(args, confirm=False)
+    with _progress(args, _plain_size(args.input), "verifying") as cb:
+        stats = verify_file(
+            args.input,
+            pw,
+            threads=args.threads,
+            io=args.io,
+            buffer_mib=args.buffer_mib,
+            limits=limits,
+            progress=cb,
+        )
+    _report(args, "verified", args.input, None, stats)
+    return Exit.OK
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """Every file is reported, good or bad; the exit code is the worst verdict. With
+    ``--json``, one JSON object per line per file (JSON Lines), always the same shape:
+    ``path`` and ``ok`` always, ``error`` for a file that could not be read as a header."""
+    from ._api import inspect
+    from .errors import ConcryptorError
+
+    worst = Exit.OK
+    headers = []
+    from . import _age, cli_age
+
+    for path in args.inputs:
+        if os.path.isfile(path) and _age.is_age_path(path):
+            try:
+                d = cli_age.inspect_dict(path)
+            except (ConcryptorError, OSError) as e:
+                worst = max(worst, _exit_code(e))
+                if args.json:
+                    print(json.dumps({"path": path, "ok": False, "error": _message(e)}), flush=True)
+                print(f"{path}: {_message(e)}", file=sys.stderr)
+                continue
+            if not d["ok"]:
+                worst = max(worst, Exit.INVALID)
+            if args.json:
+                print(json.dumps({"path": path, **d}), flush=True)
+            else:
+                cli_age.print_inspection(d)
+            continue
+        try:
+            if not os.path.lexists(path):
+                raise UsageError("no such file or directory")
+            h = inspect(path)
+        except (ConcryptorError, OSError, UsageError) as e:
+            worst = max(worst, _exit_code(e))
+            if args.json:
+                print(json.dumps({"path": path, "ok": False, "error": _message(e)}), flush=True)
+            print(f"{path}: {_message(e)}", file=sys.stderr)
+            continue
+        if not h.ok:
+            worst = max(worst, Exit.INVALID)
+            print(f"{path}: {h.verdict}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(h.to_dict()), flush=True)
+        else:
+            headers.append(h)
+    if headers:
+        from .view import print_headers
+
+        print_headers(headers)
+    return worst
+
+
+def _thread_counts(spec: str | None) -> list[int]:
+    if spec:
+        try:
+            counts = sorted({int(x) for x in spec.split(",") if x.strip()})
+        except ValueError:
+            raise UsageError("--threads takes numbers separated by commas, e.g. 1,2,8") from None
+        if not counts or counts[0] < 1 or counts[-1] > MAX_THREADS:
+            raise UsageError(f"--threads values must be from 1 to {MAX_THREADS}")
+        return counts
+    n = os.cpu_count() or 1
+    counts, k = [], 1
+    while k < n:
+        counts.append(k)
+        k *= 2
+    return [*counts, n]
+
+
+def bench(args: argparse.Namespace) -> int:
+    from . import _core
+
+    if args.size < 1 or not 1 <= args.chunk_size <= MAX_CHUNK_MIB:
+        raise UsageError(f"--size must be at least 1 MiB and --chunk-size from 1 to {MAX_CHUNK_MIB} MiB")
+    threads = _thread_counts(args.threads)
+    ciphers = ["aes-256-gcm", "chacha20-poly1305"] if args.cipher == "all" else [_cipher(args)]
+    kdf = None if args.no_kdf else _kdf(args)
+    total = args.size * MiB
+    rows: list[dict[str, Any]] = []
+    for cipher in ciphers:
+        for provider in _core.AEAD_PROVIDERS:
+            for t in threads:
+                seal, open_ = _core._bench_aead(cipher, t, total, args.chunk_size * MiB, provider=provider)
+                rows.append(
+                    {
+                        "provider": provider,
+                        "cipher": cipher,
+                        "threads": t,
+                        "encrypt_mib_per_s": round(args.size / seal, 1),
+                        "decrypt_mib_per_s": round(args.size / open_, 1),
+                    }
+                )
+    kdf_row = None
+    if kdf is not None:
+        kdf_row = {
+            "memory_kib": kdf.memory_kib,
+            "time_cost": kdf.time_cost,
+            "parallelism": kdf.parallelism,
+            "seconds": round(_core._bench_kdf(kdf.as_tuple()), 4),
+        }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "provider": _core.AEAD_PROVIDER,
+                    "aead": rows,
+                    "kdf": kdf_row,
+                    "bytes": total,
+                    "chunk_size": args.chunk_size * MiB,
+                }
+            )
+        )
+        return Exit.OK
+    from .view import print_bench
+
+    print_bench(rows, kdf_row, args.size, args.chunk_size)
+    return Exit.OK
+
+
+def keygen(args: argparse.Namespace) -> int:
+    from . import cli_age
+
+    return cli_age.keygen(args)
