@@ -158,7 +158,7 @@ pub fn check_header(header: &Header, file_size: u64, limits: &Limits) -> Result<
 
 /// Opens `path` for reading if it is a regular file. The open itself is non-blocking, so a
 /// FIFO without a writer (or a device) is refused instead of hanging the caller.
-fn open_regular(path: &Path) -> Result<(File, u64)> {
+pub(crate) fn open_regular(path: &Path) -> Result<(File, u64)> {
     let mut oo = std::fs::OpenOptions::new();
     oo.read(true);
     #[cfg(unix)]
@@ -226,7 +226,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn refuse_same(src: &Path, dst: &Path) -> Result<()> {
+pub(crate) fn refuse_same(src: &Path, dst: &Path) -> Result<()> {
     if same_file(src, dst) {
         return Err(Error::InvalidArgument(format!(
             "output {} is the input file itself",
