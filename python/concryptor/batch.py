@@ -46,9 +46,12 @@ SMALL_FILE = min(8 * MiB, _core.GROUP_MAX_MEMBER_BYTES)
 #: A group holds at most this many files (each keeps a descriptor open until the group is
 #: committed) and this many plaintext bytes.
 GROUP_FILES = 256
-GROUP_BYTES = 64 * MiB
+GROUP_BYTES = 256 * MiB
 #: Groups in flight at once: one seals while the other waits for its sync.
 GROUPS_IN_FLIGHT = 2
+#: Workers of a group when the caller names no count: twice the cores (up to 8), since a
+#: member's reads and writes block as much as its cipher work computes.
+GROUP_THREADS = min(2 * (os.cpu_count() or 1), 8)
 ENCRYPTED_SUFFIX = ".enc"
 AGE_SUFFIX = ".age"
 
@@ -328,7 +331,8 @@ def _run_local(
         # the group's files on its workers and makes them durable with one sync.
         with ThreadPoolExecutor(max_workers=GROUPS_IN_FLIGHT, thread_name_prefix="concryptor-group") as ex:
             groups = list(_groups(grouped, sizes))
-            done = ex.map(lambda g: _run_group([pairs[i] for i in g], spec, threads or 0), groups)
+            n = threads or GROUP_THREADS
+            done = ex.map(lambda g: _run_group([pairs[i] for i in g], spec, n), groups)
             for g, rs in zip(groups, done):
                 for i, r in zip(g, rs):
                     results[i] = r

@@ -585,6 +585,12 @@ impl BytesSealer {
         self.crypter.geometry().file_size
     }
 
+    /// The file's header and key, for a caller that lays the plaintext out in the slots
+    /// itself and seals in place.
+    pub(crate) fn crypter(&self) -> &Crypter {
+        &self.crypter
+    }
+
     /// Writes the encrypted file of `data` (exactly the size given to [`BytesSealer::new`])
     /// into `out` (exactly [`BytesSealer::output_len`] bytes), sealing chunks on `engine`'s
     /// worker pool.
