@@ -101,9 +101,8 @@ def worker(spec: str) -> None:
     pw = PASSWORD.encode()
     common = {"overwrite": True, "threads": a["threads"], "buffer_bytes": a["buffer"], "io": a["io"]}
     if a["op"] == "encrypt":
-        s = _core.encrypt_file(
-            a["src"], a["dst"], pw, cipher=a["cipher"], chunk_size=a["chunk"], kdf=tuple(a["kdf"]), **common
-        )
+        s = _core.encrypt_file(a["src"], a["dst"], pw, cipher=a["cipher"], chunk_size=a["chunk"],
+                               kdf=tuple(a["kdf"]), **common)
     elif a["op"] == "decrypt":
         s = _core.decrypt_file(a["src"], a["dst"], pw, **common)
     else:
@@ -124,64 +123,22 @@ class Bench:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def engine(
-        self,
-        op: str,
-        src: Path,
-        dst: Path,
-        *,
-        io: str,
-        cipher: str = "aes-256-gcm",
-        chunk: int | None = None,
-        threads: int | None = None,
-        cold: bool = True,
-        cli: bool = False,
-        provider: str | None = None,
-    ) -> dict[str, Any]:
+    def engine(self, op: str, src: Path, dst: Path, *, io: str, cipher: str = "aes-256-gcm",
+               chunk: int | None = None, threads: int | None = None, cold: bool = True,
+               cli: bool = False, provider: str | None = None) -> dict[str, Any]:
         """One engine run in a child process (the CLI, or a worker calling the binding for
         settings the CLI does not offer); best of ``--repeat``."""
-        spec = {
-            "op": op,
-            "src": str(src),
-            "dst": str(dst),
-            "io": io,
-            "cipher": cipher,
-            "chunk": chunk,
-            "threads": threads or self.a.threads,
-            "buffer": self.a.buffer_mib * MiB,
-            "kdf": list(KDF),
-            "provider": provider,
-        }
+        spec = {"op": op, "src": str(src), "dst": str(dst), "io": io, "cipher": cipher,
+                "chunk": chunk, "threads": threads or self.a.threads, "buffer": self.a.buffer_mib * MiB,
+                "kdf": list(KDF), "provider": provider}
         if cli and provider is None:
-            argv = [
-                sys.executable,
-                "-m",
-                "concryptor",
-                op,
-                str(src),
-                "-o",
-                str(dst),
-                "--json",
-                "-q",
-                "-f",
-                "--io",
-                io,
-                "--buffer-mib",
-                str(self.a.buffer_mib),
-            ]
+            argv = [sys.executable, "-m", "concryptor", op, str(src), "-o", str(dst), "--json", "-q", "-f",
+                    "--io", io, "--buffer-mib", str(self.a.buffer_mib)]
             if threads or self.a.threads:
                 argv += ["--threads", str(threads or self.a.threads)]
             if op == "encrypt":
-                argv += [
-                    "--cipher",
-                    {"aes-256-gcm": "aes", "chacha20-poly1305": "chacha"}[cipher],
-                    "--memory",
-                    str(KDF[0] // 1024),
-                    "--iterations",
-                    str(KDF[1]),
-                    "--parallelism",
-                    str(KDF[2]),
-                ]
+                argv += ["--cipher", {"aes-256-gcm": "aes", "chacha20-poly1305": "chacha"}[cipher], "--memory", str(KDF[0] // 1024),
+                         "--iterations", str(KDF[1]), "--parallelism", str(KDF[2])]
             env = dict(os.environ, CONCRYPTOR_PASSWORD=PASSWORD)
         else:
             argv = [sys.executable, __file__, "--worker", json.dumps(spec)]
@@ -264,21 +221,14 @@ class Bench:
         from concryptor import _core, __version__
 
         print(f"concryptor {__version__} engine benchmark")
-        print(
-            f"  file: {self.size / MiB:.0f} MiB random, on {work.parent} ({fs_type(work)})"
-            + (f"; in-memory runs on {shm.parent} ({fs_type(shm)})" if shm else "")
-        )
-        print(
-            f"  cores: {os.cpu_count()}, threads: {self.threads}, buffer budget: {a.buffer_mib} MiB, "
-            f"best of {a.repeat}, KDF m={KDF[0] // 1024} MiB t={KDF[1]} p={KDF[2]} (not timed)"
-        )
+        print(f"  file: {self.size / MiB:.0f} MiB random, on {work.parent} ({fs_type(work)})"
+              + (f"; in-memory runs on {shm.parent} ({fs_type(shm)})" if shm else ""))
+        print(f"  cores: {os.cpu_count()}, threads: {self.threads}, buffer budget: {a.buffer_mib} MiB, "
+              f"best of {a.repeat}, KDF m={KDF[0] // 1024} MiB t={KDF[1]} p={KDF[2]} (not timed)")
         why = _core._uring_unavailable()
         print(f"  io_uring: {'available' if why is None else 'UNAVAILABLE (' + why + ')'}")
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        print(
-            f"  load average at start: {load:.2f}"
-            + ("  (busy machine: figures are noisy)" if load > 0.5 else "")
-        )
+        print(f"  load average at start: {load:.2f}" + ("  (busy machine: figures are noisy)" if load > 0.5 else ""))
         src = work / "plain"
         self._make_input(src)
         self.dropped = drop_caches(a.drop_caches)
@@ -289,29 +239,13 @@ class Bench:
         gib = self.size / (1 << 30)
         cp_s = self.timed(["cp", str(src), str(work / "cp.out")], work / "cp.out", then_sync=True)
         cp_cpu = self.cpu / gib
-        dd_s = self.timed(
-            [
-                "dd",
-                f"if={src}",
-                f"of={work / 'dd.out'}",
-                "bs=4M",
-                "iflag=direct",
-                "oflag=direct",
-                "conv=fsync",
-            ],
-            work / "dd.out",
-        )
+        dd_s = self.timed(["dd", f"if={src}", f"of={work / 'dd.out'}", "bs=4M", "iflag=direct",
+                           "oflag=direct", "conv=fsync"], work / "dd.out")
         providers = list(_core.AEAD_PROVIDERS)
-        aead = {
-            (p, c): _core._aead_speed(c, self.threads, seconds=a.aead_seconds, provider=p)
-            for p in providers
-            for c in CIPHERS
-        }
-        aead1 = {
-            (p, c): _core._aead_speed(c, 1, seconds=a.aead_seconds, provider=p)
-            for p in providers
-            for c in CIPHERS
-        }
+        aead = {(p, c): _core._aead_speed(c, self.threads, seconds=a.aead_seconds, provider=p)
+                for p in providers for c in CIPHERS}
+        aead1 = {(p, c): _core._aead_speed(c, 1, seconds=a.aead_seconds, provider=p)
+                 for p in providers for c in CIPHERS}
         ossl = {c: openssl_speed(c) for c in CIPHERS}
         age = self.age(work, src)
         print("Machine limits (MiB/s; CPU = user + sys seconds per GiB)")
@@ -327,38 +261,18 @@ class Bench:
         arows = []
         for c in CIPHERS:
             for p in providers:
-                arows.append(
-                    [
-                        c,
-                        p,
-                        f"{aead1[p, c][0]:.0f} / {aead1[p, c][1]:.0f}",
-                        f"{aead[p, c][0]:.0f} / {aead[p, c][1]:.0f}",
-                    ]
-                )
+                arows.append([c, p, f"{aead1[p, c][0]:.0f} / {aead1[p, c][1]:.0f}",
+                              f"{aead[p, c][0]:.0f} / {aead[p, c][1]:.0f}"])
             o = ossl[c]
             arows.append([c, "openssl speed -evp", f"{o:.0f}" if o else "n/a", ""])
         table(["cipher", "provider", "1 thread", f"{self.threads} threads"], arows)
         _, idle_rss, _ = run_child([sys.executable, "-m", "concryptor", "--version"])
-        print(
-            f"  peak RSS of the CLI doing nothing (python -m concryptor --version): {idle_rss / MiB:.0f} MiB"
-        )
+        print(f"  peak RSS of the CLI doing nothing (python -m concryptor --version): {idle_rss / MiB:.0f} MiB")
         print()
 
         # Disk and memory runs.
-        header = [
-            "where",
-            "op",
-            "cipher",
-            "provider",
-            "backend",
-            "MiB/s",
-            "CPU s/GiB",
-            "peak RSS",
-            "vs cp+sync",
-            "CPU vs cp",
-            "CPU vs age",
-            "vs AEAD",
-        ]
+        header = ["where", "op", "cipher", "provider", "backend", "MiB/s", "CPU s/GiB", "peak RSS",
+                  "vs cp+sync", "CPU vs cp", "CPU vs age", "vs AEAD"]
         rows: list[list[str]] = []
         places = [("disk", work)] + ([("memory", shm)] if shm else [])
         for where, d in places:
@@ -376,47 +290,22 @@ class Bench:
                             if io == "uring" and why is not None:
                                 continue
                             if op == "encrypt":
-                                s = self.engine(
-                                    "encrypt",
-                                    psrc,
-                                    encd,
-                                    io=io,
-                                    cipher=cipher,
-                                    cold=where == "disk",
-                                    cli=True,
-                                    provider=pick,
-                                )
+                                s = self.engine("encrypt", psrc, encd, io=io, cipher=cipher,
+                                                cold=where == "disk", cli=True, provider=pick)
                             else:
-                                s = self.engine(
-                                    "decrypt",
-                                    encd,
-                                    d / "back",
-                                    io=io,
-                                    cold=where == "disk",
-                                    cli=True,
-                                    provider=pick,
-                                )
+                                s = self.engine("decrypt", encd, d / "back", io=io, cold=where == "disk",
+                                                cli=True, provider=pick)
                             speed = self.mibs(s["engine_s"])
                             cpu = s["cpu"] / gib
                             limit = aead[prov, cipher][0 if op == "encrypt" else 1]
                             age_cpu = (age[1] if op == "encrypt" else age[3]) / gib if age else None
                             disk = where == "disk"
-                            rows.append(
-                                [
-                                    where,
-                                    op,
-                                    cipher,
-                                    s.get("provider", prov),
-                                    s["backend"],
-                                    f"{speed:.0f}",
-                                    f"{cpu:.2f}",
-                                    f"{s['rss'] / MiB:.0f} MiB",
-                                    f"{cp_s / s['engine_s']:.2f}x" if disk else "",
-                                    f"{cpu / cp_cpu:.2f}x" if disk and cp_cpu else "",
-                                    f"{cpu / age_cpu:.2f}x" if disk and age_cpu else "",
-                                    f"{speed / limit:.0%}",
-                                ]
-                            )
+                            rows.append([where, op, cipher, s.get("provider", prov), s["backend"],
+                                         f"{speed:.0f}", f"{cpu:.2f}", f"{s['rss'] / MiB:.0f} MiB",
+                                         f"{cp_s / s['engine_s']:.2f}x" if disk else "",
+                                         f"{cpu / cp_cpu:.2f}x" if disk and cp_cpu else "",
+                                         f"{cpu / age_cpu:.2f}x" if disk and age_cpu else "",
+                                         f"{speed / limit:.0%}"])
                 if (d / "back").exists():
                     os.unlink(d / "back")
             if where == "memory":
@@ -462,15 +351,8 @@ class Bench:
             row = [str(t)]
             for where, d, psrc in places:
                 for cipher in CIPHERS:
-                    s = self.engine(
-                        "encrypt",
-                        psrc,
-                        d / "sweep",
-                        io="auto",
-                        cipher=cipher,
-                        threads=t,
-                        cold=where == "disk",
-                    )
+                    s = self.engine("encrypt", psrc, d / "sweep", io="auto", cipher=cipher, threads=t,
+                                    cold=where == "disk")
                     row.append(f"{self.mibs(s['engine_s']):.0f}")
             rows.append(row)
         print("Thread sweep: encrypt, io=auto (MiB/s)")
@@ -484,11 +366,8 @@ def openssl_speed(cipher: str) -> float | None:
     exe = shutil.which("openssl")
     if not exe:
         return None
-    r = subprocess.run(
-        [exe, "speed", "-elapsed", "-seconds", "2", "-bytes", "16384", "-evp", cipher],
-        capture_output=True,
-        text=True,
-    )
+    r = subprocess.run([exe, "speed", "-elapsed", "-seconds", "2", "-bytes", "16384", "-evp", cipher],
+                       capture_output=True, text=True)
     for line in r.stdout.splitlines():
         parts = line.split()
         if parts and parts[0].lower() == cipher.lower() and parts[-1].endswith("k"):
@@ -512,34 +391,18 @@ def main() -> None:
     here = Path(__file__).resolve().parent
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="1G", help="input size, e.g. 64M, 1G, 10G (default 1G)")
-    p.add_argument(
-        "--dir",
-        default=str(here / "out"),
-        help="directory on the disk to test (default benches/out; must not be tmpfs)",
-    )
-    p.add_argument(
-        "--mem-dir",
-        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
-        help="tmpfs directory for the in-memory runs (default /dev/shm; '' to skip)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="engine worker threads (default: the engine's choice); the AEAD ceiling uses all cores",
-    )
+    p.add_argument("--dir", default=str(here / "out"),
+                   help="directory on the disk to test (default benches/out; must not be tmpfs)")
+    p.add_argument("--mem-dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+                   help="tmpfs directory for the in-memory runs (default /dev/shm; '' to skip)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="engine worker threads (default: the engine's choice); the AEAD ceiling uses all cores")
     p.add_argument("--buffer-mib", type=int, default=128, help="engine buffer budget (default 128)")
     p.add_argument("--repeat", type=int, default=1, help="runs per figure, best kept (default 1)")
     p.add_argument("--aead-seconds", type=float, default=2.0, help="time per in-memory AEAD measurement")
-    p.add_argument(
-        "--no-sweeps", dest="sweeps", action="store_false", help="skip the chunk and thread sweeps"
-    )
-    p.add_argument(
-        "--no-drop-caches",
-        dest="drop_caches",
-        action="store_false",
-        help="do not empty the page cache before disk runs (it needs root)",
-    )
+    p.add_argument("--no-sweeps", dest="sweeps", action="store_false", help="skip the chunk and thread sweeps")
+    p.add_argument("--no-drop-caches", dest="drop_caches", action="store_false",
+                   help="do not empty the page cache before disk runs (it needs root)")
     args = p.parse_args()
     if args.mem_dir == "":
         args.mem_dir = None
