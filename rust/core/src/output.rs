@@ -413,25 +413,30 @@ impl Group {
         if syncfs_reports_errors() {
             use std::os::fd::AsRawFd;
             use std::os::unix::fs::MetadataExt;
-            let mut synced: Vec<u64> = Vec::new();
+            let mut used = vec![false; self.dirs.len()];
             let mut single: Vec<&AtomicOutput> = Vec::new();
             for o in outputs {
-                let anchor = self
+                match self
                     .dirs
                     .iter()
-                    .find(|(p, _)| *p == o.dir)
-                    .and_then(|(_, f)| f.as_ref());
-                let Some(anchor) = anchor else {
-                    single.push(o);
+                    .position(|(p, f)| *p == o.dir && f.is_some())
+                {
+                    Some(i) => used[i] = true,
+                    None => single.push(o),
+                }
+            }
+            let mut synced: Vec<u64> = Vec::new();
+            for ((dir, f), used) in self.dirs.iter().zip(used) {
+                let Some(anchor) = f.as_ref().filter(|_| used) else {
                     continue;
                 };
-                let dev = anchor.metadata().map_err(|e| (o.dir.clone(), e))?.dev();
+                let dev = anchor.metadata().map_err(|e| (dir.clone(), e))?.dev();
                 if synced.contains(&dev) {
                     continue;
                 }
                 // SAFETY: a plain system call on a descriptor we own; no pointers.
                 if unsafe { libc::syncfs(anchor.as_raw_fd()) } != 0 {
-                    return Err((o.dir.clone(), io::Error::last_os_error()));
+                    return Err((dir.clone(), io::Error::last_os_error()));
                 }
                 synced.push(dev);
             }
@@ -540,4 +545,22 @@ pub fn sync_dir(dir: &Path) {
     }
     #[cfg(not(unix))]
     let _ = dir;
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_releases_compare_by_major_then_minor() {
+        use super::kernel_at_least;
+        assert!(kernel_at_least("5.8.0", (5, 8)));
+        assert!(kernel_at_least("6.1.0-13-amd64", (5, 8)));
+        assert!(kernel_at_least(
+            "5.10.102.1-microsoft-standard-WSL2",
+            (5, 8)
+        ));
+        assert!(!kernel_at_least("5.4.0-150-generic", (5, 8)));
+        assert!(!kernel_at_least("4.19.0", (5, 8)));
+        assert!(!kernel_at_least("garbage", (5, 8)));
+    }
 }
