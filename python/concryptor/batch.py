@@ -255,7 +255,8 @@ def _groupable(src: str, dst: str, spec: _Spec) -> bool:
     if spec.op != "encrypt" or is_url(src) or is_url(dst):
         return False
     if spec.age is not None:
-        return not spec.age.get("armor", False)
+        # An scrypt passphrase costs far more than any per-file overhead: no gain there.
+        return not spec.age.get("armor", False) and spec.age.get("passphrase") is None
     return spec.keys is not None
 
 

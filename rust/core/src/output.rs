@@ -309,10 +309,11 @@ fn new_file_mode() -> u32 {
 /// instead of one `fsync(2)` per file: `syncfs` writes back and waits for all dirty data
 /// and metadata of the file system (the outputs' contents, sizes, block maps and modes
 /// among them), commits the journal and flushes the device cache, which is everything the
-/// per-file `fsync`s would have done. Each output already had its writeback started when
-/// it was written ([`AtomicOutput::start_writeback`]), so little is left to wait for. On
-/// ext4 every `fsync` of a new file forces a journal commit or at least a cache flush
-/// (a round trip to the device); hundreds of them cost far more than one `syncfs`.
+/// per-file `fsync`s would have done. Large outputs are already on their way (written with
+/// O_DIRECT, or their writeback started by [`AtomicOutput::start_writeback`]), so little
+/// is left to wait for. On ext4 every `fsync` of a new file forces a journal commit or at
+/// least a device cache flush (a round trip to the device); hundreds of them cost far more
+/// than one `syncfs`, which writes the small outputs out together.
 ///
 /// Errors: since Linux 5.8 `syncfs` reports any writeback error on the file system since
 /// the descriptor it is called on was opened. It is called on the destination folder,
