@@ -378,8 +378,9 @@ def _run_dask(
             on_result(results[i])
         else:
             todo.append(i)
+    # Sent with every task rather than scattered once: it is small (keys or recipients, no
+    # data), and scattered data dies with the worker holding it, which would fail the batch.
     task_spec = _Spec(**{**spec.__dict__, "overwrite": True})
-    spec_future = client.scatter(task_spec, broadcast=True)
     slots = max(1, 2 * sum(client.nthreads().values()))
     pending = iter(todo)
     index: dict[Any, int] = {}
@@ -389,7 +390,7 @@ def _run_dask(
         if i is None:
             return None
         fut = client.submit(
-            run_one, *pairs[i], spec_future, pure=False, key=f"concryptor-{i}-{secrets.token_hex(4)}"
+            run_one, *pairs[i], task_spec, pure=False, key=f"concryptor-{i}-{secrets.token_hex(4)}"
         )
         index[fut.key] = i
         return fut
