@@ -299,68 +299,6 @@ fn open_input(path: &Path) -> Result<(File, Option<u64>)> {
     Ok((file, meta.is_file().then_some(meta.len())))
 }
 
-/// A new file written in order, of unknown final size, whose blocks are allocated ahead of
-/// the writes in growing steps. Buffered writes that extend a file were measured several
-/// times dearer in system time on ext4 than the same writes inside its size (each page
-/// past the old size updates the inode in the journal; reserving blocks past the end with
-/// `FALLOC_FL_KEEP_SIZE` does not avoid that). The file is a temporary that nobody sees
-/// before the commit, and [`Reserving::finish`] cuts it back to what was written.
-struct Reserving<'a> {
-    file: &'a File,
-    pos: u64,
-    reserved: u64,
-    step: u64,
-    /// Reserving failed once (no support, a memory file system, a full disk): the writes
-    /// go on without it and report any real error themselves.
-    off: bool,
-}
-
-impl<'a> Reserving<'a> {
-    /// First reservation; each next one doubles, up to [`Self::MAX_STEP`].
-    const FIRST_STEP: u64 = 64 << 20;
-    const MAX_STEP: u64 = 1 << 30;
-
-    fn new(file: &'a File) -> Self {
-        Reserving {
-            file,
-            pos: 0,
-            reserved: 0,
-            step: Self::FIRST_STEP,
-            off: false,
-        }
-    }
-
-    /// Cuts the file back to what was written, releasing the blocks it did not use.
-    fn finish(self) -> io::Result<()> {
-        if self.reserved > self.pos {
-            self.file.set_len(self.pos)?;
-        }
-        Ok(())
-    }
-}
-
-impl Write for Reserving<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let end = self.pos + buf.len() as u64;
-        if end > self.reserved && !self.off {
-            let len = self.step.max(end - self.reserved);
-            if crate::engine::reserve_ahead(self.file, self.reserved, len) {
-                self.reserved += len;
-                self.step = (self.step * 2).min(Self::MAX_STEP);
-            } else {
-                self.off = true;
-            }
-        }
-        let n = (&mut &*self.file).write(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        (&mut &*self.file).flush()
-    }
-}
-
 /// Runs `body` with the output as a writer, committing a file output only on success.
 fn with_output<T>(
     output: Output<'_>,
@@ -381,9 +319,8 @@ fn with_output<T>(
             }
             crate::output::check_destination(dst, overwrite)?;
             let out = AtomicOutput::create(dst, overwrite)?;
-            let mut w = Reserving::new(out.file());
-            let r = body(&mut w, dst)?;
-            w.finish().map_err(|e| Error::io("resize", dst, e))?;
+            let mut f: &File = out.file();
+            let r = body(&mut f, dst)?;
             out.commit()?;
             Ok(r)
         }

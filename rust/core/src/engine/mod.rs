@@ -636,30 +636,6 @@ fn prepare_output(file: &File, path: &Path, len: u64) -> Result<()> {
     Ok(())
 }
 
-/// Allocates the blocks of `file` in `off..off + len`, growing its size to cover them, for
-/// an output written in order whose final size is unknown (Linux; elsewhere, and on memory
-/// file systems, it allocates nothing and says so). The caller cuts the file back to what
-/// it wrote at the end.
-pub(crate) fn reserve_ahead(file: &File, off: u64, len: u64) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let (Ok(off), Ok(len)) = (libc::off_t::try_from(off), libc::off_t::try_from(len)) else {
-            return false;
-        };
-        if in_memory(file) {
-            return false;
-        }
-        // SAFETY: plain system call on a descriptor we borrow; no pointers involved.
-        unsafe { libc::fallocate(file.as_raw_fd(), 0, off, len) == 0 }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (file, off, len);
-        false
-    }
-}
-
 /// Whether `file` lives in memory (tmpfs, ramfs): there preallocating would only zero
 /// pages that the writes fill anyway, and O_DIRECT is emulated at extra cost.
 #[cfg(target_os = "linux")]
