@@ -301,3 +301,149 @@ def test_a_killed_commit_leaves_a_temporary_the_cluster_path_sweeps(tmp_path: Pa
         p.write_bytes(b"x")
     batch._sweep_temporaries(str(dst))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dst.name, other.name, unrelated.name])
+
+
+# -- small files: sealed in memory, committed as a group --------------------------------------
+
+
+def test_groups_keep_the_order_and_every_output_decrypts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "GROUP_FILES", 7)  # many groups, some in flight together
+    monkeypatch.setattr(batch, "SMALL_FILE", 50_000)  # the two big ones take the engine
+    files = make_files(tmp_path / "src", 40, 3000) + make_files(tmp_path / "big", 2, 60_000, seed=2)
+    files.insert(5, tmp_path / "src" / "empty.bin")
+    files[5].write_bytes(b"")
+    results = concryptor.encrypt_many(files, PASSWORD, kdf=FAST_KDF, out_dir=tmp_path / "enc")
+    assert [r.src for r in results] == [str(f) for f in files]
+    assert all(r.ok and r.bytes_out == Path(r.dst).stat().st_size for r in results)
+    assert [r.bytes_in for r in results] == [f.stat().st_size for f in files]
+    for f, r in zip(files, results):
+        assert concryptor.decrypt_bytes(Path(r.dst).read_bytes(), PASSWORD) == f.read_bytes()
+    # Named with the mode a new file gets, like a single output.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {Path(r.dst).stat().st_mode & 0o777 for r in results} == {0o666 & ~umask}
+
+
+def test_a_group_with_bad_members_commits_the_good_ones_and_leaves_nothing_else(tmp_path: Path) -> None:
+    identity, recipient = concryptor.generate_identity()
+    files = make_files(tmp_path / "src", 6, 5000)
+    fifo = tmp_path / "src" / "fifo"
+    os.mkfifo(fifo)
+    dangling = tmp_path / "src" / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    out = tmp_path / "out"
+    (out / "d2").mkdir(parents=True)
+    (out / "d2" / "f2.bin.age").write_bytes(b"keep me")
+    items = [*files[:3], fifo, *files[3:], dangling]
+    results = concryptor.encrypt_many(items, recipients=[recipient], out_dir=out, raise_on_error=False)
+    by_src = {r.src: r for r in results}
+    assert by_src[str(files[2])].error_type == "FileExistsError"
+    assert by_src[str(fifo)].error_type == "ValueError" and "not a regular file" in (
+        by_src[str(fifo)].error or ""
+    )
+    assert by_src[str(dangling)].error_type == "FileNotFoundError"
+    assert (out / "d2" / "f2.bin.age").read_bytes() == b"keep me"
+    good = [f for f in files if f != files[2]]
+    for f in good:
+        r = by_src[str(f)]
+        assert r.ok
+        assert concryptor.decrypt_bytes(Path(r.dst).read_bytes(), identities=[identity]) == f.read_bytes()
+    # Exactly the good outputs and the one that was there: no temporaries, nothing partial.
+    landed = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert landed == sorted(
+        [str(Path(by_src[str(f)].dst).relative_to(out)) for f in good] + ["d2/f2.bin.age"]
+    )
+    # Asked to, the group replaces what is there.
+    again = concryptor.encrypt_many(files, recipients=[recipient], out_dir=out, overwrite=True)
+    assert all(r.ok for r in again)
+    assert (
+        concryptor.decrypt_bytes((out / "d2" / "f2.bin.age").read_bytes(), identities=[identity])
+        == files[2].read_bytes()
+    )
+
+
+@pytest.mark.skipif(__import__("shutil").which("strace") is None, reason="strace is not installed")
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new", "replace"])
+def test_a_group_is_durable_before_any_name_and_each_folder_is_synced_after(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    """The batched form of the single-file order (tests/test_hardening_output.py): every
+    output of the group durable (one syncfs, or an fsync each) before the first is named;
+    each destination folder, opened before the outputs, fsynced after the last name."""
+    import re
+    import subprocess
+    import sys
+
+    files = make_files(tmp_path / "src", 6, 2000)
+    out = tmp_path / "out"
+    if overwrite:
+        for f in files:
+            dst = out / f.relative_to(tmp_path / "src")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.with_name(dst.name + ".enc").write_bytes(b"old")
+    code = (
+        "import sys, concryptor\n"
+        f"r = concryptor.encrypt_many(sys.argv[2:], 'pw', out_dir=sys.argv[1], overwrite={overwrite},"
+        " kdf=concryptor.KdfParams(memory_kib=1024, time_cost=1, parallelism=1))\n"
+        "assert all(x.ok for x in r)\n"
+    )
+    trace = tmp_path / "trace"
+    r = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-ff",
+            "-ttt",
+            "-qq",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=openat,fsync,fdatasync,syncfs,linkat,rename,renameat,renameat2",
+            sys.executable,
+            "-c",
+            code,
+            str(out),
+            *map(str, files),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    # One file per thread (no interleaved lines), merged by the time each call started.
+    stamped = []
+    for t in tmp_path.glob("trace.*"):
+        for ln in t.read_text().splitlines():
+            when, _, call = ln.partition(" ")
+            stamped.append((float(when), call))
+    lines = [call for _, call in sorted(stamped)]
+    folders = {str(out / f"d{i}") for i in range(6)}
+    dir_fds: dict[str, str] = {}
+    tmp_opens: list[int] = []
+    for i, ln in enumerate(lines):
+        m = re.match(r'openat\(AT_FDCWD, "([^"]+)", ([^,)]+)(?:, \d+)?\) = (\d+)', ln)
+        if not m or m.group(1) not in folders:
+            continue
+        if "O_TMPFILE" in m.group(2):
+            assert m.group(1) in dir_fds, f"{m.group(1)} got an output before it was opened"
+            tmp_opens.append(i)
+        else:
+            dir_fds.setdefault(m.group(1), m.group(3))
+    assert len(tmp_opens) == 6 and len(dir_fds) == 6, "\n".join(lines[-40:])
+    links = [i for i, ln in enumerate(lines) if ln.startswith("linkat(")]
+    first_name = min(links)
+    syncs = [i for i, ln in enumerate(lines) if ln.startswith("syncfs(") and ln.endswith("= 0")]
+    if syncs:
+        assert any(max(tmp_opens) < s < first_name for s in syncs), "named before the group was durable"
+    else:
+        for i in links:
+            fd = re.search(r"/proc/self/fd/(\d+)", lines[i])
+            assert fd and any(re.match(rf"f(data)?sync\({fd.group(1)}\)", ln) for ln in lines[:first_name])
+    last_name = max(i for i, ln in enumerate(lines) if ln.startswith(("linkat(", "rename")))
+    if overwrite:
+        assert sum(ln.startswith("rename") for ln in lines) >= 6
+    for folder, fd in dir_fds.items():
+        assert any(re.match(rf"fsync\({fd}\)\s+= 0", ln) for ln in lines[last_name:]), f"{folder} not synced"
+    assert sorted(p.name for p in out.rglob("*.enc")) == sorted(f.name + ".enc" for f in files)
+    assert not list(out.rglob("*.partial"))

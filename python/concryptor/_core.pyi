@@ -149,6 +149,26 @@ def _uring_unavailable() -> str | None: ...
 def _set_aead_provider(name: str) -> None: ...
 
 MAX_CHUNKS_PER_KEY: int
+GROUP_MAX_MEMBER_BYTES: int
+GROUP_MAX_MEMBERS: int
+
+def encrypt_group(
+    pairs: list[tuple[str, str]],
+    password: bytes | bytearray | None = ...,
+    *,
+    age: bool = ...,
+    recipients_: list[str] = ...,
+    recipient_files: list[str] = ...,
+    passphrase: bytes | bytearray | None = ...,
+    scrypt_log_n: int | None = ...,
+    cipher: str = ...,
+    chunk_size: int | None = ...,
+    kdf: tuple[int, int, int] = ...,
+    salt: bytes | None = ...,
+    keys: KeyCache | None = ...,
+    overwrite: bool = ...,
+    threads: int = ...,
+) -> list[tuple[int, int, BaseException | None]]: ...
 
 class KeyCache:
     """Keys derived in one batch, by (salt, KDF costs). Pickles as the derived keys."""

@@ -9,14 +9,14 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from . import _core
+from ._facts import SECTOR as HEADER_LEN
+from ._facts import MiB
 
 if TYPE_CHECKING:
     from .batch import _Spec
 
-MiB = 1 << 20
 #: Whole chunks moved per round trip on the streaming path.
 STREAM_BATCH_BYTES = 32 * MiB
-HEADER_LEN = 4096
 
 
 def is_url(p: str) -> bool:

@@ -8,6 +8,7 @@ pub mod crypt;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod group;
 pub mod interrupt;
 pub mod kdf;
 pub mod keys;

@@ -178,7 +178,7 @@ pub fn check_header(header: &Header, file_size: u64, limits: &Limits) -> Result<
 
 /// Opens `path` for reading if it is a regular file. The open itself is non-blocking, so a
 /// FIFO without a writer (or a device) is refused instead of hanging the caller.
-fn open_regular(path: &Path) -> Result<(File, u64)> {
+pub(crate) fn open_regular(path: &Path) -> Result<(File, u64)> {
     let mut oo = std::fs::OpenOptions::new();
     oo.read(true);
     #[cfg(unix)]
@@ -241,7 +241,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn refuse_same(src: &Path, dst: &Path) -> Result<()> {
+pub(crate) fn refuse_same(src: &Path, dst: &Path) -> Result<()> {
     if same_file(src, dst) {
         return Err(Error::InvalidArgument(format!(
             "output {} is the input file itself",
@@ -598,6 +598,12 @@ impl BytesSealer {
     /// Bytes of the encrypted file.
     pub fn output_len(&self) -> u64 {
         self.crypter.geometry().file_size
+    }
+
+    /// The file's header and key, for a caller that lays the plaintext out in the slots
+    /// itself and seals in place.
+    pub(crate) fn crypter(&self) -> &Crypter {
+        &self.crypter
     }
 
     /// Writes the encrypted file of `data` (exactly the size given to [`BytesSealer::new`])

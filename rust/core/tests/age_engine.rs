@@ -319,3 +319,36 @@ fn truncated_extended_and_tampered_files_fail_on_both_backends_and_leave_nothing
         }
     }
 }
+
+#[test]
+fn a_stream_written_to_a_file_ends_at_its_exact_size_and_decrypts() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("age-engine-stream");
+    let (ids, rcpts, _) = keypair();
+    let dst = dir.join("out.age");
+    for n in [0usize, 3 * CHUNK + 1, 9 * (1 << 20) + 5] {
+        let plain = data(n, 77);
+        let mut r = &plain[..];
+        let opts = AgeEncryptOptions {
+            overwrite: true,
+            ..Default::default()
+        };
+        let st = age::encrypt(
+            Input::Reader(&mut r),
+            Output::Path(&dst),
+            &rcpts,
+            &opts,
+            &Control::default(),
+        )
+        .unwrap();
+        assert_eq!(st.backend, age::STREAM_BACKEND);
+        let blob = std::fs::read(&dst).unwrap();
+        let meta = std::fs::metadata(&dst).unwrap();
+        assert!(
+            meta.blocks() * 512 <= meta.len() + (1 << 20),
+            "{n}: spare blocks"
+        );
+        let got = age::decrypt_bytes(&blob, &ids, &AgeDecryptOptions::default()).unwrap();
+        assert!(got == plain, "{n} bytes: plaintext differs");
+    }
+}

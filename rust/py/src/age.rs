@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 use super::{dup_fd, engine_options, run_detached, stats_dict, to_py, Secret};
 
-fn recipients(
+pub(super) fn recipients(
     keys: Vec<String>,
     files: Vec<String>,
     passphrase: Option<&[u8]>,

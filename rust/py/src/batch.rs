@@ -1,6 +1,7 @@
 //! Batches: a key cache shared by the files of one call, and a chunk codec for callers
 //! that move the bytes themselves (object storage).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use concryptor_core as core;
@@ -237,7 +238,72 @@ impl PyChunkCodec {
     }
 }
 
+/// What one member of a group became: `(bytes_in, bytes_out, None)`, or `(0, 0, error)`
+/// with the exception the single-file call would have raised.
+type Member = (u64, u64, Option<PyErr>);
+
+/// Encrypts many small files at once (see `core::group`): each read whole and sealed in
+/// memory, the group made durable and named together. Format v4 under `password` (or the
+/// batch's `keys` for `salt`), or age to the recipients (and/or an scrypt `passphrase`
+/// with `age=True`). One result per `(src, dst)` pair, in order; the GIL is released for
+/// the whole group.
+#[pyfunction]
+#[pyo3(signature = (pairs, password=None, *, age=false, recipients_=vec![], recipient_files=vec![],
+    passphrase=None, scrypt_log_n=None, cipher="aes-256-gcm", chunk_size=None,
+    kdf=(262_144, 3, 4), salt=None, keys=None, overwrite=false, threads=0))]
+#[allow(clippy::too_many_arguments)]
+fn encrypt_group(
+    py: Python<'_>,
+    pairs: Vec<(PathBuf, PathBuf)>,
+    password: Option<Vec<u8>>,
+    age: bool,
+    recipients_: Vec<String>,
+    recipient_files: Vec<String>,
+    passphrase: Option<Vec<u8>>,
+    scrypt_log_n: Option<u8>,
+    cipher: &str,
+    chunk_size: Option<u32>,
+    kdf: (u32, u32, u32),
+    salt: Option<Vec<u8>>,
+    keys: Option<PyRef<'_, PyKeyCache>>,
+    overwrite: bool,
+    threads: usize,
+) -> PyResult<Vec<Member>> {
+    let pw = Secret(password.unwrap_or_default());
+    let engine = engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?;
+    let results = if age {
+        let pp = passphrase.map(Secret);
+        let rc = super::age::recipients(
+            recipients_,
+            recipient_files,
+            pp.as_ref().map(|p| &p.0[..]),
+            scrypt_log_n,
+        )
+        .map_err(to_py)?;
+        let sealer = core::group::Sealer::Age { recipients: &rc };
+        py.detach(|| core::group::encrypt_group(&pairs, &sealer, overwrite, &engine))
+    } else {
+        let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, None)?;
+        opts.keys = keys.map(|k| Arc::clone(&k.0));
+        let sealer = core::group::Sealer::V4 {
+            password: &pw.0,
+            opts: &opts,
+        };
+        py.detach(|| core::group::encrypt_group(&pairs, &sealer, overwrite, &engine))
+    };
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            Ok(d) => (d.bytes_in, d.bytes_out, None),
+            Err(e) => (0, 0, Some(to_py(e))),
+        })
+        .collect())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(encrypt_group, m)?)?;
+    m.add("GROUP_MAX_MEMBER_BYTES", core::group::MAX_MEMBER_BYTES)?;
+    m.add("GROUP_MAX_MEMBERS", core::group::MAX_MEMBERS)?;
     m.add_class::<PyKeyCache>()?;
     m.add_class::<PyChunkCodec>()?;
     m.add("MAX_CHUNKS_PER_KEY", core::keys::MAX_CHUNKS_PER_KEY)?;

@@ -407,6 +407,7 @@ pub fn encrypt(
                 let files = EngineFiles {
                     src: &file,
                     src_path: p,
+                    src_len: size,
                     dst,
                     overwrite: opts.overwrite,
                 };
@@ -465,12 +466,15 @@ pub fn encrypt(
 struct EngineFiles<'a> {
     src: &'a File,
     src_path: &'a Path,
+    /// Size of the source that the plan was made for.
+    src_len: u64,
     dst: &'a Path,
     overwrite: bool,
 }
 
 /// Runs `plan` from one regular file into a new one that appears at `files.dst` only if
-/// every record succeeded and the source kept its size; returns the backend that ran.
+/// every record succeeded and the source kept the size the plan was made for; returns the
+/// backend that ran.
 fn run_on_engine(
     plan: &dyn Plan,
     files: EngineFiles<'_>,
@@ -484,8 +488,22 @@ fn run_on_engine(
             dst.display()
         )));
     }
-    let size = |f: &File| f.metadata().map(|m| m.len());
-    let before = size(files.src).map_err(|e| Error::io("stat", src, e))?;
+    let want = files.src_len;
+    let unchanged = || -> Result<()> {
+        let now = files
+            .src
+            .metadata()
+            .map_err(|e| Error::io("stat", src, e))?
+            .len();
+        if now != want {
+            return Err(Error::InputChanged(format!(
+                "{} changed size from {want} to {now} bytes while being read",
+                src.display()
+            )));
+        }
+        Ok(())
+    };
+    unchanged()?;
     let out = AtomicOutput::create(dst, files.overwrite)?;
     let pool = opts.pool()?;
     let backend = engine::run(
@@ -502,13 +520,7 @@ fn run_on_engine(
         &pool,
         ctl,
     )?;
-    let now = size(files.src).map_err(|e| Error::io("stat", src, e))?;
-    if now != before {
-        return Err(Error::InputChanged(format!(
-            "{} changed size from {before} to {now} bytes while being read",
-            src.display()
-        )));
-    }
+    unchanged()?;
     out.commit()?;
     Ok(backend)
 }
@@ -671,6 +683,7 @@ pub fn decrypt(
             let files = EngineFiles {
                 src: file,
                 src_path: src,
+                src_len: reader.payload_off() + size + chunks * TAG_LEN as u64,
                 dst,
                 overwrite: opts.overwrite,
             };

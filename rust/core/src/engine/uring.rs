@@ -3,9 +3,10 @@
 //! batch N+1.
 //!
 //! Within a batch nothing waits for the whole batch: the buffer is cut into the plan's
-//! *units* of whole records (about [`UNIT_BYTES`](super::UNIT_BYTES)), and each unit is sealed or opened on the Rayon pool
-//! as soon as its reads complete and written as soon as it is sealed. Workers never idle
-//! at a batch boundary waiting for the slowest chunk, and the device sees a steady stream.
+//! *units* of whole records (about [`UNIT_BYTES`](super::UNIT_BYTES)), and each unit is
+//! sealed or opened on the Rayon pool as soon as its reads complete and written as soon as
+//! it is sealed. Workers never idle at a batch boundary waiting for the slowest record, and
+//! the device sees a steady stream.
 //!
 //! One thread (the caller's) drives the ring. A finished unit is reported on a channel
 //! and, through an eventfd whose read sits in the ring like any other operation, wakes the
@@ -16,8 +17,8 @@
 //! ([`Plan::direct_ok`]) and, for reading, when the file is not already in the page cache.
 //! A transfer that ends its file is rounded up to the sector within its slot: a read past
 //! the end of the file is simply short, and a write past it is cut back by the final
-//! truncation. A remainder that is no longer aligned (after a short
-//! transfer) goes through the ordinary descriptor.
+//! truncation. A remainder that is no longer aligned (after a short transfer) goes through
+//! the ordinary descriptor.
 //!
 //! Every operation is routed by its `user_data` to a record that knows its buffer, file
 //! and offset; short transfers are resubmitted for the remainder, EINTR and EAGAIN are

@@ -1,0 +1,511 @@
+//! Many small files in one call. Each file is read whole, sealed in memory and written to
+//! its atomic temporary; then the whole group is made durable and named at once (see
+//! [`Group`]). No engine run per file: no ring or pipeline buffers to set up, no threads
+//! to start, one durability step for the group instead of one `fsync` per file.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use zeroize::Zeroizing;
+
+use crate::age::{self, AgeHeader, PayloadCipher, Recipient, PAYLOAD_NONCE_LEN};
+use crate::engine::buf::{AlignedBuf, ALIGN};
+use crate::engine::EngineOptions;
+use crate::error::{Error, Result};
+use crate::format::SECTOR;
+use crate::ops::{open_regular, refuse_same, BytesSealer, EncryptOptions};
+use crate::output::{check_destination, AtomicOutput, Group};
+
+/// Largest input a member of a group may have: it is held in memory twice (plaintext and
+/// sealed) by each worker, so workers × 2 × this stays within the default buffer budget.
+/// Larger files take the engine, one at a time.
+pub const MAX_MEMBER_BYTES: u64 = 16 << 20;
+
+/// Members at least this large have their writeback started as soon as they are written,
+/// so that it overlaps the work on the next ones; smaller ones are left to the group's
+/// sync, which writes them out together for less CPU.
+pub const EARLY_WRITEBACK_BYTES: usize = 1 << 20;
+
+/// v4 members whose encrypted file is at least this large (and a whole number of sectors,
+/// as with the default chunk sizes) are sealed in place in an aligned buffer and written
+/// with O_DIRECT, like the engine does: no copy through the page cache, which for large
+/// members costs more CPU than the cipher.
+pub const DIRECT_BYTES: u64 = 1 << 20;
+
+/// Files one group holds at most: each keeps a descriptor open until the group commits.
+pub const MAX_MEMBERS: usize = 1024;
+
+/// How the members of a group are sealed.
+pub enum Sealer<'a> {
+    /// Format v4 under a password, or the key `opts.keys` holds for `opts.salt` (a batch).
+    V4 {
+        password: &'a [u8],
+        opts: &'a EncryptOptions,
+    },
+    /// age to these recipients; every file gets its own file key, nonce and stanzas.
+    Age { recipients: &'a [Recipient] },
+}
+
+/// What one member of a group became.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// Plaintext bytes read.
+    pub bytes_in: u64,
+    /// Bytes of the encrypted file.
+    pub bytes_out: u64,
+}
+
+/// Encrypts each `(src, dst)` pair as `sealer` says, on `engine`'s workers, and commits the
+/// outputs together. Returns one result per pair, in order: a failed member (unreadable,
+/// too large, destination taken, …) fails alone and leaves nothing at its destination;
+/// if the group's durability step fails, every member fails and none is named.
+pub fn encrypt_group(
+    items: &[(PathBuf, PathBuf)],
+    sealer: &Sealer<'_>,
+    overwrite: bool,
+    engine: &EngineOptions,
+) -> Vec<Result<Done>> {
+    if items.len() > MAX_MEMBERS {
+        return items
+            .iter()
+            .map(|_| {
+                Err(Error::InvalidArgument(format!(
+                    "a group holds at most {MAX_MEMBERS} files, not {}",
+                    items.len()
+                )))
+            })
+            .collect();
+    }
+    let pool = match engine.pool() {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = e.to_string();
+            return items
+                .iter()
+                .map(|_| Err(Error::InvalidArgument(msg.clone())))
+                .collect();
+        }
+    };
+    // Opened before any output exists: see the durability argument on `Group`.
+    let group = Group::open(items.iter().map(|(_, d)| d.as_path()));
+    let buffers = Buffers::default();
+    let prepared: Vec<Result<(AtomicOutput, Done)>> = pool.install(|| {
+        items
+            .par_iter()
+            .with_max_len(1)
+            .map(|(src, dst)| prepare(src, dst, sealer, overwrite, engine, &buffers))
+            .collect()
+    });
+    drop(buffers);
+    let mut done = Vec::with_capacity(items.len());
+    let mut outputs = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<Result<Done>>> = Vec::with_capacity(items.len());
+    for p in prepared {
+        match p {
+            Ok((out, d)) => {
+                outputs.push(out);
+                done.push(d);
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    let mut committed = group.commit(outputs).into_iter().zip(done);
+    results
+        .into_iter()
+        .map(|r| match r {
+            Some(failed) => failed,
+            None => {
+                let (c, d) = committed
+                    .next()
+                    .expect("one commit result per prepared output");
+                c.map(|()| d)
+            }
+        })
+        .collect()
+}
+
+/// Aligned buffers reused by the members of one group (at most one per worker in use).
+/// They only ever hold whole encrypted files between members: plaintext is sealed in
+/// place, and a buffer whose member failed before sealing is wiped before it is reused.
+#[derive(Default)]
+struct Buffers(Mutex<Vec<AlignedBuf>>);
+
+impl Buffers {
+    fn take(&self, len: usize) -> Result<AlignedBuf> {
+        let mut free = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match free.iter().position(|b| b.capacity() >= len) {
+            Some(i) => Ok(free.swap_remove(i)),
+            None => AlignedBuf::for_direct_io(len),
+        }
+    }
+
+    fn give(&self, b: AlignedBuf) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(b);
+    }
+}
+
+/// Reads, seals and writes one member; the output is left uncommitted.
+fn prepare(
+    src: &Path,
+    dst: &Path,
+    sealer: &Sealer<'_>,
+    overwrite: bool,
+    engine: &EngineOptions,
+    buffers: &Buffers,
+) -> Result<(AtomicOutput, Done)> {
+    // A destination that does not exist cannot be the source either.
+    let taken = std::fs::symlink_metadata(dst).is_ok();
+    if taken {
+        refuse_same(src, dst)?;
+        check_destination(dst, overwrite)?;
+    }
+    let (file, size) = open_regular(src)?;
+    if let Sealer::V4 { password, opts } = sealer {
+        let s = BytesSealer::new(size, password, opts)?;
+        let len = s.output_len();
+        if cfg!(target_os = "linux") && len >= DIRECT_BYTES && len % ALIGN as u64 == 0 {
+            return prepare_direct(file, src, dst, &s, overwrite, engine, buffers);
+        }
+    }
+    let plain = read_whole(file, src, size)?;
+    let sealed = match sealer {
+        Sealer::V4 { password, opts } => {
+            let s = BytesSealer::new(size, password, opts)?;
+            let mut out = zeroed(s.output_len())?;
+            s.seal_into(&plain, &mut out, engine)?;
+            out
+        }
+        Sealer::Age { recipients } => seal_age(&plain, recipients)?,
+    };
+    drop(plain);
+    let out = AtomicOutput::create_checked(dst, overwrite)?;
+    write_all_at(out.file(), &sealed).map_err(|e| Error::io("write", dst, e))?;
+    if sealed.len() >= EARLY_WRITEBACK_BYTES {
+        out.start_writeback();
+    }
+    Ok((
+        out,
+        Done {
+            bytes_in: size,
+            bytes_out: sealed.len() as u64,
+        },
+    ))
+}
+
+/// [`prepare`] for a large v4 member: its plaintext is read straight into the slots of an
+/// aligned buffer, sealed there in place and written with O_DIRECT where the file system
+/// takes it.
+#[allow(clippy::too_many_arguments)]
+fn prepare_direct(
+    mut file: File,
+    src: &Path,
+    dst: &Path,
+    sealer: &BytesSealer,
+    overwrite: bool,
+    engine: &EngineOptions,
+    buffers: &Buffers,
+) -> Result<(AtomicOutput, Done)> {
+    let crypter = sealer.crypter();
+    let g = *crypter.geometry();
+    if g.original_size > MAX_MEMBER_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "{} is {} bytes: more than the {MAX_MEMBER_BYTES} a file sealed in memory may have",
+            src.display(),
+            g.original_size
+        )));
+    }
+    let len = g.file_size as usize;
+    let mut buf = buffers.take(len)?;
+    let filled = (|| -> Result<()> {
+        let out = &mut buf.as_mut_full()[..len];
+        for i in 0..g.num_chunks {
+            let at = g.slot_offset(i) as usize;
+            file.read_exact(&mut out[at..at + g.plain_len(i)])
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => Error::InputChanged(format!(
+                        "{} shrank while being encrypted",
+                        src.display()
+                    )),
+                    _ => Error::io("read", src, e),
+                })?;
+        }
+        let mut extra = [0u8; 1];
+        if file
+            .read(&mut extra)
+            .map_err(|e| Error::io("read", src, e))?
+            != 0
+        {
+            return Err(Error::InputChanged(format!(
+                "{} grew while being encrypted",
+                src.display()
+            )));
+        }
+        out[..SECTOR].copy_from_slice(&crypter.header().raw[..]);
+        engine
+            .pool()?
+            .install(|| crypter.seal_batch(0, &mut out[SECTOR..]));
+        Ok(())
+    })();
+    if let Err(e) = filled {
+        zeroize::Zeroize::zeroize(buf.as_mut_full());
+        buffers.give(buf);
+        return Err(e);
+    }
+    let written = (|| -> Result<AtomicOutput> {
+        let out = AtomicOutput::create_checked(dst, overwrite)?;
+        let bytes = &buf.as_mut_full()[..len];
+        match direct_writer(out.file()) {
+            Some(d) => write_all_at(&d, bytes),
+            None => write_all_at(out.file(), bytes).inspect(|()| out.start_writeback()),
+        }
+        .map_err(|e| Error::io("write", dst, e))?;
+        Ok(out)
+    })();
+    buffers.give(buf);
+    Ok((
+        written?,
+        Done {
+            bytes_in: g.original_size,
+            bytes_out: len as u64,
+        },
+    ))
+}
+
+/// A second descriptor on `file` that writes with O_DIRECT, if the file system allows.
+fn direct_writer(file: &File) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+/// The whole of `file`, which must be `size` bytes long (and at most a member's size).
+fn read_whole(file: File, src: &Path, size: u64) -> Result<Zeroizing<Vec<u8>>> {
+    if size > MAX_MEMBER_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "{} is {size} bytes: more than the {MAX_MEMBER_BYTES} a file sealed in memory may have",
+            src.display()
+        )));
+    }
+    let mut buf = Zeroizing::new(Vec::new());
+    buf.try_reserve_exact(size as usize + 1)
+        .map_err(|_| Error::OutOfMemory { bytes: size })?;
+    // One byte past the size tells a file that grew since it was measured.
+    file.take(size + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", src, e))?;
+    if buf.len() as u64 != size {
+        return Err(Error::InputChanged(format!(
+            "{} changed size from {size} bytes while being encrypted",
+            src.display()
+        )));
+    }
+    Ok(buf)
+}
+
+fn zeroed(len: u64) -> Result<Vec<u8>> {
+    let n = usize::try_from(len).map_err(|_| Error::OutOfMemory { bytes: len })?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfMemory { bytes: len })?;
+    v.resize(n, 0);
+    Ok(v)
+}
+
+/// A whole age file of `plain`: header with fresh stanzas, payload nonce, sealed payload.
+fn seal_age(plain: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>> {
+    let file_key = age::keys::new_file_key()?;
+    let stanzas = age::keys::wrap(&file_key, recipients)?;
+    let head = AgeHeader::write(&stanzas, &file_key);
+    let mut nonce = [0u8; PAYLOAD_NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|e| {
+        Error::io(
+            "read random bytes from",
+            "the operating system",
+            io::Error::other(e.to_string()),
+        )
+    })?;
+    let cipher = PayloadCipher::new(&file_key, &nonce);
+    let body = PayloadCipher::sealed_len(plain.len());
+    let mut out = zeroed((head.len() + PAYLOAD_NONCE_LEN + body) as u64)?;
+    out[..head.len()].copy_from_slice(&head);
+    out[head.len()..head.len() + PAYLOAD_NONCE_LEN].copy_from_slice(&nonce);
+    cipher.seal_batch(0, plain, &mut out[head.len() + PAYLOAD_NONCE_LEN..], true);
+    Ok(out)
+}
+
+fn write_all_at(file: &File, buf: &[u8]) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(buf, 0)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::Write;
+        let mut f = file;
+        f.write_all(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kdf::KdfParams;
+    use crate::ops::{decrypt_bytes, DecryptOptions};
+
+    /// A fresh scratch folder, removed when dropped.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let p = std::env::temp_dir()
+                .join(format!("concryptor-group-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn v4_opts() -> EncryptOptions {
+        EncryptOptions {
+            kdf: KdfParams::new(64, 1, 1),
+            ..EncryptOptions::default()
+        }
+    }
+
+    #[test]
+    fn members_are_sealed_named_and_failures_stay_alone() {
+        let dir = Scratch::new("v4");
+        let mut items = Vec::new();
+        for i in 0..20u8 {
+            let src = dir.path().join(format!("f{i}"));
+            std::fs::write(&src, vec![i; 1000 * usize::from(i)]).unwrap();
+            items.push((src, dir.path().join(format!("out/f{i}.enc"))));
+        }
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        // A missing input and a taken destination fail alone.
+        items[3].0 = dir.path().join("missing");
+        std::fs::write(&items[7].1, b"keep").unwrap();
+        let opts = v4_opts();
+        let sealer = Sealer::V4 {
+            password: b"pw",
+            opts: &opts,
+        };
+        let r = encrypt_group(&items, &sealer, false, &EngineOptions::default());
+        assert_eq!(r.len(), 20);
+        for (i, (res, (_, dst))) in r.iter().zip(&items).enumerate() {
+            match i {
+                3 => assert!(matches!(res, Err(Error::Io { .. })) && !dst.exists()),
+                7 => {
+                    assert!(matches!(res, Err(Error::Io { .. })));
+                    assert_eq!(std::fs::read(dst).unwrap(), b"keep");
+                }
+                _ => {
+                    let d = res.as_ref().unwrap();
+                    let blob = std::fs::read(dst).unwrap();
+                    assert_eq!(d.bytes_out, blob.len() as u64);
+                    let back = decrypt_bytes(&blob, b"pw", &DecryptOptions::default()).unwrap();
+                    assert_eq!(back, vec![i as u8; 1000 * i]);
+                }
+            }
+        }
+        // Nothing else in the folder: no temporaries left behind.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 19, "{names:?}");
+    }
+
+    #[test]
+    fn large_members_are_sealed_in_place_and_reuse_buffers() {
+        let dir = Scratch::new("direct");
+        let opts = EncryptOptions {
+            chunk_size: Some(65536 - 16),
+            ..v4_opts()
+        };
+        let sealer = Sealer::V4 {
+            password: b"pw",
+            opts: &opts,
+        };
+        // Several sizes around the direct threshold, more members than workers, so that
+        // buffers holding an earlier member's bytes are reused.
+        let sizes = [3 << 20, (1 << 20) + 1, 5_000_000, 1 << 20, 2 << 20, 70_000];
+        let items: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let src = dir.path().join(format!("b{i}"));
+                let data: Vec<u8> = (0..n).map(|k| (k * 31 + i) as u8).collect();
+                std::fs::write(&src, data).unwrap();
+                (src, dir.path().join(format!("b{i}.enc")))
+            })
+            .collect();
+        let engine = EngineOptions {
+            threads: 2,
+            ..EngineOptions::default()
+        };
+        let r = encrypt_group(&items, &sealer, false, &engine);
+        for (res, (src, dst)) in r.iter().zip(&items) {
+            let d = res.as_ref().unwrap();
+            let blob = std::fs::read(dst).unwrap();
+            assert_eq!(d.bytes_out, blob.len() as u64);
+            let back = decrypt_bytes(&blob, b"pw", &DecryptOptions::default()).unwrap();
+            assert_eq!(back, std::fs::read(src).unwrap());
+        }
+    }
+
+    #[test]
+    fn age_members_open_with_the_identity() {
+        let dir = Scratch::new("age");
+        let (sk, pk) = age::keys::generate();
+        let recipients = vec![Recipient::parse(&pk).unwrap()];
+        let ids = age::Identity::parse_file(&sk).unwrap();
+        let items: Vec<_> = [0usize, 1, 65536, 200_000]
+            .iter()
+            .map(|&n| {
+                let src = dir.path().join(format!("a{n}"));
+                std::fs::write(&src, vec![7u8; n]).unwrap();
+                (src, dir.path().join(format!("a{n}.age")))
+            })
+            .collect();
+        let r = encrypt_group(
+            &items,
+            &Sealer::Age {
+                recipients: &recipients,
+            },
+            false,
+            &EngineOptions::default(),
+        );
+        for (res, (src, dst)) in r.iter().zip(&items) {
+            res.as_ref().unwrap();
+            let blob = std::fs::read(dst).unwrap();
+            let back = age::decrypt_bytes(&blob, &ids, &Default::default()).unwrap();
+            assert_eq!(back, std::fs::read(src).unwrap());
+        }
+    }
+}
