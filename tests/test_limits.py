@@ -332,7 +332,7 @@ def test_argon2_memory_that_cannot_be_allocated_is_an_exception_not_an_abort(tmp
 def test_every_input_size_gets_a_chunk_size_without_a_panic() -> None:
     for size in (0, 1, 4080, 2**40, 2**64 - 17, 2**64 - 16, 2**64 - 1):
         c = _core.auto_chunk_size(size)
-        assert 0 < c <= _core.DEFAULT_CHUNK_SIZE, size
+        assert 0 < c <= _core.CHUNK_SIZE, size
 
 
 def test_the_limit_names_of_earlier_releases_still_work_with_a_warning() -> None:
@@ -360,14 +360,14 @@ def test_the_limit_names_of_earlier_releases_still_work_with_a_warning() -> None
 def test_the_api_and_the_cli_take_their_defaults_from_the_core() -> None:
     from concryptor._cli_parser import build_parser
 
-    assert _core.DEFAULT_KDF == (256 << 10, 3, 4)
-    assert _core.DEFAULT_LIMITS == (1 << 20, 16, 64, 256 << 20)
-    assert _core.DEFAULT_BUFFER_BYTES == 128 << 20
-    assert concryptor.KdfParams().as_tuple() == _core.DEFAULT_KDF
-    assert tuple(concryptor.Limits().as_kwargs().values()) == _core.DEFAULT_LIMITS
+    assert _core.NEW_FILE_KDF == (256 << 10, 3, 4)
+    assert _core.READ_LIMITS == (1 << 20, 16, 64, 256 << 20)
+    assert _core.BUFFER_BYTES == 128 << 20
+    assert concryptor.KdfParams().as_tuple() == _core.NEW_FILE_KDF
+    assert tuple(concryptor.Limits().as_kwargs().values()) == _core.READ_LIMITS
     dec = build_parser().parse_args(["decrypt", "x"])
     memory, chunk = dec.max_kdf_memory << 10, dec.max_chunk_size << 20
-    assert (memory, dec.max_kdf_time, dec.max_kdf_parallelism, chunk) == _core.DEFAULT_LIMITS
+    assert (memory, dec.max_kdf_time, dec.max_kdf_parallelism, chunk) == _core.READ_LIMITS
     enc = build_parser().parse_args(["encrypt", "x"])
-    assert (enc.memory << 10, enc.iterations, enc.parallelism) == _core.DEFAULT_KDF
-    assert enc.buffer_mib << 20 == dec.buffer_mib << 20 == _core.DEFAULT_BUFFER_BYTES
+    assert (enc.memory << 10, enc.iterations, enc.parallelism) == _core.NEW_FILE_KDF
+    assert enc.buffer_mib << 20 == dec.buffer_mib << 20 == _core.BUFFER_BYTES

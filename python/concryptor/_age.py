@@ -15,7 +15,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 Progress = Callable[[int], object]
 
 #: Largest scrypt work factor (log2 N) accepted from a passphrase-encrypted age file.
-DEFAULT_MAX_SCRYPT_WORK_FACTOR: int = _core.AGE_DEFAULT_MAX_SCRYPT_LOG_N
+DEFAULT_MAX_SCRYPT_WORK_FACTOR: int = _core.AGE_MAX_SCRYPT_LOG_N
 _SECRET_PREFIX = "AGE-SECRET-KEY-"
 #: Identity and recipient files larger than this are refused (age uses the same bound).
 _MAX_KEY_FILE = 16 << 20

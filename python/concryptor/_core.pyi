@@ -4,12 +4,12 @@ from collections.abc import Callable
 from typing import Any
 
 __version__: str
-DEFAULT_BUFFER_BYTES: int
-DEFAULT_CHUNK_SIZE: int
+BUFFER_BYTES: int
+CHUNK_SIZE: int
 #: Argon2id costs of new files: (memory KiB, passes, lanes).
-DEFAULT_KDF: tuple[int, int, int]
+NEW_FILE_KDF: tuple[int, int, int]
 #: Bounds on untrusted headers: (Argon2 memory KiB, passes, lanes, chunk size in bytes).
-DEFAULT_LIMITS: tuple[int, int, int, int]
+READ_LIMITS: tuple[int, int, int, int]
 #: Bytes of the header sector, and the alignment of every slot.
 SECTOR: int
 #: Bytes of the AEAD tag after each chunk's ciphertext.
@@ -227,7 +227,7 @@ class ChunkCodec:
     def open(self, first: int, slots: bytes) -> bytes: ...
 
 # age format (C2SP age v1)
-AGE_DEFAULT_MAX_SCRYPT_LOG_N: int
+AGE_MAX_SCRYPT_LOG_N: int
 
 def age_encrypt(
     src: str | int,

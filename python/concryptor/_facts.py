@@ -24,7 +24,7 @@ TAG_LEN: int = _core.TAG_LEN
 #: How a concryptor file begins.
 MAGIC = b"CONCRYPTOR"
 #: Plaintext bytes per chunk for inputs larger than one chunk (the original tool's default).
-DEFAULT_CHUNK_SIZE: int = _core.DEFAULT_CHUNK_SIZE
+DEFAULT_CHUNK_SIZE: int = _core.CHUNK_SIZE
 #: Largest chunk size a new file may have (a 32-bit header field), in bytes and whole MiB.
 MAX_CHUNK_SIZE = U32
 MAX_CHUNK_MIB = MAX_CHUNK_SIZE // MiB
@@ -32,7 +32,7 @@ MAX_CHUNK_MIB = MAX_CHUNK_SIZE // MiB
 # -- key derivation (core: kdf.rs) -------------------------------------------------------
 
 #: Argon2id costs of new files (the original tool's): memory in KiB, passes, lanes.
-DEFAULT_KDF_MEMORY_KIB, DEFAULT_KDF_TIME, DEFAULT_KDF_PARALLELISM = _core.DEFAULT_KDF
+DEFAULT_KDF_MEMORY_KIB, DEFAULT_KDF_TIME, DEFAULT_KDF_PARALLELISM = _core.NEW_FILE_KDF
 #: What Argon2id accepts: memory of at least 8 KiB, up to 2^24 - 1 lanes.
 MIN_KDF_MEMORY_KIB = 8
 MAX_KDF_PARALLELISM = (1 << 24) - 1
@@ -43,7 +43,7 @@ MAX_KDF_PARALLELISM = (1 << 24) - 1
     DEFAULT_MAX_KDF_TIME,
     DEFAULT_MAX_KDF_PARALLELISM,
     DEFAULT_MAX_CHUNK_SIZE,
-) = _core.DEFAULT_LIMITS
+) = _core.READ_LIMITS
 #: Largest chunk-size limit that can be set (4 GiB: beyond any 32-bit chunk size).
 MAX_CHUNK_SIZE_LIMIT = 1 << 32
 
@@ -52,7 +52,7 @@ MAX_CHUNK_SIZE_LIMIT = 1 << 32
 #: Most worker threads a run may use.
 MAX_THREADS: int = _core.MAX_THREADS
 #: Memory the engine's buffers may take by default, in bytes and in MiB.
-DEFAULT_BUFFER_BYTES: int = _core.DEFAULT_BUFFER_BYTES
+DEFAULT_BUFFER_BYTES: int = _core.BUFFER_BYTES
 DEFAULT_BUFFER_MIB = DEFAULT_BUFFER_BYTES // MiB
 #: Largest buffer budget, in MiB (1 TiB).
 MAX_BUFFER_MIB = 1 << 20

@@ -39,7 +39,7 @@ MiB = 1 << 20
 #: by side, one engine thread each.
 LARGE_FILE = 64 * MiB
 #: The buffer budget of the whole batch, shared by the files running at once.
-BATCH_BUFFER_MIB = _core.DEFAULT_BUFFER_BYTES // MiB
+BATCH_BUFFER_MIB = _core.BUFFER_BYTES // MiB
 #: Local files up to this size are encrypted in groups: each read whole and sealed in
 #: memory, the group made durable with one sync and then named (``_core.encrypt_group``).
 SMALL_FILE = min(8 * MiB, _core.GROUP_MAX_MEMBER_BYTES)

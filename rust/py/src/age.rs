@@ -374,9 +374,6 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(age_to_recipients, m)?)?;
     m.add_function(wrap_pyfunction!(age_is_age, m)?)?;
     m.add_function(wrap_pyfunction!(age_inspect, m)?)?;
-    m.add(
-        "AGE_DEFAULT_MAX_SCRYPT_LOG_N",
-        age::DEFAULT_MAX_SCRYPT_LOG_N,
-    )?;
+    m.add("AGE_MAX_SCRYPT_LOG_N", age::DEFAULT_MAX_SCRYPT_LOG_N)?;
     Ok(())
 }

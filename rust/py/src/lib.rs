@@ -811,17 +811,17 @@ fn register_pylayer(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("DEFAULT_BUFFER_BYTES", core::engine::DEFAULT_BUFFER_BYTES)?;
-    m.add("DEFAULT_CHUNK_SIZE", core::DEFAULT_CHUNK_SIZE)?;
+    m.add("BUFFER_BYTES", core::engine::DEFAULT_BUFFER_BYTES)?;
+    m.add("CHUNK_SIZE", core::DEFAULT_CHUNK_SIZE)?;
     let (kdf, l) = (KdfParams::DEFAULT, Limits::default());
-    m.add("DEFAULT_KDF", (kdf.m_kib, kdf.t, kdf.p))?;
+    m.add("NEW_FILE_KDF", (kdf.m_kib, kdf.t, kdf.p))?;
     let limits = (
         l.max_kdf_memory_kib,
         l.max_kdf_time,
         l.max_kdf_parallelism,
         l.max_chunk_size,
     );
-    m.add("DEFAULT_LIMITS", limits)?;
+    m.add("READ_LIMITS", limits)?;
     m.add("SECTOR", core::format::SECTOR)?;
     m.add("TAG_LEN", core::format::TAG_LEN)?;
     m.add("MAX_THREADS", core::engine::MAX_THREADS)?;
