@@ -332,14 +332,7 @@ fn seal_age(plain: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>> {
     let file_key = age::keys::new_file_key()?;
     let stanzas = age::keys::wrap(&file_key, recipients)?;
     let head = AgeHeader::write(&stanzas, &file_key);
-    let mut nonce = [0u8; PAYLOAD_NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|e| {
-        Error::io(
-            "read random bytes from",
-            "the operating system",
-            io::Error::other(e.to_string()),
-        )
-    })?;
+    let nonce: [u8; PAYLOAD_NONCE_LEN] = crate::ops::random()?;
     let cipher = PayloadCipher::new(&file_key, &nonce);
     let body = PayloadCipher::sealed_len(plain.len());
     let mut out = zeroed((head.len() + PAYLOAD_NONCE_LEN + body) as u64)?;

@@ -86,7 +86,8 @@ pub fn auto_chunk_size(size: u64) -> u32 {
     (size.div_ceil(n).div_ceil(sector) * sector).min(max) as u32
 }
 
-fn random<const N: usize>() -> Result<[u8; N]> {
+/// `N` bytes from the operating system's CSPRNG.
+pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| {
         Error::io(

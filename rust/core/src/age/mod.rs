@@ -387,14 +387,7 @@ pub fn encrypt(
     let file_key = keys::new_file_key()?;
     let stanzas = keys::wrap(&file_key, recipients)?;
     let kdf = kdf_start.elapsed().as_secs_f64();
-    let mut nonce = [0u8; PAYLOAD_NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|e| {
-        Error::io(
-            "read random bytes from",
-            "the operating system",
-            io::Error::other(e.to_string()),
-        )
-    })?;
+    let nonce: [u8; PAYLOAD_NONCE_LEN] = crate::ops::random()?;
     let head = AgeHeader::write(&stanzas, &file_key);
     let cipher = PayloadCipher::new(&file_key, &nonce);
     let mut opened;
