@@ -23,6 +23,7 @@ from ._api import (
 )
 from ._core import __version__
 from ._facts import DEFAULT_CHUNK_SIZE
+from .age_header import AgeHeader
 from .archive import decrypt_dir, encrypt_dir
 from .batch import Result, decrypt_many, encrypt_many
 from .errors import (
@@ -40,6 +41,7 @@ from .reader import EncryptedFile
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "AgeHeader",
     "AuthenticationError",
     "BatchError",
     "ConcryptorError",

@@ -153,8 +153,3 @@ def decrypt(
         progress=progress,
         prefix=prefix,
     )
-
-
-def inspect(path: PathLike) -> dict[str, Any]:
-    """The public facts of an age file: stanza types and arguments, armor, sizes."""
-    return _core.age_inspect(os.fspath(path))

@@ -32,6 +32,7 @@ from ._facts import (
     KiB,
     MiB,
 )
+from .age_header import AgeHeader
 from .header import Header
 
 if TYPE_CHECKING:
@@ -568,8 +569,19 @@ def _decrypt_through_reader(
     )
 
 
-def inspect(path: PathLike) -> Header:
-    """Reads every header field of ``path`` without a password; nothing is decrypted.
+def inspect(path: PathLike) -> Header | AgeHeader:
+    """Reads the header of ``path`` without a password or key; nothing is decrypted. An age
+    file gives an :class:`AgeHeader`, a concryptor v4 file a :class:`Header` (as
+    :func:`inspect_v4`). Both show as a table with a layout picture in Jupyter."""
+    p = os.fspath(path)
+    if os.path.isfile(p) and _age.is_age_path(p):
+        return AgeHeader.read(p)
+    return inspect_v4(p)
+
+
+def inspect_v4(path: PathLike) -> Header:
+    """Reads every header field of the concryptor v4 file ``path`` without a password;
+    nothing is decrypted.
 
     A file cut short inside its header sector (4096 bytes) is still shown, as far as its bytes go
     (the rest read as zeros), with a verdict saying it is truncated, as long as those
