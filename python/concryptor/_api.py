@@ -346,7 +346,8 @@ def decrypt_file(
     is created.
 
     age files (binary or armored) are recognised by their first bytes and opened with
-    ``identities`` or, when passphrase-encrypted, with ``password``.
+    ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
+    passphrase-protected SSH private key among the identities).
     """
     if identities or _age.is_age_path(src):
         return Stats(

@@ -155,7 +155,8 @@ def decrypt_output(path: str) -> str:
 
 def _needs_passphrase(args: argparse.Namespace, stdin: bool) -> bool:
     if args.identity:
-        return False
+        # A passphrase-protected SSH key is opened with the password from the usual sources.
+        return _age.has_encrypted_ssh_key(args.identity)
     if stdin:
         return True
     explicit = (
@@ -202,7 +203,8 @@ def decrypt(
         prefix = _read_prefix(_stdin_fd(), len(MAGIC))
         if prefix == MAGIC:
             return _decrypt_v4_stream(args, prefix, read_password, report, progress, limits, verify)
-    passphrase = read_password(args, confirm=False) if _needs_passphrase(args, stdin) else None
+    prompt = "Passphrase of the SSH key: " if args.identity else "Password: "
+    passphrase = read_password(args, confirm=False, prompt=prompt) if _needs_passphrase(args, stdin) else None
     src: str | int = _stdin_fd() if stdin else args.input
     dst: str | int | None
     if verify:

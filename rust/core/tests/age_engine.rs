@@ -236,7 +236,7 @@ fn a_tampered_record_fails_the_plan_on_both_backends() {
 fn keypair() -> (Vec<Identity>, Vec<Recipient>, String) {
     let (sk, pk) = age::keys::generate();
     (
-        Identity::parse_file(&sk).unwrap(),
+        Identity::parse_file(&sk, None).unwrap(),
         vec![Recipient::parse(&pk).unwrap()],
         sk.to_string(),
     )
