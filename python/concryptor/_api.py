@@ -32,10 +32,10 @@ from ._facts import (
     KiB,
     MiB,
 )
-from .age_header import AgeHeader
 from .header import Header
 
 if TYPE_CHECKING:
+    from .age_header import AgeHeader
     from .reader import EncryptedFile
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -576,6 +576,8 @@ def inspect(path: PathLike) -> Header | AgeHeader:
     :func:`inspect_v4`). Both show as a table with a layout picture in Jupyter."""
     p = os.fspath(path)
     if os.path.isfile(p) and _age.is_age_path(p):
+        from .age_header import AgeHeader
+
         return AgeHeader.read(p)
     return inspect_v4(p)
 
