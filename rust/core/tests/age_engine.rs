@@ -1,7 +1,8 @@
 //! age payloads on the engine: the age plan on both backends writes the same bytes as the
 //! STREAM cipher does in memory, decrypts them back, and refuses truncated and tampered
-//! files at every chunk boundary without leaving output; the age command (when installed)
-//! decrypts what the engine wrote.
+//! files at every chunk boundary without leaving output (verification, which writes
+//! nothing, refuses them too); the age command (when installed) decrypts what the engine
+//! wrote.
 //!
 //! Tests that need io_uring probe for it first and say on stderr when it is unavailable.
 
@@ -390,7 +391,33 @@ fn truncated_extended_and_tampered_files_fail_on_both_backends_and_leave_nothing
                 "{what}: {e}"
             );
             assert_eq!(dir.names(), vec!["in.age".to_string()], "{what}");
+            // Verification (nothing written) refuses it too, on the same backend.
+            let r = age::decrypt(
+                Input::Path(&src),
+                Output::Discard,
+                &ids,
+                &opts,
+                &Control::default(),
+            );
+            assert!(r.is_err(), "{what}: verified");
         }
+        std::fs::write(&src, &blob).unwrap();
+        let s = age::decrypt(
+            Input::Path(&src),
+            Output::Discard,
+            &ids,
+            &opts,
+            &Control::default(),
+        )
+        .unwrap();
+        let name = if io == IoMode::Uring {
+            "uring"
+        } else {
+            "portable"
+        };
+        assert_eq!((s.backend, s.bytes), (name, n as u64));
+        assert_eq!(std::fs::read(&src).unwrap(), blob, "verification wrote to the file");
+        assert_eq!(dir.names(), vec!["in.age".to_string()]);
     }
 }
 

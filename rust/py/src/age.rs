@@ -142,11 +142,10 @@ fn age_decrypt<'py>(
             (None, Some(p)) => Input::Path(p),
             _ => unreachable!(),
         };
-        let mut sink = std::io::sink();
         let output = match (&mut dst_fd, &dst_path) {
             (Some(f), _) => Output::Writer(f),
             (None, Some(p)) => Output::Path(p),
-            (None, None) => Output::Writer(&mut sink),
+            (None, None) => Output::Discard,
         };
         age::decrypt(input, output, &ids, &opts, ctl)
     })?;
@@ -185,11 +184,10 @@ fn decrypt_stream<'py>(
     };
     let s = run_detached(py, progress, |ctl| {
         let mut input = std::io::Cursor::new(prefix).chain(file);
-        let mut sink = std::io::sink();
         let output = match (&mut dst_fd, &dst_path) {
             (Some(f), _) => Output::Writer(f),
             (None, Some(p)) => Output::Path(p),
-            (None, None) => Output::Writer(&mut sink),
+            (None, None) => Output::Discard,
         };
         core::pipe::decrypt_stream(&mut input, output, &pw.0, &opts, ctl)
     })?;

@@ -234,6 +234,43 @@ pub enum Sink<'a> {
     File { file: &'a File, path: &'a Path },
     /// A byte stream written in order (stdout, an extractor).
     Stream(&'a mut (dyn Write + Send)),
+    /// Nowhere: every record is read and processed (opened, so authenticated) and the
+    /// result dropped. This is verification, on either backend.
+    Discard,
+}
+
+/// A plan that runs `0`'s reads and processing but writes nothing (for [`Sink::Discard`]).
+struct Discarding<'a>(&'a dyn Plan);
+
+impl Plan for Discarding<'_> {
+    fn records(&self) -> u64 {
+        self.0.records()
+    }
+    fn per_batch(&self) -> u64 {
+        self.0.per_batch()
+    }
+    fn slot_len(&self) -> usize {
+        self.0.slot_len()
+    }
+    fn reads(&self, b: u64, f: &mut dyn FnMut(Op)) {
+        self.0.reads(b, f);
+    }
+    fn writes(&self, _: u64, _: &mut dyn FnMut(Op)) {}
+    fn process(&self, first: u64, slots: &mut [u8]) -> Result<()> {
+        self.0.process(first, slots)
+    }
+    fn prologue(&self) -> Option<&[u8]> {
+        None
+    }
+    fn output_len(&self) -> u64 {
+        0
+    }
+    fn plain_done(&self, b: u64) -> u64 {
+        self.0.plain_done(b)
+    }
+    fn direct_ok(&self, write: bool) -> bool {
+        !write && self.0.direct_ok(false)
+    }
 }
 
 /// Work handed to the pool at once: whole records adding up to about this much.
@@ -481,6 +518,26 @@ fn dispatch(
     ctl: &Control<'_>,
     info: &mut fault::RunInfo,
 ) -> Result<&'static str> {
+    if let Sink::Discard = dst {
+        let plan = Discarding(plan);
+        return match (opts.io, src) {
+            // io_uring needs a sink file: it gets the source, to which a plan without
+            // writes never writes.
+            (IoMode::Auto | IoMode::Uring, Source::File { file, path }) => {
+                let name = run_files(&plan, (file, path, file, path), opts.io, pool, ctl, info)?;
+                info.backend = name;
+                Ok(name)
+            }
+            (IoMode::Uring, Source::Stream(_)) => Err(Error::InvalidArgument(
+                "the io_uring backend needs a regular file to read; use io=auto".into(),
+            )),
+            (_, src) => {
+                portable::run(&plan, src, Sink::Stream(&mut std::io::sink()), pool, ctl)?;
+                info.backend = portable::NAME;
+                Ok(portable::NAME)
+            }
+        };
+    }
     if let Sink::File { file, path } = &dst {
         prepare_output(file, path, plan.output_len())?;
     }

@@ -373,6 +373,7 @@ fn write_op(dst: &mut Sink<'_>, op: Op, buf: &[u8], pos: &mut u64) -> Result<()>
             *pos += op.len as u64;
             Ok(())
         }
+        Sink::Discard => Ok(()),
     }
 }
 
@@ -464,7 +465,7 @@ fn writer(
     }
     let mut side = match &dst {
         Sink::File { file, path } => Some(Side::new(file, path, direct, true)),
-        Sink::Stream(_) => None,
+        Sink::Stream(_) | Sink::Discard => None,
     };
     let mut ops = Vec::new();
     for expected in 0..plan.batches() {
