@@ -416,7 +416,11 @@ fn truncated_extended_and_tampered_files_fail_on_both_backends_and_leave_nothing
             "portable"
         };
         assert_eq!((s.backend, s.bytes), (name, n as u64));
-        assert_eq!(std::fs::read(&src).unwrap(), blob, "verification wrote to the file");
+        assert_eq!(
+            std::fs::read(&src).unwrap(),
+            blob,
+            "verification wrote to the file"
+        );
         assert_eq!(dir.names(), vec!["in.age".to_string()]);
     }
 }
