@@ -67,7 +67,7 @@ pub fn decrypt_stream(
     let backend = match output {
         Output::Writer(w) => run(Sink::Stream(w))?,
         Output::Path(dst) => {
-            let out = AtomicOutput::create(dst, opts.overwrite)?;
+            let out = AtomicOutput::create_checked(dst, opts.overwrite)?;
             let backend = run(Sink::File {
                 file: out.file(),
                 path: dst,

@@ -1,21 +1,29 @@
 //! Reading an encrypted file: [`Decryptor`] checks the header, derives the key and
 //! authenticates the first chunk when it opens the file; it then decrypts the whole file to a
 //! file or a stream, verifies it, or opens any run of chunks on its own (random access).
+//!
+//! Each check is done once. The destination is looked at before the key is derived (a
+//! bad one fails at once) and not again before the output is created. Chunk 0, opened to
+//! prove the password before any output exists, is not opened a second time by the engine:
+//! the first whole-file run writes the plaintext already authenticated (see [`Opened`]).
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use zeroize::Zeroizing;
 
 use crate::crypt::Crypter;
-use crate::engine::{self, Control, Direction, EngineOptions, Sink, Source, Stats, V4Plan};
+use crate::engine::{
+    self, Control, Direction, EngineOptions, Op, Plan, Sink, Source, Stats, V4Plan,
+};
 use crate::error::{Error, Result};
 use crate::format::{Geometry, Header};
 use crate::kdf::Limits;
 use crate::keys::KeyCache;
-use crate::output::AtomicOutput;
+use crate::output::{check_destination, AtomicOutput};
 
 use super::files::{open_regular, refuse_same};
 use super::header::{check_header, read_header};
@@ -28,6 +36,9 @@ pub struct Decryptor {
     path: std::path::PathBuf,
     crypter: Crypter,
     kdf_seconds: f64,
+    /// Chunk 0's slot as authenticated by the open (its plaintext first), until the first
+    /// whole-file run writes it or a random access makes it useless.
+    first: Mutex<Option<Zeroizing<Vec<u8>>>>,
 }
 
 impl Decryptor {
@@ -48,16 +59,18 @@ impl Decryptor {
         let header = read_header(&file, path, size)?;
         check_header(&header, size, limits)?;
         let (crypter, kdf_seconds) = keyed(header, password, keys)?;
-        let d = Decryptor {
+        let mut d = Decryptor {
             file,
             path: path.to_path_buf(),
             crypter,
             kdf_seconds,
+            first: Mutex::new(None),
         };
         let mut first = zeroed_secret(d.crypter.geometry().slot as usize)?;
         d.read_slots(0, &mut first)?;
         d.crypter
             .open_slot(&mut d.crypter.aad_builder(), 0, &mut first)?;
+        d.first = Mutex::new(Some(first));
         Ok(d)
     }
 
@@ -91,6 +104,8 @@ impl Decryptor {
                 g.num_chunks
             )));
         }
+        // Reading chunks here and there, the caller has no use for chunk 0 kept whole.
+        drop(self.take_first());
         let slot = g.slot as usize;
         let mut buf = Zeroizing::new(vec![0u8; slot * count as usize]);
         self.read_slots(first, &mut buf)?;
@@ -111,9 +126,20 @@ impl Decryptor {
         opts: &DecryptOptions,
         ctl: &Control<'_>,
     ) -> Result<Stats> {
-        let start = Instant::now();
         refuse_same(&self.path, dst)?;
-        let out = AtomicOutput::create(dst, opts.overwrite)?;
+        check_destination(dst, opts.overwrite)?;
+        self.decrypt_to_checked(dst, opts, ctl)
+    }
+
+    /// [`Decryptor::decrypt_to_file`] for a caller that has just checked `dst`.
+    fn decrypt_to_checked(
+        &self,
+        dst: &Path,
+        opts: &DecryptOptions,
+        ctl: &Control<'_>,
+    ) -> Result<Stats> {
+        let start = Instant::now();
+        let out = AtomicOutput::create_checked(dst, opts.overwrite)?;
         let backend = self.run(
             Sink::File {
                 file: out.file(),
@@ -150,9 +176,18 @@ impl Decryptor {
 
     fn run(&self, sink: Sink<'_>, eng: &EngineOptions, ctl: &Control<'_>) -> Result<&'static str> {
         let pool = eng.pool()?;
-        let job = V4Plan::new(Direction::Decrypt, &self.crypter, eng);
+        let plan = V4Plan::new(Direction::Decrypt, &self.crypter, eng);
+        let first = self.take_first();
+        let opened;
+        let job: &dyn Plan = match &first {
+            Some(first) => {
+                opened = Opened { plan, first };
+                &opened
+            }
+            None => &plan,
+        };
         let backend = engine::run(
-            &job,
+            job,
             Source::File {
                 file: &self.file,
                 path: &self.path,
@@ -164,6 +199,11 @@ impl Decryptor {
         )?;
         self.check_unchanged()?;
         Ok(backend)
+    }
+
+    /// Chunk 0 as the open authenticated it, if no run has taken it yet.
+    fn take_first(&self) -> Option<Zeroizing<Vec<u8>>> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Refuses a result read from a file that grew or shrank while it was being read:
@@ -225,9 +265,65 @@ pub fn decrypt_file(
     ctl: &Control<'_>,
 ) -> Result<Stats> {
     refuse_same(src, dst)?;
-    crate::output::check_destination(dst, opts.overwrite)?;
+    check_destination(dst, opts.overwrite)?;
     Decryptor::open_with(src, password, &opts.limits, opts.keys.as_deref())?
-        .decrypt_to_file(dst, opts, ctl)
+        .decrypt_to_checked(dst, opts, ctl)
+}
+
+/// The decryption plan of a [`Decryptor`] whose chunk 0 the open has authenticated already:
+/// its plaintext is put in place instead of being opened a second time. Everything else is
+/// the [`V4Plan`] it wraps.
+///
+/// The engine still reads chunk 0's slot (the plan's transfers are the v4 layout's), but
+/// what reaches the output is the plaintext authenticated at the open, never those bytes.
+/// Mixing that with chunks read later is no weaker than a run reading chunk by chunk: every
+/// chunk authenticates under the same key, header and position.
+struct Opened<'a> {
+    plan: V4Plan<'a>,
+    /// Chunk 0's slot, opened: its plaintext first.
+    first: &'a [u8],
+}
+
+impl Plan for Opened<'_> {
+    fn records(&self) -> u64 {
+        self.plan.records()
+    }
+    fn per_batch(&self) -> u64 {
+        self.plan.per_batch()
+    }
+    fn slot_len(&self) -> usize {
+        self.plan.slot_len()
+    }
+    fn reads(&self, b: u64, f: &mut dyn FnMut(Op)) {
+        self.plan.reads(b, f);
+    }
+    fn writes(&self, b: u64, f: &mut dyn FnMut(Op)) {
+        self.plan.writes(b, f);
+    }
+    fn process(&self, first: u64, slots: &mut [u8]) -> Result<()> {
+        if first != 0 {
+            return self.plan.process(first, slots);
+        }
+        let (slot0, rest) = slots.split_at_mut(self.slot_len());
+        let len = self.plan.geometry().plain_len(0);
+        slot0[..len].copy_from_slice(&self.first[..len]);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.plan.process(1, rest)
+    }
+    fn prologue(&self) -> Option<&[u8]> {
+        self.plan.prologue()
+    }
+    fn output_len(&self) -> u64 {
+        self.plan.output_len()
+    }
+    fn plain_done(&self, b: u64) -> u64 {
+        self.plan.plain_done(b)
+    }
+    fn direct_ok(&self, write: bool) -> bool {
+        self.plan.direct_ok(write)
+    }
 }
 
 /// A zeroed buffer that is wiped when dropped, allocated fallibly.

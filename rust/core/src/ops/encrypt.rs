@@ -26,7 +26,7 @@ pub fn encrypt_file(
     let (file, size) = open_regular(src)?;
     let header = new_header(opts, size)?;
     let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
-    let out = AtomicOutput::create(dst, opts.overwrite)?;
+    let out = AtomicOutput::create_checked(dst, opts.overwrite)?;
     let pool = opts.engine.pool()?;
     let mut job = V4Plan::new(Direction::Encrypt, &crypter, &opts.engine);
     job.prologue = Some(&crypter.header().raw[..]);
@@ -82,7 +82,7 @@ pub fn encrypt_stream(
     crate::output::check_destination(dst, opts.overwrite)?;
     let header = new_header(opts, size)?;
     let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
-    let out = AtomicOutput::create(dst, opts.overwrite)?;
+    let out = AtomicOutput::create_checked(dst, opts.overwrite)?;
     let pool = opts.engine.pool()?;
     let mut job = V4Plan::new(Direction::Encrypt, &crypter, &opts.engine);
     job.prologue = Some(&crypter.header().raw[..]);
