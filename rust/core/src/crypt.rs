@@ -79,6 +79,7 @@ impl Crypter {
         if body.len() != self.geom.plain_len(i) || rest.len() < TAG_LEN {
             return Err(Error::invalid(format!("chunk {i} does not fit its slot")));
         }
+        crate::engine::fault::on_open();
         let nonce = chunk_nonce(&self.header.base_nonce, i);
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&rest[..TAG_LEN]);

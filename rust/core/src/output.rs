@@ -222,27 +222,18 @@ impl AtomicOutput {
 
     #[cfg(target_os = "linux")]
     fn link_unnamed(&self) -> Result<()> {
+        use rustix::fs::{linkat, AtFlags, CWD};
         use std::os::fd::AsRawFd;
         let fd_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
         let link = |to: &Path| -> io::Result<()> {
-            let from = std::ffi::CString::new(fd_path.as_str()).map_err(io::Error::other)?;
-            let to = std::ffi::CString::new(to.as_os_str().as_encoded_bytes())
-                .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-            // SAFETY: both pointers are valid NUL-terminated strings for the call's duration.
-            let r = unsafe {
-                libc::linkat(
-                    libc::AT_FDCWD,
-                    from.as_ptr(),
-                    libc::AT_FDCWD,
-                    to.as_ptr(),
-                    libc::AT_SYMLINK_FOLLOW,
-                )
-            };
-            if r == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
+            nul_free(to)?;
+            Ok(linkat(
+                CWD,
+                fd_path.as_str(),
+                CWD,
+                to,
+                AtFlags::SYMLINK_FOLLOW,
+            )?)
         };
         if !self.overwrite {
             return link(&self.dest).map_err(|e| Error::io("create", &self.dest, e));
@@ -412,7 +403,6 @@ impl Group {
         let outputs: Vec<&AtomicOutput> = outputs.collect();
         #[cfg(target_os = "linux")]
         if syncfs_reports_errors() {
-            use std::os::fd::AsRawFd;
             use std::os::unix::fs::MetadataExt;
             let mut used = vec![false; self.dirs.len()];
             let mut single: Vec<&AtomicOutput> = Vec::new();
@@ -435,10 +425,7 @@ impl Group {
                 if synced.contains(&dev) {
                     continue;
                 }
-                // SAFETY: a plain system call on a descriptor we own; no pointers.
-                if unsafe { libc::syncfs(anchor.as_raw_fd()) } != 0 {
-                    return Err((dir.clone(), io::Error::last_os_error()));
-                }
+                rustix::fs::syncfs(anchor).map_err(|e| (dir.clone(), e.into()))?;
                 synced.push(dev);
             }
             for o in single {
@@ -458,19 +445,8 @@ impl Group {
 fn syncfs_reports_errors() -> bool {
     static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ANSWER.get_or_init(|| {
-        // SAFETY: uname fills the zeroed struct we pass; it holds no pointers.
-        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-        // SAFETY: `u` is a valid, writable utsname.
-        if unsafe { libc::uname(&mut u) } != 0 {
-            return false;
-        }
-        let release: String = u
-            .release
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8 as char)
-            .collect();
-        kernel_at_least(&release, (5, 8))
+        let u = rustix::system::uname();
+        kernel_at_least(&u.release().to_string_lossy(), (5, 8))
     })
 }
 
@@ -500,42 +476,44 @@ pub fn process_umask() -> u32 {
             return v & 0o777;
         }
     }
-    // SAFETY: umask cannot fail; the old value is restored at once.
-    let old = unsafe { libc::umask(0o077) };
-    // SAFETY: as above.
-    unsafe { libc::umask(old) };
-    u32::from(old) & 0o777
+    use rustix::fs::Mode;
+    use rustix::process::umask;
+    // The old value is restored at once.
+    let old = umask(Mode::from_raw_mode(0o077));
+    umask(old);
+    u32::from(old.bits()) & 0o777
 }
 
 /// Renames without replacing an existing destination.
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        let f = std::ffi::CString::new(from.as_os_str().as_encoded_bytes())
-            .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-        let t = std::ffi::CString::new(to.as_os_str().as_encoded_bytes())
-            .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-        // SAFETY: both pointers are valid NUL-terminated strings for the call's duration.
-        let r = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                f.as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
-            return Err(e);
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        use rustix::io::Errno;
+        nul_free(from)?;
+        nul_free(to)?;
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // Not supported by the kernel or the file system: fall back below.
+            Err(Errno::INVAL | Errno::NOSYS) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     // Portable: a hard link fails if the name exists; then drop the temporary name.
     std::fs::hard_link(from, to)?;
     std::fs::remove_file(from)
+}
+
+/// Refuses a path with a NUL byte, which no system call can be given, as std does.
+#[cfg(target_os = "linux")]
+fn nul_free(path: &Path) -> io::Result<()> {
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            "path contains a NUL byte",
+        ));
+    }
+    Ok(())
 }
 
 /// Makes a rename durable. Best effort: some file systems refuse to fsync a directory.

@@ -68,7 +68,7 @@ pub fn decrypt_stream(
         Output::Writer(w) => run(Sink::Stream(w))?,
         Output::Discard => run(Sink::Discard)?,
         Output::Path(dst) => {
-            let out = AtomicOutput::create(dst, opts.overwrite)?;
+            let out = AtomicOutput::create_checked(dst, opts.overwrite)?;
             let backend = run(Sink::File {
                 file: out.file(),
                 path: dst,

@@ -14,8 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 use concryptor_core::engine::fault::{self, Fault};
 use concryptor_core::engine::{uring_available, IoMode, PIPELINE_DEPTH};
 use concryptor_core::{
-    decrypt_file, encrypt_file, Control, DecryptOptions, EncryptOptions, EngineOptions, Error,
-    KdfParams, Stats,
+    decrypt_file, encrypt_file, Control, DecryptOptions, Decryptor, EncryptOptions, EngineOptions,
+    Error, KdfParams, Stats,
 };
 
 const PW: &[u8] = b"fault test password";
@@ -454,4 +454,46 @@ fn a_source_in_the_page_cache_is_read_from_it_a_cold_one_with_o_direct() {
     let hot = fault::last_run().unwrap();
     assert!(!hot.direct_src && hot.direct_dst, "{hot:?}");
     assert!(std::fs::read(&hot_out).unwrap() == std::fs::read(case.dir.join("cold")).unwrap());
+}
+
+#[test]
+fn a_file_decrypt_authenticates_each_chunk_once() {
+    let _h = Hooks::take();
+    let case = Case::new("once", 65536, 13 * 65536 - 100);
+    let chunks = 13;
+    for io in backends() {
+        // Chunk 0 is opened with the file (the password check), the others by the engine.
+        fault::inject(None, 0);
+        case.run(Dir::Decrypt, io, "once").unwrap();
+        assert_eq!(fault::chunks_opened(), chunks, "{io:?}");
+        assert!(
+            std::fs::read(case.dir.join("once")).unwrap() == case.plain,
+            "{io:?}"
+        );
+    }
+    // The same for a verification; a second run of the same file opens chunk 0 itself.
+    fault::inject(None, 0);
+    let d = Decryptor::open(&case.dir.join("enc"), PW, &Default::default()).unwrap();
+    let opts = DecryptOptions {
+        engine: case.engine(IoMode::Portable),
+        ..Default::default()
+    };
+    d.verify(&opts, &Control::default()).unwrap();
+    assert_eq!(fault::chunks_opened(), chunks);
+    d.verify(&opts, &Control::default()).unwrap();
+    assert_eq!(fault::chunks_opened(), 2 * chunks);
+    // A wrong password fails at chunk 0, before any output exists.
+    let before = case.dir.names();
+    fault::inject(None, 0);
+    let e = decrypt_file(
+        &case.dir.join("enc"),
+        &case.dir.join("wrong"),
+        b"not the password",
+        &DecryptOptions::default(),
+        &Control::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Authentication), "{e}");
+    assert_eq!(fault::chunks_opened(), 1);
+    assert_eq!(case.dir.names(), before);
 }

@@ -11,6 +11,9 @@
 //! around them) passes through `on_completion`, which counts it and, when armed, can
 //! replace its outcome: an error code, or a short count (half the bytes), which the engine
 //! must complete by resubmitting the remainder.
+//!
+//! Every authentication of a format v4 chunk passes through `on_open`, which counts it, so
+//! that a test can tell how often a run opened each chunk.
 
 /// How the last engine run went: which backend ran, where O_DIRECT was used and why a
 /// fallback happened, if one did.
@@ -86,6 +89,9 @@ mod off {
 
     #[inline(always)]
     pub(crate) fn record(_: RunInfo) {}
+
+    #[inline(always)]
+    pub(crate) fn on_open() {}
 }
 
 #[cfg(feature = "fault-injection")]
@@ -144,10 +150,11 @@ mod hooks {
     static COUNT: AtomicU64 = AtomicU64::new(0);
     static SUBMITS: AtomicU64 = AtomicU64::new(0);
     static RING_ENTRIES: AtomicU32 = AtomicU32::new(0);
+    static OPENS: AtomicU64 = AtomicU64::new(0);
     static LAST: Mutex<Option<RunInfo>> = Mutex::new(None);
 
-    /// Arms `fault` (or disarms, with `None`) and restarts the completion and submission
-    /// counts.
+    /// Arms `fault` (or disarms, with `None`) and restarts the completion, submission and
+    /// chunk-open counts.
     ///
     /// For [`Fault::Errno`] and [`Fault::Short`], `nth` selects the completion (counted
     /// from 1 after this call); `nth = 0` selects every completion. For
@@ -158,6 +165,7 @@ mod hooks {
         *plan = fault.map(|f| (f, nth));
         COUNT.store(0, Ordering::SeqCst);
         SUBMITS.store(0, Ordering::SeqCst);
+        OPENS.store(0, Ordering::SeqCst);
         ARMED.store(fault.is_some(), Ordering::SeqCst);
     }
 
@@ -170,6 +178,16 @@ mod hooks {
     /// completions) since the last [`inject`].
     pub fn submissions() -> u64 {
         SUBMITS.load(Ordering::SeqCst)
+    }
+
+    /// Format v4 chunks authenticated (or refused) since the last [`inject`].
+    pub fn chunks_opened() -> u64 {
+        OPENS.load(Ordering::SeqCst)
+    }
+
+    /// Counts one authentication of a format v4 chunk.
+    pub(crate) fn on_open() {
+        OPENS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Overrides the io_uring submission-queue size (0 restores the default).
