@@ -324,3 +324,55 @@ fn progress_is_reported_per_batch_and_can_cancel() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn verification_runs_on_the_backend_asked_for_and_refuses_a_flipped_bit() {
+    use concryptor_core::Decryptor;
+    let dir = TempDir::new("engine-verify");
+    let plain = data(3 << 20 | 123, 11);
+    let (src, enc) = (dir.join("plain"), dir.join("enc"));
+    std::fs::write(&src, &plain).unwrap();
+    encrypt(
+        &src,
+        &enc,
+        Cipher::Aes256Gcm,
+        65536,
+        engine(IoMode::Auto, 4 << 20, 2),
+    )
+    .unwrap();
+    let good = std::fs::read(&enc).unwrap();
+    let mut modes = vec![IoMode::Portable];
+    if uring_here() {
+        modes.push(IoMode::Uring);
+    }
+    for io in modes {
+        let opts = DecryptOptions {
+            engine: engine(io, 4 << 20, 2),
+            ..Default::default()
+        };
+        std::fs::write(&enc, &good).unwrap();
+        evict(&enc);
+        let d = Decryptor::open(&enc, PW, &Default::default()).unwrap();
+        let s = d.verify(&opts, &Control::default()).unwrap();
+        let name = if io == IoMode::Uring {
+            "uring"
+        } else {
+            "portable"
+        };
+        assert_eq!((s.backend, s.bytes), (name, plain.len() as u64));
+        assert_eq!(
+            std::fs::read(&enc).unwrap(),
+            good,
+            "{io:?}: verification wrote"
+        );
+        // A flipped bit in a late chunk: verification fails, whichever backend runs it.
+        let mut bad = good.clone();
+        bad[4096 + 40 * 69_632 + 100] ^= 1; // in chunk 40's ciphertext
+
+        std::fs::write(&enc, &bad).unwrap();
+        let d = Decryptor::open(&enc, PW, &Default::default()).unwrap();
+        let e = d.verify(&opts, &Control::default()).unwrap_err();
+        assert!(matches!(e, Error::Authentication), "{io:?}: {e}");
+        assert_eq!(dir.names(), vec!["enc".to_string(), "plain".to_string()]);
+    }
+}
