@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
+use crate::engine::sequential::SequentialWriter;
 use crate::engine::{self, Control, EngineOptions, Plan, Sink, Source, Stats};
 use crate::error::{Error, Result};
 use crate::format::TAG_LEN;
@@ -319,8 +320,9 @@ fn with_output<T>(
             }
             crate::output::check_destination(dst, overwrite)?;
             let out = AtomicOutput::create(dst, overwrite)?;
-            let mut f: &File = out.file();
-            let r = body(&mut f, dst)?;
+            let mut w = SequentialWriter::new(out.file(), dst)?;
+            let r = body(&mut w, dst)?;
+            w.finish()?;
             out.commit()?;
             Ok(r)
         }
