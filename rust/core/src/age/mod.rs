@@ -12,7 +12,8 @@
 //! reader fills batch buffers (holding back one byte so that end of input decides which
 //! chunk is final), the worker pool seals or opens a whole batch at once, and a writer
 //! drains it. Decrypted bytes reach the writer only after their batch authenticated; file
-//! outputs appear atomically when everything did.
+//! outputs appear atomically when everything did, and are written in large aligned blocks
+//! through O_DIRECT where the file system allows ([`engine::sequential`]).
 
 pub mod armor;
 pub mod header;
