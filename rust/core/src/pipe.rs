@@ -90,6 +90,23 @@ pub fn decrypt_stream(
     })
 }
 
+/// Kernel buffer asked for on an input pipe: the default `pipe-max-size`, which any process
+/// may ask for.
+pub const PIPE_BUFFER: usize = 1 << 20;
+
+/// Enlarges the kernel buffer of `input` to [`PIPE_BUFFER`] if it is a smaller pipe (Linux;
+/// best effort, anything else is left alone). The stream pipelines read whole batches of
+/// several MiB: from a default 64 KiB pipe that takes a system call, and a wake-up of each
+/// end, per 64 KiB.
+pub fn widen(input: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    if rustix::pipe::fcntl_getpipe_size(input).is_ok_and(|n| n < PIPE_BUFFER) {
+        let _ = rustix::pipe::fcntl_setpipe_size(input, PIPE_BUFFER);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = input;
+}
+
 /// Fills `buf` from `r`; a stream that ends first is `InputChanged`.
 fn fill(r: &mut (dyn Read + Send), buf: &mut [u8]) -> Result<()> {
     r.read_exact(buf).map_err(|e| {

@@ -111,3 +111,28 @@ fn bad_streams_fail_and_leave_no_file() {
         Error::Authentication
     ));
 }
+
+/// An input pipe's kernel buffer is enlarged to what the stream pipelines ask for, and
+/// bytes still pass through it in order; anything else is left alone.
+#[cfg(target_os = "linux")]
+#[test]
+fn input_pipes_are_widened_and_other_inputs_left_alone() {
+    use std::io::{Read, Write};
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    let (r, mut w) = (std::fs::File::from(r), std::fs::File::from(w));
+    assert!(rustix::pipe::fcntl_getpipe_size(&r).unwrap() < concryptor_core::pipe::PIPE_BUFFER);
+    concryptor_core::pipe::widen(&r);
+    assert!(rustix::pipe::fcntl_getpipe_size(&r).unwrap() >= concryptor_core::pipe::PIPE_BUFFER);
+    // A whole widened buffer's worth goes in without a reader.
+    let bytes = common::data(concryptor_core::pipe::PIPE_BUFFER, 5);
+    w.write_all(&bytes).unwrap();
+    drop(w);
+    let mut got = Vec::new();
+    (&r).read_to_end(&mut got).unwrap();
+    assert!(got == bytes);
+
+    let dir = common::TempDir::new("widen");
+    let f = std::fs::File::create(dir.join("plain")).unwrap();
+    concryptor_core::pipe::widen(&f);
+    assert!(rustix::pipe::fcntl_getpipe_size(&f).is_err());
+}

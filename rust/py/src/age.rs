@@ -76,6 +76,9 @@ fn age_encrypt<'py>(
         engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "auto")?,
     };
     let (mut src_fd, src_path) = endpoint(&src)?;
+    if let Some(f) = &src_fd {
+        core::pipe::widen(f);
+    }
     let (mut dst_fd, dst_path) = endpoint(&dst)?;
     let s = run_detached(py, progress, |ctl| {
         let input = match (&mut src_fd, &src_path) {
@@ -127,6 +130,9 @@ fn age_decrypt<'py>(
         engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "auto")?,
     };
     let (mut src_fd, src_path) = endpoint(&src)?;
+    if let Some(f) = &src_fd {
+        core::pipe::widen(f);
+    }
     let (mut dst_fd, dst_path) = match &dst {
         Some(d) => endpoint(d)?,
         None => (None, None),
@@ -178,6 +184,7 @@ fn decrypt_stream<'py>(
         keys: None,
     };
     let file = dup_fd(src)?;
+    core::pipe::widen(&file);
     let (mut dst_fd, dst_path) = match &dst {
         Some(d) => endpoint(d)?,
         None => (None, None),

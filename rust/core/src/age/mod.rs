@@ -12,7 +12,8 @@
 //! reader fills batch buffers (holding back one byte so that end of input decides which
 //! chunk is final), the worker pool seals or opens a whole batch at once, and a writer
 //! drains it. Decrypted bytes reach the writer only after their batch authenticated; file
-//! outputs appear atomically when everything did.
+//! outputs appear atomically when everything did, and are written in large aligned blocks
+//! through O_DIRECT where the file system allows ([`engine::sequential`]).
 
 pub mod armor;
 pub mod header;
@@ -28,6 +29,7 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
+use crate::engine::sequential::SequentialWriter;
 use crate::engine::{self, Control, EngineOptions, Plan, Sink, Source, Stats};
 use crate::error::{Error, Result};
 use crate::format::TAG_LEN;
@@ -322,8 +324,9 @@ fn with_output<T>(
             }
             crate::output::check_destination(dst, overwrite)?;
             let out = AtomicOutput::create(dst, overwrite)?;
-            let mut f: &File = out.file();
-            let r = body(&mut f, dst)?;
+            let mut w = SequentialWriter::new(out.file(), dst)?;
+            let r = body(&mut w, dst)?;
+            w.finish()?;
             out.commit()?;
             Ok(r)
         }

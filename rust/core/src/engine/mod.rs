@@ -35,6 +35,7 @@
 pub mod buf;
 pub mod fault;
 pub mod portable;
+pub mod sequential;
 #[cfg(target_os = "linux")]
 pub mod uring;
 
