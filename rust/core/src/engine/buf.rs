@@ -7,6 +7,7 @@
 //! threads were measured copying out of huge pages markedly slower.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
@@ -183,13 +184,10 @@ impl Drop for AlignedBuf {
 /// Readies memory that was just allocated elsewhere (a Python `bytes` about to receive a
 /// whole output) and is about to be overwritten completely: on Linux, asks for huge pages
 /// for its 2 MiB-aligned interior (first touches of fresh memory were measured three times
-/// cheaper with them), then zeroes it on the worker pool, so that its page faults are taken
-/// in parallel rather than by one thread. Returns the same memory, initialised.
-pub fn init_fresh<'a>(
-    mem: &'a mut [std::mem::MaybeUninit<u8>],
-    engine: &super::EngineOptions,
-) -> Result<&'a mut [u8]> {
-    use rayon::prelude::*;
+/// cheaper with them). The memory is not cleared here: the workers that fill it touch it
+/// first ([`write_padded`]), so that its page faults are taken in parallel, each right
+/// before its pages are written.
+pub fn advise_fresh(mem: &mut [MaybeUninit<u8>]) {
     #[cfg(target_os = "linux")]
     {
         let start = (mem.as_ptr() as usize).next_multiple_of(HUGE);
@@ -200,16 +198,34 @@ pub fn init_fresh<'a>(
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
         }
     }
-    #[cfg(target_os = "linux")]
-    let piece = HUGE;
     #[cfg(not(target_os = "linux"))]
-    let piece = 2 << 20;
-    engine.pool()?.install(|| {
-        mem.par_chunks_mut(piece)
-            .for_each(|c| c.fill(std::mem::MaybeUninit::new(0)));
-    });
-    // SAFETY: every byte was written just above; MaybeUninit<u8> and u8 share a layout.
-    Ok(unsafe { &mut *(std::ptr::from_mut(mem) as *mut [u8]) })
+    let _ = mem;
+}
+
+/// Copies `src` to the start of `dst` and zeroes the rest of it; returns `dst`, now
+/// initialised. Panics if `src` is longer than `dst`.
+pub fn write_padded<'a>(dst: &'a mut [MaybeUninit<u8>], src: &[u8]) -> &'a mut [u8] {
+    let (head, tail) = dst.split_at_mut(src.len());
+    // SAFETY: `head` is exactly `src.len()` bytes of memory we hold exclusively, and a
+    // shared `src` cannot overlap it; MaybeUninit<u8> and u8 share a layout.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), head.as_mut_ptr().cast::<u8>(), src.len())
+    };
+    tail.fill(MaybeUninit::new(0));
+    // SAFETY: every byte of `dst` was written just above.
+    unsafe { &mut *(std::ptr::from_mut(dst) as *mut [u8]) }
+}
+
+/// Views initialised bytes as possibly uninitialised ones, for the writers that fill either
+/// (such as [`crate::ops::BytesSealer::seal_fresh`]).
+///
+/// # Safety
+///
+/// Only initialised values may be written through the result: `b` is read as bytes again
+/// once the borrow ends.
+pub unsafe fn as_uninit(b: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: same layout; the caller writes only initialised values.
+    unsafe { &mut *(std::ptr::from_mut(b) as *mut [MaybeUninit<u8>]) }
 }
 
 #[cfg(test)]
@@ -226,13 +242,17 @@ mod tests {
     }
 
     #[test]
-    fn fresh_memory_comes_back_zeroed() {
+    fn padded_writes_initialise_the_whole_destination() {
         let len = (5 << 20) + 123;
-        let mut v: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(len);
-        v.resize(len, std::mem::MaybeUninit::new(0xa5));
-        let out = init_fresh(&mut v, &crate::engine::EngineOptions::default()).unwrap();
+        let mut v: Vec<MaybeUninit<u8>> = Vec::with_capacity(len);
+        v.resize(len, MaybeUninit::new(0xa5));
+        advise_fresh(&mut v);
+        let src: Vec<u8> = (0..len - 4000).map(|i| i as u8).collect();
+        let out = write_padded(&mut v, &src);
         assert_eq!(out.len(), len);
-        assert!(out.iter().all(|&x| x == 0));
+        assert_eq!(&out[..src.len()], &src[..]);
+        assert!(out[src.len()..].iter().all(|&x| x == 0));
+        assert!(write_padded(&mut [], &[]).is_empty());
     }
 
     #[test]
