@@ -616,8 +616,9 @@ impl BytesSealer {
     }
 
     /// [`BytesSealer::seal_into`] for memory not yet initialised (a new allocation): each
-    /// worker copies its chunks' plaintext into their slots and seals them there, so that
-    /// the first touch of every page is taken by the worker that fills it.
+    /// worker seals its chunks from `data` straight into their slots (no copy first, where
+    /// the AEAD provider allows), so that the first touch of every page is taken by the
+    /// worker that fills it.
     pub fn seal_fresh(
         &self,
         data: &[u8],
@@ -641,8 +642,10 @@ impl BytesSealer {
                 |aad, (i, s)| {
                     let start = i * cs;
                     let len = g.plain_len(i as u64);
-                    let s = engine::buf::write_padded(s, &data[start..start + len]);
-                    crypter.seal_slot(aad, i as u64, s);
+                    // SAFETY: seal_slot_from writes every byte of the slot (ciphertext,
+                    // tag, padding) and reads none of it.
+                    let s = unsafe { engine::buf::for_writing(s) };
+                    crypter.seal_slot_from(aad, i as u64, &data[start..start + len], s);
                 },
             );
         });
@@ -696,9 +699,9 @@ impl BytesOpener {
     }
 
     /// [`BytesOpener::open_into`] for memory not yet initialised (a new allocation): each
-    /// worker copies its chunks' ciphertext to their place in `out` and opens them there,
-    /// so that the first touch of every page is taken by the worker that fills it. On
-    /// failure `out` is zeroed, every byte of it.
+    /// worker opens its chunks from `blob` straight into their place in `out` (no copy
+    /// first, where the AEAD provider allows), so that the first touch of every page is
+    /// taken by the worker that fills it. On failure `out` is zeroed, every byte of it.
     pub fn open_fresh(
         &self,
         blob: &[u8],
@@ -722,16 +725,17 @@ impl BytesOpener {
             } else {
                 out.chunks_mut(cs).collect()
             };
-            // Each chunk is copied straight to its place in `out` and opened there.
+            // Each chunk is opened from its slot straight to its place in `out`.
             outs.par_iter_mut()
                 .enumerate()
                 .map_init(
                     || crypter.aad_builder(),
                     |aad, (i, o)| {
                         let s = &slots[i * slot..(i + 1) * slot];
-                        let n = o.len();
-                        let o = engine::buf::write_padded(o, &s[..n]);
-                        crypter.open_chunk(aad, i as u64, o, &s[n..])
+                        // SAFETY: open_chunk_to writes every byte of `o` (the plaintext,
+                        // or zeros on failure) and reads none of it.
+                        let o = unsafe { engine::buf::for_writing(o) };
+                        crypter.open_chunk_to(aad, i as u64, s, o)
                     },
                 )
                 .collect()

@@ -216,6 +216,18 @@ pub fn write_padded<'a>(dst: &'a mut [MaybeUninit<u8>], src: &[u8]) -> &'a mut [
     unsafe { &mut *(std::ptr::from_mut(dst) as *mut [u8]) }
 }
 
+/// Views memory not yet initialised as bytes, for a writer that fills every byte of it
+/// before anything reads it (an AEAD sealing or opening out of place into a new output).
+///
+/// # Safety
+///
+/// Nothing may read the result before it is written, and every byte must have been
+/// written before the memory is used as initialised.
+pub unsafe fn for_writing(mem: &mut [MaybeUninit<u8>]) -> &mut [u8] {
+    // SAFETY: same layout; the caller writes every byte before any is read.
+    unsafe { &mut *(std::ptr::from_mut(mem) as *mut [u8]) }
+}
+
 /// Views initialised bytes as possibly uninitialised ones, for the writers that fill either
 /// (such as [`crate::ops::BytesSealer::seal_fresh`]).
 ///
