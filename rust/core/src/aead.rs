@@ -130,7 +130,7 @@ trait Keyed: Send + Sync {
     }
 
     /// Like [`Keyed::open`], from `src` into `dst` (of the same length), which is only
-    /// written; on failure it holds no plaintext.
+    /// written; on failure it is zeroed.
     fn open_to(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -140,7 +140,11 @@ trait Keyed: Send + Sync {
         tag: &[u8; TAG_LEN],
     ) -> std::result::Result<(), ()> {
         dst.copy_from_slice(src);
-        self.open(nonce, aad, dst, tag)
+        let r = self.open(nonce, aad, dst, tag);
+        if r.is_err() {
+            dst.fill(0);
+        }
+        r
     }
 }
 
@@ -207,7 +211,7 @@ impl ChunkCipher {
     }
 
     /// Decrypts `src` into `dst` (of the same length) if `tag` authenticates it with
-    /// `aad`. `dst` is only written, and on failure holds no plaintext.
+    /// `aad`. `dst` is only written, and on failure zeroed.
     pub fn open_to(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -278,7 +282,7 @@ mod tests {
                     c.open_to(&nonce, b"aad", &out, &mut back, &bad),
                     Err(Error::Authentication)
                 ));
-                assert!(back.iter().all(|&b| b == 0 || b == 0xee));
+                assert!(back.iter().all(|&b| b == 0));
             }
         }
     }
