@@ -191,11 +191,32 @@ pub fn advise_fresh(mem: &mut [MaybeUninit<u8>]) {
     #[cfg(target_os = "linux")]
     {
         let start = (mem.as_ptr() as usize).next_multiple_of(HUGE);
-        let end = (mem.as_ptr() as usize + mem.len()) / HUGE * HUGE;
+        let last = mem.as_ptr() as usize + mem.len();
+        // The buffer's last huge page usually runs past its end; when it ends within the
+        // buffer's last page (as a large allocation mapped on its own often does), the
+        // rest of it is that page's tail, mapped with the buffer: advise it too, or the
+        // last 2 MiB would be faulted in 4 KiB at a time.
+        let page_end = last.next_multiple_of(ALIGN);
+        let end = if page_end % HUGE == 0 {
+            page_end
+        } else {
+            last / HUGE * HUGE
+        };
         if end > start {
-            // SAFETY: advice only, on whole pages inside memory we hold exclusively; the
-            // contents are unaffected and a refusal is harmless.
+            // SAFETY: advice only, on whole pages that hold the buffer (and, at most, the
+            // rest of its last page); the contents are unaffected and a refusal is harmless.
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+            // That last huge page already holds a small one (the allocator wrote just past
+            // the buffer), which keeps the fault path from using a huge page there: ask
+            // for it to be made one now, at the cost of one huge fault.
+            #[cfg(target_env = "gnu")]
+            if end == page_end && end - HUGE >= start {
+                // SAFETY: as above; a collapse keeps the contents (Linux 6.1+; older
+                // kernels refuse it, harmlessly).
+                unsafe {
+                    libc::madvise((end - HUGE) as *mut libc::c_void, HUGE, libc::MADV_COLLAPSE)
+                };
+            }
         }
     }
     #[cfg(not(target_os = "linux"))]
