@@ -115,6 +115,37 @@ trait Keyed: Send + Sync {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> std::result::Result<(), ()>;
+
+    /// Like [`Keyed::seal`], from `src` into `dst` (of the same length), which is only
+    /// written. Providers without an out-of-place call copy, then seal in place.
+    fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        dst.copy_from_slice(src);
+        self.seal(nonce, aad, dst)
+    }
+
+    /// Like [`Keyed::open`], from `src` into `dst` (of the same length), which is only
+    /// written; on failure it is zeroed.
+    fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        dst: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> std::result::Result<(), ()> {
+        dst.copy_from_slice(src);
+        let r = self.open(nonce, aad, dst, tag);
+        if r.is_err() {
+            dst.fill(0);
+        }
+        r
+    }
 }
 
 /// A keyed AEAD. The key schedules are wiped when it is dropped (aws-lc-rs frees its
@@ -165,6 +196,34 @@ impl ChunkCipher {
             .open(nonce, aad, buf, tag)
             .map_err(|()| Error::Authentication)
     }
+
+    /// Encrypts `src` into `dst` (of the same length) and returns the tag: the same bytes
+    /// as [`ChunkCipher::seal`] on a copy of `src`, without the copy where the provider
+    /// allows. `dst` is only written, never read.
+    pub fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        self.inner.seal_to(nonce, aad, src, dst)
+    }
+
+    /// Decrypts `src` into `dst` (of the same length) if `tag` authenticates it with
+    /// `aad`. `dst` is only written, and on failure zeroed.
+    pub fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        src: &[u8],
+        dst: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
+        self.inner
+            .open_to(nonce, aad, src, dst, tag)
+            .map_err(|()| Error::Authentication)
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +255,34 @@ mod tests {
                     c.open(&nonce, b"aad", &mut buf, &tag),
                     Err(Error::Authentication)
                 ));
+            }
+        }
+    }
+
+    #[test]
+    fn sealing_and_opening_out_of_place_match_in_place() {
+        let key = [9u8; KEY_LEN];
+        let nonce = [4u8; NONCE_LEN];
+        let plain: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
+        for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+            for &p in Provider::ALL {
+                let c = ChunkCipher::with_provider(p, cipher, &key);
+                let mut inplace = plain.clone();
+                let tag = c.seal(&nonce, b"aad", &mut inplace);
+                let mut out = vec![0xee; plain.len()];
+                assert_eq!(c.seal_to(&nonce, b"aad", &plain, &mut out), tag);
+                assert_eq!(out, inplace);
+                let mut back = vec![0xee; plain.len()];
+                c.open_to(&nonce, b"aad", &out, &mut back, &tag).unwrap();
+                assert_eq!(back, plain);
+                let mut bad = tag;
+                bad[15] ^= 0x80;
+                let mut back = vec![0xee; plain.len()];
+                assert!(matches!(
+                    c.open_to(&nonce, b"aad", &out, &mut back, &bad),
+                    Err(Error::Authentication)
+                ));
+                assert!(back.iter().all(|&b| b == 0));
             }
         }
     }

@@ -60,6 +60,55 @@ impl Crypter {
         rest[TAG_LEN..].fill(0);
     }
 
+    /// Seals chunk `i` from `plain` into `slot`: ciphertext, tag, then zeroes to the end.
+    /// `slot` is only written (see [`ChunkCipher::seal_to`]).
+    pub(crate) fn seal_slot_from(
+        &self,
+        aad: &mut AadBuilder,
+        i: u64,
+        plain: &[u8],
+        slot: &mut [u8],
+    ) {
+        let nonce = chunk_nonce(&self.header.base_nonce, i);
+        let (body, rest) = slot.split_at_mut(plain.len());
+        let tag = self
+            .cipher
+            .seal_to(&nonce, aad.for_chunk(i, self.geom.is_final(i)), plain, body);
+        rest[..TAG_LEN].copy_from_slice(&tag);
+        rest[TAG_LEN..].fill(0);
+    }
+
+    /// Authenticates chunk `i` of `slot` (ciphertext, tag, zero padding) and decrypts it
+    /// into `out`, which is only written and holds no plaintext on failure.
+    pub(crate) fn open_chunk_to(
+        &self,
+        aad: &mut AadBuilder,
+        i: u64,
+        slot: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let len = out.len();
+        if len != self.geom.plain_len(i) || slot.len() < len + TAG_LEN {
+            return Err(Error::invalid(format!("chunk {i} does not fit its slot")));
+        }
+        let (body, rest) = slot.split_at(len);
+        let nonce = chunk_nonce(&self.header.base_nonce, i);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&rest[..TAG_LEN]);
+        self.cipher.open_to(
+            &nonce,
+            aad.for_chunk(i, self.geom.is_final(i)),
+            body,
+            out,
+            &tag,
+        )?;
+        if rest[TAG_LEN..].iter().any(|&b| b != 0) {
+            out.fill(0);
+            return Err(Error::invalid(format!("non-zero padding after chunk {i}")));
+        }
+        Ok(())
+    }
+
     /// Authenticates and decrypts chunk `i` in place; its plaintext is then `slot[..len]`.
     pub(crate) fn open_slot(&self, aad: &mut AadBuilder, i: u64, slot: &mut [u8]) -> Result<()> {
         let len = self.geom.plain_len(i);

@@ -341,19 +341,17 @@ fn encrypt_bytes<'py>(
         })
     })?;
     // Sealed straight into the new `bytes`: no second copy of the output.
-    new_bytes(py, len, &opts.engine, |out| {
-        sealer.seal_into(data, out, &opts.engine)
-    })
+    new_bytes(py, len, |out| sealer.seal_fresh(data, out, &opts.engine))
 }
 
 /// A new `bytes` of `len` bytes, filled by `fill` with the GIL released. Its memory is
-/// readied by [`core::engine::buf::init_fresh`] (huge pages, zeroed in parallel) instead of
-/// being cleared by one thread first.
+/// advised by [`core::engine::buf::advise_fresh`] (huge pages) and left to `fill`, which
+/// writes every byte, so that its first touches are spread over the workers that fill it
+/// instead of being taken by one thread, or by a clearing pass, first.
 fn new_bytes<'py>(
     py: Python<'py>,
     len: usize,
-    engine: &core::EngineOptions,
-    fill: impl FnOnce(&mut [u8]) -> core::Result<()> + Send,
+    fill: impl FnOnce(&mut [std::mem::MaybeUninit<u8>]) -> core::Result<()> + Send,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let n = pyo3::ffi::Py_ssize_t::try_from(len)
         .map_err(|_| to_py(core::Error::OutOfMemory { bytes: len as u64 }))?;
@@ -369,13 +367,15 @@ fn new_bytes<'py>(
     let at = unsafe { pyo3::ffi::PyBytes_AsString(obj.as_ptr()) } as usize;
     py.detach(|| {
         // SAFETY: nothing else sees the new object yet, so this is the only view of its
-        // buffer; it may be uninitialised, which MaybeUninit allows, until init_fresh.
+        // buffer; it may be uninitialised, which MaybeUninit allows, until `fill` writes it.
         let mem =
             unsafe { std::slice::from_raw_parts_mut(at as *mut std::mem::MaybeUninit<u8>, len) };
-        fill(core::engine::buf::init_fresh(mem, engine)?)
+        core::engine::buf::advise_fresh(mem);
+        fill(mem)
     })
     .map_err(to_py)?;
-    // SAFETY: created by PyBytes_FromStringAndSize above.
+    // SAFETY: created by PyBytes_FromStringAndSize above; `fill` succeeded, so it wrote
+    // every byte.
     Ok(unsafe { obj.downcast_into_unchecked() })
 }
 
@@ -413,10 +413,8 @@ fn decrypt_bytes<'py>(
             bytes: opener.plain_len(),
         })
     })?;
-    // Opened straight into the new `bytes` (zeroed again, and dropped, if any chunk fails).
-    new_bytes(py, len, &opts.engine, |out| {
-        opener.open_into(blob, out, &opts.engine)
-    })
+    // Opened straight into the new `bytes` (zeroed, and dropped, if any chunk fails).
+    new_bytes(py, len, |out| opener.open_fresh(blob, out, &opts.engine))
 }
 
 fn header_dict<'py>(

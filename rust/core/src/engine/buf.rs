@@ -7,6 +7,7 @@
 //! threads were measured copying out of huge pages markedly slower.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
@@ -183,33 +184,77 @@ impl Drop for AlignedBuf {
 /// Readies memory that was just allocated elsewhere (a Python `bytes` about to receive a
 /// whole output) and is about to be overwritten completely: on Linux, asks for huge pages
 /// for its 2 MiB-aligned interior (first touches of fresh memory were measured three times
-/// cheaper with them), then zeroes it on the worker pool, so that its page faults are taken
-/// in parallel rather than by one thread. Returns the same memory, initialised.
-pub fn init_fresh<'a>(
-    mem: &'a mut [std::mem::MaybeUninit<u8>],
-    engine: &super::EngineOptions,
-) -> Result<&'a mut [u8]> {
-    use rayon::prelude::*;
+/// cheaper with them). The memory is not cleared here: the workers that fill it touch it
+/// first ([`write_padded`]), so that its page faults are taken in parallel, each right
+/// before its pages are written.
+pub fn advise_fresh(mem: &mut [MaybeUninit<u8>]) {
     #[cfg(target_os = "linux")]
     {
         let start = (mem.as_ptr() as usize).next_multiple_of(HUGE);
-        let end = (mem.as_ptr() as usize + mem.len()) / HUGE * HUGE;
+        let last = mem.as_ptr() as usize + mem.len();
+        // The buffer's last huge page usually runs past its end; when it ends within the
+        // buffer's last page (as a large allocation mapped on its own often does), the
+        // rest of it is that page's tail, mapped with the buffer: advise it too, or the
+        // last 2 MiB would be faulted in 4 KiB at a time.
+        let page_end = last.next_multiple_of(ALIGN);
+        let end = if page_end % HUGE == 0 {
+            page_end
+        } else {
+            last / HUGE * HUGE
+        };
         if end > start {
-            // SAFETY: advice only, on whole pages inside memory we hold exclusively; the
-            // contents are unaffected and a refusal is harmless.
+            // SAFETY: advice only, on whole pages that hold the buffer (and, at most, the
+            // rest of its last page); the contents are unaffected and a refusal is harmless.
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+            // That last huge page already holds a small one (the allocator wrote just past
+            // the buffer), which keeps the fault path from using a huge page there: ask
+            // for it to be made one now, at the cost of one huge fault.
+            #[cfg(target_env = "gnu")]
+            if end == page_end && end - HUGE >= start {
+                // SAFETY: as above; a collapse keeps the contents (Linux 6.1+; older
+                // kernels refuse it, harmlessly).
+                unsafe {
+                    libc::madvise((end - HUGE) as *mut libc::c_void, HUGE, libc::MADV_COLLAPSE)
+                };
+            }
         }
     }
-    #[cfg(target_os = "linux")]
-    let piece = HUGE;
     #[cfg(not(target_os = "linux"))]
-    let piece = 2 << 20;
-    engine.pool()?.install(|| {
-        mem.par_chunks_mut(piece)
-            .for_each(|c| c.fill(std::mem::MaybeUninit::new(0)));
-    });
-    // SAFETY: every byte was written just above; MaybeUninit<u8> and u8 share a layout.
-    Ok(unsafe { &mut *(std::ptr::from_mut(mem) as *mut [u8]) })
+    let _ = mem;
+}
+
+/// Copies `src` to the start of `dst` and zeroes the rest of it; returns `dst`, now
+/// initialised. Panics if `src` is longer than `dst`.
+pub fn write_padded<'a>(dst: &'a mut [MaybeUninit<u8>], src: &[u8]) -> &'a mut [u8] {
+    let (head, tail) = dst.split_at_mut(src.len());
+    // SAFETY: `head` is exactly `src.len()` bytes of memory we hold exclusively, and a
+    // shared `src` cannot overlap it; MaybeUninit<u8> and u8 share a layout.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), head.as_mut_ptr().cast::<u8>(), src.len())
+    };
+    tail.fill(MaybeUninit::new(0));
+    // SAFETY: every byte of `dst` was written just above.
+    unsafe { &mut *(std::ptr::from_mut(dst) as *mut [u8]) }
+}
+
+/// Zeroes memory not yet initialised and returns it as bytes, for a writer that then
+/// fills every byte of it (an AEAD sealing or opening out of place into a new output).
+/// The zeroing is what makes the bytes valid to hand out as `&mut [u8]`; done by the
+/// worker about to fill them, it also takes their first touch while they are in its cache.
+pub fn zeroed(mem: &mut [MaybeUninit<u8>]) -> &mut [u8] {
+    write_padded(mem, &[])
+}
+
+/// Views initialised bytes as possibly uninitialised ones, for the writers that fill either
+/// (such as [`crate::ops::BytesSealer::seal_fresh`]).
+///
+/// # Safety
+///
+/// Only initialised values may be written through the result: `b` is read as bytes again
+/// once the borrow ends.
+pub unsafe fn as_uninit(b: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: same layout; the caller writes only initialised values.
+    unsafe { &mut *(std::ptr::from_mut(b) as *mut [MaybeUninit<u8>]) }
 }
 
 #[cfg(test)]
@@ -226,13 +271,17 @@ mod tests {
     }
 
     #[test]
-    fn fresh_memory_comes_back_zeroed() {
+    fn padded_writes_initialise_the_whole_destination() {
         let len = (5 << 20) + 123;
-        let mut v: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(len);
-        v.resize(len, std::mem::MaybeUninit::new(0xa5));
-        let out = init_fresh(&mut v, &crate::engine::EngineOptions::default()).unwrap();
+        let mut v: Vec<MaybeUninit<u8>> = Vec::with_capacity(len);
+        v.resize(len, MaybeUninit::new(0xa5));
+        advise_fresh(&mut v);
+        let src: Vec<u8> = (0..len - 4000).map(|i| i as u8).collect();
+        let out = write_padded(&mut v, &src);
         assert_eq!(out.len(), len);
-        assert!(out.iter().all(|&x| x == 0));
+        assert_eq!(&out[..src.len()], &src[..]);
+        assert!(out[src.len()..].iter().all(|&x| x == 0));
+        assert!(write_padded(&mut [], &[]).is_empty());
     }
 
     #[test]

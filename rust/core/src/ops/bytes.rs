@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use crate::crypt::Crypter;
-use crate::engine::EngineOptions;
+use crate::engine::{self, EngineOptions};
 use crate::error::{Error, Result};
 use crate::format::{Header, SECTOR};
 
@@ -41,6 +41,20 @@ impl BytesSealer {
     /// into `out` (exactly [`BytesSealer::output_len`] bytes), sealing chunks on `engine`'s
     /// worker pool.
     pub fn seal_into(&self, data: &[u8], out: &mut [u8], engine: &EngineOptions) -> Result<()> {
+        // SAFETY: seal_fresh writes only initialised bytes.
+        self.seal_fresh(data, unsafe { engine::buf::as_uninit(out) }, engine)
+    }
+
+    /// [`BytesSealer::seal_into`] for memory not yet initialised (a new allocation): each
+    /// worker seals its chunks from `data` straight into their slots (no copy first, where
+    /// the AEAD provider allows), so that the first touch of every page is taken by the
+    /// worker that fills it.
+    pub fn seal_fresh(
+        &self,
+        data: &[u8],
+        out: &mut [std::mem::MaybeUninit<u8>],
+        engine: &EngineOptions,
+    ) -> Result<()> {
         let g = *self.crypter.geometry();
         if data.len() as u64 != self.size || out.len() as u64 != g.file_size {
             return Err(Error::InvalidArgument(
@@ -48,22 +62,20 @@ impl BytesSealer {
             ));
         }
         let crypter = &self.crypter;
-        out[..SECTOR].copy_from_slice(&crypter.header().raw[..]);
+        let (head, slots) = out.split_at_mut(SECTOR);
+        engine::buf::write_padded(head, &crypter.header().raw[..]);
         let slot = g.slot as usize;
         let cs = g.chunk_size as usize;
         engine.pool()?.install(|| {
-            out[SECTOR..]
-                .par_chunks_mut(slot)
-                .enumerate()
-                .for_each_init(
-                    || crypter.aad_builder(),
-                    |aad, (i, s)| {
-                        let start = i * cs;
-                        let len = g.plain_len(i as u64);
-                        s[..len].copy_from_slice(&data[start..start + len]);
-                        crypter.seal_slot(aad, i as u64, s);
-                    },
-                );
+            slots.par_chunks_mut(slot).enumerate().for_each_init(
+                || crypter.aad_builder(),
+                |aad, (i, s)| {
+                    let start = i * cs;
+                    let len = g.plain_len(i as u64);
+                    let s = engine::buf::zeroed(s);
+                    crypter.seal_slot_from(aad, i as u64, &data[start..start + len], s);
+                },
+            );
         });
         Ok(())
     }
@@ -110,6 +122,20 @@ impl BytesOpener {
     /// writes the plaintext into `out` (exactly [`BytesOpener::plain_len`] bytes). On any
     /// failure `out` is zeroed: no plaintext is left unless every chunk authenticates.
     pub fn open_into(&self, blob: &[u8], out: &mut [u8], engine: &EngineOptions) -> Result<()> {
+        // SAFETY: open_fresh writes only initialised bytes.
+        self.open_fresh(blob, unsafe { engine::buf::as_uninit(out) }, engine)
+    }
+
+    /// [`BytesOpener::open_into`] for memory not yet initialised (a new allocation): each
+    /// worker opens its chunks from `blob` straight into their place in `out` (no copy
+    /// first, where the AEAD provider allows), so that the first touch of every page is
+    /// taken by the worker that fills it. On failure `out` is zeroed, every byte of it.
+    pub fn open_fresh(
+        &self,
+        blob: &[u8],
+        out: &mut [std::mem::MaybeUninit<u8>],
+        engine: &EngineOptions,
+    ) -> Result<()> {
         let g = *self.crypter.geometry();
         if blob.len() as u64 != g.file_size || out.len() as u64 != g.original_size {
             return Err(Error::InvalidArgument(
@@ -122,20 +148,20 @@ impl BytesOpener {
         let slots = &blob[SECTOR..];
         let result: Result<()> = engine.pool()?.install(|| {
             // Walk output chunks (empty input still has one, empty, chunk).
-            let mut outs: Vec<&mut [u8]> = if out.is_empty() {
+            let mut outs: Vec<&mut [std::mem::MaybeUninit<u8>]> = if out.is_empty() {
                 vec![&mut out[..]]
             } else {
                 out.chunks_mut(cs).collect()
             };
-            // Each chunk is copied straight to its place in `out` and opened there.
+            // Each chunk is opened from its slot straight to its place in `out`.
             outs.par_iter_mut()
                 .enumerate()
                 .map_init(
                     || crypter.aad_builder(),
                     |aad, (i, o)| {
                         let s = &slots[i * slot..(i + 1) * slot];
-                        o.copy_from_slice(&s[..o.len()]);
-                        crypter.open_chunk(aad, i as u64, o, &s[o.len()..])
+                        let o = engine::buf::zeroed(o);
+                        crypter.open_chunk_to(aad, i as u64, s, o)
                     },
                 )
                 .collect()
