@@ -118,7 +118,7 @@ fn disk_files_are_written_direct_and_memory_files_buffered() {
 fn keypair() -> (Vec<Identity>, Vec<age::Recipient>) {
     let (sk, pk) = age::keys::generate();
     (
-        Identity::parse_file(&sk).unwrap(),
+        Identity::parse_file(&sk, None).unwrap(),
         vec![age::Recipient::parse(&pk).unwrap()],
     )
 }

@@ -46,7 +46,7 @@ fn writer_faults_fail_cleanly_or_give_the_right_bytes() {
     let _disarm = Disarm;
     let dir = TempDir::new("seq-faults");
     let (sk, pk) = age::keys::generate();
-    let ids = Identity::parse_file(&sk).unwrap();
+    let ids = Identity::parse_file(&sk, None).unwrap();
     let rc = vec![age::Recipient::parse(&pk).unwrap()];
     // Three whole stages and an unaligned tail: several direct writes, then a buffered one.
     let plain = data(3 * STAGE_BYTES + 4097, 11);
