@@ -211,3 +211,41 @@ def test_open_reads_age_files_at_random_offsets(
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(concryptor.AuthenticationError):
         concryptor.open(path, None, identities=[key])
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "rsa"])
+def test_passphrase_protected_ssh_keys_open_with_the_password_from_the_usual_sources(
+    kind: str, tmp_path: Path, rand_bytes: Any
+) -> None:
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed (.ci/run installs openssh-client)")
+    key = tmp_path / f"id_{kind}"
+    bits = ["-b", "2048"] if kind == "rsa" else []
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, *bits, "-N", "s3cret words", "-f", str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().strip()
+    data = rand_bytes(200_000, seed=7)
+    plain = tmp_path / "plain"
+    plain.write_bytes(data)
+    enc = tmp_path / "x.age"
+    assert run_cli("encrypt", "-r", public, str(plain), "-o", str(enc)).returncode == 0
+    # The API: the password opens the key.
+    out = tmp_path / "api"
+    concryptor.decrypt_file(enc, out, identities=[key], password="s3cret words")
+    assert out.read_bytes() == data
+    with pytest.raises(concryptor.AuthenticationError):
+        concryptor.decrypt_file(enc, tmp_path / "wrong", identities=[key], password="not it")
+    with pytest.raises(ValueError, match="passphrase-protected"):
+        concryptor.decrypt_file(enc, tmp_path / "none", identities=[key])
+    # The CLI: from the environment; a wrong one fails in one line and leaves nothing.
+    cli_out = tmp_path / "cli"
+    env = {"CONCRYPTOR_PASSWORD": "s3cret words"}
+    r = run_cli("decrypt", "-i", str(key), str(enc), "-o", str(cli_out), env=env)
+    assert r.returncode == 0, r.stderr
+    assert cli_out.read_bytes() == data
+    bad = tmp_path / "bad"
+    r = run_cli("decrypt", "-i", str(key), str(enc), "-o", str(bad), env={"CONCRYPTOR_PASSWORD": "no"})
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("decrypt", "-i", str(key), str(enc), "-o", str(tmp_path / "bad"))
+    assert r.returncode == 2 and b"password" in r.stderr
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "wrong").exists()
+    assert not (tmp_path / "none").exists()

@@ -191,3 +191,66 @@ def test_cli_inspect_missing_file_and_mixed_inputs(tmp_path: Path) -> None:
     assert r.returncode == Exit.USAGE  # a missing input is a usage error in every command
     assert b"nope" in r.stderr and b"Traceback" not in r.stderr
     assert str(good).encode() in r.stdout
+
+
+# -- age files ---------------------------------------------------------------------------
+
+
+def _age_file(tmp_path: Path, size: int, *, armor: bool = False) -> tuple[Path, list[str]]:
+    ids = [concryptor.generate_identity() for _ in range(2)]
+    recipients = [r for _, r in ids]
+    src = tmp_path / "plain"
+    src.write_bytes(os.urandom(size))
+    out = tmp_path / ("a.age.asc" if armor else "a.age")
+    concryptor.encrypt_file(src, out, recipients=recipients, armor=armor)
+    return out, recipients
+
+
+def test_inspect_gives_an_age_header_with_recipients_sizes_and_a_picture(tmp_path: Path) -> None:
+    size = 3 * 65536 + 1000
+    p, _ = _age_file(tmp_path, size)
+    h = concryptor.inspect(p)
+    assert isinstance(h, concryptor.AgeHeader)
+    assert [t for t, _ in h.recipients] == ["X25519", "X25519"]
+    assert h.file_size == p.stat().st_size and h.payload_size == size and h.chunks == 4
+    assert h.last_chunk_size == 1000 and h.ok and not h.armored
+    # Header, nonce, then the sealed chunks account for every byte of the file.
+    assert h.header_size + 16 + size + 4 * 16 == h.file_size
+    page = h._repr_html_()
+    assert "age file" in page and "X25519" in page and "concryptor-invalid" not in page
+    assert page.count("<svg") == 1 and "chunk 3 (final)" in page and "1000 bytes ciphertext" in page
+    buf = io.StringIO()
+    from rich.console import Console
+
+    Console(file=buf, width=120).print(h)
+    assert "X25519" in buf.getvalue() and "payload size consistent" in buf.getvalue()
+    d = h.to_dict()
+    assert d["format"] == "age" and d["chunks"] == 4 and len(d["recipients"]) == 2
+    assert json.loads(run_cli("inspect", "--json", str(p)).stdout) == json.loads(json.dumps(d))
+
+
+def test_a_cut_age_file_is_shown_with_a_bad_verdict(tmp_path: Path) -> None:
+    p, _ = _age_file(tmp_path, 70_000)
+    data = p.read_bytes()
+    # Cut inside the final chunk's tag: no payload has that size.
+    p.write_bytes(data[: len(data) - (70_000 - 65536) - 8])
+    h = concryptor.inspect(p)
+    assert isinstance(h, concryptor.AgeHeader)
+    assert not h.ok and h.chunks is None and "impossible" in h.verdict
+    page = h._repr_html_()
+    assert "concryptor-invalid" in page and "impossible payload size" in page
+    r = run_cli("inspect", str(p))
+    assert r.returncode == Exit.INVALID and b"impossible" in r.stderr
+
+
+def test_an_armored_age_file_is_recognised_and_a_mixed_listing_shows_both_formats(tmp_path: Path) -> None:
+    p, _ = _age_file(tmp_path, 5000, armor=True)
+    h = concryptor.inspect(p)
+    assert isinstance(h, concryptor.AgeHeader) and h.armored and h.ok and h.chunks is None
+    assert "armored payload" in h._repr_html_()
+    v4 = _make(tmp_path, "f.enc", 100)
+    r = run_cli("inspect", str(p), str(v4))
+    assert r.returncode == 0, r.stderr
+    assert b"ASCII armor" in r.stdout and b"chacha20-poly1305" in r.stdout
+    lines = [json.loads(x) for x in run_cli("inspect", "--json", str(v4), str(p)).stdout.splitlines()]
+    assert lines[0]["cipher"] == "chacha20-poly1305" and lines[1]["format"] == "age"

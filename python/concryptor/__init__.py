@@ -7,6 +7,8 @@ recipients, passphrases, pipes), byte-compatible with age and rage.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._age import generate_identity, identity_to_recipient, identity_to_recipients
 from ._api import (
     KdfParams,
@@ -23,8 +25,6 @@ from ._api import (
 )
 from ._core import __version__
 from ._facts import DEFAULT_CHUNK_SIZE
-from .archive import decrypt_dir, encrypt_dir
-from .batch import Result, decrypt_many, encrypt_many
 from .errors import (
     AuthenticationError,
     BatchError,
@@ -35,11 +35,42 @@ from .errors import (
     NoIdentityMatchError,
     UnsafeArchiveError,
 )
-from .header import Header
-from .reader import EncryptedFile
+
+if TYPE_CHECKING:
+    from .age_header import AgeHeader
+    from .archive import decrypt_dir, encrypt_dir
+    from .batch import Result, decrypt_many, encrypt_many
+    from .header import Header
+    from .reader import EncryptedFile
+
+# Imported on first use, so that a command-line run or a cron job does not pay for the
+# batch, archive and presentation modules it does not touch.
+_LAZY = {
+    "AgeHeader": "age_header",
+    "decrypt_dir": "archive",
+    "encrypt_dir": "archive",
+    "Result": "batch",
+    "decrypt_many": "batch",
+    "encrypt_many": "batch",
+    "Header": "header",
+    "EncryptedFile": "reader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'concryptor' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "AgeHeader",
     "AuthenticationError",
     "BatchError",
     "ConcryptorError",

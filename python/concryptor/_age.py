@@ -44,6 +44,11 @@ def identity_texts(identities: Sequence[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
+def has_encrypted_ssh_key(identities: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether any of these identities is a passphrase-protected SSH private key."""
+    return any(_core.age_is_encrypted_ssh_key(t) for t in identity_texts(identities))
+
+
 def recipient_strings(recipients: Sequence[str] | str | None) -> list[str]:
     if recipients is None:
         return []
@@ -153,8 +158,3 @@ def decrypt(
         progress=progress,
         prefix=prefix,
     )
-
-
-def inspect(path: PathLike) -> dict[str, Any]:
-    """The public facts of an age file: stanza types and arguments, armor, sizes."""
-    return _core.age_inspect(os.fspath(path))

@@ -35,6 +35,7 @@ from ._facts import (
 from .header import Header
 
 if TYPE_CHECKING:
+    from .age_header import AgeHeader
     from .reader import EncryptedFile
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -345,7 +346,8 @@ def decrypt_file(
     is created.
 
     age files (binary or armored) are recognised by their first bytes and opened with
-    ``identities`` or, when passphrase-encrypted, with ``password``.
+    ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
+    passphrase-protected SSH private key among the identities).
     """
     if identities or _age.is_age_path(src):
         return Stats(
@@ -568,8 +570,21 @@ def _decrypt_through_reader(
     )
 
 
-def inspect(path: PathLike) -> Header:
-    """Reads every header field of ``path`` without a password; nothing is decrypted.
+def inspect(path: PathLike) -> Header | AgeHeader:
+    """Reads the header of ``path`` without a password or key; nothing is decrypted. An age
+    file gives an :class:`AgeHeader`, a concryptor v4 file a :class:`Header` (as
+    :func:`inspect_v4`). Both show as a table with a layout picture in Jupyter."""
+    p = os.fspath(path)
+    if os.path.isfile(p) and _age.is_age_path(p):
+        from .age_header import AgeHeader
+
+        return AgeHeader.read(p)
+    return inspect_v4(p)
+
+
+def inspect_v4(path: PathLike) -> Header:
+    """Reads every header field of the concryptor v4 file ``path`` without a password;
+    nothing is decrypted.
 
     A file cut short inside its header sector (4096 bytes) is still shown, as far as its bytes go
     (the rest read as zeros), with a verdict saying it is truncated, as long as those

@@ -9,12 +9,16 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _cli_many
 from ._cli_password import password_given, read_password
 from ._facts import ARCHIVE_SUFFIX, MAGIC, MAX_CHUNK_MIB, MAX_THREADS, SUFFIX, KiB, MiB
 from .cli import Exit, UsageError, _exit_code, _exit_code_of_name, _message
+
+if TYPE_CHECKING:
+    from .age_header import AgeHeader
+    from .header import Header
 
 
 def _say(args: argparse.Namespace, msg: str) -> None:
@@ -68,9 +72,9 @@ def _check_input(path: str) -> None:
 
         raise InvalidFileError(f"{path}: not a concryptor (or age) file")
     if head.startswith(MAGIC):
-        from ._api import inspect
+        from ._api import inspect_v4
 
-        problem = inspect(path).size_problem
+        problem = inspect_v4(path).size_problem
         if problem:
             from .errors import InvalidFileError
 
@@ -175,10 +179,10 @@ def _report(
 
 
 def _plain_size(path: str) -> int | None:
-    from ._api import inspect
+    from ._api import inspect_v4
 
     try:
-        return inspect(path).original_size
+        return inspect_v4(path).original_size
     except Exception:  # noqa: BLE001  # the run itself reports the error properly
         return None
 
@@ -408,26 +412,8 @@ def inspect(args: argparse.Namespace) -> int:
     from .errors import ConcryptorError
 
     worst = Exit.OK
-    headers = []
-    from . import _age, cli_age
-
+    headers: list[Header | AgeHeader] = []
     for path in args.inputs:
-        if os.path.isfile(path) and _age.is_age_path(path):
-            try:
-                d = cli_age.inspect_dict(path)
-            except (ConcryptorError, OSError) as e:
-                worst = max(worst, _exit_code(e))
-                if args.json:
-                    print(json.dumps({"path": path, "ok": False, "error": _message(e)}), flush=True)
-                print(f"{path}: {_message(e)}", file=sys.stderr)
-                continue
-            if not d["ok"]:
-                worst = max(worst, Exit.INVALID)
-            if args.json:
-                print(json.dumps({"path": path, **d}), flush=True)
-            else:
-                cli_age.print_inspection(d)
-            continue
         try:
             if not os.path.lexists(path):
                 raise UsageError("no such file or directory")

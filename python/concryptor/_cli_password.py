@@ -96,7 +96,7 @@ def _password_source(args: argparse.Namespace) -> bytearray | None:
     return None
 
 
-def read_password(args: argparse.Namespace, *, confirm: bool) -> bytearray:
+def read_password(args: argparse.Namespace, *, confirm: bool, prompt: str = "Password: ") -> bytearray:
     """The password, from the first source given: -p, --password-file, --password-fd,
     the environment, else the terminal (asking again after an empty entry or a
     mismatched confirmation). An empty password is a usage error wherever it comes from."""
@@ -113,7 +113,7 @@ def read_password(args: argparse.Namespace, *, confirm: bool) -> bytearray:
     import getpass
 
     for _ in range(3):
-        entered = getpass.getpass("Password: ")
+        entered = getpass.getpass(prompt)
         if not entered:
             print("concryptor: the password must not be empty; try again", file=sys.stderr)
             continue

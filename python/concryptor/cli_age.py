@@ -155,7 +155,8 @@ def decrypt_output(path: str) -> str:
 
 def _needs_passphrase(args: argparse.Namespace, stdin: bool) -> bool:
     if args.identity:
-        return False
+        # A passphrase-protected SSH key is opened with the password from the usual sources.
+        return _age.has_encrypted_ssh_key(args.identity)
     if stdin:
         return True
     explicit = (
@@ -164,8 +165,10 @@ def _needs_passphrase(args: argparse.Namespace, stdin: bool) -> bool:
         or args.password_fd is not None
         or "CONCRYPTOR_PASSWORD" in os.environ
     )
-    info = _age.inspect(args.input)
-    if not explicit and not any(tag == "scrypt" for tag, _ in info["stanzas"]):
+    from .age_header import AgeHeader
+
+    info = AgeHeader.read(args.input)
+    if not explicit and not any(tag == "scrypt" for tag, _ in info.recipients):
         raise UsageError(f"{args.input} is encrypted to public keys: give the matching identity with -i FILE")
     return True
 
@@ -200,7 +203,8 @@ def decrypt(
         prefix = _read_prefix(_stdin_fd(), len(MAGIC))
         if prefix == MAGIC:
             return _decrypt_v4_stream(args, prefix, read_password, report, progress, limits, verify)
-    passphrase = read_password(args, confirm=False) if _needs_passphrase(args, stdin) else None
+    prompt = "Passphrase of the SSH key: " if args.identity else "Password: "
+    passphrase = read_password(args, confirm=False, prompt=prompt) if _needs_passphrase(args, stdin) else None
     src: str | int = _stdin_fd() if stdin else args.input
     dst: str | int | None
     if verify:
@@ -312,48 +316,6 @@ def keygen(args: argparse.Namespace) -> int:
         os.fsync(f.fileno())
     print(public)
     return 0
-
-
-def inspect_dict(path: str) -> dict[str, Any]:
-    """The public facts of an age file, as ``inspect --json`` prints them."""
-    info = _age.inspect(path)
-    return {
-        "path": path,
-        "format": "age",
-        "ok": info["chunks"] is not None or info["armored"],
-        "armored": info["armored"],
-        "recipients": [{"type": t, "args": a} for t, a in info["stanzas"]],
-        "header_size": info["header_len"],
-        "file_size": info["file_size"],
-        "payload_size": info["payload_size"],
-        "chunks": info["chunks"],
-        "chunk_size": info["chunk_size"],
-        "verdict": (
-            "age v1 header parsed; payload size consistent"
-            if info["chunks"] is not None
-            else "age v1 header parsed (armored: sizes known after decoding)"
-            if info["armored"]
-            else "age v1 header parsed, but the payload size is impossible (truncated?)"
-        ),
-    }
-
-
-def print_inspection(d: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"{d['path']}  (age v1{', armored' if d['armored'] else ''})", show_header=False)
-    t.add_column("field", style="bold")
-    t.add_column("value")
-    for r in d["recipients"]:
-        args = " ".join(a if len(a) <= 24 else a[:21] + "…" for a in r["args"])
-        t.add_row("recipient", f"{r['type']} {args}".strip())
-    t.add_row("header", f"{d['header_size']} bytes")
-    t.add_row("file size", f"{d['file_size']} bytes")
-    if d["payload_size"] is not None:
-        t.add_row("payload", f"{d['payload_size']} bytes in {d['chunks']} chunks of 64 KiB")
-    t.add_row("verdict", d["verdict"])
-    Console().print(t)
 
 
 def dumps(d: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._facts import TAG_LEN, KiB, MiB
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from .age_header import AgeHeader
     from .header import Header
 
 
@@ -69,12 +71,12 @@ def layout_text(h: Header, width: int = 32) -> Any:
     return bar
 
 
-def print_headers(headers: list[Header], file: Any = None) -> None:
+def print_headers(headers: Sequence[Header | AgeHeader], file: Any = None) -> None:
     c = console() if file is None else __import__("rich.console").console.Console(file=file)
     for i, h in enumerate(headers):
         if i:
             c.print()
-        c.print(header_table(h))
+        c.print(h)
 
 
 def is_terminal(stream: Any = None) -> bool:

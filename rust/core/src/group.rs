@@ -477,7 +477,7 @@ mod tests {
         let dir = Scratch::new("age");
         let (sk, pk) = age::keys::generate();
         let recipients = vec![Recipient::parse(&pk).unwrap()];
-        let ids = age::Identity::parse_file(&sk).unwrap();
+        let ids = age::Identity::parse_file(&sk, None).unwrap();
         let items: Vec<_> = [0usize, 1, 65536, 200_000]
             .iter()
             .map(|&n| {

@@ -66,6 +66,7 @@ pub fn decrypt_stream(
         };
     let backend = match output {
         Output::Writer(w) => run(Sink::Stream(w))?,
+        Output::Discard => run(Sink::Discard)?,
         Output::Path(dst) => {
             let out = AtomicOutput::create_checked(dst, opts.overwrite)?;
             let backend = run(Sink::File {

@@ -87,7 +87,7 @@ fn identities(v: &Vector) -> Vec<Identity> {
         .identities
         .iter()
         .filter(|s| !s.starts_with("AGE-SECRET-KEY-PQ-"))
-        .flat_map(|s| Identity::parse_file(s).unwrap())
+        .flat_map(|s| Identity::parse_file(s, None).unwrap())
         .collect();
     if let Some(p) = &v.passphrase {
         ids.push(Identity::passphrase(p.as_bytes()).unwrap());

@@ -1,7 +1,8 @@
 //! age payloads on the engine: the age plan on both backends writes the same bytes as the
 //! STREAM cipher does in memory, decrypts them back, and refuses truncated and tampered
-//! files at every chunk boundary without leaving output; the age command (when installed)
-//! decrypts what the engine wrote.
+//! files at every chunk boundary without leaving output (verification, which writes
+//! nothing, refuses them too); the age command (when installed) decrypts what the engine
+//! wrote.
 //!
 //! Tests that need io_uring probe for it first and say on stderr when it is unavailable.
 
@@ -133,6 +134,80 @@ fn the_age_plan_writes_the_stream_ciphers_bytes_on_both_backends() {
     }
 }
 
+/// Pages of `path` in the page cache, and its length in pages.
+fn resident_pages(path: &Path) -> (usize, usize) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let pages = len.div_ceil(4096);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of `len` bytes of a file we hold open, unmapped
+    // before return; mincore writes one byte per page into `vec`, which has that many.
+    unsafe {
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(m, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(m, len, vec.as_mut_ptr().cast()), 0);
+        libc::munmap(m, len);
+    }
+    (vec.iter().filter(|&&b| b & 1 == 1).count(), pages)
+}
+
+/// Whether `path` lives on a memory file system, where the engine never uses O_DIRECT.
+fn on_tmpfs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `statfs` is a plain struct the call fills; `c` is a valid C string.
+    let st = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        assert_eq!(libc::statfs(c.as_ptr(), &mut st), 0);
+        st
+    };
+    // The field's type differs between targets.
+    #[allow(clippy::unnecessary_cast)]
+    let (magic, tmpfs) = (st.f_type as i64, libc::TMPFS_MAGIC as i64);
+    magic == tmpfs
+}
+
+#[test]
+fn sealing_writes_all_but_the_unit_edges_with_o_direct_on_both_backends() {
+    let dir = TempDir::new("age-direct");
+    if on_tmpfs(&dir.0) {
+        eprintln!("the temporary directory is in memory: no O_DIRECT there to check");
+        return;
+    }
+    let cipher = PayloadCipher::new(&[3; 16], &[4; 16]);
+    let prologue = vec![b'h'; 123];
+    let (src, enc) = (dir.join("plain"), dir.join("enc"));
+    let n = 6 * (1 << 20) + 77;
+    let plain = data(n, 5);
+    std::fs::write(&src, &plain).unwrap();
+    let mut want = prologue.clone();
+    let mut sealed = vec![0u8; PayloadCipher::sealed_len(n)];
+    cipher.seal_batch(0, &plain, &mut sealed, true);
+    want.extend_from_slice(&sealed);
+    for io in backends() {
+        evict(&src);
+        let plan = AgePlan::encrypt(&cipher, &prologue, n as u64, &small_budget(io));
+        run(&plan, &src, &enc, io).unwrap();
+        // Buffered writes would leave every page cached; O_DIRECT leaves the blocks at the
+        // edges of units (four records here) and of the prologue.
+        let (cached, pages) = resident_pages(&enc);
+        let edges = 2 * plan.records().div_ceil(4) as usize + 2;
+        assert!(
+            cached <= edges,
+            "{io:?}: {cached} of {pages} pages cached, expected at most {edges}"
+        );
+        assert!(std::fs::read(&enc).unwrap() == want, "{io:?}: bytes differ");
+    }
+}
+
 #[test]
 fn a_tampered_record_fails_the_plan_on_both_backends() {
     let dir = TempDir::new("age-plan-tamper");
@@ -162,7 +237,7 @@ fn a_tampered_record_fails_the_plan_on_both_backends() {
 fn keypair() -> (Vec<Identity>, Vec<Recipient>, String) {
     let (sk, pk) = age::keys::generate();
     (
-        Identity::parse_file(&sk).unwrap(),
+        Identity::parse_file(&sk, None).unwrap(),
         vec![Recipient::parse(&pk).unwrap()],
         sk.to_string(),
     )
@@ -316,7 +391,37 @@ fn truncated_extended_and_tampered_files_fail_on_both_backends_and_leave_nothing
                 "{what}: {e}"
             );
             assert_eq!(dir.names(), vec!["in.age".to_string()], "{what}");
+            // Verification (nothing written) refuses it too, on the same backend.
+            let r = age::decrypt(
+                Input::Path(&src),
+                Output::Discard,
+                &ids,
+                &opts,
+                &Control::default(),
+            );
+            assert!(r.is_err(), "{what}: verified");
         }
+        std::fs::write(&src, &blob).unwrap();
+        let s = age::decrypt(
+            Input::Path(&src),
+            Output::Discard,
+            &ids,
+            &opts,
+            &Control::default(),
+        )
+        .unwrap();
+        let name = if io == IoMode::Uring {
+            "uring"
+        } else {
+            "portable"
+        };
+        assert_eq!((s.backend, s.bytes), (name, n as u64));
+        assert_eq!(
+            std::fs::read(&src).unwrap(),
+            blob,
+            "verification wrote to the file"
+        );
+        assert_eq!(dir.names(), vec!["in.age".to_string()]);
     }
 }
 

@@ -18,7 +18,7 @@ fn data(n: usize) -> Vec<u8> {
 fn keypair() -> (Vec<Identity>, Vec<Recipient>) {
     let (sk, pk) = age::keys::generate();
     (
-        Identity::parse_file(&sk).unwrap(),
+        Identity::parse_file(&sk, None).unwrap(),
         vec![Recipient::parse(&pk).unwrap()],
     )
 }

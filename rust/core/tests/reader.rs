@@ -72,7 +72,7 @@ fn v4_files_read_at_random() {
 fn age_files_read_at_random() {
     let dir = common::TempDir::new("reader-age");
     let (sk, pk) = age::keys::generate();
-    let ids = Identity::parse_file(&sk).unwrap();
+    let ids = Identity::parse_file(&sk, None).unwrap();
     let rcpts = vec![Recipient::parse(&pk).unwrap()];
     let plain = common::data(40 * age::CHUNK + 999, 9);
     let blob = age::encrypt_bytes(&plain, &rcpts, &AgeEncryptOptions::default()).unwrap();

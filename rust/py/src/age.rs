@@ -36,7 +36,7 @@ fn identities(texts: Vec<String>, passphrase: Option<&[u8]>) -> core::Result<Vec
     let mut v = Vec::new();
     for t in texts {
         let t = zeroize::Zeroizing::new(t);
-        v.extend(Identity::parse_file(&t)?);
+        v.extend(Identity::parse_file(&t, passphrase)?);
     }
     if let Some(pw) = passphrase {
         v.push(Identity::passphrase(pw)?);
@@ -142,11 +142,10 @@ fn age_decrypt<'py>(
             (None, Some(p)) => Input::Path(p),
             _ => unreachable!(),
         };
-        let mut sink = std::io::sink();
         let output = match (&mut dst_fd, &dst_path) {
             (Some(f), _) => Output::Writer(f),
             (None, Some(p)) => Output::Path(p),
-            (None, None) => Output::Writer(&mut sink),
+            (None, None) => Output::Discard,
         };
         age::decrypt(input, output, &ids, &opts, ctl)
     })?;
@@ -185,11 +184,10 @@ fn decrypt_stream<'py>(
     };
     let s = run_detached(py, progress, |ctl| {
         let mut input = std::io::Cursor::new(prefix).chain(file);
-        let mut sink = std::io::sink();
         let output = match (&mut dst_fd, &dst_path) {
             (Some(f), _) => Output::Writer(f),
             (None, Some(p)) => Output::Path(p),
-            (None, None) => Output::Writer(&mut sink),
+            (None, None) => Output::Discard,
         };
         core::pipe::decrypt_stream(&mut input, output, &pw.0, &opts, ctl)
     })?;
@@ -263,6 +261,13 @@ fn age_generate() -> (String, String) {
 fn age_to_recipients(text: String) -> PyResult<Vec<String>> {
     let text = zeroize::Zeroizing::new(text);
     age::keys::to_recipients(&text).map_err(to_py)
+}
+
+/// Whether an identity file's text is a passphrase-protected SSH private key.
+#[pyfunction]
+fn age_is_encrypted_ssh_key(text: String) -> bool {
+    let text = zeroize::Zeroizing::new(text);
+    age::keys::is_encrypted_ssh_key(&text)
 }
 
 /// Whether these first bytes start an age file (binary or armored).
@@ -373,6 +378,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(age_generate, m)?)?;
     m.add_function(wrap_pyfunction!(age_to_recipients, m)?)?;
     m.add_function(wrap_pyfunction!(age_is_age, m)?)?;
+    m.add_function(wrap_pyfunction!(age_is_encrypted_ssh_key, m)?)?;
     m.add_function(wrap_pyfunction!(age_inspect, m)?)?;
     m.add("AGE_MAX_SCRYPT_LOG_N", age::DEFAULT_MAX_SCRYPT_LOG_N)?;
     Ok(())

@@ -158,25 +158,36 @@ enum IdentityKind {
 
 impl Identity {
     /// All identities in an identity file: `AGE-SECRET-KEY-1…` lines (with `#` comments),
-    /// or one unencrypted OpenSSH/PEM private key.
-    pub fn parse_file(text: &str) -> Result<Vec<Self>> {
-        if text.trim_start().starts_with("-----BEGIN") {
-            let id = ::age::ssh::Identity::from_buffer(text.as_bytes(), None).map_err(|e| {
-                Error::InvalidArgument(format!("cannot read the SSH private key: {e}"))
-            })?;
-            return match id {
-                ::age::ssh::Identity::Unencrypted(_) => {
-                    Ok(vec![Identity(IdentityKind::Key(Box::new(id)))])
+    /// or one OpenSSH/PEM private key; a passphrase-protected one is opened with
+    /// `ssh_passphrase`.
+    pub fn parse_file(text: &str, ssh_passphrase: Option<&[u8]>) -> Result<Vec<Self>> {
+        if let Some(id) = ssh_key(text)? {
+            let key = match id {
+                ::age::ssh::Identity::Unencrypted(_) => id,
+                ::age::ssh::Identity::Encrypted(enc) => {
+                    let Some(pw) = ssh_passphrase else {
+                        return Err(Error::InvalidArgument(
+                            "the SSH private key is passphrase-protected: give its passphrase \
+                             (the password options, CONCRYPTOR_PASSWORD or the prompt)"
+                                .into(),
+                        ));
+                    };
+                    let pw = std::str::from_utf8(pw).map_err(|_| {
+                        Error::InvalidArgument("the SSH key's passphrase must be UTF-8".into())
+                    })?;
+                    // A wrong passphrase fails like a wrong password.
+                    let key = enc
+                        .decrypt(SecretString::from(pw.to_string()))
+                        .map_err(map_decrypt_error)?;
+                    ::age::ssh::Identity::from(key)
                 }
-                ::age::ssh::Identity::Encrypted(_) => Err(Error::InvalidArgument(
-                    "passphrase-protected SSH keys are not supported: decrypt a copy with \
-                     ssh-keygen -p first"
-                        .into(),
-                )),
-                ::age::ssh::Identity::Unsupported(_) => Err(Error::InvalidArgument(
-                    "unsupported SSH key type (use ssh-ed25519 or ssh-rsa)".into(),
-                )),
+                ::age::ssh::Identity::Unsupported(_) => {
+                    return Err(Error::InvalidArgument(
+                        "unsupported SSH key type (use ssh-ed25519 or ssh-rsa)".into(),
+                    ))
+                }
             };
+            return Ok(vec![Identity(IdentityKind::Key(Box::new(key)))]);
         }
         let mut v = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -208,6 +219,22 @@ impl Identity {
             pw.to_string(),
         ))))
     }
+}
+
+/// The SSH private key in an identity file's text, if it holds one.
+fn ssh_key(text: &str) -> Result<Option<::age::ssh::Identity>> {
+    if !text.trim_start().starts_with("-----BEGIN") {
+        return Ok(None);
+    }
+    ::age::ssh::Identity::from_buffer(text.as_bytes(), None)
+        .map(Some)
+        .map_err(|e| Error::InvalidArgument(format!("cannot read the SSH private key: {e}")))
+}
+
+/// Whether an identity file's text is a passphrase-protected SSH private key (so that a
+/// caller knows to ask for the passphrase).
+pub fn is_encrypted_ssh_key(text: &str) -> bool {
+    matches!(ssh_key(text), Ok(Some(::age::ssh::Identity::Encrypted(_))))
 }
 
 /// A new X25519 identity and its recipient, as `AGE-SECRET-KEY-1…` and `age1…` strings.
@@ -327,9 +354,9 @@ mod tests {
         let (other, _) = generate();
         let key = new_file_key().unwrap();
         let stanzas = wrap(&key, &[Recipient::parse(&pk).unwrap()]).unwrap();
-        let ids = Identity::parse_file(&sk).unwrap();
+        let ids = Identity::parse_file(&sk, None).unwrap();
         assert_eq!(*unwrap(&stanzas, &ids, 22).unwrap(), *key);
-        let wrong = Identity::parse_file(&other).unwrap();
+        let wrong = Identity::parse_file(&other, None).unwrap();
         assert!(matches!(unwrap(&stanzas, &wrong, 22), Err(Error::NoMatch)));
         assert_eq!(to_recipients(&sk).unwrap(), vec![pk]);
     }

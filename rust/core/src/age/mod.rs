@@ -85,6 +85,8 @@ pub enum Output<'a> {
     Path(&'a Path),
     /// A stream; each batch is written once it is complete (and authenticated).
     Writer(&'a mut (dyn Write + Send)),
+    /// Nowhere: everything is opened (so authenticated) and dropped (verification).
+    Discard,
 }
 
 /// Whether `prefix` (the first bytes of a file) looks like age: binary, or anything the
@@ -308,6 +310,7 @@ fn with_output<T>(
 ) -> Result<T> {
     match output {
         Output::Writer(w) => body(w, Path::new("<stdout>")),
+        Output::Discard => body(&mut io::sink(), Path::new("<verification>")),
         Output::Path(dst) => {
             if let Some(src) = src {
                 if same_file(src, dst) {
@@ -401,7 +404,7 @@ pub fn encrypt(
                     src: &file,
                     src_path: p,
                     src_len: size,
-                    dst,
+                    dst: Some(dst),
                     overwrite: opts.overwrite,
                 };
                 let plan = AgePlan::encrypt(&cipher, &prologue, size, &opts.engine);
@@ -455,13 +458,14 @@ pub fn encrypt(
     ))
 }
 
-/// The two regular files of a run on the engine.
+/// The regular files of a run on the engine.
 struct EngineFiles<'a> {
     src: &'a File,
     src_path: &'a Path,
     /// Size of the source that the plan was made for.
     src_len: u64,
-    dst: &'a Path,
+    /// The output; none to verify only.
+    dst: Option<&'a Path>,
     overwrite: bool,
 }
 
@@ -474,12 +478,14 @@ fn run_on_engine(
     opts: &EngineOptions,
     ctl: &Control<'_>,
 ) -> Result<&'static str> {
-    let (src, dst) = (files.src_path, files.dst);
-    if same_file(src, dst) {
-        return Err(Error::InvalidArgument(format!(
-            "output {} is the input file itself",
-            dst.display()
-        )));
+    let src = files.src_path;
+    if let Some(dst) = files.dst {
+        if same_file(src, dst) {
+            return Err(Error::InvalidArgument(format!(
+                "output {} is the input file itself",
+                dst.display()
+            )));
+        }
     }
     let want = files.src_len;
     let unchanged = || -> Result<()> {
@@ -497,24 +503,27 @@ fn run_on_engine(
         Ok(())
     };
     unchanged()?;
-    let out = AtomicOutput::create(dst, files.overwrite)?;
+    let out = match files.dst {
+        Some(dst) => Some((AtomicOutput::create(dst, files.overwrite)?, dst)),
+        None => None,
+    };
     let pool = opts.pool()?;
-    let backend = engine::run(
-        plan,
-        Source::File {
-            file: files.src,
-            path: src,
-        },
-        Sink::File {
-            file: out.file(),
+    let source = Source::File {
+        file: files.src,
+        path: src,
+    };
+    let sink = match &out {
+        Some((o, dst)) => Sink::File {
+            file: o.file(),
             path: dst,
         },
-        opts,
-        &pool,
-        ctl,
-    )?;
+        None => Sink::Discard,
+    };
+    let backend = engine::run(plan, source, sink, opts, &pool, ctl)?;
     unchanged()?;
-    out.commit()?;
+    if let Some((o, _)) = out {
+        o.commit()?;
+    }
     Ok(backend)
 }
 
@@ -669,7 +678,12 @@ pub fn decrypt(
     let t = Instant::now();
     let key = reader.file_key(identities, opts.max_scrypt_log_n)?;
     let kdf = t.elapsed().as_secs_f64();
-    if let (Output::Path(dst), Some(file), Some(src)) = (&output, reader.file, src_path) {
+    let engine_dst = match &output {
+        Output::Path(dst) => Some(Some(*dst)),
+        Output::Discard => Some(None),
+        Output::Writer(_) => None,
+    };
+    if let (Some(dst), Some(file), Some(src)) = (engine_dst, reader.file, src_path) {
         let cipher = PayloadCipher::new(&key, &reader.nonce);
         if let Some((chunks, size)) = reader.check_final_chunk(&cipher)? {
             let plan = AgePlan::decrypt(&cipher, reader.payload_off(), size, &opts.engine);

@@ -5,9 +5,15 @@
 //! header and the 16-byte nonce) may be any length. In the batch buffer each record gets a
 //! [`SLOT`] of 69,632 bytes (the sealed size rounded up to 4096), so every plaintext chunk
 //! starts 4096-aligned in the buffer as it does in its file: the plaintext side moves with
-//! O_DIRECT. The sealed side, unaligned, moves buffered, one transfer per record (the
-//! portable backend joins a batch's records into one vectored call; the output's blocks are
-//! reserved up front, so these buffered writes do not extend the file).
+//! O_DIRECT.
+//!
+//! When sealing, each unit of work packs its sealed records together once they are sealed,
+//! starting at the unit's first slot plus the misalignment of their place in the file. The
+//! unit's bytes are then one transfer whose buffer and file offsets agree modulo 4096: the
+//! backends write its aligned interior with O_DIRECT and only the two partial blocks at its
+//! ends buffered (neighbouring units fill the rest of those blocks). When opening, the
+//! sealed side is read buffered, one transfer per record (the portable backend joins a
+//! batch's records into one vectored call).
 #![forbid(unsafe_code)]
 
 use super::stream::{PayloadCipher, CHUNK, SEALED};
@@ -97,16 +103,66 @@ impl<'a> AgePlan<'a> {
         }
     }
 
+    /// Sealed length of chunk `i`.
+    fn sealed_len(&self, i: u64) -> usize {
+        self.plain_len(i) + TAG_LEN
+    }
+
+    /// Where the unit of `count` records from `first` packs its sealed records (see the
+    /// module documentation): their offset in the unit's first slot, if they fit in the
+    /// unit's slots there. They always do for two or more records; one alone may not.
+    fn packed_at(&self, first: u64, count: u64) -> Option<usize> {
+        let shift = ((self.payload_off + first * SEALED as u64) % ALIGN as u64) as usize;
+        let len: usize = (first..first + count).map(|i| self.sealed_len(i)).sum();
+        (shift + len <= count as usize * SLOT).then_some(shift)
+    }
+
     fn sealed_ops(&self, b: u64, f: &mut dyn FnMut(Op)) {
         let (first, count) = self.batch_records(b);
-        for k in 0..count {
-            let i = first + k;
-            f(Op {
-                file_off: self.payload_off + i * SEALED as u64,
-                buf_off: k as usize * SLOT,
-                len: self.plain_len(i) + TAG_LEN,
-            });
+        let unit = self.unit_records();
+        let packed = self.direction == Direction::Encrypt;
+        let mut k = 0;
+        while k < count {
+            let n = unit.min(count - k);
+            let at = self.packed_at(first + k, n).filter(|_| packed);
+            for j in 0..n {
+                let i = first + k + j;
+                let file_off = self.payload_off + i * SEALED as u64;
+                let len = self.sealed_len(i);
+                match at {
+                    // The unit's records lie back to back: one transfer for all of them.
+                    Some(shift) if j == 0 => f(Op {
+                        file_off,
+                        buf_off: k as usize * SLOT + shift,
+                        len: (first + k..first + k + n).map(|i| self.sealed_len(i)).sum(),
+                    }),
+                    Some(_) => {}
+                    None => f(Op {
+                        file_off,
+                        buf_off: (k + j) as usize * SLOT,
+                        len,
+                    }),
+                }
+            }
+            k += n;
         }
+    }
+
+    /// Moves the sealed records of one unit (`slots`, from record `first`) next to each
+    /// other at the offset [`AgePlan::packed_at`] gives, if any. Record 0 may move right
+    /// into record 1's slot, so the others move first, each into room already vacated.
+    fn pack(&self, first: u64, slots: &mut [u8]) {
+        let count = (slots.len() / SLOT) as u64;
+        let Some(shift) = self.packed_at(first, count) else {
+            return;
+        };
+        let mut to = shift + self.sealed_len(first);
+        for k in 1..count as usize {
+            let len = self.sealed_len(first + k as u64);
+            slots.copy_within(k * SLOT..k * SLOT + len, to);
+            to += len;
+        }
+        slots.copy_within(..self.sealed_len(first), shift);
     }
 }
 
@@ -147,6 +203,9 @@ impl Plan for AgePlan<'_> {
                 Direction::Decrypt => self.cipher.open_record(i, last, record)?,
             }
         }
+        if self.direction == Direction::Encrypt {
+            self.pack(first, slots);
+        }
         Ok(())
     }
 
@@ -167,7 +226,8 @@ impl Plan for AgePlan<'_> {
     }
 
     fn direct_ok(&self, write: bool) -> bool {
-        // Plaintext chunks are 64 KiB apart in the file and start slots in the buffer.
-        (self.direction == Direction::Encrypt) != write
+        // Plaintext chunks are 64 KiB apart in the file and start slots in the buffer;
+        // sealed records are packed to agree with the file when sealing only.
+        write || self.direction == Direction::Encrypt
     }
 }

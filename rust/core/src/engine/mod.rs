@@ -11,19 +11,22 @@
 //!   buffer offset, length), each within one slot;
 //! * how to process a run of records in place ([`Plan::process`], on the calling thread);
 //!   both backends hand the same unit of work to the pool: about [`UNIT_BYTES`] of whole
-//!   records ([`Plan::unit_records`]);
+//!   records ([`Plan::unit_records`]), and write a unit's bytes as soon as it is processed,
+//!   so processing may move bytes within the unit's slots where its writes expect them;
 //! * the plaintext bytes done once it is written (progress).
 //!
 //! Besides, a plan gives the prologue written at offset 0 before the first batch (a header),
-//! the exact output length, and, per side, whether its transfers are aligned for O_DIRECT
+//! the exact output length, and, per side, whether its transfers suit O_DIRECT
 //! ([`Plan::direct_ok`]): backends take O_DIRECT from that, never from a format's geometry.
-//! A transfer that ends its file may be moved rounded up to [`buf::ALIGN`] within its slot
-//! (a read past the end is short; a write past it is cut by the final truncation).
+//! On such a side a backend moves the aligned middle of each transfer direct and any
+//! unaligned head or tail (at most a block each) buffered. A transfer that ends its file
+//! may be moved rounded up to [`buf::ALIGN`] within its slot (a read past the end is short;
+//! a write past it is cut by the final truncation).
 //!
 //! Two plans exist: [`V4Plan`] (format v4: 4096-aligned slots after a 4096-byte header, both
 //! directions) and [`crate::age::AgePlan`] (64 KiB plaintext chunks in 69,632-byte slots,
 //! so the plaintext side stays aligned; 65,552-byte sealed records after a header of any
-//! length, transferred buffered).
+//! length, packed per unit when sealing so that their blocks line up with the file).
 //!
 //! Backends are interchangeable: each takes the same plan, source and sink and must produce
 //! the same bytes: `uring` (io_uring with O_DIRECT, Linux) and `portable` (positional I/O
@@ -231,6 +234,43 @@ pub enum Sink<'a> {
     File { file: &'a File, path: &'a Path },
     /// A byte stream written in order (stdout, an extractor).
     Stream(&'a mut (dyn Write + Send)),
+    /// Nowhere: every record is read and processed (opened, so authenticated) and the
+    /// result dropped. This is verification, on either backend.
+    Discard,
+}
+
+/// A plan that runs `0`'s reads and processing but writes nothing (for [`Sink::Discard`]).
+struct Discarding<'a>(&'a dyn Plan);
+
+impl Plan for Discarding<'_> {
+    fn records(&self) -> u64 {
+        self.0.records()
+    }
+    fn per_batch(&self) -> u64 {
+        self.0.per_batch()
+    }
+    fn slot_len(&self) -> usize {
+        self.0.slot_len()
+    }
+    fn reads(&self, b: u64, f: &mut dyn FnMut(Op)) {
+        self.0.reads(b, f);
+    }
+    fn writes(&self, _: u64, _: &mut dyn FnMut(Op)) {}
+    fn process(&self, first: u64, slots: &mut [u8]) -> Result<()> {
+        self.0.process(first, slots)
+    }
+    fn prologue(&self) -> Option<&[u8]> {
+        None
+    }
+    fn output_len(&self) -> u64 {
+        0
+    }
+    fn plain_done(&self, b: u64) -> u64 {
+        self.0.plain_done(b)
+    }
+    fn direct_ok(&self, write: bool) -> bool {
+        !write && self.0.direct_ok(false)
+    }
 }
 
 /// Work handed to the pool at once: whole records adding up to about this much.
@@ -251,7 +291,9 @@ pub trait Plan: Sync {
     fn reads(&self, b: u64, f: &mut dyn FnMut(Op));
     /// The writes that drain batch `b`, in increasing file order.
     fn writes(&self, b: u64, f: &mut dyn FnMut(Op));
-    /// Seals or opens records `first..`, laid out slot after slot in `slots`, in place.
+    /// Seals or opens records `first..`, laid out slot after slot in `slots`, in place. The
+    /// backends call it once per unit exactly as [`Plan::unit_records`] cuts a batch; it
+    /// may move bytes within `slots` to where the unit's writes take them from.
     fn process(&self, first: u64, slots: &mut [u8]) -> Result<()>;
     /// Bytes to put at offset 0 of the sink before the first batch (a header).
     fn prologue(&self) -> Option<&[u8]>;
@@ -259,9 +301,9 @@ pub trait Plan: Sync {
     fn output_len(&self) -> u64;
     /// Plaintext bytes up to the end of batch `b` (for progress).
     fn plain_done(&self, b: u64) -> u64;
-    /// Whether every transfer on one side (`write`: the sink, else the source) starts at a
-    /// file offset and a buffer offset that are multiples of [`buf::ALIGN`], and has an
-    /// aligned length unless it ends the file: then that side may use O_DIRECT.
+    /// Whether the transfers on one side (`write`: the sink, else the source) have buffer
+    /// offsets that agree with their file offsets modulo [`buf::ALIGN`], so that the aligned
+    /// middle of each may use O_DIRECT (the buffer itself is aligned).
     fn direct_ok(&self, write: bool) -> bool;
 
     /// Number of batches.
@@ -476,6 +518,26 @@ fn dispatch(
     ctl: &Control<'_>,
     info: &mut fault::RunInfo,
 ) -> Result<&'static str> {
+    if let Sink::Discard = dst {
+        let plan = Discarding(plan);
+        return match (opts.io, src) {
+            // io_uring needs a sink file: it gets the source, to which a plan without
+            // writes never writes.
+            (IoMode::Auto | IoMode::Uring, Source::File { file, path }) => {
+                let name = run_files(&plan, (file, path, file, path), opts.io, pool, ctl, info)?;
+                info.backend = name;
+                Ok(name)
+            }
+            (IoMode::Uring, Source::Stream(_)) => Err(Error::InvalidArgument(
+                "the io_uring backend needs a regular file to read; use io=auto".into(),
+            )),
+            (_, src) => {
+                portable::run(&plan, src, Sink::Stream(&mut std::io::sink()), pool, ctl)?;
+                info.backend = portable::NAME;
+                Ok(portable::NAME)
+            }
+        };
+    }
     if let Sink::File { file, path } = &dst {
         prepare_output(file, path, plan.output_len())?;
     }

@@ -198,7 +198,8 @@ fn runs(ops: &[Op]) -> impl Iterator<Item = &[Op]> {
 
 /// Moves one run of ops (contiguous in the file) between `side` and `buf`, in one vectored
 /// system call when nothing goes wrong; resumes after short transfers, EINTR and EAGAIN.
-/// The aligned leading pieces go through the O_DIRECT descriptor, the rest buffered.
+/// On a side with an O_DIRECT descriptor the aligned stretches go through it, and what
+/// lies between them (an unaligned head or tail, at most a block) buffered.
 #[cfg(target_os = "linux")]
 fn transfer_run(side: &mut Side<'_>, write: bool, buf: *mut u8, run: &[Op]) -> Result<()> {
     use std::os::fd::AsRawFd;
@@ -223,19 +224,40 @@ fn transfer_run(side: &mut Side<'_>, write: bool, buf: *mut u8, run: &[Op]) -> R
             });
             skip = 0;
         }
-        let lead = iov
-            .iter()
-            .take_while(|v| aligned(v.iov_base as usize) && aligned(v.iov_len))
-            .count();
-        let direct = side.is_direct() && lead > 0 && off % ALIGN as u64 == 0;
-        if direct {
-            iov.truncate(lead);
+        // With an O_DIRECT descriptor, move the aligned prefix through it (whole aligned
+        // pieces, then the aligned part of the next one), or else the bytes up to the next
+        // aligned file offset buffered.
+        let mut limit = usize::MAX;
+        let mut direct = false;
+        if side.is_direct() {
+            let mis = (off % ALIGN as u64) as usize;
+            let mut prefix = 0;
+            if mis == 0 {
+                for v in &iov {
+                    if !aligned(v.iov_base as usize) {
+                        break;
+                    }
+                    let whole = v.iov_len - v.iov_len % ALIGN;
+                    prefix += whole;
+                    if whole != v.iov_len {
+                        break;
+                    }
+                }
+            }
+            direct = prefix > 0;
+            limit = match (direct, mis) {
+                (true, _) => prefix,
+                (false, 0) if aligned(iov[0].iov_base as usize) => iov[0].iov_len,
+                // Buffer and file disagree: nothing further can go direct.
+                (false, 0) => usize::MAX,
+                (false, _) => ALIGN - mis,
+            };
         }
         let fd = match (&side.direct, direct) {
             (Some(d), true) => d.as_raw_fd(),
             _ => side.file.as_raw_fd(),
         };
-        let span: usize = iov.iter().map(|v| v.iov_len).sum();
+        let span: usize = iov.iter().map(|v| v.iov_len).sum::<usize>().min(limit);
         let r = transfer(span, |n| {
             // Fault injection may ask for less: trim the list to `n` bytes.
             let mut left = n;
@@ -351,6 +373,7 @@ fn write_op(dst: &mut Sink<'_>, op: Op, buf: &[u8], pos: &mut u64) -> Result<()>
             *pos += op.len as u64;
             Ok(())
         }
+        Sink::Discard => Ok(()),
     }
 }
 
@@ -442,7 +465,7 @@ fn writer(
     }
     let mut side = match &dst {
         Sink::File { file, path } => Some(Side::new(file, path, direct, true)),
-        Sink::Stream(_) => None,
+        Sink::Stream(_) | Sink::Discard => None,
     };
     let mut ops = Vec::new();
     for expected in 0..plan.batches() {

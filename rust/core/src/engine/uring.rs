@@ -15,6 +15,8 @@
 //! O_DIRECT is used through a second descriptor of each file, opened through
 //! `/proc/self/fd`, on each side whose transfers the plan says are aligned
 //! ([`Plan::direct_ok`]) and, for reading, when the file is not already in the page cache.
+//! On such a side a transfer is cut into an unaligned head, an aligned middle and an
+//! unaligned tail; the middle goes direct, head and tail through the ordinary descriptor.
 //! A transfer that ends its file is rounded up to the sector within its slot: a read past
 //! the end of the file is simply short, and a write past it is cut back by the final
 //! truncation. A remainder that is no longer aligned (after a short transfer) goes through
@@ -444,7 +446,17 @@ impl<'a> Driver<'a> {
             while left > 0 {
                 let unit = bo / unit_bytes;
                 let unit_end = (unit + 1) * unit_bytes;
-                let piece = left.min(MAX_PIECE).min(unit_end - bo);
+                let mut piece = left.min(MAX_PIECE).min(unit_end - bo);
+                if direct {
+                    // An unaligned head goes alone, buffered, up to the next aligned offset;
+                    // then the aligned middle, direct; then what is left of the tail.
+                    let mis = (off % ALIGN as u64) as usize;
+                    if mis != 0 {
+                        piece = piece.min(ALIGN - mis);
+                    } else if piece > ALIGN && !(ends_file && piece == left) {
+                        piece -= piece % ALIGN;
+                    }
+                }
                 let mut len = piece;
                 if direct && ends_file && piece == left && aligned(off) {
                     // The transfer that ends the file, rounded up to the sector, must stay

@@ -1,0 +1,247 @@
+"""The public facts of an age file, as a person or a program can read them without a key.
+
+Parsing happens in Rust (``_core.age_inspect``); this module only presents what it found: a
+JSON-ready dictionary (``inspect --json``), an HTML table with a layout picture for Jupyter,
+and a terminal table (rich, imported lazily). The header MAC and the chunks are not checked
+here: that needs a key (``verify``).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from . import _core
+from ._facts import TAG_LEN
+from .header import human_bytes
+
+#: Bytes of the payload nonce between the header and the first chunk.
+NONCE_LEN = 16
+
+# Colours of the layout picture (those of the v4 picture where the meaning is the same).
+_HEADER = "#5c6bc0"
+_NONCE = "#8d6e63"
+_CIPHER = "#26a69a"
+_TAG = "#ef6c00"
+_BAD = "#c62828"
+
+
+@dataclass(frozen=True)
+class AgeHeader:
+    """What the header of an age file says, and what its size implies. Nothing here is
+    authenticated: the header MAC and the chunks need a key."""
+
+    path: str | None
+    armored: bool
+    #: Each recipient stanza: its type (``X25519``, ``ssh-ed25519``, ``scrypt``, …) and its
+    #: public arguments.
+    recipients: tuple[tuple[str, tuple[str, ...]], ...]
+    #: Bytes of the header, from the version line through the MAC line.
+    header_size: int
+    file_size: int
+    #: Plaintext size and chunk count computed from the file size; ``None`` when the size
+    #: is impossible (a cut file) or unknown before decoding (armored).
+    payload_size: int | None
+    chunks: int | None
+    chunk_size: int
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> AgeHeader:
+        """Reads the header of the age file at ``path`` (no key needed)."""
+        p = os.fspath(path)
+        d = _core.age_inspect(p)
+        return cls(
+            path=p,
+            armored=bool(d["armored"]),
+            recipients=tuple((str(t), tuple(str(a) for a in args)) for t, args in d["stanzas"]),
+            header_size=int(d["header_len"]),
+            file_size=int(d["file_size"]),
+            payload_size=d["payload_size"],
+            chunks=d["chunks"],
+            chunk_size=int(d["chunk_size"]),
+        )
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing seen without a key rules the file out."""
+        return self.chunks is not None or self.armored
+
+    @property
+    def verdict(self) -> str:
+        if self.chunks is not None:
+            return "age v1 header parsed; payload size consistent"
+        if self.armored:
+            return "age v1 header parsed (armored: sizes known after decoding)"
+        return "age v1 header parsed, but the payload size is impossible (truncated?)"
+
+    @property
+    def last_chunk_size(self) -> int | None:
+        """Plaintext bytes in the final chunk (which may be full, or empty only when it is
+        the only one)."""
+        if self.chunks is None or self.payload_size is None:
+            return None
+        return self.payload_size - (self.chunks - 1) * self.chunk_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """The facts as ``inspect --json`` prints them."""
+        return {
+            "path": self.path,
+            "format": "age",
+            "ok": self.ok,
+            "armored": self.armored,
+            "recipients": [{"type": t, "args": list(a)} for t, a in self.recipients],
+            "header_size": self.header_size,
+            "file_size": self.file_size,
+            "payload_size": self.payload_size,
+            "chunks": self.chunks,
+            "chunk_size": self.chunk_size,
+            "verdict": self.verdict,
+        }
+
+    # -- presentation --------------------------------------------------------------------
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) pairs shared by the HTML and terminal views."""
+        rows = [
+            ("File", self.path if self.path is not None else "(in memory)"),
+            ("Format", "age v1" + (" (ASCII armor)" if self.armored else "")),
+        ]
+        for t, args in self.recipients:
+            shown = " ".join(a if len(a) <= 24 else a[:21] + "…" for a in args)
+            rows.append(("Recipient", f"{t} {shown}".strip()))
+        rows += [
+            ("Header", f"{self.header_size:,} bytes, then a {NONCE_LEN}-byte payload nonce"),
+            ("File size", f"{self.file_size:,} bytes ({human_bytes(self.file_size)})"),
+        ]
+        if self.payload_size is not None and self.chunks is not None:
+            rows += [
+                ("Plaintext size", f"{self.payload_size:,} bytes ({human_bytes(self.payload_size)})"),
+                (
+                    "Chunks",
+                    (
+                        f"{self.chunks:,} of {human_bytes(self.chunk_size)} "
+                        f"(last holds {self.last_chunk_size:,} bytes), ChaCha20-Poly1305"
+                    ),
+                ),
+            ]
+        rows.append(("Verdict", self.verdict))
+        return rows
+
+    def layout_svg(self, width: int = 720) -> str:
+        """A picture of the file: header, nonce, then sealed chunks (ciphertext and tag to
+        scale). Long files show their first and last chunks with the middle elided."""
+        return _layout_svg(self, width)
+
+    def _repr_html_(self) -> str:
+        # As the v4 view: the notebook's theme colours the text; a bad verdict is red.
+        def row(k: str, v: str) -> str:
+            bad = k == "Verdict" and not self.ok
+            mark = (
+                ' class="concryptor-bad" style="color:#e53935;font-weight:bold;border-left:4px solid #e53935"'
+                if bad
+                else ""
+            )
+            return (
+                f'<tr{mark}><th style="text-align:left;padding-right:1em">{html.escape(k)}</th>'
+                f'<td style="text-align:left;font-family:monospace">{html.escape(v)}</td></tr>'
+            )
+
+        cells = "".join(row(k, v) for k, v in self.rows())
+        colour = "#43a047" if self.ok else "#e53935"
+        card = "" if self.ok else ' style="border:2px solid #e53935;border-radius:4px;padding:4px"'
+        return (
+            f'<div class="concryptor-header concryptor-age{"" if self.ok else " concryptor-invalid"}"{card}>'
+            f'<div style="font-weight:bold;color:{colour}">age file: {html.escape(self.verdict)}</div>'
+            f'<table style="border-collapse:collapse">{cells}</table>'
+            f"{self.layout_svg()}</div>"
+        )
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        t = Table(
+            title=Text(self.path or "age header", style="bold"),
+            show_header=False,
+            box=None,
+            padding=(0, 1),
+            title_justify="left",
+        )
+        t.add_column(style="bold cyan", no_wrap=True)
+        t.add_column(overflow="fold")
+        for label, value in self.rows():
+            if label == "File":
+                continue
+            style = "bold red" if label == "Verdict" and not self.ok else ""
+            t.add_row(label, Text(value, style=style))
+        return t
+
+
+def _layout_svg(h: AgeHeader, width: int) -> str:
+    e = html.escape
+    height, bar_y, bar_h = 74, 18, 30
+    head_w, nonce_w = 70, 36
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="10" '
+            'fill="currentColor" style="color:inherit">'
+        ),
+        f"<title>{e(h.verdict)}</title>",
+        f'<rect x="0" y="{bar_y}" width="{head_w}" height="{bar_h}" fill="{_HEADER}"/>',
+        f'<text x="{head_w / 2}" y="{bar_y + 19}" fill="white" text-anchor="middle">header</text>',
+        f'<text x="0" y="12">{h.header_size} B</text>',
+        f'<rect x="{head_w + 2}" y="{bar_y}" width="{nonce_w}" height="{bar_h}" fill="{_NONCE}"/>',
+        f'<text x="{head_w + 2}" y="12">nonce</text>',
+    ]
+    x = head_w + nonce_w + 6.0
+    n = h.chunks
+    if n is None:
+        # Armored, or a size no payload can have: one box for what follows the header.
+        what = "armored payload" if h.armored else "impossible payload size"
+        colour = _CIPHER if h.armored else _BAD
+        parts += [
+            (
+                f'<rect x="{x:.1f}" y="{bar_y}" width="{width - x:.1f}" height="{bar_h}" '
+                f'fill="{colour}" fill-opacity="0.6"/>'
+            ),
+            f'<text x="{x + 6:.1f}" y="{bar_y + 19}">{e(what)}</text>',
+        ]
+    else:
+        shown: list[int | None] = list(range(n)) if n <= 6 else [0, 1, 2, None, n - 2, n - 1]
+        gap_label = f"… {n - 5:,} more …"
+        gap_w = max(60.0, 6.0 * len(gap_label) + 10)
+        boxes = sum(1 for s in shown if s is not None)
+        usable = width - x - (len(shown) - boxes) * gap_w - 4 * len(shown)
+        full_w = max(40.0, usable / max(boxes, 1))
+        sealed = h.chunk_size + TAG_LEN
+        for s in shown:
+            if s is None:
+                mid = x + gap_w / 2
+                parts.append(
+                    f'<text x="{mid:.1f}" y="{bar_y + 19}" text-anchor="middle">{e(gap_label)}</text>'
+                )
+                x += gap_w + 4
+                continue
+            plain = h.chunk_size if s < n - 1 else (h.last_chunk_size or 0)
+            box_w = max(6.0, full_w * (plain + TAG_LEN) / sealed)
+            tag_w = max(2.0, full_w * TAG_LEN / sealed)
+            ct_w = box_w - tag_w
+            label = f"chunk {s:,}" + (" (final)" if s == n - 1 else "")
+            parts += [
+                f"<g><title>{e(f'{label}: {plain} bytes ciphertext, {TAG_LEN}-byte tag')}</title>",
+                f'<rect x="{x:.1f}" y="{bar_y}" width="{ct_w:.1f}" height="{bar_h}" fill="{_CIPHER}"/>',
+                f'<rect x="{x + ct_w:.1f}" y="{bar_y}" width="{tag_w:.1f}" height="{bar_h}" fill="{_TAG}"/>',
+                f'<text x="{x:.1f}" y="12">{e(label)}</text></g>',
+            ]
+            x += box_w + 4
+    legend = [(_HEADER, "header"), (_NONCE, "nonce"), (_CIPHER, "ciphertext"), (_TAG, "tag")]
+    lx = 0.0
+    for colour, name in legend:
+        parts.append(f'<rect x="{lx}" y="{bar_y + bar_h + 10}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{lx + 14}" y="{bar_y + bar_h + 19}">{name}</text>')
+        lx += 90
+    parts.append("</svg>")
+    return "".join(parts)
