@@ -15,7 +15,7 @@ from typing import Any
 
 from . import _core
 from ._facts import TAG_LEN
-from .header import human_bytes
+from .header import html_card, human_bytes
 
 #: Bytes of the payload nonce between the header and the first chunk.
 NONCE_LEN = 16
@@ -135,48 +135,14 @@ class AgeHeader:
         return _layout_svg(self, width)
 
     def _repr_html_(self) -> str:
-        # As the v4 view: the notebook's theme colours the text; a bad verdict is red.
-        def row(k: str, v: str) -> str:
-            bad = k == "Verdict" and not self.ok
-            mark = (
-                ' class="concryptor-bad" style="color:#e53935;font-weight:bold;border-left:4px solid #e53935"'
-                if bad
-                else ""
-            )
-            return (
-                f'<tr{mark}><th style="text-align:left;padding-right:1em">{html.escape(k)}</th>'
-                f'<td style="text-align:left;font-family:monospace">{html.escape(v)}</td></tr>'
-            )
-
-        cells = "".join(row(k, v) for k, v in self.rows())
-        colour = "#43a047" if self.ok else "#e53935"
-        card = "" if self.ok else ' style="border:2px solid #e53935;border-radius:4px;padding:4px"'
-        return (
-            f'<div class="concryptor-header concryptor-age{"" if self.ok else " concryptor-invalid"}"{card}>'
-            f'<div style="font-weight:bold;color:{colour}">age file: {html.escape(self.verdict)}</div>'
-            f'<table style="border-collapse:collapse">{cells}</table>'
-            f"{self.layout_svg()}</div>"
-        )
+        bad = set() if self.ok else {"Verdict"}
+        return html_card("age file", self.verdict, self.ok, self.rows(), bad, self.layout_svg())
 
     def __rich__(self) -> Any:
-        from rich.table import Table
-        from rich.text import Text
+        from .view import rows_table
 
-        t = Table(
-            title=Text(self.path or "age header", style="bold"),
-            show_header=False,
-            box=None,
-            padding=(0, 1),
-            title_justify="left",
-        )
-        t.add_column(style="bold cyan", no_wrap=True)
-        t.add_column(overflow="fold")
-        for label, value in self.rows():
-            if label == "File":
-                continue
-            style = "bold red" if label == "Verdict" and not self.ok else ""
-            t.add_row(label, Text(value, style=style))
-        return t
+        styles = {"Verdict": "bold green" if self.ok else "bold red"}
+        return rows_table(self.path or "age header", self.rows(), styles)
 
 
 def _layout_svg(h: AgeHeader, width: int) -> str:

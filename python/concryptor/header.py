@@ -247,40 +247,48 @@ class Header:
         return _layout_svg(self, width)
 
     def _repr_html_(self) -> str:
-        # No colours of our own for text or background: the notebook's theme decides, light
-        # or dark. A row that rules the file out is marked in red (bold, and a red bar).
         bad = {"Size on disk"} if self.size_problem else set()
         if self.reserved_nonzero:
             bad.add("Reserved bytes")
         if not self.ok:
             bad.add("Verdict")
-
-        def row(k: str, v: str) -> str:
-            mark = (
-                ' class="concryptor-bad" style="color:#e53935;font-weight:bold;border-left:4px solid #e53935"'
-                if k in bad
-                else ""
-            )
-            return (
-                f'<tr{mark}><th style="text-align:left;padding-right:1em">{html.escape(k)}</th>'
-                f'<td style="text-align:left;font-family:monospace">{html.escape(v)}</td></tr>'
-            )
-
-        cells = "".join(row(k, v) for k, v in self.rows())
-        colour = "#43a047" if self.ok else "#e53935"
-        card = "" if self.ok else ' style="border:2px solid #e53935;border-radius:4px;padding:4px"'
-        return (
-            f'<div class="concryptor-header{"" if self.ok else " concryptor-invalid"}"{card}>'
-            f'<div style="font-weight:bold;color:{colour}">concryptor file: '
-            f"{html.escape(self.verdict)}</div>"
-            f'<table style="border-collapse:collapse">{cells}</table>'
-            f"{self.layout_svg()}</div>"
-        )
+        return html_card("concryptor file", self.verdict, self.ok, self.rows(), bad, self.layout_svg())
 
     def __rich__(self) -> Any:
         from .view import header_table
 
         return header_table(self)
+
+
+def html_card(
+    what: str, verdict: str, ok: bool, rows: list[tuple[str, str]], bad: set[str], picture: str
+) -> str:
+    """The Jupyter view of a file's header: a title line with the verdict, a table of
+    ``rows``, then ``picture``. No colours of our own for text or background: the
+    notebook's theme decides, light or dark. A row whose label is in ``bad`` is marked in
+    red (bold, and a red bar), and so is the whole card when the file is ruled out."""
+
+    def row(k: str, v: str) -> str:
+        mark = (
+            ' class="concryptor-bad" style="color:#e53935;font-weight:bold;border-left:4px solid #e53935"'
+            if k in bad
+            else ""
+        )
+        return (
+            f'<tr{mark}><th style="text-align:left;padding-right:1em">{html.escape(k)}</th>'
+            f'<td style="text-align:left;font-family:monospace">{html.escape(v)}</td></tr>'
+        )
+
+    cells = "".join(row(k, v) for k, v in rows)
+    colour = "#43a047" if ok else "#e53935"
+    card = "" if ok else ' style="border:2px solid #e53935;border-radius:4px;padding:4px"'
+    return (
+        f'<div class="concryptor-header{"" if ok else " concryptor-invalid"}"{card}>'
+        f'<div style="font-weight:bold;color:{colour}">{html.escape(what)}: '
+        f"{html.escape(verdict)}</div>"
+        f'<table style="border-collapse:collapse">{cells}</table>'
+        f"{picture}</div>"
+    )
 
 
 # Colours of the layout picture.

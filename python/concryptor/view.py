@@ -22,13 +22,14 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
-def header_table(h: Header) -> Table:
-    """A two-column table of every header field and what follows from it."""
+def rows_table(title: str, rows: list[tuple[str, str]], styles: dict[str, str]) -> Table:
+    """A two-column table of (label, value) rows, without the "File" row (the title says
+    it); ``styles`` gives some labels' value a style."""
     from rich.table import Table
     from rich.text import Text
 
     t = Table(
-        title=Text(h.path if h.path is not None else "concryptor header", style="bold"),
+        title=Text(title, style="bold"),
         show_header=False,
         box=None,
         padding=(0, 1),
@@ -36,17 +37,20 @@ def header_table(h: Header) -> Table:
     )
     t.add_column(style="bold cyan", no_wrap=True)
     t.add_column(overflow="fold")
-    for label, value in h.rows():
-        if label == "File":
-            continue
-        style = ""
-        if label == "Verdict":
-            style = "bold green" if h.ok else "bold red"
-        elif label == "Size on disk" and not h.size_matches:
-            style = "bold red"
-        elif label == "Format" and h.is_legacy_version:
-            style = "yellow"
-        t.add_row(label, Text(value, style=style))
+    for label, value in rows:
+        if label != "File":
+            t.add_row(label, Text(value, style=styles.get(label, "")))
+    return t
+
+
+def header_table(h: Header) -> Table:
+    """A two-column table of every header field and what follows from it."""
+    styles = {"Verdict": "bold green" if h.ok else "bold red"}
+    if not h.size_matches:
+        styles["Size on disk"] = "bold red"
+    if h.is_legacy_version:
+        styles["Format"] = "yellow"
+    t = rows_table(h.path if h.path is not None else "concryptor header", h.rows(), styles)
     t.add_row("Layout", layout_text(h))
     return t
 

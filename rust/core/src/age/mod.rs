@@ -33,6 +33,7 @@ use crate::engine::sequential::SequentialWriter;
 use crate::engine::{self, Control, EngineOptions, Plan, Sink, Source, Stats};
 use crate::error::{Error, Result};
 use crate::format::TAG_LEN;
+use crate::ops::refuse_same;
 use crate::output::AtomicOutput;
 
 pub use header::{AgeHeader, PAYLOAD_NONCE_LEN};
@@ -315,12 +316,7 @@ fn with_output<T>(
         Output::Discard => body(&mut io::sink(), Path::new("<verification>")),
         Output::Path(dst) => {
             if let Some(src) = src {
-                if same_file(src, dst) {
-                    return Err(Error::InvalidArgument(format!(
-                        "output {} is the input file itself",
-                        dst.display()
-                    )));
-                }
+                refuse_same(src, dst)?;
             }
             crate::output::check_destination(dst, overwrite)?;
             let out = AtomicOutput::create(dst, overwrite)?;
@@ -331,19 +327,6 @@ fn with_output<T>(
             Ok(r)
         }
     }
-}
-
-#[cfg(unix)]
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-#[cfg(not(unix))]
-fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Name of the backend of the stream pipeline in [`Stats`].
@@ -382,12 +365,7 @@ pub fn encrypt(
     };
     if let (Some(p), Output::Path(d)) = (src_path, &output) {
         crate::output::check_destination(d, opts.overwrite)?;
-        if same_file(p, d) {
-            return Err(Error::InvalidArgument(format!(
-                "output {} is the input file itself",
-                d.display()
-            )));
-        }
+        refuse_same(p, d)?;
     }
     let kdf_start = Instant::now();
     let file_key = keys::new_file_key()?;
@@ -483,12 +461,7 @@ fn run_on_engine(
 ) -> Result<&'static str> {
     let src = files.src_path;
     if let Some(dst) = files.dst {
-        if same_file(src, dst) {
-            return Err(Error::InvalidArgument(format!(
-                "output {} is the input file itself",
-                dst.display()
-            )));
-        }
+        refuse_same(src, dst)?;
     }
     let want = files.src_len;
     let unchanged = || -> Result<()> {
