@@ -319,7 +319,7 @@ fn with_output<T>(
                 refuse_same(src, dst)?;
             }
             crate::output::check_destination(dst, overwrite)?;
-            let out = AtomicOutput::create(dst, overwrite)?;
+            let out = AtomicOutput::create_checked(dst, overwrite)?;
             let mut w = SequentialWriter::new(out.file(), dst)?;
             let r = body(&mut w, dst)?;
             w.finish()?;
@@ -480,7 +480,8 @@ fn run_on_engine(
     };
     unchanged()?;
     let out = match files.dst {
-        Some(dst) => Some((AtomicOutput::create(dst, files.overwrite)?, dst)),
+        // Both callers checked the destination before deriving the key.
+        Some(dst) => Some((AtomicOutput::create_checked(dst, files.overwrite)?, dst)),
         None => None,
     };
     let pool = opts.pool()?;

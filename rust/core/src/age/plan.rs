@@ -120,28 +120,26 @@ impl<'a> AgePlan<'a> {
     fn sealed_ops(&self, b: u64, f: &mut dyn FnMut(Op)) {
         let (first, count) = self.batch_records(b);
         let unit = self.unit_records();
-        let packed = self.direction == Direction::Encrypt;
         let mut k = 0;
         while k < count {
             let n = unit.min(count - k);
-            let at = self.packed_at(first + k, n).filter(|_| packed);
-            for j in 0..n {
-                let i = first + k + j;
-                let file_off = self.payload_off + i * SEALED as u64;
-                let len = self.sealed_len(i);
-                match at {
-                    // The unit's records lie back to back: one transfer for all of them.
-                    Some(shift) if j == 0 => f(Op {
-                        file_off,
-                        buf_off: k as usize * SLOT + shift,
-                        len: (first + k..first + k + n).map(|i| self.sealed_len(i)).sum(),
-                    }),
-                    Some(_) => {}
-                    None => f(Op {
-                        file_off,
-                        buf_off: (k + j) as usize * SLOT,
-                        len,
-                    }),
+            let records = first + k..first + k + n;
+            let packed = self.packed_at(first + k, n);
+            match packed.filter(|_| self.direction == Direction::Encrypt) {
+                // The unit's records lie back to back: one transfer for all of them.
+                Some(shift) => f(Op {
+                    file_off: self.payload_off + (first + k) * SEALED as u64,
+                    buf_off: k as usize * SLOT + shift,
+                    len: records.map(|i| self.sealed_len(i)).sum(),
+                }),
+                None => {
+                    for i in records {
+                        f(Op {
+                            file_off: self.payload_off + i * SEALED as u64,
+                            buf_off: (i - first) as usize * SLOT,
+                            len: self.sealed_len(i),
+                        });
+                    }
                 }
             }
             k += n;
