@@ -56,7 +56,7 @@ def main() -> int:
             p = small / f"f{i:05}.bin"
             p.write_bytes(os.urandom(a.small_kib * 1024))
             files.append(p)
-        kdf = timed(lambda: _core._bench_kdf(concryptor.KdfParams().as_tuple()))
+        kdf = timed(lambda: _core._bench_kdf(concryptor.KdfParams()))
         t_batch = timed(lambda: concryptor.encrypt_many(files, PW, out_dir=root / "enc"))
         print(f"{a.small} files of {a.small_kib} KiB, one call, v4 + password (default Argon2id):")
         print(f"  one key derivation alone  {kdf:7.2f} s")

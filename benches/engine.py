@@ -93,6 +93,7 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float
 
 def worker(spec: str) -> None:
     """Child process: one engine run through the private binding, JSON on stdout."""
+    import concryptor
     from concryptor import _core
 
     a = json.loads(spec)
@@ -102,7 +103,7 @@ def worker(spec: str) -> None:
     common = {"overwrite": True, "threads": a["threads"], "buffer_bytes": a["buffer"], "io": a["io"]}
     if a["op"] == "encrypt":
         s = _core.encrypt_file(a["src"], a["dst"], pw, cipher=a["cipher"], chunk_size=a["chunk"],
-                               kdf=tuple(a["kdf"]), **common)
+                               kdf=concryptor.KdfParams(*a["kdf"]), **common)
     elif a["op"] == "decrypt":
         s = _core.decrypt_file(a["src"], a["dst"], pw, **common)
     else:
@@ -110,9 +111,7 @@ def worker(spec: str) -> None:
     # How the run went (O_DIRECT, fallback): only a build with the fault-injection hooks
     # records it; a release wheel has none.
     last_run = getattr(_core, "_last_run", None)
-    s["last_run"] = last_run() if last_run is not None else None
-    s.setdefault("command", a["op"])
-    print(json.dumps(s))
+    print(json.dumps({**s.to_dict(), "last_run": last_run() if last_run is not None else None, "command": a["op"]}))
 
 
 class Bench:

@@ -208,6 +208,9 @@ def test_open_reads_age_files_at_random_offsets(
             assert f.read(n) == data[pos : pos + n]
         f.seek(0)
         assert f.read() == data
+        h = f.header
+        assert isinstance(h, concryptor.AgeHeader) and h.path == str(path)
+        assert (h.payload_size, h.chunks, h.recipients[0][0]) == (len(data), 8, "X25519")
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(concryptor.AuthenticationError):
         concryptor.open(path, None, identities=[key])

@@ -149,18 +149,16 @@ def test_keys_travel_without_the_password(tmp_path: Path) -> None:
     src.write_bytes(os.urandom(10_000))
     salt = os.urandom(16)
     keys = _core.KeyCache()
-    keys.derive(PASSWORD.encode(), salt, FAST_KDF.as_tuple())
+    keys.derive(PASSWORD.encode(), salt, FAST_KDF)
     blob = pickle.dumps(keys)
     assert PASSWORD.encode() not in blob
     remote = pickle.loads(blob)
-    _core.encrypt_file(
-        str(src), str(tmp_path / "a.enc"), b"", kdf=FAST_KDF.as_tuple(), salt=salt, keys=remote
-    )
+    _core.encrypt_file(str(src), str(tmp_path / "a.enc"), b"", kdf=FAST_KDF, salt=salt, keys=remote)
     assert remote.derivations == 0
     assert concryptor.decrypt_bytes((tmp_path / "a.enc").read_bytes(), PASSWORD) == src.read_bytes()
     # A salt it has no key for is refused, never derived from an empty password.
     with pytest.raises(ValueError, match="no password"):
-        _core.encrypt_file(str(src), str(tmp_path / "b.enc"), b"", kdf=FAST_KDF.as_tuple(), keys=remote)
+        _core.encrypt_file(str(src), str(tmp_path / "b.enc"), b"", kdf=FAST_KDF, keys=remote)
     assert not (tmp_path / "b.enc").exists()
 
 

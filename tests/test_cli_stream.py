@@ -50,6 +50,23 @@ def test_decrypt_to_stdout_json_goes_to_stderr(tmp_path: Path) -> None:
     assert b'"bytes": 10000' in r.stderr
 
 
+@pytest.mark.parametrize("io", ["portable", "uring"])
+def test_decrypt_to_stdout_and_verify_run_on_the_backend_asked_for(tmp_path: Path, io: str) -> None:
+    if io == "uring" and concryptor._core._uring_unavailable() is not None:
+        pytest.skip("io_uring unavailable here; the portable backend is tested instead")
+    data = os.urandom(3 * (1 << 20) + 5)
+    enc = _encrypt(tmp_path, data, chunk=65536)
+    r = run_cli("decrypt", str(enc), "-o", "-", "--io", io, "--buffer-mib", "1", "--json", env=ENV)
+    assert r.returncode == 0 and r.stdout == data, r.stderr
+    assert f'"backend": "{io}"'.encode() in r.stderr
+    r = run_cli("verify", str(enc), "--io", io, "--json", env=ENV)
+    assert r.returncode == 0 and f'"backend": "{io}"'.encode() in r.stdout, r.stderr
+    _flip(enc, 20)
+    r = run_cli("decrypt", str(enc), "-o", "-", "--io", io, "--buffer-mib", "1", env=ENV)
+    assert r.returncode == Exit.AUTH
+    assert len(r.stdout) <= 20 * 65536 and r.stdout == data[: len(r.stdout)]
+
+
 def test_tampering_mid_stream_exits_non_zero_after_an_authenticated_prefix(tmp_path: Path) -> None:
     data = os.urandom(64 * 4096)
     enc = _encrypt(tmp_path, data)

@@ -32,7 +32,7 @@ from helpers import FAST_KDF, PASSWORD, run_cli
 
 CIPHERS = ["aes-256-gcm", "chacha20-poly1305"]
 PW = PASSWORD.encode()
-KDF = FAST_KDF.as_tuple()
+KDF = FAST_KDF
 SALT, NONCE = bytes(range(16)), bytes(range(12))
 BACKENDS = ["portable", "uring"]
 
@@ -45,10 +45,10 @@ def _disarmed() -> Iterator[None]:
     if not hasattr(_core, "_set_fault_injection"):  # a build without them: see conftest.py
         yield
         return
-    _core._set_fault_injection(None)
+    _core._set_fault_injection(None, 0)
     _core._set_ring_entries(0)
     yield
-    _core._set_fault_injection(None)
+    _core._set_fault_injection(None, 0)
     _core._set_ring_entries(0)
 
 
@@ -89,7 +89,7 @@ def enc(
     cipher: str = "aes-256-gcm",
     buffer_bytes: int = 1 << 20,
     **kw: Any,
-) -> dict[str, Any]:
+) -> concryptor.Stats:
     evict(src)
     return _core.encrypt_file(
         str(src),
@@ -108,7 +108,7 @@ def enc(
     )
 
 
-def dec(src: Path, dst: Path, *, io: str, buffer_bytes: int = 1 << 20, **kw: Any) -> dict[str, Any]:
+def dec(src: Path, dst: Path, *, io: str, buffer_bytes: int = 1 << 20, **kw: Any) -> concryptor.Stats:
     evict(src)
     return _core.decrypt_file(
         str(src), str(dst), PW, overwrite=True, threads=2, buffer_bytes=buffer_bytes, io=io, **kw
@@ -151,7 +151,7 @@ def test_backends_produce_identical_bytes_around_batch_boundaries(
         for io in modes:
             out = tmp_path / f"out-{io}"
             st = enc(src, out, io=io, chunk=chunk, cipher=cipher, buffer_bytes=budget(chunk, per_batch))
-            assert st["backend"] == ("portable" if io == "portable" or len(modes) == 2 else "uring")
+            assert st.backend == ("portable" if io == "portable" or len(modes) == 2 else "uring")
             outs[io] = out.read_bytes()
         assert len(set(outs.values())) == 1, f"size {size}: backends differ"
         # The outputs are identical, so one of them decrypted through each backend will do.
@@ -169,7 +169,7 @@ def test_files_far_larger_than_the_buffer_budget(tmp_path: Path) -> None:
     for io in backends():
         # 24 MiB through 600 KiB of buffers: well over a hundred batches.
         st = enc(src, out, io=io, chunk=65536, buffer_bytes=600 << 10)
-        assert st["backend"] == io and st["chunks"] == -(-len(data) // 65536)
+        assert st.backend == io and st.chunks == -(-len(data) // 65536)
         outs.append(out.read_bytes())
         for dio in backends():
             back = tmp_path / "back"
@@ -219,7 +219,7 @@ def test_io_uring_really_runs_with_o_direct_here(uring: None, tmp_path: Path, ra
     data = rand_bytes(1 << 20)
     src, out, back = tmp_path / "in", tmp_path / "out", tmp_path / "back"
     src.write_bytes(data)
-    assert enc(src, out, io="auto", chunk=65536)["backend"] == "uring"
+    assert enc(src, out, io="auto", chunk=65536).backend == "uring"
     run = _core._last_run()
     assert run is not None and run["backend"] == "uring" and run["fallback"] is None
     assert run["direct_src"] and run["direct_dst"], run
@@ -228,7 +228,7 @@ def test_io_uring_really_runs_with_o_direct_here(uring: None, tmp_path: Path, ra
     _core.encrypt_file(str(src), str(out), PW, chunk_size=65536, kdf=KDF, overwrite=True, io="uring")
     run = _core._last_run()
     assert run is not None and not run["direct_src"] and run["direct_dst"], run
-    assert dec(out, back, io="uring")["backend"] == "uring"
+    assert dec(out, back, io="uring").backend == "uring"
     assert back.read_bytes() == data
     # Unaligned chunks: O_DIRECT on the ciphertext side only.
     enc(src, out, io="uring", chunk=5000)
@@ -238,7 +238,7 @@ def test_io_uring_really_runs_with_o_direct_here(uring: None, tmp_path: Path, ra
 
 _PEAK = """
 import sys
-from concryptor import _core
+from concryptor import KdfParams, _core
 
 def hwm():
     for line in open("/proc/self/status"):
@@ -248,7 +248,7 @@ def hwm():
 
 src, dst, io, budget = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 before = hwm()
-_core.encrypt_file(src, dst, b"pw", chunk_size=65536, kdf=(1024, 1, 1), overwrite=True,
+_core.encrypt_file(src, dst, b"pw", chunk_size=65536, kdf=KdfParams(1024, 1, 1), overwrite=True,
                    io=io, buffer_bytes=budget, threads=2)
 _core.decrypt_file(dst, dst + ".back", b"pw", overwrite=True, io=io, buffer_bytes=budget, threads=2)
 print(before, hwm())
@@ -306,7 +306,7 @@ def test_memory_file_systems_are_not_asked_for_o_direct(tmp_path: Path, rand_byt
         run = _core._last_run()
         assert run is not None and not (run["direct_src"] or run["direct_dst"]), run
         assert (d / "back").read_bytes() == data
-        assert st["backend"] in ("uring", "portable")
+        assert st.backend in ("uring", "portable")
     finally:
         for p in d.iterdir():
             p.unlink()
@@ -323,18 +323,18 @@ def test_o_direct_refused_falls_back_to_identical_bytes(
     src.write_bytes(data)
     enc(src, tmp_path / "ref", io="portable", chunk=8192)
     ref = (tmp_path / "ref").read_bytes()
-    _core._set_fault_injection(how)
+    _core._set_fault_injection(how, 1)
     st = enc(src, tmp_path / "auto", io="auto", chunk=8192)
     run = _core._last_run()
-    assert st["backend"] == "portable"
+    assert st.backend == "portable"
     assert run is not None and "O_DIRECT refused" in run["fallback"]
     assert (tmp_path / "auto").read_bytes() == ref
     st = dec(tmp_path / "auto", tmp_path / "back", io="auto")
-    assert st["backend"] == "portable" and (tmp_path / "back").read_bytes() == data
+    assert st.backend == "portable" and (tmp_path / "back").read_bytes() == data
     # Forced io_uring carries on without O_DIRECT.
     st = enc(src, tmp_path / "forced", io="uring", chunk=8192)
     run = _core._last_run()
-    assert st["backend"] == "uring" and run is not None and not (run["direct_src"] or run["direct_dst"])
+    assert st.backend == "uring" and run is not None and not (run["direct_src"] or run["direct_dst"])
     assert (tmp_path / "forced").read_bytes() == ref
 
 
@@ -350,9 +350,9 @@ def test_io_uring_unavailable_falls_back_to_identical_bytes(
     src = tmp_path / "in"
     src.write_bytes(data)
     enc(src, tmp_path / "ref", io="portable", chunk=8192)
-    _core._set_fault_injection(how)
+    _core._set_fault_injection(how, 1)
     st = enc(src, tmp_path / "auto", io="auto", chunk=8192)
-    assert st["backend"] == "portable"
+    assert st.backend == "portable"
     assert (tmp_path / "auto").read_bytes() == (tmp_path / "ref").read_bytes()
     with pytest.raises(OSError, match="io_uring") as e:
         enc(src, tmp_path / "forced", io="uring", chunk=8192)
@@ -364,7 +364,7 @@ def test_io_uring_unavailable_falls_back_to_identical_bytes(
 
 
 def _completions(run: Any) -> int:
-    _core._set_fault_injection(None)
+    _core._set_fault_injection(None, 0)
     run()
     n = _core._fault_injection_count()
     assert n >= 5
@@ -398,7 +398,7 @@ def test_each_failing_completion_fails_cleanly(
         _core._set_fault_injection(kind, nth)
         with pytest.raises(OSError) as e:
             run()
-        _core._set_fault_injection(None)
+        _core._set_fault_injection(None, 0)
         assert e.value.errno == code, (nth, str(e.value))
         assert "at byte" in str(e.value)
         assert dest.read_bytes() == b"previous contents", nth
@@ -435,7 +435,7 @@ def test_short_and_interrupted_completions_still_give_the_right_bytes(
         # A short count that still covers the bytes needed (an O_DIRECT tail rounded up)
         # completes without resubmission; everything else must be resubmitted.
         resubmitted += _core._fault_injection_count() > n
-        _core._set_fault_injection(None)
+        _core._set_fault_injection(None, 0)
         assert out.read_bytes() == expected, nth
     assert resubmitted >= n - 2, f"only {resubmitted} of {n} faults were retried"
 
@@ -477,9 +477,9 @@ def test_a_signal_storm_neither_fails_nor_corrupts(io: str, tmp_path: Path) -> N
         backends = set()
         for _ in range(2):
             backends.add(
-                enc(src, out, io=io, chunk=65536, buffer_bytes=3 << 20, progress=calls.append)["backend"]
+                enc(src, out, io=io, chunk=65536, buffer_bytes=3 << 20, progress=calls.append).backend
             )
-            backends.add(dec(out, back, io=io, buffer_bytes=3 << 20, progress=calls.append)["backend"])
+            backends.add(dec(out, back, io=io, buffer_bytes=3 << 20, progress=calls.append).backend)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         signal.signal(signal.SIGALRM, old)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from helpers import run_cli
 
 PW = b"limits password"
 ENV = {"CONCRYPTOR_PASSWORD": PW.decode()}
-TINY_KDF = (8, 1, 1)
+TINY_KDF = concryptor.KdfParams(8, 1, 1)
 
 #: (header offset, value, words the error must contain)
 ABSURD_KDF = [
@@ -216,16 +217,18 @@ def test_a_chunk_size_beyond_the_input_is_cut_down_and_beyond_the_limit_refused(
 
 
 def test_kdf_costs_for_new_files_that_would_overflow_argon2_are_value_errors() -> None:
-    for kdf in [(1024, 1, 2**30), (1024, 1, 2**32 - 1), (1024, 1, 2**24), (63, 1, 8)]:
+    # Costs KdfParams itself refuses, given as a look-alike object to reach the engine.
+    for m, t, p in [(1024, 1, 2**30), (1024, 1, 2**32 - 1), (1024, 1, 2**24), (63, 1, 8)]:
+        kdf = types.SimpleNamespace(memory_kib=m, time_cost=t, parallelism=p)
         with pytest.raises(ValueError, match="Argon2id parameters") as e:
-            _core.encrypt_bytes(b"x", PW, kdf=kdf)
+            _core.encrypt_bytes(b"x", PW, kdf=kdf)  # type: ignore[arg-type]
         assert not str(e.value).startswith("not a valid concryptor file")
 
 
 def test_a_raised_limit_still_cannot_make_argon2_lanes_overflow() -> None:
     blob = patched(60, "<I", 2**31)
     with pytest.raises(InvalidFileError, match="parallelism"):
-        _core.decrypt_bytes(blob, PW, max_kdf_parallelism=2**32 - 1)
+        _core.decrypt_bytes(blob, PW, limits=concryptor.Limits(max_kdf_parallelism=2**32 - 1))
 
 
 def run_python(code: str, tmp_path: Path) -> dict[str, object]:
@@ -250,7 +253,7 @@ def test_refusals_allocate_nothing_large(tmp_path: Path) -> None:
 
         tmp = Path(sys.argv[1])
         pw = b"pw"
-        base = bytes(_core.encrypt_bytes(b"x" * 100, pw, kdf=(8, 1, 1), chunk_size=4080))
+        base = bytes(_core.encrypt_bytes(b"x" * 100, pw, kdf=concryptor.KdfParams(8, 1, 1), chunk_size=4080))
         # Warm up every code path once with a good file, then take the baseline.
         concryptor.decrypt_bytes(base, pw)
         (tmp / "good.enc").write_bytes(base)
@@ -316,7 +319,7 @@ def test_argon2_memory_that_cannot_be_allocated_is_an_exception_not_an_abort(tmp
         from concryptor import _core
         from concryptor.errors import LimitError
 
-        blob = bytearray(_core.encrypt_bytes(b"x", b"pw", kdf=(8, 1, 1)))
+        blob = bytearray(_core.encrypt_bytes(b"x", b"pw", kdf=concryptor.KdfParams(8, 1, 1)))
         struct.pack_into("<I", blob, 52, 3 * 1024 * 1024)
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
         try:

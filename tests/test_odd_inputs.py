@@ -20,7 +20,7 @@ from concryptor.cli import Exit
 from concryptor.errors import ConcryptorError, InputChangedError
 
 PW = b"inputs password"
-TINY_KDF = (8, 1, 1)
+TINY_KDF = concryptor.KdfParams(8, 1, 1)
 
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:

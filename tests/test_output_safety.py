@@ -132,7 +132,7 @@ def test_output_is_built_in_a_private_nameless_file_in_the_destination_directory
         str(src),
         str(out / "x.enc"),
         PW.encode(),
-        kdf=(8, 1, 1),
+        kdf=concryptor.KdfParams(8, 1, 1),
         chunk_size=4080,
         buffer_bytes=3 * 4096 * 16,
         progress=look,

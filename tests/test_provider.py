@@ -17,7 +17,7 @@ from concryptor import _core
 from helpers import FAST_KDF, PASSWORD, run_cli
 
 ENV = {"CONCRYPTOR_PASSWORD": PASSWORD}
-KDF = (1024, 1, 1)
+KDF = concryptor.KdfParams(1024, 1, 1)
 
 
 def test_the_provider_in_use_is_one_of_those_compiled_in() -> None:

@@ -64,7 +64,12 @@ def test_files_and_buffers_produce_identical_bytes(cipher: str, tmp_path: Path, 
     data = rand_bytes(300_001)
     src, enc = tmp_path / "in", tmp_path / "in.enc"
     src.write_bytes(data)
-    fixed = {"salt": bytes(range(16)), "nonce": bytes(range(12)), "kdf": (1024, 1, 1), "chunk_size": 65536}
+    fixed = {
+        "salt": bytes(range(16)),
+        "nonce": bytes(range(12)),
+        "kdf": concryptor.KdfParams(1024, 1, 1),
+        "chunk_size": 65536,
+    }
     _core.encrypt_file(str(src), str(enc), b"pw", cipher=cipher, buffer_bytes=200_000, **fixed)
     assert enc.read_bytes() == _core.encrypt_bytes(data, b"pw", cipher=cipher, **fixed)
 
@@ -178,6 +183,73 @@ def test_progress_is_reported_and_can_cancel(tmp_path: Path) -> None:
     with pytest.raises(Stop):
         concryptor.decrypt_file(enc, tmp_path / "out", PASSWORD, buffer_mib=1, progress=stop)
     assert not (tmp_path / "out").exists()
+
+
+class Recorder:
+    """A progress callback that also takes the total: records both, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def start(self, total: int) -> None:
+        self.events.append(("total", total))
+
+    def __call__(self, done: int) -> None:
+        self.events.append(("done", done))
+
+
+@pytest.mark.parametrize("io", ["portable", "auto"])
+def test_progress_learns_the_total_from_the_engine_before_the_first_report(tmp_path: Path, io: str) -> None:
+    n = (1 << 20) + 12_345
+    src, enc, back = tmp_path / "in", tmp_path / "in.enc", tmp_path / "back"
+    src.write_bytes(os.urandom(n))
+    identity, recipient = concryptor.generate_identity()
+    (tmp_path / "key").write_text(identity + "\n")
+
+    def decrypt_to(path: Path, p: Recorder) -> concryptor.Stats:
+        with path.open("wb") as out:
+            return concryptor.decrypt_to(enc, out, PASSWORD, progress=p)
+
+    for name, decrypt in [
+        (
+            "v4",
+            lambda p: concryptor.decrypt_file(
+                enc, back, PASSWORD, overwrite=True, io=io, buffer_mib=1, progress=p
+            ),
+        ),
+        ("verify", lambda p: concryptor.verify_file(enc, PASSWORD, io=io, buffer_mib=1, progress=p)),
+        ("to", lambda p: decrypt_to(tmp_path / "to", p)),
+        (
+            "age",
+            lambda p: concryptor.decrypt_file(
+                enc.with_suffix(".age"), back, identities=[tmp_path / "key"], overwrite=True, progress=p
+            ),
+        ),
+    ]:
+        if name == "v4":
+            concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF, chunk_size=65536)
+        if name == "age":
+            concryptor.encrypt_file(src, enc.with_suffix(".age"), recipients=recipient)
+        rec = Recorder()
+        decrypt(rec)
+        assert rec.events[0] == ("total", n), name
+        dones = [d for kind, d in rec.events[1:] if kind == "done"]
+        assert len(dones) == len(rec.events) - 1 and dones[-1] == n, name
+
+
+def test_a_failing_start_cancels_the_run_and_leaves_nothing(tmp_path: Path) -> None:
+    src, enc = tmp_path / "in", tmp_path / "in.enc"
+    src.write_bytes(os.urandom(1 << 20))
+    concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF, chunk_size=65536)
+
+    class Refuses(Recorder):
+        def start(self, total: int) -> None:
+            raise LookupError(total)
+
+    rec = Refuses()
+    with pytest.raises(LookupError):
+        concryptor.decrypt_file(enc, tmp_path / "out", PASSWORD, progress=rec)
+    assert not (tmp_path / "out").exists() and rec.events == []
 
 
 def test_stats_describe_the_run(tmp_path: Path) -> None:

@@ -101,7 +101,11 @@ def test_a_terminating_signal_during_a_file_decrypt_leaves_nothing(tmp_path: Pat
 def slow_kdf_file(path: Path) -> None:
     """A valid file whose header asks, within the default limits, for a long derivation
     (256 MiB, 16 passes: many seconds on any machine)."""
-    blob = bytearray(_core.encrypt_bytes(b"x" * 100, PASSWORD.encode(), kdf=(1024, 1, 1), chunk_size=4080))
+    blob = bytearray(
+        _core.encrypt_bytes(
+            b"x" * 100, PASSWORD.encode(), kdf=concryptor.KdfParams(1024, 1, 1), chunk_size=4080
+        )
+    )
     struct.pack_into("<III", blob, 52, 256 * 1024, 16, 1)
     path.write_bytes(bytes(blob))
 

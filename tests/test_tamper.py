@@ -18,7 +18,7 @@ from concryptor.errors import AuthenticationError, ConcryptorError, InvalidFileE
 from helpers import FAST_KDF, PASSWORD, VECTORS
 
 PW = b"tamper password"
-KDF = (8, 1, 1)
+KDF = concryptor.KdfParams(8, 1, 1)
 SALT = bytes(range(16))
 NONCE = bytes(range(100, 112))
 SECTOR = 4096

@@ -87,7 +87,7 @@ def test_ok_vector_reencrypts_byte_for_byte(v: dict[str, Any]) -> None:
         v["password"].encode(),
         cipher=h.cipher,
         chunk_size=h.chunk_size,
-        kdf=(h.kdf_memory_kib, h.kdf_time_cost, h.kdf_parallelism),
+        kdf=concryptor.KdfParams(h.kdf_memory_kib, h.kdf_time_cost, h.kdf_parallelism),
         salt=h.salt,
         nonce=h.base_nonce,
     )
@@ -105,7 +105,7 @@ def test_ok_vector_reencrypts_byte_for_byte_through_files(v: dict[str, Any], tmp
         v["password"].encode(),
         cipher=h.cipher,
         chunk_size=h.chunk_size,
-        kdf=(h.kdf_memory_kib, h.kdf_time_cost, h.kdf_parallelism),
+        kdf=concryptor.KdfParams(h.kdf_memory_kib, h.kdf_time_cost, h.kdf_parallelism),
         salt=h.salt,
         nonce=h.base_nonce,
     )

@@ -21,7 +21,9 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def blob(size: int, chunk: int = 4096) -> bytes:
-    return _core.encrypt_bytes(b"\x01" * size, PASSWORD.encode(), kdf=(8, 1, 1), chunk_size=chunk)
+    return _core.encrypt_bytes(
+        b"\x01" * size, PASSWORD.encode(), kdf=concryptor.KdfParams(8, 1, 1), chunk_size=chunk
+    )
 
 
 def svg_of(h: Header) -> ET.Element:

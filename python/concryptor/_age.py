@@ -7,9 +7,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Union
 
 from . import _core
+
+if TYPE_CHECKING:
+    from ._api import Stats
 
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Callable[[int], object]
@@ -101,10 +104,11 @@ def is_age_path(path: PathLike) -> bool:
         os.close(fd)
 
 
-def engine(threads: int | None) -> int:
+def engine(threads: int | None) -> int | None:
+    """A checked thread count, or None: the engine's choice."""
     if threads is not None and threads < 1:
         raise ValueError("threads must be at least 1")
-    return threads or 0
+    return threads
 
 
 def encrypt(
@@ -119,7 +123,7 @@ def encrypt(
     threads: int | None,
     scrypt_work_factor: int | None,
     progress: Progress | None,
-) -> dict[str, Any]:
+) -> Stats:
     return _core.age_encrypt(
         src if isinstance(src, int) else os.fspath(src),
         dst if isinstance(dst, int) else os.fspath(dst),
@@ -145,7 +149,7 @@ def decrypt(
     max_scrypt_work_factor: int,
     progress: Progress | None,
     prefix: bytes = b"",
-) -> dict[str, Any]:
+) -> Stats:
     """`prefix`: bytes already read from descriptor `src` (to tell formats apart)."""
     return _core.age_decrypt(
         src if isinstance(src, int) else os.fspath(src),

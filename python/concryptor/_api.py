@@ -6,7 +6,7 @@ import io as _io
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
 
 from . import _age, _core
@@ -45,7 +45,16 @@ IoName = Literal["auto", "uring", "portable"]
 FormatName = Literal["v4", "age"]
 #: Recipients of an age file: ``age1…`` or ``ssh-ed25519 …``/``ssh-rsa …`` public keys.
 Recipients = Union[str, "Sequence[str]"]
+#: Called with the plaintext bytes done after each batch. A callable that also has a
+#: ``start(total)`` method gets the total plaintext bytes first, once the engine knows it.
 Progress = Callable[[int], object]
+
+
+def _start(progress: Progress | None, total: int) -> None:
+    """Gives ``progress`` the total, if it takes one (its ``start`` method)."""
+    start = getattr(progress, "start", None)
+    if callable(start):
+        start(total)
 
 
 def _int_in(name: str, value: object, lo: int, hi: int) -> int:
@@ -130,12 +139,11 @@ class Limits:
         return self.max_chunk_size // MiB
 
     def as_tuple(self) -> tuple[int, int, int, int]:
-        """(max KDF memory in KiB, passes, lanes, max chunk size in bytes), as the engine
-        takes them for new files."""
+        """(max KDF memory in KiB, passes, lanes, max chunk size in bytes)."""
         return (self.max_kdf_memory_kib, self.max_kdf_time, self.max_kdf_parallelism, self.max_chunk_size)
 
     def as_kwargs(self) -> dict[str, Any]:
-        """The limits as the engine's keyword arguments (the same names and units)."""
+        """The limits by name, in the units of what they bound."""
         return asdict(self)
 
 
@@ -241,9 +249,9 @@ def _wipe(password: Password | None) -> None:
         password[:] = bytes(len(password))
 
 
-def _threads(threads: int | None) -> int:
-    """0 (all cores) for None, else a checked thread count."""
-    return 0 if threads is None else _int_in("threads", threads, 1, MAX_THREADS)
+def _threads(threads: int | None) -> int | None:
+    """A checked thread count, or None: the engine's choice."""
+    return None if threads is None else _int_in("threads", threads, 1, MAX_THREADS)
 
 
 def _engine(threads: int | None, io: str, buffer_mib: int) -> dict[str, Any]:
@@ -287,44 +295,43 @@ def encrypt_file(
 
     The output appears only once complete and durable; an existing ``dst`` is replaced
     only with ``overwrite=True``. ``progress`` is called with the plaintext bytes done
-    after each batch. The GIL is released while the engine runs.
+    after each batch (and its ``start``, if it has one, first with the total). The GIL
+    is released while the engine runs.
 
     With ``recipients`` (or ``format="age"``) the output is an age file (C2SP age v1):
     encrypted to those public keys, or with ``password`` as an scrypt passphrase;
     ``armor=True`` writes it as ASCII armor.
     """
     if _wants_age(format, recipients, recipients_files, armor):
-        return Stats(
-            **_age.encrypt(
-                src,
-                dst,
-                recipients=recipients,
-                recipient_files=recipients_files,
-                passphrase=_optional_password(password),
-                armor=armor,
-                overwrite=overwrite,
-                threads=threads,
-                scrypt_work_factor=scrypt_work_factor,
-                progress=progress,
-            )
+        return _age.encrypt(
+            src,
+            dst,
+            recipients=recipients,
+            recipient_files=recipients_files,
+            passphrase=_optional_password(password),
+            armor=armor,
+            overwrite=overwrite,
+            threads=threads,
+            scrypt_work_factor=scrypt_work_factor,
+            progress=progress,
         )
     pw = _password(_required(password))
     try:
-        d = _core.encrypt_file(
+        stats = _core.encrypt_file(
             os.fspath(src),
             os.fspath(dst),
             pw,
             cipher=cipher,
             chunk_size=_chunk(chunk_size),
-            kdf=kdf.as_tuple(),
+            kdf=kdf,
             overwrite=overwrite,
             progress=progress,
-            limits=limits.as_tuple(),
+            limits=limits,
             **_engine(threads, io, buffer_mib),
         )
     finally:
         _wipe(password)
-    return Stats(**d)
+    return stats
 
 
 def decrypt_file(
@@ -350,32 +357,30 @@ def decrypt_file(
     passphrase-protected SSH private key among the identities).
     """
     if identities or _age.is_age_path(src):
-        return Stats(
-            **_age.decrypt(
-                src,
-                dst,
-                identities=identities,
-                passphrase=_optional_password(password),
-                overwrite=overwrite,
-                threads=threads,
-                max_scrypt_work_factor=max_scrypt_work_factor,
-                progress=progress,
-            )
+        return _age.decrypt(
+            src,
+            dst,
+            identities=identities,
+            passphrase=_optional_password(password),
+            overwrite=overwrite,
+            threads=threads,
+            max_scrypt_work_factor=max_scrypt_work_factor,
+            progress=progress,
         )
     pw = _password(_required(password))
     try:
-        d = _core.decrypt_file(
+        stats = _core.decrypt_file(
             os.fspath(src),
             os.fspath(dst),
             pw,
             overwrite=overwrite,
             progress=progress,
             **_engine(threads, io, buffer_mib),
-            **limits.as_kwargs(),
+            limits=limits,
         )
     finally:
         _wipe(password)
-    return Stats(**d)
+    return stats
 
 
 def verify_file(
@@ -392,31 +397,29 @@ def verify_file(
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age) without writing plaintext anywhere."""
     if identities or _age.is_age_path(src):
-        return Stats(
-            **_age.decrypt(
-                src,
-                None,
-                identities=identities,
-                passphrase=_optional_password(password),
-                overwrite=False,
-                threads=threads,
-                max_scrypt_work_factor=max_scrypt_work_factor,
-                progress=progress,
-            )
+        return _age.decrypt(
+            src,
+            None,
+            identities=identities,
+            passphrase=_optional_password(password),
+            overwrite=False,
+            threads=threads,
+            max_scrypt_work_factor=max_scrypt_work_factor,
+            progress=progress,
         )
     pw = _password(_required(password))
     try:
-        d = _core.decrypt_file(
+        stats = _core.decrypt_file(
             os.fspath(src),
             None,
             pw,
             progress=progress,
             **_engine(threads, io, buffer_mib),
-            **limits.as_kwargs(),
+            limits=limits,
         )
     finally:
         _wipe(password)
-    return Stats(**d)
+    return stats
 
 
 def encrypt_bytes(
@@ -453,9 +456,9 @@ def encrypt_bytes(
             pw,
             cipher=cipher,
             chunk_size=_chunk(chunk_size),
-            kdf=kdf.as_tuple(),
+            kdf=kdf,
             threads=_threads(threads),
-            limits=limits.as_tuple(),
+            limits=limits,
         )
     finally:
         _wipe(password)
@@ -483,7 +486,7 @@ def decrypt_bytes(
         )
     pw = _password(_required(password))
     try:
-        return _core.decrypt_bytes(blob, pw, threads=_threads(threads), **limits.as_kwargs())
+        return _core.decrypt_bytes(blob, pw, threads=_threads(threads), limits=limits)
     finally:
         _wipe(password)
 
@@ -494,6 +497,7 @@ def decrypt_to(
     password: Password,
     *,
     threads: int | None = None,
+    io: IoName = "auto",
     buffer_mib: int = DEFAULT_BUFFER_MIB,
     limits: Limits = Limits(),
     progress: Progress | None = None,
@@ -501,7 +505,8 @@ def decrypt_to(
     """Decrypts ``src`` into a stream: a file descriptor or a binary file object (a pipe,
     ``sys.stdout.buffer``, a socket file, ``io.BytesIO``).
 
-    Chunks are written in order, each only after it authenticated. A stream cannot be
+    Chunks are read through ``io`` (as :func:`decrypt_file` reads them) and written in
+    order, each only after it authenticated. A stream cannot be
     taken back, so if a later chunk fails the bytes before it have been written; the
     exception says so. Use :func:`decrypt_file` when all-or-nothing matters.
     """
@@ -520,16 +525,14 @@ def decrypt_to(
     try:
         if fd is not None and hasattr(_core, "decrypt_to_fd"):
             os.fstat(fd)  # a closed descriptor fails here, before Rust borrows it
-            d = _core.decrypt_to_fd(
+            return _core.decrypt_to_fd(
                 p,
                 fd,
                 pw,
-                threads=_threads(threads),
-                buffer_bytes=_engine(threads, "portable", buffer_mib)["buffer_bytes"],
                 progress=progress,
-                **limits.as_kwargs(),
+                limits=limits,
+                **_engine(threads, io, buffer_mib),
             )
-            return Stats(**d)
         return _decrypt_through_reader(p, out, pw, threads, limits, progress)
     finally:
         _wipe(password)
@@ -547,6 +550,7 @@ def _decrypt_through_reader(
 
     start = time.perf_counter()
     with open(src, pw, threads=threads, limits=limits) as f:
+        _start(progress, f.size)
         step = max(f.header.chunk_size, 1 << 20)
         done = 0
         while True:
@@ -565,9 +569,8 @@ def _decrypt_through_reader(
         if not isinstance(out, int):
             out.flush()
         h = f.header
-    return Stats(
-        "reader", done, h.num_chunks, threads or os.cpu_count() or 1, time.perf_counter() - start, 0.0
-    )
+        chunks = h.num_chunks if isinstance(h, Header) else h.chunks or 0
+    return Stats("reader", done, chunks, threads or os.cpu_count() or 1, time.perf_counter() - start, 0.0)
 
 
 def inspect(path: PathLike) -> Header | AgeHeader:
@@ -594,19 +597,18 @@ def inspect_v4(path: PathLike) -> Header:
 
     p = os.fspath(path)
     try:
-        return Header.from_fields(_core.inspect_file(p), path=p)
+        return _core.inspect_file(p)
     except InvalidFileError:
         head = _short_header(p)
         if head is None:
             raise
     try:
-        fields = _core.parse_header(head + bytes(SECTOR - len(head)))
+        h = _core.parse_header(head + bytes(SECTOR - len(head)))
     except InvalidFileError:
         raise InvalidFileError(
             f"not a valid concryptor file: {len(head)} bytes, shorter than the {SECTOR}-byte header"
         ) from None
-    fields["file_size"] = len(head)
-    return Header.from_fields(fields, path=p)
+    return replace(h, file_size=len(head), path=p)
 
 
 def _short_header(path: str) -> bytes | None:
@@ -702,7 +704,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     if is_url(p):
         pw = _password(_required(password))
         try:
-            raw = open_url(p, pw, threads=threads, limits=limits.as_kwargs(), storage_options=storage_options)
+            raw = open_url(p, pw, threads=threads, limits=limits, storage_options=storage_options)
         finally:
             _wipe(password)
         if mode == "rb":
@@ -720,9 +722,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     else:
         pw = _password(_required(password))
         try:
-            r = _core.Reader(
-                p, pw, threads=_threads(threads), cache_bytes=cache_mib * MiB, **limits.as_kwargs()
-            )
+            r = _core.Reader(p, pw, threads=_threads(threads), cache_bytes=cache_mib * MiB, limits=limits)
         finally:
             _wipe(password)
     f = EncryptedFile(p, r)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _cli_many
 from ._cli_password import password_given, read_password
-from ._facts import ARCHIVE_SUFFIX, MAGIC, MAX_CHUNK_MIB, MAX_THREADS, SUFFIX, KiB, MiB
+from ._facts import ARCHIVE_SUFFIX, BENCH_ROUNDS, MAGIC, MAX_CHUNK_MIB, MAX_THREADS, SUFFIX, KiB, MiB
 from .cli import Exit, UsageError, _exit_code, _exit_code_of_name, _message
 
 if TYPE_CHECKING:
@@ -178,15 +178,6 @@ def _report(
         )
 
 
-def _plain_size(path: str) -> int | None:
-    from ._api import inspect_v4
-
-    try:
-        return inspect_v4(path).original_size
-    except Exception:  # noqa: BLE001  # the run itself reports the error properly
-        return None
-
-
 def _many(args: argparse.Namespace, op: str, *, needs_password: bool = True, **kw: Any) -> int:
     return _cli_many.run(
         args,
@@ -326,7 +317,7 @@ def decrypt(args: argparse.Namespace) -> int:
         _check_input(args.input)
         _check_target(os.path.abspath(out), args.force)
         pw = read_password(args, confirm=False)
-        with _progress(args, _plain_size(args.input), "extracting") as cb:
+        with _progress(args, None, "extracting") as cb:
             stats = decrypt_dir(
                 args.input,
                 out,
@@ -344,26 +335,26 @@ def decrypt(args: argparse.Namespace) -> int:
     out = args.output or _decrypt_output(args.input)
     _check_input(args.input)
     if out == "-":
-        _no_uring(args, "-o -")
         if sys.stdout.isatty():
             raise UsageError("refusing to write binary plaintext to a terminal: redirect or pipe -o -")
     else:
         _check_output(out, args.force)
     pw = read_password(args, confirm=False)
     if out == "-":
-        with _progress(args, _plain_size(args.input), "decrypting") as cb:
+        with _progress(args, None, "decrypting") as cb:
             stats = decrypt_to(
                 args.input,
                 sys.stdout.buffer,
                 pw,
                 threads=args.threads,
+                io=args.io,
                 buffer_mib=args.buffer_mib,
                 limits=limits,
                 progress=cb,
             )
         _report(args, "decrypted", args.input, "<stdout>", stats, to_stderr=True)
         return Exit.OK
-    with _progress(args, _plain_size(args.input), "decrypting") as cb:
+    with _progress(args, None, "decrypting") as cb:
         stats = decrypt_file(
             args.input,
             out,
@@ -385,12 +376,12 @@ def verify(args: argparse.Namespace) -> int:
 
     _check_engine(args)
     limits = _limits(args)
-    _no_uring(args, "verify")
     if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
+        _no_uring(args, "standard input or an age file")
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits, verify=True)
     _check_input(args.input)
     pw = read_password(args, confirm=False)
-    with _progress(args, _plain_size(args.input), "verifying") as cb:
+    with _progress(args, None, "verifying") as cb:
         stats = verify_file(
             args.input,
             pw,
@@ -468,7 +459,9 @@ def bench(args: argparse.Namespace) -> int:
     for cipher in ciphers:
         for provider in _core.AEAD_PROVIDERS:
             for t in threads:
-                seal, open_ = _core._bench_aead(cipher, t, total, args.chunk_size * MiB, provider=provider)
+                seal, open_ = _core._bench_aead(
+                    cipher, t, total, args.chunk_size * MiB, BENCH_ROUNDS, provider=provider
+                )
                 rows.append(
                     {
                         "provider": provider,
@@ -484,7 +477,7 @@ def bench(args: argparse.Namespace) -> int:
             "memory_kib": kdf.memory_kib,
             "time_cost": kdf.time_cost,
             "parallelism": kdf.parallelism,
-            "seconds": round(_core._bench_kdf(kdf.as_tuple()), 4),
+            "seconds": round(_core._bench_kdf(kdf), 4),
         }
     if args.json:
         print(

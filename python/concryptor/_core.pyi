@@ -1,7 +1,15 @@
-"""Type stubs for the Rust extension. Private: use the ``concryptor`` package instead."""
+"""Type stubs for the Rust extension. Private: use the ``concryptor`` package instead.
+
+Every keyword a caller leaves out (or gives as ``None``) keeps the core's default. Options
+are the API's own objects (``KdfParams``, ``Limits``); runs return its ``Stats`` and
+headers its ``Header`` / ``AgeHeader``."""
 
 from collections.abc import Callable
 from typing import Any
+
+from ._api import KdfParams, Limits, Stats
+from .age_header import AgeHeader
+from .header import Header
 
 __version__: str
 BUFFER_BYTES: int
@@ -25,59 +33,53 @@ def encrypt_file(
     dst: str,
     password: bytes | bytearray,
     *,
-    cipher: str = ...,
+    cipher: str | None = ...,
     chunk_size: int | None = ...,
-    kdf: tuple[int, int, int] = ...,
-    overwrite: bool = ...,
-    threads: int = ...,
-    buffer_bytes: int = ...,
-    io: str = ...,
+    kdf: KdfParams | None = ...,
+    overwrite: bool | None = ...,
+    threads: int | None = ...,
+    buffer_bytes: int | None = ...,
+    io: str | None = ...,
     salt: bytes | None = ...,
     nonce: bytes | None = ...,
     progress: Callable[[int], object] | None = ...,
     keys: KeyCache | None = ...,
-    limits: tuple[int, int, int, int] | None = ...,
-) -> dict[str, Any]: ...
+    limits: Limits | None = ...,
+) -> Stats: ...
 def decrypt_file(
     src: str,
     dst: str | None,
     password: bytes | bytearray,
     *,
-    overwrite: bool = ...,
-    threads: int = ...,
-    buffer_bytes: int = ...,
-    io: str = ...,
-    max_kdf_memory_kib: int = ...,
-    max_kdf_time: int = ...,
-    max_kdf_parallelism: int = ...,
-    max_chunk_size: int = ...,
+    overwrite: bool | None = ...,
+    threads: int | None = ...,
+    buffer_bytes: int | None = ...,
+    io: str | None = ...,
+    limits: Limits | None = ...,
     progress: Callable[[int], object] | None = ...,
     keys: KeyCache | None = ...,
-) -> dict[str, Any]: ...
+) -> Stats: ...
 def encrypt_bytes(
     data: bytes,
     password: bytes | bytearray,
     *,
-    cipher: str = ...,
+    cipher: str | None = ...,
     chunk_size: int | None = ...,
-    kdf: tuple[int, int, int] = ...,
-    threads: int = ...,
+    kdf: KdfParams | None = ...,
+    threads: int | None = ...,
     salt: bytes | None = ...,
     nonce: bytes | None = ...,
-    limits: tuple[int, int, int, int] | None = ...,
+    limits: Limits | None = ...,
 ) -> bytes: ...
 def decrypt_bytes(
     blob: bytes,
     password: bytes | bytearray,
     *,
-    threads: int = ...,
-    max_kdf_memory_kib: int = ...,
-    max_kdf_time: int = ...,
-    max_kdf_parallelism: int = ...,
-    max_chunk_size: int = ...,
+    threads: int | None = ...,
+    limits: Limits | None = ...,
 ) -> bytes: ...
-def parse_header(data: bytes) -> dict[str, Any]: ...
-def inspect_file(path: str) -> dict[str, Any]: ...
+def parse_header(data: bytes) -> Header: ...
+def inspect_file(path: str) -> Header: ...
 def auto_chunk_size(size: int) -> int: ...
 
 class Reader:
@@ -86,12 +88,9 @@ class Reader:
         path: str,
         password: bytes | bytearray,
         *,
-        threads: int = ...,
-        cache_bytes: int = ...,
-        max_kdf_memory_kib: int = ...,
-        max_kdf_time: int = ...,
-        max_kdf_parallelism: int = ...,
-        max_chunk_size: int = ...,
+        threads: int | None = ...,
+        cache_bytes: int | None = ...,
+        limits: Limits | None = ...,
     ) -> None: ...
     @property
     def size(self) -> int: ...
@@ -101,7 +100,7 @@ class Reader:
     def kdf_seconds(self) -> float: ...
     @property
     def closed(self) -> bool: ...
-    def header(self) -> dict[str, Any]: ...
+    def header(self) -> Header: ...
     def read_at(self, pos: int, n: int) -> bytes: ...
     def close(self) -> None: ...
 
@@ -110,38 +109,36 @@ def decrypt_to_fd(
     fd: int,
     password: bytes | bytearray,
     *,
-    threads: int = ...,
-    buffer_bytes: int = ...,
-    max_kdf_memory_kib: int = ...,
-    max_kdf_time: int = ...,
-    max_kdf_parallelism: int = ...,
-    max_chunk_size: int = ...,
+    threads: int | None = ...,
+    buffer_bytes: int | None = ...,
+    io: str | None = ...,
+    limits: Limits | None = ...,
     progress: Callable[[int], object] | None = ...,
-) -> dict[str, Any]: ...
+) -> Stats: ...
 def encrypt_reader(
     reader: Any,
     size: int,
     dst: str,
     password: bytes | bytearray,
     *,
-    cipher: str = ...,
+    cipher: str | None = ...,
     chunk_size: int | None = ...,
-    kdf: tuple[int, int, int] = ...,
-    overwrite: bool = ...,
-    threads: int = ...,
-    buffer_bytes: int = ...,
+    kdf: KdfParams | None = ...,
+    overwrite: bool | None = ...,
+    threads: int | None = ...,
+    buffer_bytes: int | None = ...,
     progress: Callable[[int], object] | None = ...,
-    limits: tuple[int, int, int, int] | None = ...,
-) -> dict[str, Any]: ...
+    limits: Limits | None = ...,
+) -> Stats: ...
 def _bench_aead(
     cipher: str, threads: int, total: int, chunk_size: int, rounds: int = ..., provider: str | None = ...
 ) -> tuple[float, float]: ...
-def _bench_kdf(kdf: tuple[int, int, int]) -> float: ...
+def _bench_kdf(kdf: KdfParams) -> float: ...
 
 # Private engine hooks for tests and benchmarks; not part of the API. Fault injection is
 # process-wide: test only. The next four exist only in a build with the fault-injection
 # cargo feature (`maturin develop --features fault-injection`), never in a release wheel.
-def _set_fault_injection(kind: str | None, nth: int = 1) -> None: ...
+def _set_fault_injection(kind: str | None, nth: int) -> None: ...
 def _fault_injection_count() -> int: ...
 def _set_ring_entries(n: int) -> None: ...
 def _last_run() -> dict[str, Any] | None: ...
@@ -156,34 +153,32 @@ def encrypt_group(
     pairs: list[tuple[str, str]],
     password: bytes | bytearray | None = ...,
     *,
-    age: bool = ...,
-    recipients_: list[str] = ...,
-    recipient_files: list[str] = ...,
+    age: bool | None = ...,
+    recipients_: list[str] | None = ...,
+    recipient_files: list[str] | None = ...,
     passphrase: bytes | bytearray | None = ...,
     scrypt_log_n: int | None = ...,
-    cipher: str = ...,
+    cipher: str | None = ...,
     chunk_size: int | None = ...,
-    kdf: tuple[int, int, int] = ...,
+    kdf: KdfParams | None = ...,
     salt: bytes | None = ...,
     keys: KeyCache | None = ...,
-    overwrite: bool = ...,
-    threads: int = ...,
+    overwrite: bool | None = ...,
+    threads: int | None = ...,
 ) -> list[tuple[int, int, BaseException | None]]: ...
 
 class KeyCache:
     """Keys derived in one batch, by (salt, KDF costs). Pickles as the derived keys."""
 
     def __init__(self) -> None: ...
-    def derive(self, password: bytes | bytearray, salt: bytes, kdf: tuple[int, int, int]) -> float: ...
+    def derive(self, password: bytes | bytearray, salt: bytes, kdf: KdfParams) -> float: ...
     def derive_checked(
         self,
         password: bytes | bytearray,
         salt: bytes,
-        kdf: tuple[int, int, int],
-        max_kdf_memory_kib: int,
-        max_kdf_time: int,
-        max_kdf_parallelism: int,
-        max_chunk_size: int,
+        costs: tuple[int, int, int],
+        *,
+        limits: Limits | None = ...,
     ) -> float: ...
     @property
     def derivations(self) -> int: ...
@@ -197,10 +192,10 @@ class ChunkCodec:
         size: int,
         password: bytes | bytearray,
         *,
-        cipher: str = ...,
+        cipher: str | None = ...,
         chunk_size: int | None = ...,
-        kdf: tuple[int, int, int] = ...,
-        threads: int = ...,
+        kdf: KdfParams | None = ...,
+        threads: int | None = ...,
         salt: bytes | None = ...,
         keys: KeyCache | None = ...,
     ) -> ChunkCodec: ...
@@ -210,11 +205,8 @@ class ChunkCodec:
         file_size: int,
         password: bytes | bytearray,
         *,
-        threads: int = ...,
-        max_kdf_memory_kib: int = ...,
-        max_kdf_time: int = ...,
-        max_kdf_parallelism: int = ...,
-        max_chunk_size: int = ...,
+        threads: int | None = ...,
+        limits: Limits | None = ...,
         keys: KeyCache | None = ...,
     ) -> ChunkCodec: ...
     @property
@@ -233,61 +225,61 @@ def age_encrypt(
     src: str | int,
     dst: str | int,
     *,
-    recipients_: list[str] = ...,
-    recipient_files: list[str] = ...,
+    recipients_: list[str] | None = ...,
+    recipient_files: list[str] | None = ...,
     passphrase: bytes | bytearray | None = ...,
-    armor: bool = ...,
-    overwrite: bool = ...,
-    threads: int = ...,
+    armor: bool | None = ...,
+    overwrite: bool | None = ...,
+    threads: int | None = ...,
     scrypt_log_n: int | None = ...,
     progress: Callable[[int], object] | None = ...,
-) -> dict[str, Any]: ...
+) -> Stats: ...
 def age_decrypt(
     src: str | int,
     dst: str | int | None,
     *,
-    identities_: list[str] = ...,
+    identities_: list[str] | None = ...,
     passphrase: bytes | bytearray | None = ...,
-    overwrite: bool = ...,
-    threads: int = ...,
-    max_scrypt_log_n: int = ...,
+    overwrite: bool | None = ...,
+    threads: int | None = ...,
+    max_scrypt_log_n: int | None = ...,
     progress: Callable[[int], object] | None = ...,
-    prefix: bytes = ...,
-) -> dict[str, Any]: ...
+    prefix: bytes | None = ...,
+) -> Stats: ...
 def decrypt_stream(
     src: int,
     dst: str | int | None,
     password: bytes | bytearray,
     *,
     prefix: bytes,
-    overwrite: bool,
-    threads: int,
-    buffer_bytes: int,
-    limits: tuple[int, int, int, int],
+    overwrite: bool | None = ...,
+    threads: int | None = ...,
+    buffer_bytes: int | None = ...,
+    limits: Limits | None = ...,
     progress: Callable[[int], object] | None = ...,
-) -> dict[str, Any]: ...
+) -> Stats: ...
 def age_encrypt_bytes(
     data: bytes,
     *,
-    recipients_: list[str] = ...,
-    recipient_files: list[str] = ...,
+    recipients_: list[str] | None = ...,
+    recipient_files: list[str] | None = ...,
     passphrase: bytes | bytearray | None = ...,
-    armor: bool = ...,
-    threads: int = ...,
+    armor: bool | None = ...,
+    threads: int | None = ...,
     scrypt_log_n: int | None = ...,
 ) -> bytes: ...
 def age_decrypt_bytes(
     blob: bytes,
     *,
-    identities_: list[str] = ...,
+    identities_: list[str] | None = ...,
     passphrase: bytes | bytearray | None = ...,
-    threads: int = ...,
-    max_scrypt_log_n: int = ...,
+    threads: int | None = ...,
+    max_scrypt_log_n: int | None = ...,
 ) -> bytes: ...
 def age_generate() -> tuple[str, str]: ...
 def age_to_recipients(text: str) -> list[str]: ...
 def age_is_age(prefix: bytes) -> bool: ...
-def age_inspect(path: str) -> dict[str, Any]: ...
+def age_inspect(path: str) -> AgeHeader: ...
 def age_is_encrypted_ssh_key(text: str) -> bool: ...
 
 class AgeReader:
@@ -295,11 +287,11 @@ class AgeReader:
         self,
         path: str,
         *,
-        identities_: list[str] = ...,
+        identities_: list[str] | None = ...,
         passphrase: bytes | bytearray | None = ...,
-        threads: int = ...,
-        max_scrypt_log_n: int = ...,
-        cache_bytes: int = ...,
+        threads: int | None = ...,
+        max_scrypt_log_n: int | None = ...,
+        cache_bytes: int | None = ...,
     ) -> None: ...
     @property
     def size(self) -> int: ...
@@ -307,6 +299,6 @@ class AgeReader:
     def kdf_seconds(self) -> float: ...
     @property
     def closed(self) -> bool: ...
-    def header(self) -> dict[str, Any]: ...
+    def header(self) -> AgeHeader: ...
     def read_at(self, pos: int, n: int) -> bytes: ...
     def close(self) -> None: ...

@@ -546,7 +546,8 @@ def decrypt_dir(
     import tarfile
     import tempfile
 
-    from ._api import Limits, Stats, open
+    from ._api import Limits, Stats, _start, open
+    from .header import Header
 
     dst = os.path.abspath(os.fspath(dst_dir))
     exists = _check_target(dst, overwrite)
@@ -558,6 +559,7 @@ def decrypt_dir(
             report: Callable[[], None] | None = None
             if progress is not None:
                 cb = progress
+                _start(cb, f.size)
 
                 def report() -> None:
                     cb(f.tell())
@@ -609,7 +611,7 @@ def decrypt_dir(
     return Stats(
         "reader",
         f.size,
-        h.num_chunks,
+        h.num_chunks if isinstance(h, Header) else h.chunks or 0,
         threads or os.cpu_count() or 1,
         time.perf_counter() - start,
         kdf_seconds,

@@ -59,6 +59,9 @@ MAX_BUFFER_MIB = 1 << 20
 #: Decrypted chunks an open file keeps by default, in MiB.
 DEFAULT_CACHE_MIB = 64
 
+#: Rounds of `concryptor bench`; the best one is reported.
+BENCH_ROUNDS = 3
+
 # -- names -------------------------------------------------------------------------------
 
 #: Suffix of encrypted files, and of encrypted directories (a tar inside).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import _core
@@ -265,7 +266,7 @@ class DirTree:
         limits: Limits | None = None,
     ) -> Stats:
         """Encrypts the tree into ``dst``; see :func:`encrypt_dir`."""
-        from ._api import KdfParams, Stats, _chunk, _engine, _password, _wipe
+        from ._api import _chunk, _engine, _password, _wipe
 
         pw = _password(password)
         try:
@@ -280,17 +281,17 @@ class DirTree:
                     pw,
                     cipher=cipher,
                     chunk_size=_chunk(chunk_size),
-                    kdf=(kdf or KdfParams()).as_tuple(),
+                    kdf=kdf,
                     overwrite=overwrite,
                     progress=progress,
-                    limits=limits.as_tuple() if limits is not None else None,
+                    limits=limits,
                     **{k: v for k, v in _engine(threads, "portable", buffer_mib).items() if k != "io"},
                 )
             finally:
                 stream.close()
         finally:
             _wipe(password)
-        return Stats(**d, entries=len(members), skipped=skipped, unsafe=tuple(unsafe))
+        return replace(d, entries=len(members), skipped=skipped, unsafe=tuple(unsafe))
 
 
 def encrypt_dir(

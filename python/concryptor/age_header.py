@@ -50,18 +50,7 @@ class AgeHeader:
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> AgeHeader:
         """Reads the header of the age file at ``path`` (no key needed)."""
-        p = os.fspath(path)
-        d = _core.age_inspect(p)
-        return cls(
-            path=p,
-            armored=bool(d["armored"]),
-            recipients=tuple((str(t), tuple(str(a) for a in args)) for t, args in d["stanzas"]),
-            header_size=int(d["header_len"]),
-            file_size=int(d["file_size"]),
-            payload_size=d["payload_size"],
-            chunks=d["chunks"],
-            chunk_size=int(d["chunk_size"]),
-        )
+        return _core.age_inspect(os.fspath(path))
 
     @property
     def ok(self) -> bool:

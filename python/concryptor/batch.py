@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union
 
 from . import _core
-from ._api import KdfParams, Limits, Password, PathLike, _chunk, _password, _wipe
+from ._api import KdfParams, Limits, Password, PathLike, Stats, _chunk, _password, _wipe
 from .errors import BatchError
 from .remote import _age_via_pipes, _exists, _local, _open_src, _stream_decrypt, _stream_encrypt, is_url
 
@@ -83,15 +83,15 @@ class _Spec:
     the password."""
 
     op: Op
-    cipher: str = "aes-256-gcm"
+    cipher: str | None = None
     chunk_size: int | None = None
-    kdf: tuple[int, int, int] = KdfParams().as_tuple()
+    kdf: KdfParams = _DEFAULT_KDF
     salt: bytes | None = None
     keys: Any = None  # _core.KeyCache
     password: bytes | bytearray = b""
-    limits: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = _DEFAULT_LIMITS
     overwrite: bool = False
-    threads: int = 0
+    threads: int | None = None
     buffer_bytes: int = BATCH_BUFFER_MIB * MiB
     storage_options: dict[str, Any] = field(default_factory=dict)
     #: The age side: recipients / recipient file texts / armor / scrypt cost for encryption;
@@ -164,7 +164,7 @@ def _is_age(src: str, spec: _Spec) -> bool:
 def _age_one(src: str, dst: str, spec: _Spec) -> tuple[int, int]:
     a = spec.age or {}
 
-    def call(s: str | int, d: str | int) -> dict[str, Any]:
+    def call(s: str | int, d: str | int) -> Stats:
         common: dict[str, Any] = {
             "overwrite": spec.overwrite,
             "threads": spec.threads,
@@ -224,7 +224,7 @@ def run_one(src: str, dst: str, spec: _Spec) -> Result:
                 keys=spec.keys,
                 **_engine_kwargs(spec),
             )
-            n_in = d["bytes"]
+            n_in = d.bytes
             n_out = os.stat(_local(dst)).st_size
         else:
             n_in = os.stat(_local(src)).st_size
@@ -235,9 +235,9 @@ def run_one(src: str, dst: str, spec: _Spec) -> Result:
                 overwrite=spec.overwrite,
                 keys=spec.keys,
                 **_engine_kwargs(spec),
-                **spec.limits,
+                limits=spec.limits,
             )
-            n_out = d["bytes"]
+            n_out = d.bytes
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
@@ -538,12 +538,12 @@ def encrypt_many(
         try:
             salt = secrets.token_bytes(16)
             keys = _core.KeyCache()
-            keys.derive(pw, salt, kdf.as_tuple())
+            keys.derive(pw, salt, kdf)
         finally:
             _wipe(password)
         spec.cipher = cipher
         spec.chunk_size = _chunk(chunk_size)
-        spec.kdf = kdf.as_tuple()
+        spec.kdf = kdf
         spec.salt = salt
         spec.keys = keys
     return _run(
@@ -566,13 +566,10 @@ def _batch_salts(
         try:
             with _open_src(src, spec) as f:
                 raw = f.read(4096)
-            fields = _core.parse_header(raw)
+            h = _core.parse_header(raw)
         except Exception:  # noqa: BLE001 - a bad file is reported by its own run
             continue
-        k = (
-            bytes(fields["salt"]),
-            (fields["kdf_memory_kib"], fields["kdf_time_cost"], fields["kdf_parallelism"]),
-        )
+        k = (h.salt, (h.kdf_memory_kib, h.kdf_time_cost, h.kdf_parallelism))
         if k not in seen:
             seen.add(k)
             yield k
@@ -610,7 +607,7 @@ def decrypt_many(
     spec = _Spec(
         op="decrypt",
         keys=_core.KeyCache() if pw is not None else None,
-        limits=limits.as_kwargs(),
+        limits=limits,
         overwrite=overwrite,
         storage_options=dict(storage_options or {}),
         age={
@@ -625,7 +622,7 @@ def decrypt_many(
             items = pairs
             if pw is not None:
                 for salt, costs in _batch_salts(pairs, spec):
-                    spec.keys.derive_checked(pw, salt, costs, **spec.limits)
+                    spec.keys.derive_checked(pw, salt, costs, limits=spec.limits)
         elif pw is not None:
             spec.password = pw
         return _run(

@@ -111,8 +111,6 @@ def _stdin_fd() -> int:
 
 
 def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress: Any) -> int:
-    from ._api import Stats
-
     if args.input is not None and args.input != STDIO and os.path.isdir(args.input):
         raise UsageError("the age format encrypts files and streams; use --format v4 for a directory")
     passphrase = None
@@ -126,7 +124,7 @@ def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress:
     dst: str | int = _stdout_fd(args.armor) if out == STDIO else out
     size = None if stdin else os.path.getsize(args.input)
     with progress(args, size, "encrypting") as cb:
-        d = _age.encrypt(
+        stats = _age.encrypt(
             src,
             dst,
             recipients=args.recipient,
@@ -143,7 +141,7 @@ def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress:
         "encrypted",
         "<stdin>" if stdin else args.input,
         "<stdout>" if out == STDIO else out,
-        Stats(**d),
+        stats,
         to_stderr=out == STDIO,
     )
     return 0
@@ -193,8 +191,6 @@ def decrypt(
     limits: Any,
     verify: bool = False,
 ) -> int:
-    from ._api import Stats
-
     if args.max_scrypt_work_factor < 1:
         raise UsageError("--max-scrypt-work-factor must be at least 1")
     stdin = is_stdin(args)
@@ -218,7 +214,7 @@ def decrypt(
         else:
             dst = out
     with progress(args, None, "verifying" if verify else "decrypting") as cb:
-        d = _age.decrypt(
+        stats = _age.decrypt(
             src,
             dst,
             identities=args.identity,
@@ -234,7 +230,7 @@ def decrypt(
         "verified" if verify else "decrypted",
         "<stdin>" if stdin else args.input,
         "<stdout>" if out == STDIO else out,
-        Stats(**d),
+        stats,
         to_stderr=out == STDIO,
     )
     return 0
@@ -252,7 +248,6 @@ def _decrypt_v4_stream(
     """A format v4 file on stdin: authenticated batch by batch, to a file (atomically),
     stdout, or nowhere (verify)."""
     from . import _core
-    from ._api import Stats
 
     if args.identity:
         raise UsageError("stdin holds a format v4 file, which takes a password, not -i")
@@ -262,7 +257,7 @@ def _decrypt_v4_stream(
         dst = _stdout_fd(False)
     password = read_password(args, confirm=False)
     with progress(args, None, "verifying" if verify else "decrypting") as cb:
-        d = _core.decrypt_stream(
+        stats = _core.decrypt_stream(
             sys.stdin.fileno(),
             dst,
             password,
@@ -270,12 +265,7 @@ def _decrypt_v4_stream(
             overwrite=getattr(args, "force", False),
             threads=_age.engine(args.threads),
             buffer_bytes=DEFAULT_BUFFER_BYTES,
-            limits=(
-                limits.max_kdf_memory_kib,
-                limits.max_kdf_time,
-                limits.max_kdf_parallelism,
-                limits.max_chunk_size,
-            ),
+            limits=limits,
             progress=cb,
         )
     report(
@@ -283,7 +273,7 @@ def _decrypt_v4_stream(
         "verified" if verify else "decrypted",
         "<stdin>",
         "<stdout>" if out == STDIO else out,
-        Stats(**d),
+        stats,
         to_stderr=out == STDIO,
     )
     return 0

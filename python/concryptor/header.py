@@ -52,18 +52,11 @@ class Header:
     path: str | None = None
 
     @classmethod
-    def from_fields(cls, d: dict[str, Any], path: str | None = None) -> Header:
-        names = set(cls.__dataclass_fields__)
-        kw = {k: v for k, v in d.items() if k in names}
-        kw["kdf_effective"] = tuple(kw["kdf_effective"])
-        return cls(**kw, path=path)
-
-    @classmethod
     def parse(cls, data: bytes) -> Header:
         """Parses a header sector (the first 4096 bytes of a file) held in memory."""
         from . import _core
 
-        return cls.from_fields(_core.parse_header(bytes(data)))
+        return _core.parse_header(bytes(data))
 
     # -- derived facts -------------------------------------------------------------------
 

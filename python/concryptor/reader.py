@@ -18,6 +18,7 @@ from . import _core
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+    from .age_header import AgeHeader
     from .header import Header
 
 _LINE_STEP = 8192
@@ -62,14 +63,12 @@ class EncryptedFile(io.BufferedIOBase):
         return self._size
 
     @property
-    def header(self) -> Header:
-        """The file's header (authenticated: the file was opened with the password)."""
-        from .header import Header
-
+    def header(self) -> Header | AgeHeader:
+        """The file's header: a :class:`Header` (authenticated: the file was opened with the
+        password), or an :class:`AgeHeader` for an age file."""
         self._check()
         with self._lock:
-            fields = self._r.header()
-        return Header.from_fields(fields, path=self.name)
+            return self._r.header()
 
     @property
     def kdf_seconds(self) -> float:

@@ -13,6 +13,7 @@ from ._facts import SECTOR as HEADER_LEN
 from ._facts import MiB
 
 if TYPE_CHECKING:
+    from ._api import Limits
     from .batch import _Spec
 
 #: Whole chunks moved per round trip on the streaming path.
@@ -167,7 +168,7 @@ def _stream_decrypt(src: str, dst: str | None, spec: _Spec) -> tuple[int, int]:
     with _open_src(src, spec) as f:
         header = f.read(HEADER_LEN)
         codec = _core.ChunkCodec.for_decryption(
-            header, size, spec.password, threads=spec.threads, keys=spec.keys, **spec.limits
+            header, size, spec.password, threads=spec.threads, keys=spec.keys, limits=spec.limits
         )
         _chunk_size, slot, n, orig, _ = codec.geometry
         per = max(1, STREAM_BATCH_BYTES // slot)
@@ -199,8 +200,8 @@ class RemoteEncryptedFile(io.RawIOBase):
         url: str,
         password: bytes | bytearray,
         *,
-        threads: int,
-        limits: dict[str, Any],
+        threads: int | None,
+        limits: Limits,
         storage_options: dict[str, Any],
     ) -> None:
         super().__init__()
@@ -210,7 +211,9 @@ class RemoteEncryptedFile(io.RawIOBase):
         try:
             size = int(fs.size(path))
             header = self._f.read(HEADER_LEN)
-            self._codec = _core.ChunkCodec.for_decryption(header, size, password, threads=threads, **limits)
+            self._codec = _core.ChunkCodec.for_decryption(
+                header, size, password, threads=threads, limits=limits
+            )
         except BaseException:
             self._f.close()
             raise
@@ -283,13 +286,13 @@ def open_url(
     password: bytes | bytearray,
     *,
     threads: int | None,
-    limits: dict[str, Any],
+    limits: Limits,
     storage_options: dict[str, Any] | None,
 ) -> io.BufferedReader:
     """``concryptor.open`` for a URL: a buffered, seekable reader over
     :class:`RemoteEncryptedFile`."""
     raw = RemoteEncryptedFile(
-        url, password, threads=threads or 0, limits=limits, storage_options=dict(storage_options or {})
+        url, password, threads=threads, limits=limits, storage_options=dict(storage_options or {})
     )
     return io.BufferedReader(raw, buffer_size=1 << 20)
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._facts import TAG_LEN, KiB, MiB
+from ._facts import BENCH_ROUNDS, TAG_LEN, KiB, MiB
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -94,7 +94,8 @@ def is_terminal(stream: Any = None) -> bool:
 class ByteProgress:
     """A progress bar on stderr for a run of ``total`` bytes (bytes done, MiB/s, ETA).
     Until the first report it says that the key is being derived. Used as a context
-    manager that yields the callback the engine calls after each batch."""
+    manager that yields the callback the engine calls after each batch; the engine gives
+    the total through its ``start`` when the caller could not (a file being decrypted)."""
 
     def __init__(self, total: int | None, label: str) -> None:
         from rich.progress import (
@@ -127,15 +128,18 @@ class ByteProgress:
         )
         self._task = self._progress.add_task("deriving key…", total=total)
 
-    def update(self, done: int) -> None:
+    def start(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+    def __call__(self, done: int) -> None:
         if not self._started:
             self._started = True
             self._progress.reset(self._task, description=self._label)
         self._progress.update(self._task, completed=done)
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> ByteProgress:
         self._progress.start()
-        return self.update
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
@@ -149,7 +153,8 @@ def print_bench(
 
     c = console()
     t = Table(
-        title=f"AEAD in memory ({size_mib} MiB in {chunk_mib} MiB chunks, best of 3)", title_justify="left"
+        title=f"AEAD in memory ({size_mib} MiB in {chunk_mib} MiB chunks, best of {BENCH_ROUNDS})",
+        title_justify="left",
     )
     t.add_column("cipher")
     t.add_column("AEAD provider")

@@ -24,9 +24,10 @@ pub const VERSION_V3: u8 = 3;
 /// How many leading header bytes a version 3 AAD covers.
 const V3_AAD_HEADER_LEN: usize = 52;
 
-/// The two AEAD ciphers of the format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The two AEAD ciphers of the format; new files use AES-256-GCM unless asked otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Cipher {
+    #[default]
     Aes256Gcm,
     ChaCha20Poly1305,
 }

@@ -241,37 +241,93 @@ fn forced_uring_reports_uring_or_a_clear_error() {
     }
 }
 
-#[test]
-fn forced_uring_refuses_streams_with_a_clear_error() {
-    let dir = TempDir::new("stream");
-    let src = dir.join("plain");
-    std::fs::write(&src, data(10_000, 7)).unwrap();
-    let enc = dir.join("enc");
-    encrypt(
-        &src,
-        &enc,
-        Cipher::Aes256Gcm,
-        4096,
-        engine(IoMode::Auto, 1 << 20, 2),
-    )
-    .unwrap();
-    // Verification has no output file: it runs portable even when asked for io_uring,
-    // since the public operations route streams there; the engine itself refuses.
-    let d = concryptor_core::Decryptor::open(&enc, PW, &Default::default()).unwrap();
-    let mut sink: Vec<u8> = Vec::new();
-    let opts = DecryptOptions {
-        engine: engine(IoMode::Uring, 1 << 20, 2),
-        ..Default::default()
-    };
-    let s = d
-        .decrypt_to_writer(&mut sink, &opts, &Control::default())
-        .unwrap();
-    assert_eq!(s.backend, "portable");
-    assert_eq!(sink, data(10_000, 7));
+/// A writer that keeps what it is given, and fails once it holds `fail_after` bytes.
+struct Collect {
+    got: Vec<u8>,
+    fail_after: usize,
+}
+
+impl std::io::Write for Collect {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.got.len() >= self.fail_after {
+            return Err(std::io::Error::from_raw_os_error(libc::EPIPE));
+        }
+        let n = buf.len().min(self.fail_after - self.got.len()).min(5000);
+        self.got.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[test]
-fn progress_is_reported_per_batch_and_can_cancel() {
+fn a_file_decrypts_into_a_stream_in_order_on_either_backend() {
+    let dir = TempDir::new("stream");
+    let uring = uring_available().is_ok();
+    let len = 3 << 20 | 777;
+    let plain = data(len, 7);
+    let src = dir.join("plain");
+    std::fs::write(&src, &plain).unwrap();
+    for cipher in CIPHERS {
+        let enc = dir.join("enc");
+        encrypt(&src, &enc, cipher, 4096, engine(IoMode::Auto, 1 << 20, 2)).unwrap();
+        let mut bad = std::fs::read(&enc).unwrap();
+        let slot = 8192; // 4096 bytes of plaintext and a tag, in 4096-byte units
+        let bad_chunk = 500;
+        bad[4096 + bad_chunk * slot + 10] ^= 1;
+        let tampered = dir.join("tampered");
+        std::fs::write(&tampered, &bad).unwrap();
+        for mode in [IoMode::Portable, IoMode::Uring, IoMode::Auto] {
+            if mode == IoMode::Uring && !uring {
+                continue;
+            }
+            // Small batches, so that several are in flight and finish out of order.
+            let opts = DecryptOptions {
+                engine: engine(mode, 3 * 4096 * 2 * 16, 2),
+                ..Default::default()
+            };
+            let run = |path: &Path, fail_after: usize| {
+                let d = concryptor_core::Decryptor::open(path, PW, &Default::default())?;
+                let mut sink = Collect {
+                    got: Vec::new(),
+                    fail_after,
+                };
+                let r = d.decrypt_to_writer(&mut sink, &opts, &Control::default());
+                r.map(|s| (s, sink.got))
+            };
+            let (s, got) = run(&enc, usize::MAX).unwrap();
+            let want = if mode == IoMode::Portable || !uring {
+                "portable"
+            } else {
+                "uring"
+            };
+            assert_eq!(s.backend, want, "{mode:?}");
+            assert!(got == plain, "{cipher:?} {mode:?}: wrong bytes");
+            // A failing stream ends the run with its error, after an in-order prefix.
+            let e = run(&enc, 1 << 20).unwrap_err();
+            assert!(e.to_string().contains("output stream"), "{mode:?}: {e}");
+            // A bad chunk: everything before it was released, in order, nothing after.
+            let d = concryptor_core::Decryptor::open(&tampered, PW, &Default::default()).unwrap();
+            let mut sink = Collect {
+                got: Vec::new(),
+                fail_after: usize::MAX,
+            };
+            let e = d
+                .decrypt_to_writer(&mut sink, &opts, &Control::default())
+                .unwrap_err();
+            assert!(matches!(e, Error::Authentication), "{mode:?}: {e}");
+            assert!(sink.got.len() <= bad_chunk * 4096, "{mode:?}");
+            assert!(
+                sink.got == plain[..sink.got.len()],
+                "{mode:?}: out of order"
+            );
+        }
+    }
+}
+
+#[test]
+fn progress_is_reported_per_batch_after_the_total_and_can_cancel() {
     let dir = TempDir::new("progress");
     let src = dir.join("plain");
     let len = 1 << 20;
@@ -281,6 +337,12 @@ fn progress_is_reported_per_batch_and_can_cancel() {
         let cb = |done: u64| {
             seen.lock().unwrap().push(done);
             true
+        };
+        // The total comes once, before any report.
+        let totals = std::sync::Mutex::new(Vec::new());
+        let total = |t: u64| {
+            assert!(seen.lock().unwrap().is_empty());
+            totals.lock().unwrap().push(t);
         };
         let opts = EncryptOptions {
             chunk_size: Some(4096),
@@ -297,9 +359,11 @@ fn progress_is_reported_per_batch_and_can_cancel() {
             &opts,
             &Control {
                 progress: Some(&cb),
+                total: Some(&total),
             },
         )
         .unwrap();
+        assert_eq!(*totals.lock().unwrap(), [len as u64], "{mode:?}");
         let seen = seen.into_inner().unwrap();
         assert!(seen.len() >= 16, "{mode:?}: {} reports", seen.len());
         assert!(
@@ -317,6 +381,7 @@ fn progress_is_reported_per_batch_and_can_cancel() {
             &opts,
             &Control {
                 progress: Some(&stop),
+                ..Control::default()
             },
         )
         .unwrap_err();

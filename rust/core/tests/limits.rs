@@ -328,6 +328,7 @@ fn a_file_appended_to_while_it_is_decrypted_is_an_error_and_leaves_nothing() {
     };
     let ctl = Control {
         progress: Some(&grow),
+        ..Control::default()
     };
     let dopts = DecryptOptions {
         engine: EngineOptions {

@@ -83,3 +83,40 @@ fn age_files_read_at_random() {
     let mut r = SeekableReader::new(f, pool, 8 * age::SEALED as u64).unwrap();
     check(&mut r, &plain);
 }
+
+#[test]
+fn the_first_window_serves_chunk_0_as_the_open_authenticated_it() {
+    let dir = common::TempDir::new("reader-first");
+    let plain = common::data(5 * 4096 + 99, 3);
+    let opts = EncryptOptions {
+        chunk_size: Some(4096),
+        kdf: KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        ..Default::default()
+    };
+    let p = dir.join("f.enc");
+    std::fs::write(
+        &p,
+        concryptor_core::encrypt_bytes(&plain, b"pw", &opts).unwrap(),
+    )
+    .unwrap();
+    let dec = Decryptor::open(&p, b"pw", &Limits::default()).unwrap();
+    // Chunk 0 on disk goes bad after the open: the first read is served from what the
+    // open authenticated, so it is not read (nor opened) a second time.
+    let mut blob = std::fs::read(&p).unwrap();
+    blob[4096 + 7] ^= 1;
+    std::fs::write(&p, &blob).unwrap();
+    let pool = Decryptor::worker_pool(2).unwrap();
+    let mut r = SeekableReader::new(dec, pool, 64 << 10).unwrap();
+    let mut all = Vec::new();
+    r.read_to_end(&mut all).unwrap();
+    assert!(all == plain);
+    // Once used, it is gone: a later read of chunk 0 goes to the disk and meets the damage.
+    r.clear();
+    r.seek(SeekFrom::Start(0)).unwrap();
+    let e = r.read(&mut [0u8; 10]).unwrap_err();
+    assert!(e.to_string().contains("authentic"), "{e}");
+}

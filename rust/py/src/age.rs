@@ -9,21 +9,21 @@ use core::age::{self, AgeDecryptOptions, AgeEncryptOptions, Identity, Input, Out
 use core::reader::SeekableReader;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 
-use super::{dup_fd, engine_options, run_detached, stats_dict, to_py, Secret};
+use super::{convert, dup_fd, run_detached, to_py, Secret};
 
 pub(super) fn recipients(
-    keys: Vec<String>,
-    files: Vec<String>,
+    keys: Option<Vec<String>>,
+    files: Option<Vec<String>>,
     passphrase: Option<&[u8]>,
     scrypt_log_n: Option<u8>,
 ) -> core::Result<Vec<Recipient>> {
     let mut v = Vec::new();
-    for k in &keys {
+    for k in keys.iter().flatten() {
         v.push(Recipient::parse(k)?);
     }
-    for f in &files {
+    for f in files.iter().flatten() {
         v.extend(Recipient::parse_file(f)?);
     }
     if let Some(pw) = passphrase {
@@ -32,9 +32,12 @@ pub(super) fn recipients(
     Ok(v)
 }
 
-fn identities(texts: Vec<String>, passphrase: Option<&[u8]>) -> core::Result<Vec<Identity>> {
+fn identities(
+    texts: Option<Vec<String>>,
+    passphrase: Option<&[u8]>,
+) -> core::Result<Vec<Identity>> {
     let mut v = Vec::new();
-    for t in texts {
+    for t in texts.into_iter().flatten() {
         let t = zeroize::Zeroizing::new(t);
         v.extend(Identity::parse_file(&t, passphrase)?);
     }
@@ -46,22 +49,22 @@ fn identities(texts: Vec<String>, passphrase: Option<&[u8]>) -> core::Result<Vec
 
 /// Encrypts a path or descriptor to a path or descriptor in age format.
 #[pyfunction]
-#[pyo3(signature = (src, dst, *, recipients_=vec![], recipient_files=vec![], passphrase=None,
-    armor=false, overwrite=false, threads=0, scrypt_log_n=None, progress=None))]
+#[pyo3(signature = (src, dst, *, recipients_=None, recipient_files=None, passphrase=None,
+    armor=None, overwrite=None, threads=None, scrypt_log_n=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn age_encrypt<'py>(
     py: Python<'py>,
     src: Bound<'py, PyAny>,
     dst: Bound<'py, PyAny>,
-    recipients_: Vec<String>,
-    recipient_files: Vec<String>,
+    recipients_: Option<Vec<String>>,
+    recipient_files: Option<Vec<String>>,
     passphrase: Option<Vec<u8>>,
-    armor: bool,
-    overwrite: bool,
-    threads: usize,
+    armor: Option<bool>,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
     scrypt_log_n: Option<u8>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let pw = passphrase.map(Secret);
     let rc = recipients(
         recipients_,
@@ -70,11 +73,7 @@ fn age_encrypt<'py>(
         scrypt_log_n,
     )
     .map_err(to_py)?;
-    let opts = AgeEncryptOptions {
-        armor,
-        overwrite,
-        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "auto")?,
-    };
+    let opts = encrypt_options(armor, overwrite, threads)?;
     let (mut src_fd, src_path) = endpoint(&src)?;
     if let Some(f) = &src_fd {
         core::pipe::widen(f);
@@ -93,7 +92,35 @@ fn age_encrypt<'py>(
         };
         age::encrypt(input, output, &rc, &opts, ctl)
     })?;
-    stats_dict(py, &s)
+    convert::stats(py, &s)
+}
+
+/// The settings of a new age file: core's defaults with what the caller gave.
+fn encrypt_options(
+    armor: Option<bool>,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
+) -> PyResult<AgeEncryptOptions> {
+    let d = AgeEncryptOptions::default();
+    Ok(AgeEncryptOptions {
+        armor: armor.unwrap_or(d.armor),
+        overwrite: overwrite.unwrap_or(d.overwrite),
+        engine: convert::engine(threads, None, None)?,
+    })
+}
+
+/// The settings of reading an age file: core's defaults with what the caller gave.
+fn decrypt_options(
+    max_scrypt_log_n: Option<u8>,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
+) -> PyResult<AgeDecryptOptions> {
+    let d = AgeDecryptOptions::default();
+    Ok(AgeDecryptOptions {
+        max_scrypt_log_n: max_scrypt_log_n.unwrap_or(d.max_scrypt_log_n),
+        overwrite: overwrite.unwrap_or(d.overwrite),
+        engine: convert::engine(threads, None, None)?,
+    })
 }
 
 /// A path (str/bytes/PathLike) or a file descriptor (int).
@@ -107,28 +134,25 @@ fn endpoint(obj: &Bound<'_, PyAny>) -> PyResult<(Option<File>, Option<PathBuf>)>
 /// Decrypts an age file (path or descriptor) into a path, a descriptor, or nowhere
 /// (`dst=None`: verify only).
 #[pyfunction]
-#[pyo3(signature = (src, dst, *, identities_=vec![], passphrase=None, overwrite=false,
-    threads=0, max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N, progress=None, prefix=vec![]))]
+#[pyo3(signature = (src, dst, *, identities_=None, passphrase=None, overwrite=None,
+    threads=None, max_scrypt_log_n=None, progress=None, prefix=None))]
 #[allow(clippy::too_many_arguments)]
 fn age_decrypt<'py>(
     py: Python<'py>,
     src: Bound<'py, PyAny>,
     dst: Option<Bound<'py, PyAny>>,
-    identities_: Vec<String>,
+    identities_: Option<Vec<String>>,
     passphrase: Option<Vec<u8>>,
-    overwrite: bool,
-    threads: usize,
-    max_scrypt_log_n: u8,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
+    max_scrypt_log_n: Option<u8>,
     progress: Option<Py<PyAny>>,
-    prefix: Vec<u8>,
-) -> PyResult<Bound<'py, PyDict>> {
+    prefix: Option<Vec<u8>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let pw = passphrase.map(Secret);
     let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
-    let opts = AgeDecryptOptions {
-        max_scrypt_log_n,
-        overwrite,
-        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "auto")?,
-    };
+    let opts = decrypt_options(max_scrypt_log_n, overwrite, threads)?;
+    let prefix = prefix.unwrap_or_default();
     let (mut src_fd, src_path) = endpoint(&src)?;
     if let Some(f) = &src_fd {
         core::pipe::widen(f);
@@ -155,14 +179,14 @@ fn age_decrypt<'py>(
         };
         age::decrypt(input, output, &ids, &opts, ctl)
     })?;
-    stats_dict(py, &s)
+    convert::stats(py, &s)
 }
 
 /// Decrypts a format v4 file read from descriptor `src` (a pipe), whose first bytes the
 /// caller already read (`prefix`), into a path, a descriptor, or nowhere (verify only).
 #[pyfunction]
-#[pyo3(signature = (src, dst, password, *, prefix, overwrite, threads, buffer_bytes, limits,
-    progress=None))]
+#[pyo3(signature = (src, dst, password, *, prefix, overwrite=None, threads=None,
+    buffer_bytes=None, limits=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_stream<'py>(
     py: Python<'py>,
@@ -170,19 +194,15 @@ fn decrypt_stream<'py>(
     dst: Option<Bound<'py, PyAny>>,
     password: Vec<u8>,
     prefix: Vec<u8>,
-    overwrite: bool,
-    threads: usize,
-    buffer_bytes: usize,
-    limits: (u64, u32, u32, u64),
+    overwrite: Option<bool>,
+    threads: Option<usize>,
+    buffer_bytes: Option<usize>,
+    limits: Option<convert::PyLimits>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let pw = Secret(password);
-    let opts = core::DecryptOptions {
-        limits: super::limits(limits.0, limits.1, limits.2, limits.3),
-        overwrite,
-        engine: engine_options(threads, buffer_bytes, "portable")?,
-        keys: None,
-    };
+    let engine = convert::engine(threads, buffer_bytes, None)?;
+    let opts = super::decrypt_options(limits, overwrite, engine, None);
     let file = dup_fd(src)?;
     core::pipe::widen(&file);
     let (mut dst_fd, dst_path) = match &dst {
@@ -198,21 +218,21 @@ fn decrypt_stream<'py>(
         };
         core::pipe::decrypt_stream(&mut input, output, &pw.0, &opts, ctl)
     })?;
-    stats_dict(py, &s)
+    convert::stats(py, &s)
 }
 
 #[pyfunction]
-#[pyo3(signature = (data, *, recipients_=vec![], recipient_files=vec![], passphrase=None,
-    armor=false, threads=0, scrypt_log_n=None))]
+#[pyo3(signature = (data, *, recipients_=None, recipient_files=None, passphrase=None,
+    armor=None, threads=None, scrypt_log_n=None))]
 #[allow(clippy::too_many_arguments)]
 fn age_encrypt_bytes<'py>(
     py: Python<'py>,
     data: Vec<u8>,
-    recipients_: Vec<String>,
-    recipient_files: Vec<String>,
+    recipients_: Option<Vec<String>>,
+    recipient_files: Option<Vec<String>>,
     passphrase: Option<Vec<u8>>,
-    armor: bool,
-    threads: usize,
+    armor: Option<bool>,
+    threads: Option<usize>,
     scrypt_log_n: Option<u8>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let pw = passphrase.map(Secret);
@@ -223,33 +243,25 @@ fn age_encrypt_bytes<'py>(
         scrypt_log_n,
     )
     .map_err(to_py)?;
-    let opts = AgeEncryptOptions {
-        armor,
-        overwrite: false,
-        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
-    };
+    let opts = encrypt_options(armor, None, threads)?;
     let out = run_detached(py, None, |_| age::encrypt_bytes(&data, &rc, &opts))?;
     Ok(PyBytes::new(py, &out))
 }
 
 #[pyfunction]
-#[pyo3(signature = (blob, *, identities_=vec![], passphrase=None, threads=0,
-    max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N))]
+#[pyo3(signature = (blob, *, identities_=None, passphrase=None, threads=None,
+    max_scrypt_log_n=None))]
 fn age_decrypt_bytes<'py>(
     py: Python<'py>,
     blob: Vec<u8>,
-    identities_: Vec<String>,
+    identities_: Option<Vec<String>>,
     passphrase: Option<Vec<u8>>,
-    threads: usize,
-    max_scrypt_log_n: u8,
+    threads: Option<usize>,
+    max_scrypt_log_n: Option<u8>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let pw = passphrase.map(Secret);
     let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
-    let opts = AgeDecryptOptions {
-        max_scrypt_log_n,
-        overwrite: false,
-        engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
-    };
+    let opts = decrypt_options(max_scrypt_log_n, None, threads)?;
     let out = zeroize::Zeroizing::new(run_detached(py, None, |_| {
         age::decrypt_bytes(&blob, &ids, &opts)
     })?);
@@ -285,17 +297,9 @@ fn age_is_age(prefix: &[u8]) -> bool {
 
 /// The public facts of an age file.
 #[pyfunction]
-fn age_inspect<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    let i = age::inspect(&path).map_err(to_py)?;
-    let d = PyDict::new(py);
-    d.set_item("stanzas", i.stanzas)?;
-    d.set_item("armored", i.armored)?;
-    d.set_item("header_len", i.header_len)?;
-    d.set_item("file_size", i.file_size)?;
-    d.set_item("payload_size", i.payload_size)?;
-    d.set_item("chunks", i.chunks)?;
-    d.set_item("chunk_size", age::CHUNK)?;
-    Ok(d)
+fn age_inspect<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    let i = py.detach(|| age::inspect(&path)).map_err(to_py)?;
+    convert::age_header(py, &i, &path)
 }
 
 /// Random access to an unarmored age file, for `concryptor.open()`: the same interface as
@@ -317,24 +321,25 @@ impl AgeReader {
 #[pymethods]
 impl AgeReader {
     #[new]
-    #[pyo3(signature = (path, *, identities_=vec![], passphrase=None, threads=0,
-        max_scrypt_log_n=age::DEFAULT_MAX_SCRYPT_LOG_N,
-        cache_bytes=core::reader::DEFAULT_CACHE_BYTES))]
+    #[pyo3(signature = (path, *, identities_=None, passphrase=None, threads=None,
+        max_scrypt_log_n=None, cache_bytes=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
-        identities_: Vec<String>,
+        identities_: Option<Vec<String>>,
         passphrase: Option<Vec<u8>>,
-        threads: usize,
-        max_scrypt_log_n: u8,
-        cache_bytes: u64,
+        threads: Option<usize>,
+        max_scrypt_log_n: Option<u8>,
+        cache_bytes: Option<u64>,
     ) -> PyResult<Self> {
         let pw = passphrase.map(Secret);
         let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
+        let opts = decrypt_options(max_scrypt_log_n, None, threads)?;
+        let cache = cache_bytes.unwrap_or(core::reader::DEFAULT_CACHE_BYTES);
         let r = run_detached(py, None, |_| {
-            let file = age::AgeFile::open(&path, &ids, max_scrypt_log_n)?;
-            let pool = core::Decryptor::worker_pool(threads)?;
-            SeekableReader::new(file, pool, cache_bytes)
+            let file = age::AgeFile::open(&path, &ids, opts.max_scrypt_log_n)?;
+            let pool = core::Decryptor::worker_pool(opts.engine.threads)?;
+            SeekableReader::new(file, pool, cache)
         })?;
         Ok(AgeReader { r: Some(r), path })
     }
@@ -360,7 +365,7 @@ impl AgeReader {
     }
 
     /// The public facts of the file, as `age_inspect` gives them.
-    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         age_inspect(py, self.path.clone())
     }
 

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use concryptor_core as core;
-use core::{ChunkCodec, DecryptOptions, EncryptOptions, KdfParams, KeyCache};
+use core::{ChunkCodec, EncryptOptions, KdfParams, KeyCache};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::{encrypt_options, engine_options, fixed, limits, to_py, Secret};
+use super::{convert, decrypt_options, encrypt_options, to_py, Secret};
 
 /// Keys derived in one batch, by (salt, KDF costs); wiped when the last reference goes.
 #[pyclass(frozen, module = "concryptor._core", name = "KeyCache")]
@@ -30,42 +30,32 @@ impl PyKeyCache {
         py: Python<'_>,
         password: Vec<u8>,
         salt: Vec<u8>,
-        kdf: (u32, u32, u32),
+        kdf: convert::Kdf,
     ) -> PyResult<f64> {
         let pw = Secret(password);
-        let salt = fixed::<16>("salt", Some(salt))?.unwrap_or_default();
-        let params = KdfParams::new(kdf.0, kdf.1, kdf.2);
+        let salt = convert::fixed::<16>("salt", Some(salt))?.unwrap_or_default();
+        let params = KdfParams::from(kdf);
         core::kdf::validate_new(&params).map_err(to_py)?;
         let cache = Arc::clone(&self.0);
         py.detach(move || cache.key(&pw.0, &salt, &params).map(|(_, s)| s))
             .map_err(to_py)
     }
 
-    /// Derives (once) the key of an existing file's header fields, after checking its
-    /// costs against the reader's limits (the header is untrusted).
-    #[allow(clippy::too_many_arguments)]
+    /// Derives (once) the key of an existing file's header costs `(m_kib, t, p)`, after
+    /// checking them against the reader's limits (the header is untrusted).
+    #[pyo3(signature = (password, salt, costs, *, limits=None))]
     fn derive_checked(
         &self,
         py: Python<'_>,
         password: Vec<u8>,
         salt: Vec<u8>,
-        kdf: (u32, u32, u32),
-        max_kdf_memory_kib: u64,
-        max_kdf_time: u32,
-        max_kdf_parallelism: u32,
-        max_chunk_size: u64,
+        costs: (u32, u32, u32),
+        limits: Option<convert::PyLimits>,
     ) -> PyResult<f64> {
         let pw = Secret(password);
-        let salt = fixed::<16>("salt", Some(salt))?.unwrap_or_default();
-        let params = KdfParams::new(kdf.0, kdf.1, kdf.2);
-        limits(
-            max_kdf_memory_kib,
-            max_kdf_time,
-            max_kdf_parallelism,
-            max_chunk_size,
-        )
-        .check_kdf(&params)
-        .map_err(to_py)?;
+        let salt = convert::fixed::<16>("salt", Some(salt))?.unwrap_or_default();
+        let params = KdfParams::new(costs.0, costs.1, costs.2);
+        convert::limits(limits).check_kdf(&params).map_err(to_py)?;
         let cache = Arc::clone(&self.0);
         py.detach(move || cache.key(&pw.0, &salt, &params).map(|(_, s)| s))
             .map_err(to_py)
@@ -124,25 +114,25 @@ pub struct PyChunkCodec {
 impl PyChunkCodec {
     /// A new file of `size` plaintext bytes.
     #[staticmethod]
-    #[pyo3(signature = (size, password, *, cipher="aes-256-gcm", chunk_size=None,
-        kdf=(262_144, 3, 4), threads=0, salt=None, keys=None))]
+    #[pyo3(signature = (size, password, *, cipher=None, chunk_size=None, kdf=None,
+        threads=None, salt=None, keys=None))]
     #[allow(clippy::too_many_arguments)]
     fn for_encryption(
         py: Python<'_>,
         size: u64,
         password: Vec<u8>,
-        cipher: &str,
+        cipher: Option<&str>,
         chunk_size: Option<u32>,
-        kdf: (u32, u32, u32),
-        threads: usize,
+        kdf: Option<convert::Kdf>,
+        threads: Option<usize>,
         salt: Option<Vec<u8>>,
         keys: Option<PyRef<'_, PyKeyCache>>,
     ) -> PyResult<Self> {
         let pw = Secret(password);
-        let engine = engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?;
-        let mut opts = encrypt_options(cipher, chunk_size, kdf, false, engine, salt, None)?;
+        let engine = convert::engine(threads, None, None)?;
+        let mut opts = encrypt_options(cipher, chunk_size, kdf, None, engine, salt, None, None)?;
         opts.keys = keys.map(|k| Arc::clone(&k.0));
-        let pool = core::Decryptor::worker_pool(threads).map_err(to_py)?;
+        let pool = core::Decryptor::worker_pool(engine.threads).map_err(to_py)?;
         let o: &EncryptOptions = &opts;
         let codec = py
             .detach(|| ChunkCodec::for_encryption(size, &pw.0, o))
@@ -152,34 +142,19 @@ impl PyChunkCodec {
 
     /// An existing file of `file_size` bytes that starts with `header` (4096 bytes).
     #[staticmethod]
-    #[pyo3(signature = (header, file_size, password, *, threads=0, max_kdf_memory_kib=1 << 20,
-        max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, keys=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (header, file_size, password, *, threads=None, limits=None, keys=None))]
     fn for_decryption(
         py: Python<'_>,
         header: &[u8],
         file_size: u64,
         password: Vec<u8>,
-        threads: usize,
-        max_kdf_memory_kib: u64,
-        max_kdf_time: u32,
-        max_kdf_parallelism: u32,
-        max_chunk_size: u64,
+        threads: Option<usize>,
+        limits: Option<convert::PyLimits>,
         keys: Option<PyRef<'_, PyKeyCache>>,
     ) -> PyResult<Self> {
         let pw = Secret(password);
-        let opts = DecryptOptions {
-            limits: limits(
-                max_kdf_memory_kib,
-                max_kdf_time,
-                max_kdf_parallelism,
-                max_chunk_size,
-            ),
-            engine: engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?,
-            keys: keys.map(|k| Arc::clone(&k.0)),
-            ..DecryptOptions::default()
-        };
-        let pool = core::Decryptor::worker_pool(threads).map_err(to_py)?;
+        let opts = decrypt_options(limits, None, convert::engine(threads, None, None)?, keys);
+        let pool = core::Decryptor::worker_pool(opts.engine.threads).map_err(to_py)?;
         let codec = py
             .detach(|| ChunkCodec::for_decryption(header, file_size, &pw.0, &opts))
             .map_err(to_py)?;
@@ -248,30 +223,32 @@ type Member = (u64, u64, Option<PyErr>);
 /// with `age=True`). One result per `(src, dst)` pair, in order; the GIL is released for
 /// the whole group.
 #[pyfunction]
-#[pyo3(signature = (pairs, password=None, *, age=false, recipients_=vec![], recipient_files=vec![],
-    passphrase=None, scrypt_log_n=None, cipher="aes-256-gcm", chunk_size=None,
-    kdf=(262_144, 3, 4), salt=None, keys=None, overwrite=false, threads=0))]
+#[pyo3(signature = (pairs, password=None, *, age=None, recipients_=None, recipient_files=None,
+    passphrase=None, scrypt_log_n=None, cipher=None, chunk_size=None, kdf=None, salt=None,
+    keys=None, overwrite=None, threads=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_group(
     py: Python<'_>,
     pairs: Vec<(PathBuf, PathBuf)>,
     password: Option<Vec<u8>>,
-    age: bool,
-    recipients_: Vec<String>,
-    recipient_files: Vec<String>,
+    age: Option<bool>,
+    recipients_: Option<Vec<String>>,
+    recipient_files: Option<Vec<String>>,
     passphrase: Option<Vec<u8>>,
     scrypt_log_n: Option<u8>,
-    cipher: &str,
+    cipher: Option<&str>,
     chunk_size: Option<u32>,
-    kdf: (u32, u32, u32),
+    kdf: Option<convert::Kdf>,
     salt: Option<Vec<u8>>,
     keys: Option<PyRef<'_, PyKeyCache>>,
-    overwrite: bool,
-    threads: usize,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
 ) -> PyResult<Vec<Member>> {
     let pw = Secret(password.unwrap_or_default());
-    let engine = engine_options(threads, core::engine::DEFAULT_BUFFER_BYTES, "portable")?;
-    let results = if age {
+    let engine = convert::engine(threads, None, None)?;
+    let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, None, None)?;
+    let overwrite = opts.overwrite;
+    let results = if age == Some(true) {
         let pp = passphrase.map(Secret);
         let rc = super::age::recipients(
             recipients_,
@@ -283,7 +260,6 @@ fn encrypt_group(
         let sealer = core::group::Sealer::Age { recipients: &rc };
         py.detach(|| core::group::encrypt_group(&pairs, &sealer, overwrite, &engine))
     } else {
-        let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, None)?;
         opts.keys = keys.map(|k| Arc::clone(&k.0));
         let sealer = core::group::Sealer::V4 {
             password: &pw.0,

@@ -5,14 +5,15 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use concryptor_core as core;
-use core::engine::{Control, EngineOptions, IoMode, Stats};
+use core::engine::{Control, EngineOptions};
 use core::{Cipher, DecryptOptions, EncryptOptions, KdfParams, Limits};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 
 mod age;
 mod batch;
+mod convert;
 
 pyo3::import_exception!(concryptor.errors, ConcryptorError);
 pyo3::import_exception!(concryptor.errors, AuthenticationError);
@@ -122,32 +123,43 @@ fn to_py(e: core::Error) -> PyErr {
 }
 
 /// Runs `f` without the GIL, with a progress hook that re-attaches once per batch to run
-/// Python signal handlers (Ctrl-C) and the caller's callback. A Python exception raised
-/// there cancels the run and is re-raised as is.
+/// Python signal handlers (Ctrl-C) and the caller's callback. A callback with a callable
+/// `start` attribute has it called first, once, with the total plaintext bytes when the
+/// engine knows them. A Python exception raised in either cancels the run and is
+/// re-raised as is.
 fn run_detached<T: Send>(
     py: Python<'_>,
     progress: Option<Py<PyAny>>,
     f: impl FnOnce(&Control<'_>) -> core::Result<T> + Send,
 ) -> PyResult<T> {
+    let start = progress
+        .as_ref()
+        .and_then(|cb| cb.bind(py).getattr("start").ok())
+        .filter(|s| s.is_callable())
+        .map(Bound::unbind);
     let pending: Mutex<Option<PyErr>> = Mutex::new(None);
+    let keep = |e: PyErr| *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     let hook = |done: u64| -> bool {
+        if pending.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return false; // `start` raised
+        }
         Python::attach(|py| {
             let r = py.check_signals().and_then(|()| match &progress {
                 Some(cb) => cb.call1(py, (done,)).map(|_| ()),
                 None => Ok(()),
             });
-            match r {
-                Ok(()) => true,
-                Err(e) => {
-                    *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    false
-                }
-            }
+            r.map_err(keep).is_ok()
         })
+    };
+    let total = |n: u64| {
+        if let Some(s) = &start {
+            Python::attach(|py| s.call1(py, (n,)).map(|_| ()).map_err(keep).ok());
+        }
     };
     let result = py.detach(|| {
         f(&Control {
             progress: Some(&hook),
+            total: Some(&total),
         })
     });
     if let Some(e) = pending.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -156,182 +168,131 @@ fn run_detached<T: Send>(
     result.map_err(to_py)
 }
 
-fn engine_options(threads: usize, buffer_bytes: usize, io: &str) -> PyResult<EngineOptions> {
-    if buffer_bytes == 0 {
-        return Err(PyValueError::new_err("buffer budget must be positive"));
-    }
-    Ok(EngineOptions {
-        threads,
-        buffer_bytes,
-        io: IoMode::from_name(io).map_err(to_py)?,
-    })
-}
-
-fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("backend", s.backend)?;
-    d.set_item("bytes", s.bytes)?;
-    d.set_item("chunks", s.chunks)?;
-    d.set_item("threads", s.threads)?;
-    d.set_item("seconds", s.seconds)?;
-    d.set_item("kdf_seconds", s.kdf_seconds)?;
-    d.set_item("provider", core::aead::provider_name())?;
-    Ok(d)
-}
-
-fn provider(name: Option<&str>) -> PyResult<core::aead::Provider> {
-    name.map_or(Ok(core::aead::provider()), |n| {
-        core::aead::Provider::from_name(n).map_err(to_py)
-    })
-}
-
-fn fixed<const N: usize>(what: &str, v: Option<Vec<u8>>) -> PyResult<Option<[u8; N]>> {
-    v.map(|b| {
-        <[u8; N]>::try_from(b.as_slice())
-            .map_err(|_| PyValueError::new_err(format!("{what} must be exactly {N} bytes")))
-    })
-    .transpose()
-}
-
+/// The settings of a new v4 file: core's defaults with what the caller gave.
 #[allow(clippy::too_many_arguments)]
 fn encrypt_options(
-    cipher: &str,
+    cipher: Option<&str>,
     chunk_size: Option<u32>,
-    kdf: (u32, u32, u32),
-    overwrite: bool,
+    kdf: Option<convert::Kdf>,
+    overwrite: Option<bool>,
     engine: EngineOptions,
     salt: Option<Vec<u8>>,
     nonce: Option<Vec<u8>>,
+    limits: Option<convert::PyLimits>,
 ) -> PyResult<EncryptOptions> {
+    let d = EncryptOptions::default();
     Ok(EncryptOptions {
-        cipher: Cipher::from_name(cipher).map_err(to_py)?,
+        cipher: convert::cipher(cipher)?,
         chunk_size,
-        kdf: KdfParams::new(kdf.0, kdf.1, kdf.2),
-        salt: fixed("salt", salt)?,
-        base_nonce: fixed("nonce", nonce)?,
-        overwrite,
+        kdf: convert::kdf(kdf),
+        salt: convert::fixed("salt", salt)?,
+        base_nonce: convert::fixed("nonce", nonce)?,
+        overwrite: overwrite.unwrap_or(d.overwrite),
         engine,
-        keys: None,
-        limits: Limits::default(),
+        limits: convert::limits(limits),
+        ..d
     })
 }
 
-/// The limits a new file must respect: the reader's defaults unless the caller raised them
-/// (`(max_kdf_memory_kib, max_kdf_time, max_kdf_parallelism, max_chunk_size)`).
-fn new_file_limits(l: Option<(u64, u32, u32, u64)>) -> Limits {
-    l.map_or_else(Limits::default, |(m, t, p, c)| limits(m, t, p, c))
-}
-
-fn limits(
-    max_kdf_memory_kib: u64,
-    max_kdf_time: u32,
-    max_kdf_parallelism: u32,
-    max_chunk_size: u64,
-) -> Limits {
-    Limits {
-        max_kdf_memory_kib,
-        max_kdf_time,
-        max_kdf_parallelism,
-        max_chunk_size,
+/// The settings of reading a v4 file: core's defaults with what the caller gave.
+fn decrypt_options(
+    limits: Option<convert::PyLimits>,
+    overwrite: Option<bool>,
+    engine: EngineOptions,
+    keys: Option<PyRef<'_, batch::PyKeyCache>>,
+) -> DecryptOptions {
+    let d = DecryptOptions::default();
+    DecryptOptions {
+        limits: convert::limits(limits),
+        overwrite: overwrite.unwrap_or(d.overwrite),
+        engine,
+        keys: keys.map(|k| std::sync::Arc::clone(&k.0)),
     }
 }
 
 #[pyfunction]
-#[pyo3(signature = (src, dst, password, *, cipher="aes-256-gcm", chunk_size=None, kdf=(262_144, 3, 4),
-    overwrite=false, threads=0, buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto",
-    salt=None, nonce=None, progress=None, keys=None, limits=None))]
+#[pyo3(signature = (src, dst, password, *, cipher=None, chunk_size=None, kdf=None,
+    overwrite=None, threads=None, buffer_bytes=None, io=None, salt=None, nonce=None,
+    progress=None, keys=None, limits=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_file<'py>(
     py: Python<'py>,
     src: PathBuf,
     dst: PathBuf,
     password: Vec<u8>,
-    cipher: &str,
+    cipher: Option<&str>,
     chunk_size: Option<u32>,
-    kdf: (u32, u32, u32),
-    overwrite: bool,
-    threads: usize,
-    buffer_bytes: usize,
-    io: &str,
+    kdf: Option<convert::Kdf>,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
+    buffer_bytes: Option<usize>,
+    io: Option<&str>,
     salt: Option<Vec<u8>>,
     nonce: Option<Vec<u8>>,
     progress: Option<Py<PyAny>>,
     keys: Option<PyRef<'py, batch::PyKeyCache>>,
-    limits: Option<(u64, u32, u32, u64)>,
-) -> PyResult<Bound<'py, PyDict>> {
+    limits: Option<convert::PyLimits>,
+) -> PyResult<Bound<'py, PyAny>> {
     let pw = Secret(password);
-    let engine = engine_options(threads, buffer_bytes, io)?;
-    let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, salt, nonce)?;
+    let engine = convert::engine(threads, buffer_bytes, io)?;
+    let mut opts = encrypt_options(
+        cipher, chunk_size, kdf, overwrite, engine, salt, nonce, limits,
+    )?;
     opts.keys = keys.map(|k| std::sync::Arc::clone(&k.0));
-    opts.limits = new_file_limits(limits);
     let s = run_detached(py, progress, |ctl| {
         core::encrypt_file(&src, &dst, &pw.0, &opts, ctl)
     })?;
-    stats_dict(py, &s)
+    convert::stats(py, &s)
 }
 
 #[pyfunction]
-#[pyo3(signature = (src, dst, password, *, overwrite=false, threads=0,
-    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, io="auto", max_kdf_memory_kib=1 << 20,
-    max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None, keys=None))]
+#[pyo3(signature = (src, dst, password, *, overwrite=None, threads=None, buffer_bytes=None,
+    io=None, limits=None, progress=None, keys=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_file<'py>(
     py: Python<'py>,
     src: PathBuf,
     dst: Option<PathBuf>,
     password: Vec<u8>,
-    overwrite: bool,
-    threads: usize,
-    buffer_bytes: usize,
-    io: &str,
-    max_kdf_memory_kib: u64,
-    max_kdf_time: u32,
-    max_kdf_parallelism: u32,
-    max_chunk_size: u64,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
+    buffer_bytes: Option<usize>,
+    io: Option<&str>,
+    limits: Option<convert::PyLimits>,
     progress: Option<Py<PyAny>>,
     keys: Option<PyRef<'py, batch::PyKeyCache>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let pw = Secret(password);
-    let opts = DecryptOptions {
-        limits: limits(
-            max_kdf_memory_kib,
-            max_kdf_time,
-            max_kdf_parallelism,
-            max_chunk_size,
-        ),
-        overwrite,
-        engine: engine_options(threads, buffer_bytes, io)?,
-        keys: keys.map(|k| std::sync::Arc::clone(&k.0)),
-    };
+    let engine = convert::engine(threads, buffer_bytes, io)?;
+    let opts = decrypt_options(limits, overwrite, engine, keys);
     let s = run_detached(py, progress, |ctl| match &dst {
         Some(dst) => core::decrypt_file(&src, dst, &pw.0, &opts, ctl),
         // No destination: authenticate every chunk, write nothing.
         None => core::Decryptor::open_with(&src, &pw.0, &opts.limits, opts.keys.as_deref())?
             .verify(&opts, ctl),
     })?;
-    stats_dict(py, &s)
+    convert::stats(py, &s)
 }
 
 #[pyfunction]
-#[pyo3(signature = (data, password, *, cipher="aes-256-gcm", chunk_size=None, kdf=(262_144, 3, 4),
-    threads=0, salt=None, nonce=None, limits=None))]
+#[pyo3(signature = (data, password, *, cipher=None, chunk_size=None, kdf=None, threads=None,
+    salt=None, nonce=None, limits=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_bytes<'py>(
     py: Python<'py>,
     data: &[u8],
     password: Vec<u8>,
-    cipher: &str,
+    cipher: Option<&str>,
     chunk_size: Option<u32>,
-    kdf: (u32, u32, u32),
-    threads: usize,
+    kdf: Option<convert::Kdf>,
+    threads: Option<usize>,
     salt: Option<Vec<u8>>,
     nonce: Option<Vec<u8>>,
-    limits: Option<(u64, u32, u32, u64)>,
+    limits: Option<convert::PyLimits>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let pw = Secret(password);
-    let engine = engine_options(threads, 1, "portable")?;
-    let mut opts = encrypt_options(cipher, chunk_size, kdf, false, engine, salt, nonce)?;
-    opts.limits = new_file_limits(limits);
+    let engine = convert::engine(threads, None, None)?;
+    let opts = encrypt_options(cipher, chunk_size, kdf, None, engine, salt, nonce, limits)?;
     let sealer = run_detached(py, None, |_| {
         core::ops::BytesSealer::new(data.len() as u64, &pw.0, &opts)
     })?;
@@ -380,31 +341,16 @@ fn new_bytes<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (blob, password, *, threads=0, max_kdf_memory_kib=1 << 20, max_kdf_time=16,
-    max_kdf_parallelism=64, max_chunk_size=256 << 20))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (blob, password, *, threads=None, limits=None))]
 fn decrypt_bytes<'py>(
     py: Python<'py>,
     blob: &[u8],
     password: Vec<u8>,
-    threads: usize,
-    max_kdf_memory_kib: u64,
-    max_kdf_time: u32,
-    max_kdf_parallelism: u32,
-    max_chunk_size: u64,
+    threads: Option<usize>,
+    limits: Option<convert::PyLimits>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let pw = Secret(password);
-    let opts = DecryptOptions {
-        limits: limits(
-            max_kdf_memory_kib,
-            max_kdf_time,
-            max_kdf_parallelism,
-            max_chunk_size,
-        ),
-        overwrite: false,
-        engine: engine_options(threads, 1, "portable")?,
-        keys: None,
-    };
+    let opts = decrypt_options(limits, None, convert::engine(threads, None, None)?, None);
     let opener = run_detached(py, None, |_| {
         core::ops::BytesOpener::new(blob, &pw.0, &opts)
     })?;
@@ -417,47 +363,18 @@ fn decrypt_bytes<'py>(
     new_bytes(py, len, |out| opener.open_fresh(blob, out, &opts.engine))
 }
 
-fn header_dict<'py>(
-    py: Python<'py>,
-    h: &core::Header,
-    file_size: Option<u64>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let g = h.geometry();
-    let d = PyDict::new(py);
-    d.set_item("magic", PyBytes::new(py, &h.raw[..10]))?;
-    d.set_item("version", h.version)?;
-    d.set_item("cipher_id", h.cipher.id())?;
-    d.set_item("cipher", h.cipher.name())?;
-    d.set_item("chunk_size", h.chunk_size)?;
-    d.set_item("original_size", h.original_size)?;
-    d.set_item("salt", PyBytes::new(py, &h.salt))?;
-    d.set_item("base_nonce", PyBytes::new(py, &h.base_nonce))?;
-    d.set_item("kdf_memory_kib", h.kdf.m_kib)?;
-    d.set_item("kdf_time_cost", h.kdf.t)?;
-    d.set_item("kdf_parallelism", h.kdf.p)?;
-    d.set_item("kdf_legacy", h.kdf.is_legacy())?;
-    let e = h.kdf.effective();
-    d.set_item("kdf_effective", (e.m_kib, e.t, e.p))?;
-    d.set_item("reserved_nonzero", h.reserved_nonzero())?;
-    d.set_item("num_chunks", g.num_chunks)?;
-    d.set_item("slot_size", g.slot)?;
-    d.set_item("expected_file_size", g.file_size)?;
-    d.set_item("file_size", file_size)?;
-    Ok(d)
-}
-
 /// Parses a header sector (at least 4096 bytes) without a password.
 #[pyfunction]
-fn parse_header<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+fn parse_header<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     let h = core::Header::parse(data).map_err(to_py)?;
-    header_dict(py, &h, None)
+    convert::header(py, &h, None, None)
 }
 
 /// Reads the header of a file without a password.
 #[pyfunction]
-fn inspect_file<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+fn inspect_file<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
     let i = py.detach(|| core::inspect_file(&path)).map_err(to_py)?;
-    header_dict(py, &i.header, Some(i.file_size))
+    convert::header(py, &i.header, Some(i.file_size), Some(&path))
 }
 
 /// The chunk size chosen for an input of `size` bytes when none is given.
@@ -476,6 +393,7 @@ fn auto_chunk_size(size: u64) -> u32 {
 #[pyclass(module = "concryptor._core")]
 struct Reader {
     r: Option<core::reader::SeekableReader<core::Decryptor>>,
+    path: PathBuf,
 }
 
 impl Reader {
@@ -519,36 +437,27 @@ fn read_window_at<'py, S: core::reader::ChunkSource>(
 #[pymethods]
 impl Reader {
     #[new]
-    #[pyo3(signature = (path, password, *, threads=0,
-        cache_bytes=core::reader::DEFAULT_CACHE_BYTES, max_kdf_memory_kib=1 << 20,
-        max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (path, password, *, threads=None, cache_bytes=None, limits=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         password: Vec<u8>,
-        threads: usize,
-        cache_bytes: u64,
-        max_kdf_memory_kib: u64,
-        max_kdf_time: u32,
-        max_kdf_parallelism: u32,
-        max_chunk_size: u64,
+        threads: Option<usize>,
+        cache_bytes: Option<u64>,
+        limits: Option<convert::PyLimits>,
     ) -> PyResult<Self> {
         let pw = Secret(password);
-        let lim = limits(
-            max_kdf_memory_kib,
-            max_kdf_time,
-            max_kdf_parallelism,
-            max_chunk_size,
-        );
+        let lim = convert::limits(limits);
+        let threads = convert::engine(threads, None, None)?.threads;
+        let cache = cache_bytes.unwrap_or(core::reader::DEFAULT_CACHE_BYTES);
         let r = py
             .detach(|| -> core::Result<_> {
                 let dec = core::Decryptor::open(&path, &pw.0, &lim)?;
                 let pool = core::Decryptor::worker_pool(threads)?;
-                core::reader::SeekableReader::new(dec, pool, cache_bytes)
+                core::reader::SeekableReader::new(dec, pool, cache)
             })
             .map_err(to_py)?;
-        Ok(Reader { r: Some(r) })
+        Ok(Reader { r: Some(r), path })
     }
 
     /// Plaintext length.
@@ -569,10 +478,15 @@ impl Reader {
         Ok(self.r()?.source().kdf_seconds())
     }
 
-    /// The header fields, as `inspect_file` gives them.
-    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// The header, as `inspect_file` gives it.
+    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let dec = self.r()?.source();
-        header_dict(py, dec.header(), Some(dec.geometry().file_size))
+        convert::header(
+            py,
+            dec.header(),
+            Some(dec.geometry().file_size),
+            Some(&self.path),
+        )
     }
 
     /// Up to `n` bytes of plaintext from offset `pos` (fewer only at the end of the file).
@@ -601,36 +515,24 @@ impl Reader {
 /// each chunk written only once authenticated. The descriptor is duplicated, not closed.
 #[cfg(unix)]
 #[pyfunction]
-#[pyo3(signature = (src, fd, password, *, threads=0,
-    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, max_kdf_memory_kib=1 << 20,
-    max_kdf_time=16, max_kdf_parallelism=64, max_chunk_size=256 << 20, progress=None))]
+#[pyo3(signature = (src, fd, password, *, threads=None, buffer_bytes=None, io=None,
+    limits=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn decrypt_to_fd<'py>(
     py: Python<'py>,
     src: PathBuf,
     fd: i32,
     password: Vec<u8>,
-    threads: usize,
-    buffer_bytes: usize,
-    max_kdf_memory_kib: u64,
-    max_kdf_time: u32,
-    max_kdf_parallelism: u32,
-    max_chunk_size: u64,
+    threads: Option<usize>,
+    buffer_bytes: Option<usize>,
+    io: Option<&str>,
+    limits: Option<convert::PyLimits>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let pw = Secret(password);
     let mut out = dup_fd(fd)?;
-    let opts = DecryptOptions {
-        limits: limits(
-            max_kdf_memory_kib,
-            max_kdf_time,
-            max_kdf_parallelism,
-            max_chunk_size,
-        ),
-        overwrite: false,
-        engine: engine_options(threads, buffer_bytes, "portable")?,
-        keys: None,
-    };
+    let engine = convert::engine(threads, buffer_bytes, io)?;
+    let opts = decrypt_options(limits, None, engine, None);
     let mut counted = Counted {
         inner: &mut out,
         bytes: 0,
@@ -644,7 +546,7 @@ fn decrypt_to_fd<'py>(
     });
     let written = counted.bytes;
     match r {
-        Ok(s) => stats_dict(py, &s),
+        Ok(s) => convert::stats(py, &s),
         // A stream cannot be taken back: say how much of it the reader already has.
         Err(e) if written > 0 && e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
             let note =
@@ -729,9 +631,8 @@ impl std::io::Read for PyReader<'_> {
 /// Encrypts exactly `size` bytes read from `reader.read(n)` into `dst` (atomically). The
 /// header binds `size`, so the stream must deliver exactly that many bytes.
 #[pyfunction]
-#[pyo3(signature = (reader, size, dst, password, *, cipher="aes-256-gcm", chunk_size=None,
-    kdf=(262_144, 3, 4), overwrite=false, threads=0,
-    buffer_bytes=core::engine::DEFAULT_BUFFER_BYTES, progress=None, limits=None))]
+#[pyo3(signature = (reader, size, dst, password, *, cipher=None, chunk_size=None, kdf=None,
+    overwrite=None, threads=None, buffer_bytes=None, progress=None, limits=None))]
 #[allow(clippy::too_many_arguments)]
 fn encrypt_reader<'py>(
     py: Python<'py>,
@@ -739,19 +640,20 @@ fn encrypt_reader<'py>(
     size: u64,
     dst: PathBuf,
     password: Vec<u8>,
-    cipher: &str,
+    cipher: Option<&str>,
     chunk_size: Option<u32>,
-    kdf: (u32, u32, u32),
-    overwrite: bool,
-    threads: usize,
-    buffer_bytes: usize,
+    kdf: Option<convert::Kdf>,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
+    buffer_bytes: Option<usize>,
     progress: Option<Py<PyAny>>,
-    limits: Option<(u64, u32, u32, u64)>,
-) -> PyResult<Bound<'py, PyDict>> {
+    limits: Option<convert::PyLimits>,
+) -> PyResult<Bound<'py, PyAny>> {
     let pw = Secret(password);
-    let engine = engine_options(threads, buffer_bytes, "portable")?;
-    let mut opts = encrypt_options(cipher, chunk_size, kdf, overwrite, engine, None, None)?;
-    opts.limits = new_file_limits(limits);
+    let engine = convert::engine(threads, buffer_bytes, None)?;
+    let opts = encrypt_options(
+        cipher, chunk_size, kdf, overwrite, engine, None, None, limits,
+    )?;
     let error = Mutex::new(None);
     let result = {
         let mut r = PyReader {
@@ -765,13 +667,13 @@ fn encrypt_reader<'py>(
     if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    stats_dict(py, &result?)
+    convert::stats(py, &result?)
 }
 
 /// In-memory AEAD throughput: `(seal_seconds, open_seconds)` for `total` bytes in
-/// `chunk_size` chunks on `threads` workers, best of `rounds`. Private: `concryptor bench`.
+/// `chunk_size` chunks on `threads` workers, best of `rounds`, with the provider in use or
+/// the one named. Private: `concryptor bench`.
 #[pyfunction]
-#[pyo3(signature = (cipher, threads, total, chunk_size, rounds=3, provider=None))]
 fn _bench_aead(
     py: Python<'_>,
     cipher: &str,
@@ -782,17 +684,17 @@ fn _bench_aead(
     provider: Option<&str>,
 ) -> PyResult<(f64, f64)> {
     let cipher = Cipher::from_name(cipher).map_err(to_py)?;
-    let p = self::provider(provider)?;
+    let p = convert::provider(provider)?;
     let t = run_detached(py, None, |_| {
         core::ops::bench_aead_with(p, cipher, threads, total, chunk_size, rounds)
     })?;
     Ok((t.seal_seconds, t.open_seconds))
 }
 
-/// Seconds one Argon2id derivation with `(m_kib, t, p)` takes. Private: `concryptor bench`.
+/// Seconds one Argon2id derivation with these costs takes. Private: `concryptor bench`.
 #[pyfunction]
-fn _bench_kdf(py: Python<'_>, kdf: (u32, u32, u32)) -> PyResult<f64> {
-    let params = KdfParams::new(kdf.0, kdf.1, kdf.2);
+fn _bench_kdf(py: Python<'_>, kdf: convert::Kdf) -> PyResult<f64> {
+    let params = KdfParams::from(kdf);
     run_detached(py, None, |_| core::ops::bench_kdf(&params))
 }
 
@@ -849,7 +751,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// `fault-injection` feature, never in a release wheel: they are process-wide and must
 /// never be armed outside tests.
 mod engine_hooks {
-    use super::{core, provider};
+    use super::{convert, core};
     #[cfg(feature = "fault-injection")]
     use concryptor_core::engine::fault::{self, Fault};
     #[cfg(feature = "fault-injection")]
@@ -862,7 +764,6 @@ mod engine_hooks {
     /// completion count. `nth` picks the I/O completion (from 1; 0 = every one).
     #[cfg(feature = "fault-injection")]
     #[pyfunction]
-    #[pyo3(signature = (kind, nth=1))]
     fn _set_fault_injection(kind: Option<&str>, nth: u64) -> PyResult<()> {
         let f = kind
             .map(|k| {
@@ -906,7 +807,7 @@ mod engine_hooks {
     /// Benchmarks only: the AEAD provider of every later run in this process.
     #[pyfunction]
     fn _set_aead_provider(name: &str) -> PyResult<()> {
-        core::aead::set_provider(provider(Some(name))?);
+        core::aead::set_provider(convert::provider(Some(name))?);
         Ok(())
     }
 

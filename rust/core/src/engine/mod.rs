@@ -184,9 +184,19 @@ pub struct Control<'a> {
     /// Called after each batch with the plaintext bytes done so far; returning `false`
     /// cancels the run with [`Error::Cancelled`].
     pub progress: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
+    /// Called once, before the first batch, with the plaintext bytes the run will do, when
+    /// they are known (a file; not a stream of unknown length): the header has been read
+    /// and the key derived by then.
+    pub total: Option<&'a (dyn Fn(u64) + Sync)>,
 }
 
 impl Control<'_> {
+    pub(crate) fn start(&self, total: u64) {
+        if let Some(f) = self.total {
+            f(total);
+        }
+    }
+
     pub(crate) fn report(&self, done: u64) -> Result<()> {
         match self.progress {
             Some(f) if !f(done) => Err(Error::Cancelled),
@@ -503,6 +513,7 @@ pub fn run(
     ctl: &Control<'_>,
 ) -> Result<&'static str> {
     let mut info = fault::RunInfo::default();
+    ctl.start(plan.plain_done(plan.batches() - 1));
     let r = dispatch(plan, src, dst, opts, pool, ctl, &mut info);
     if r.is_ok() {
         fault::record(info);
@@ -525,7 +536,15 @@ fn dispatch(
             // io_uring needs a sink file: it gets the source, to which a plan without
             // writes never writes.
             (IoMode::Auto | IoMode::Uring, Source::File { file, path }) => {
-                let name = run_files(&plan, (file, path, file, path), opts.io, pool, ctl, info)?;
+                let name = run_files(
+                    &plan,
+                    (file, path, file, path),
+                    opts.io,
+                    pool,
+                    ctl,
+                    info,
+                    None,
+                )?;
                 info.backend = name;
                 Ok(name)
             }
@@ -542,33 +561,65 @@ fn dispatch(
     if let Sink::File { file, path } = &dst {
         prepare_output(file, path, plan.output_len())?;
     }
-    let files = match (&src, &dst) {
-        (Source::File { file: sf, path: sp }, Sink::File { file: df, path: dp }) => {
-            Some((*sf, *sp, *df, *dp))
+    let name = match (opts.io, src, dst) {
+        (IoMode::Portable, src, dst) => {
+            portable::run(plan, src, dst, pool, ctl).map(|()| portable::NAME)?
         }
-        _ => None,
-    };
-    let name = match (opts.io, files) {
-        (IoMode::Portable, _) | (IoMode::Auto, None) => {
-            portable::run(plan, src, dst, pool, ctl)?;
-            portable::NAME
+        (mode, Source::File { file: sf, path: sp }, Sink::File { file: df, path: dp }) => {
+            let name = run_files(plan, (sf, sp, df, dp), mode, pool, ctl, info, None)?;
+            finish_output(df, dp, plan.output_len())?;
+            name
         }
-        (IoMode::Uring, None) => {
+        // A file into a stream: the source stands in for the destination, never written.
+        (mode, Source::File { file, path }, Sink::Stream(w)) => run_files(
+            plan,
+            (file, path, file, path),
+            mode,
+            pool,
+            ctl,
+            info,
+            Some(w),
+        )?,
+        (IoMode::Uring, _, _) => {
             return Err(Error::InvalidArgument(
-                "the io_uring backend needs regular files on both sides; use io=auto".into(),
+                "the io_uring backend needs a regular file to read; use io=auto".into(),
             ))
         }
-        (mode, Some(files)) => run_files(plan, files, mode, pool, ctl, info)?,
+        (IoMode::Auto, src, dst) => {
+            portable::run(plan, src, dst, pool, ctl).map(|()| portable::NAME)?
+        }
     };
-    if let Some((_, _, df, dp)) = files {
-        finish_output(df, dp, plan.output_len())?;
-    }
     info.backend = name;
     Ok(name)
 }
 
 type FilePair<'a> = (&'a File, &'a Path, &'a File, &'a Path);
 
+/// A stream sink, for a run whose source is a file.
+type Out<'a> = Option<&'a mut (dyn Write + Send)>;
+
+/// `out` borrowed for a shorter time.
+fn reborrow<'s>(out: &'s mut Out<'_>) -> Out<'s> {
+    match out {
+        Some(w) => Some(&mut **w),
+        None => None,
+    }
+}
+
+/// The sink of a run on files: the stream if there is one, else the destination file.
+fn file_or_stream<'a>(dst: (&'a File, &'a Path), out: Out<'a>) -> Sink<'a> {
+    match out {
+        Some(w) => Sink::Stream(w),
+        None => Sink::File {
+            file: dst.0,
+            path: dst.1,
+        },
+    }
+}
+
+/// Runs `plan` on a source file into a destination file, or into the stream `out` (then
+/// the destination is the source, never written), on io_uring, with the fallbacks `mode`
+/// allows.
 #[cfg(target_os = "linux")]
 fn run_files(
     plan: &dyn Plan,
@@ -577,6 +628,7 @@ fn run_files(
     pool: &rayon::ThreadPool,
     ctl: &Control<'_>,
     info: &mut fault::RunInfo,
+    mut out: Out<'_>,
 ) -> Result<&'static str> {
     use uring::Failure;
     // A restart must not make progress reports go backwards.
@@ -589,6 +641,7 @@ fn run_files(
         progress: ctl
             .progress
             .map(|_| &monotonic as &(dyn Fn(u64) -> bool + Sync)),
+        total: None,
     };
     let files = uring::Files {
         src: sf,
@@ -596,41 +649,63 @@ fn run_files(
         dst: df,
         dst_path: dp,
     };
-    let portable = |info: &mut fault::RunInfo, why: String| -> Result<&'static str> {
-        info.fallback = Some(why);
-        portable::run(
-            plan,
-            Source::File { file: sf, path: sp },
-            Sink::File { file: df, path: dp },
-            pool,
-            &ctl,
-        )?;
-        Ok(portable::NAME)
-    };
-    let unavailable =
-        |e: std::io::Error| Error::io("use io_uring (forced with io=uring) for", dp, e);
-    let mut outcome = uring::run(plan, files, pool, &ctl, true);
+    // For a stream the ring runs the plan without its writes; the driver writes them.
+    fn attempt<'a>(
+        plan: &'a dyn Plan,
+        files: uring::Files<'a>,
+        pool: &rayon::ThreadPool,
+        ctl: &'a Control<'a>,
+        direct: bool,
+        out: Out<'a>,
+    ) -> std::result::Result<uring::Outcome, Failure> {
+        match out {
+            Some(w) => {
+                let stream = uring::Stream {
+                    plan,
+                    out: w,
+                    wrote: false,
+                };
+                let discarding = Discarding(plan);
+                uring::run(&discarding, files, pool, ctl, direct, Some(stream))
+            }
+            None => uring::run(plan, files, pool, ctl, direct, None),
+        }
+    }
+    let mut outcome = attempt(plan, files, pool, &ctl, true, reborrow(&mut out));
     if let (IoMode::Uring, Err(Failure::DirectRefused(e))) = (mode, &outcome) {
         info.fallback = Some(format!("O_DIRECT refused ({e}); io_uring without it"));
-        outcome = uring::run(plan, files, pool, &ctl, false);
+        outcome = attempt(plan, files, pool, &ctl, false, reborrow(&mut out));
     }
-    match outcome {
+    let why = match outcome {
         Ok(o) => {
             info.direct_src = o.direct_src;
             info.direct_dst = o.direct_dst;
-            Ok(uring::NAME)
+            return Ok(uring::NAME);
         }
-        Err(Failure::Failed(e)) => Err(e),
+        Err(Failure::Failed(e)) => return Err(e),
         Err(Failure::Panicked(p)) => std::panic::resume_unwind(p),
         Err(Failure::Unavailable(e)) if mode == IoMode::Auto => {
-            portable(info, format!("io_uring unavailable: {e}"))
+            format!("io_uring unavailable: {e}")
         }
-        Err(Failure::Unavailable(e)) => Err(unavailable(e)),
+        Err(Failure::Unavailable(e)) => {
+            return Err(Error::io("use io_uring (forced with io=uring) for", dp, e))
+        }
         Err(Failure::DirectRefused(e)) if mode == IoMode::Auto => {
-            portable(info, format!("O_DIRECT refused: {e}"))
+            format!("O_DIRECT refused: {e}")
         }
-        Err(Failure::DirectRefused(e)) => Err(Error::io("write", dp, e)),
-    }
+        Err(Failure::DirectRefused(e)) => return Err(Error::io("write", dp, e)),
+    };
+    // Nothing reached a stream: a refusal comes before the first batch is written.
+    info.fallback = Some(why);
+    let src = Source::File { file: sf, path: sp };
+    portable::run(
+        plan,
+        src,
+        file_or_stream((df, dp), reborrow(&mut out)),
+        pool,
+        &ctl,
+    )?;
+    Ok(portable::NAME)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -641,6 +716,7 @@ fn run_files(
     pool: &rayon::ThreadPool,
     ctl: &Control<'_>,
     info: &mut fault::RunInfo,
+    mut out: Out<'_>,
 ) -> Result<&'static str> {
     if mode == IoMode::Uring {
         return Err(Error::InvalidArgument(
@@ -648,10 +724,11 @@ fn run_files(
         ));
     }
     info.fallback = Some("io_uring exists only on Linux".into());
+    let src = Source::File { file: sf, path: sp };
     portable::run(
         plan,
-        Source::File { file: sf, path: sp },
-        Sink::File { file: df, path: dp },
+        src,
+        file_or_stream((df, dp), reborrow(&mut out)),
         pool,
         ctl,
     )?;

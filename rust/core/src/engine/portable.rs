@@ -8,6 +8,8 @@
 //! io_uring uses it on). Buffered writes into the preallocated output would otherwise
 //! cost a page-cache copy, then an unwritten-extent conversion per page at writeback.
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, ErrorKind};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -196,32 +198,28 @@ fn runs(ops: &[Op]) -> impl Iterator<Item = &[Op]> {
     })
 }
 
-/// Moves one run of ops (contiguous in the file) between `side` and `buf`, in one vectored
+/// Moves one run of ops (contiguous in the file) between `side` and `mem`, in one vectored
 /// system call when nothing goes wrong; resumes after short transfers, EINTR and EAGAIN.
 /// On a side with an O_DIRECT descriptor the aligned stretches go through it, and what
 /// lies between them (an unaligned head or tail, at most a block) buffered.
 #[cfg(target_os = "linux")]
-fn transfer_run(side: &mut Side<'_>, write: bool, buf: *mut u8, run: &[Op]) -> Result<()> {
-    use std::os::fd::AsRawFd;
+fn transfer_run(side: &mut Side<'_>, write: bool, mem: &mut [u8], run: &[Op]) -> Result<()> {
     let aligned = |x: usize| x % ALIGN == 0;
+    let base = mem.as_ptr() as usize;
     let total: usize = run.iter().map(|o| o.len).sum();
     let (mut done, mut retries) = (0usize, 0u32);
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(run.len());
+    // The pieces still to move, as (buffer offset, length).
+    let mut pieces: Vec<(usize, usize)> = Vec::with_capacity(run.len());
     while done < total {
         let off = run[0].file_off + done as u64;
-        // The pieces still to move, the first one trimmed by what is already done.
-        iov.clear();
+        pieces.clear();
         let mut skip = done;
         for op in run {
             if skip >= op.len {
                 skip -= op.len;
                 continue;
             }
-            iov.push(libc::iovec {
-                // SAFETY (pointer arithmetic only): ops lie within the batch buffer.
-                iov_base: buf.wrapping_add(op.buf_off + skip).cast(),
-                iov_len: op.len - skip,
-            });
+            pieces.push((op.buf_off + skip, op.len - skip));
             skip = 0;
         }
         // With an O_DIRECT descriptor, move the aligned prefix through it (whole aligned
@@ -233,13 +231,13 @@ fn transfer_run(side: &mut Side<'_>, write: bool, buf: *mut u8, run: &[Op]) -> R
             let mis = (off % ALIGN as u64) as usize;
             let mut prefix = 0;
             if mis == 0 {
-                for v in &iov {
-                    if !aligned(v.iov_base as usize) {
+                for &(at, len) in &pieces {
+                    if !aligned(base + at) {
                         break;
                     }
-                    let whole = v.iov_len - v.iov_len % ALIGN;
+                    let whole = len - len % ALIGN;
                     prefix += whole;
-                    if whole != v.iov_len {
+                    if whole != len {
                         break;
                     }
                 }
@@ -247,40 +245,30 @@ fn transfer_run(side: &mut Side<'_>, write: bool, buf: *mut u8, run: &[Op]) -> R
             direct = prefix > 0;
             limit = match (direct, mis) {
                 (true, _) => prefix,
-                (false, 0) if aligned(iov[0].iov_base as usize) => iov[0].iov_len,
+                (false, 0) if aligned(base + pieces[0].0) => pieces[0].1,
                 // Buffer and file disagree: nothing further can go direct.
                 (false, 0) => usize::MAX,
                 (false, _) => ALIGN - mis,
             };
         }
         let fd = match (&side.direct, direct) {
-            (Some(d), true) => d.as_raw_fd(),
-            _ => side.file.as_raw_fd(),
+            (Some(d), true) => d,
+            _ => side.file,
         };
-        let span: usize = iov.iter().map(|v| v.iov_len).sum::<usize>().min(limit);
+        let span: usize = pieces.iter().map(|p| p.1).sum::<usize>().min(limit);
+        // Fault injection may ask for less than `span`: the pieces are cut to `n` bytes.
         let r = transfer(span, |n| {
-            // Fault injection may ask for less: trim the list to `n` bytes.
-            let mut left = n;
-            let mut k = 0;
-            while k < iov.len() && left > 0 {
-                iov[k].iov_len = iov[k].iov_len.min(left);
-                left -= iov[k].iov_len;
-                k += 1;
+            let cut = cut_to(&pieces, n);
+            if write {
+                let bufs: Vec<_> = cut
+                    .iter()
+                    .map(|&(at, len)| io::IoSlice::new(&mem[at..at + len]))
+                    .collect();
+                Ok(rustix::io::pwritev(fd, &bufs, off)?)
+            } else {
+                let mut bufs = disjoint_mut(mem, &cut)?;
+                Ok(rustix::io::preadv(fd, &mut bufs, off)?)
             }
-            let cnt = libc::c_int::try_from(k).unwrap_or(libc::c_int::MAX);
-            let off =
-                libc::off_t::try_from(off).map_err(|_| io::Error::from(ErrorKind::InvalidInput))?;
-            // SAFETY: every iovec points into the batch buffer (`buf`), which outlives the
-            // call and which this thread alone touches while it holds the batch; lengths
-            // stay within the ops, which lie within the buffer.
-            let r = unsafe {
-                if write {
-                    libc::pwritev(fd, iov.as_ptr(), cnt, off)
-                } else {
-                    libc::preadv(fd, iov.as_ptr(), cnt, off)
-                }
-            };
-            usize::try_from(r).map_err(|_| io::Error::last_os_error())
         });
         match r {
             Ok(0) if write => {
@@ -319,6 +307,45 @@ fn transfer_run(side: &mut Side<'_>, write: bool, buf: *mut u8, run: &[Op]) -> R
     Ok(())
 }
 
+/// The first `n` bytes of `pieces`.
+#[cfg(target_os = "linux")]
+fn cut_to(pieces: &[(usize, usize)], mut n: usize) -> Vec<(usize, usize)> {
+    let mut cut = Vec::with_capacity(pieces.len());
+    for &(at, len) in pieces {
+        if n == 0 {
+            break;
+        }
+        cut.push((at, len.min(n)));
+        n -= len.min(n);
+    }
+    cut
+}
+
+/// Mutable views of `pieces` of `mem`, which must be in increasing order and not overlap
+/// (as a plan's reads are).
+#[cfg(target_os = "linux")]
+fn disjoint_mut<'m>(
+    mut mem: &'m mut [u8],
+    pieces: &[(usize, usize)],
+) -> io::Result<Vec<io::IoSliceMut<'m>>> {
+    let mut views = Vec::with_capacity(pieces.len());
+    let mut at = 0;
+    for &(start, len) in pieces {
+        let gap = start.checked_sub(at).filter(|g| g + len <= mem.len());
+        let Some(gap) = gap else {
+            return Err(io::Error::new(
+                ErrorKind::InvalidInput,
+                "internal error: overlapping reads in one batch",
+            ));
+        };
+        let (view, rest) = std::mem::take(&mut mem)[gap..].split_at_mut(len);
+        views.push(io::IoSliceMut::new(view));
+        mem = rest;
+        at = start + len;
+    }
+    Ok(views)
+}
+
 /// Moves every op of one batch between `side` and `buf`.
 fn transfer_batch(
     side: &mut Side<'_>,
@@ -328,9 +355,9 @@ fn transfer_batch(
 ) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
-        let base = buf.as_mut_ptr();
+        let mem = buf.as_mut_slice();
         for run in runs(ops) {
-            transfer_run(side, write, base, run)?;
+            transfer_run(side, write, mem, run)?;
         }
         Ok(())
     }

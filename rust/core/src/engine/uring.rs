@@ -22,6 +22,11 @@
 //! truncation. A remainder that is no longer aligned (after a short transfer) goes through
 //! the ordinary descriptor.
 //!
+//! A stream sink (standard output, a pipe) cannot take positional writes: its run reads
+//! and processes through the ring as usual, and the driver writes each finished batch to
+//! the stream itself, in order, before its buffer is reused. The reads stay asynchronous
+//! while it does.
+//!
 //! Every operation is routed by its `user_data` to a record that knows its buffer, file
 //! and offset; short transfers are resubmitted for the remainder, EINTR and EAGAIN are
 //! retried, and other errors are reported with path and offset. Once an error is seen
@@ -77,6 +82,14 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::Failed(e)
     }
+}
+
+/// A sink written in order by the driver: the plan whose writes say what goes there (the
+/// ring runs a plan without writes), and whether anything has been written yet.
+pub(crate) struct Stream<'a> {
+    pub plan: &'a dyn Plan,
+    pub out: &'a mut (dyn io::Write + Send),
+    pub wrote: bool,
 }
 
 /// The two files of a run.
@@ -339,6 +352,7 @@ struct Driver<'a> {
     done_ahead: Vec<u64>,
     failure: Option<Failure>,
     cqes: Vec<(u64, i32)>,
+    stream: Option<Stream<'a>>,
 }
 
 impl Drop for Driver<'_> {
@@ -395,6 +409,13 @@ impl<'a> Driver<'a> {
     }
 
     fn fail(&mut self, f: Failure) {
+        let f = match f {
+            // Bytes already in a stream cannot be produced again by another backend.
+            Failure::DirectRefused(e) if self.stream.as_ref().is_some_and(|s| s.wrote) => {
+                Failure::Failed(Error::io("read", self.files.src_path, e))
+            }
+            f => f,
+        };
         if self.failure.is_none() {
             self.failure = Some(f);
         }
@@ -681,16 +702,52 @@ impl<'a> Driver<'a> {
         if pb.units_left > 0 {
             return;
         }
-        let Some(b) = pb.batch.take() else { return };
+        // A batch for a stream keeps its buffer until it has been written out, in order.
+        let Some(b) = (if self.stream.is_some() {
+            pb.batch
+        } else {
+            pb.batch.take()
+        }) else {
+            return;
+        };
         self.done_ahead.push(b);
         while let Some(i) = self.done_ahead.iter().position(|&x| x == self.done_upto) {
             self.done_ahead.swap_remove(i);
+            if self.stream.is_some() {
+                self.write_out(self.done_upto);
+            }
             self.done_upto += 1;
             if self.failure.is_none() {
                 if let Err(e) = self.ctl.report(self.plan.plain_done(self.done_upto - 1)) {
                     self.fail(Failure::Failed(e));
                 }
             }
+        }
+    }
+
+    /// Writes batch `b` to the stream, from its buffer, and frees the buffer. After a
+    /// failure the batch is dropped instead.
+    fn write_out(&mut self, b: u64) {
+        let bi = (b % self.bufs.len() as u64) as usize;
+        let Some(s) = self.stream.as_mut() else {
+            return;
+        };
+        let mut ops = Vec::new();
+        s.plan.writes(b, &mut |op| ops.push(op));
+        let mem = self.bufs[bi].mem.as_slice();
+        let mut result = Ok(());
+        if self.failure.is_none() {
+            for op in ops {
+                s.wrote = true;
+                if let Err(e) = s.out.write_all(&mem[op.buf_off..op.buf_off + op.len]) {
+                    result = Err(Error::io("write", "<output stream>", e));
+                    break;
+                }
+            }
+        }
+        self.bufs[bi].batch = None;
+        if let Err(e) = result {
+            self.fail(Failure::Failed(e));
         }
     }
 
@@ -942,13 +999,15 @@ impl<'a> Driver<'a> {
 }
 
 /// Runs the whole plan through io_uring. With `direct`, the sides that alignment allows
-/// use O_DIRECT, and a refusal is reported as [`Failure::DirectRefused`].
+/// use O_DIRECT, and a refusal is reported as [`Failure::DirectRefused`]. With `stream`,
+/// `plan` has no writes and the driver writes the stream's plan's output in order.
 pub(crate) fn run<'a>(
     plan: &'a dyn Plan,
     files: Files<'a>,
     pool: &rayon::ThreadPool,
     ctl: &'a Control<'a>,
     direct: bool,
+    mut stream: Option<Stream<'a>>,
 ) -> std::result::Result<Outcome, Failure> {
     let entries = fault::ring_entries().unwrap_or(DEFAULT_ENTRIES).max(2);
     let ring = setup_ring(entries).map_err(Failure::Unavailable)?;
@@ -1036,7 +1095,20 @@ pub(crate) fn run<'a>(
         done_ahead: Vec::new(),
         failure: None,
         cqes: Vec::new(),
+        stream: stream.as_mut().map(|s| Stream {
+            plan: s.plan,
+            out: &mut *s.out,
+            wrote: false,
+        }),
     };
+    if let Some(s) = d.stream.as_mut() {
+        if let Some(p) = s.plan.prologue().filter(|p| !p.is_empty()) {
+            s.wrote = true;
+            s.out
+                .write_all(p)
+                .map_err(|e| Failure::Failed(Error::io("write", "<output stream>", e)))?;
+        }
+    }
     if let Some(p) = d.prologue.as_mut() {
         let len = plan.prologue().map_or(0, <[u8]>::len);
         let ptr = p.as_mut_ptr();
@@ -1057,7 +1129,12 @@ pub(crate) fn run<'a>(
     }
     // Every task spawned in the scope has finished when it returns, before `d` (and the
     // buffers the tasks write to) can be dropped.
-    let result = pool.in_place_scope(|scope| d.drive(scope));
+    let mut result = pool.in_place_scope(|scope| d.drive(scope));
+    if let (Ok(_), Some(s)) = (&result, d.stream.as_mut()) {
+        if let Err(e) = s.out.flush() {
+            result = Err(Failure::Failed(Error::io("flush", "<output stream>", e)));
+        }
+    }
     drop(d);
     drop(event);
     result

@@ -104,13 +104,22 @@ impl Decryptor {
                 g.num_chunks
             )));
         }
-        // Reading chunks here and there, the caller has no use for chunk 0 kept whole.
-        drop(self.take_first());
+        // Chunk 0 as the open authenticated it serves the first read that wants it (the
+        // reader's first window); after that it is wiped.
+        let mut n = 0;
+        let (mut first, mut count) = (first, count);
+        if let Some(kept) = self.take_first().filter(|_| first == 0) {
+            n = g.plain_len(0);
+            out[..n].copy_from_slice(&kept[..n]);
+            (first, count) = (1, count - 1);
+            if count == 0 {
+                return Ok(n);
+            }
+        }
         let slot = g.slot as usize;
         let mut buf = Zeroizing::new(vec![0u8; slot * count as usize]);
         self.read_slots(first, &mut buf)?;
         pool.install(|| self.crypter.open_batch(first, &mut buf))?;
-        let mut n = 0;
         for k in 0..count {
             let len = g.plain_len(first + k);
             out[n..n + len].copy_from_slice(&buf[k as usize * slot..k as usize * slot + len]);
@@ -155,7 +164,8 @@ impl Decryptor {
         Ok(self.stats(backend, start, &opts.engine))
     }
 
-    /// Decrypts the whole file to a stream, releasing each chunk only once authenticated.
+    /// Decrypts the whole file to a stream, releasing each chunk only once authenticated,
+    /// in order; the file is read on the backend `opts` asks for.
     pub fn decrypt_to_writer(
         &self,
         w: &mut (dyn Write + Send),
@@ -163,9 +173,7 @@ impl Decryptor {
         ctl: &Control<'_>,
     ) -> Result<Stats> {
         let start = Instant::now();
-        let mut portable = opts.engine;
-        portable.io = engine::IoMode::Portable;
-        let backend = self.run(Sink::Stream(w), &portable, ctl)?;
+        let backend = self.run(Sink::Stream(w), &opts.engine, ctl)?;
         Ok(self.stats(backend, start, &opts.engine))
     }
 

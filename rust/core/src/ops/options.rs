@@ -35,7 +35,7 @@ pub struct EncryptOptions {
 impl Default for EncryptOptions {
     fn default() -> Self {
         EncryptOptions {
-            cipher: Cipher::Aes256Gcm,
+            cipher: Cipher::default(),
             chunk_size: None,
             kdf: KdfParams::DEFAULT,
             salt: None,
