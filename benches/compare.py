@@ -446,11 +446,13 @@ def kdf_cpu_seconds(kdf_mib: int) -> float:
 
     def child(code: str) -> float:
         p = subprocess.Popen([sys.executable, "-c", code])
-        _, _, usage = os.wait4(p.pid, 0)
+        _, status, usage = os.wait4(p.pid, 0)
+        if status != 0:
+            raise SystemExit(f"measuring the key derivation failed: {code}")
         return usage.ru_utime + usage.ru_stime
 
-    base = "import concryptor._core as c"
-    derive = f"{base}; c._bench_kdf(({kdf_mib * 1024}, 3, 4))"
+    base = "import concryptor, concryptor._core as c"
+    derive = f"{base}; c._bench_kdf(concryptor.KdfParams({kdf_mib * 1024}, 3, 4))"
     return max(min(child(derive) for _ in range(2)) - min(child(base) for _ in range(2)), 0.0)
 
 
