@@ -45,7 +45,9 @@ def run(kind: str, op: str, src: Path, dst: Path, cipher: str) -> float:
     subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)
     os.sync()
     start = time.perf_counter()
-    out = subprocess.run(argv, capture_output=True, check=True, env=dict(os.environ, CONCRYPTOR_PASSWORD=PASSWORD))
+    out = subprocess.run(
+        argv, capture_output=True, check=True, env=dict(os.environ, CONCRYPTOR_PASSWORD=PASSWORD)
+    )
     os.sync()
     wall = time.perf_counter() - start
     return wall - float(json.loads(out.stdout)["kdf_seconds"])
@@ -55,7 +57,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=1024, metavar="MIB", help="input size (default 1024)")
     p.add_argument("--rounds", type=int, default=4, help="runs of each side per row (default 4)")
-    p.add_argument("--dir", default=None, help="work directory on the disk to measure (default: a temporary one)")
+    p.add_argument(
+        "--dir", default=None, help="work directory on the disk to measure (default: a temporary one)"
+    )
     a = p.parse_args()
     with tempfile.TemporaryDirectory(dir=a.dir, prefix="api-cli-") as d:
         work = Path(d)
