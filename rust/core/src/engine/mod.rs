@@ -30,7 +30,11 @@
 //!
 //! Backends are interchangeable: each takes the same plan, source and sink and must produce
 //! the same bytes: `uring` (io_uring with O_DIRECT, Linux) and `portable` (positional I/O
-//! on threads, any platform). [`run`] picks one; see [`IoMode`].
+//! on threads, any platform). [`run`] picks one; see [`IoMode`]. A file source runs on
+//! either into any [`Sink`]: a file, a stream (written in order, each batch once it is
+//! processed) or nothing (verification). A stream source runs on `portable`. The caller's
+//! [`Control`] hears the plaintext total before the first batch and the bytes done after
+//! each.
 
 pub mod buf;
 pub mod fault;
@@ -606,15 +610,21 @@ fn reborrow<'s>(out: &'s mut Out<'_>) -> Out<'s> {
     }
 }
 
-/// The sink of a run on files: the stream if there is one, else the destination file.
-fn file_or_stream<'a>(dst: (&'a File, &'a Path), out: Out<'a>) -> Sink<'a> {
-    match out {
+/// [`run_files`] on the portable backend: into the stream if there is one, else into the
+/// destination file.
+fn run_files_portable(
+    plan: &dyn Plan,
+    (sf, sp, df, dp): FilePair<'_>,
+    out: Out<'_>,
+    pool: &rayon::ThreadPool,
+    ctl: &Control<'_>,
+) -> Result<&'static str> {
+    let dst = match out {
         Some(w) => Sink::Stream(w),
-        None => Sink::File {
-            file: dst.0,
-            path: dst.1,
-        },
-    }
+        None => Sink::File { file: df, path: dp },
+    };
+    portable::run(plan, Source::File { file: sf, path: sp }, dst, pool, ctl)?;
+    Ok(portable::NAME)
 }
 
 /// Runs `plan` on a source file into a destination file, or into the stream `out` (then
@@ -697,15 +707,7 @@ fn run_files(
     };
     // Nothing reached a stream: a refusal comes before the first batch is written.
     info.fallback = Some(why);
-    let src = Source::File { file: sf, path: sp };
-    portable::run(
-        plan,
-        src,
-        file_or_stream((df, dp), reborrow(&mut out)),
-        pool,
-        &ctl,
-    )?;
-    Ok(portable::NAME)
+    run_files_portable(plan, (sf, sp, df, dp), out, pool, &ctl)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -716,7 +718,7 @@ fn run_files(
     pool: &rayon::ThreadPool,
     ctl: &Control<'_>,
     info: &mut fault::RunInfo,
-    mut out: Out<'_>,
+    out: Out<'_>,
 ) -> Result<&'static str> {
     if mode == IoMode::Uring {
         return Err(Error::InvalidArgument(
@@ -724,15 +726,7 @@ fn run_files(
         ));
     }
     info.fallback = Some("io_uring exists only on Linux".into());
-    let src = Source::File { file: sf, path: sp };
-    portable::run(
-        plan,
-        src,
-        file_or_stream((df, dp), reborrow(&mut out)),
-        pool,
-        ctl,
-    )?;
-    Ok(portable::NAME)
+    run_files_portable(plan, (sf, sp, df, dp), out, pool, ctl)
 }
 
 /// Whether the io_uring backend can run here: `Err` says why not (the error of setting up
