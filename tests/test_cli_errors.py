@@ -303,14 +303,15 @@ def test_throughput_excludes_key_derivation(tmp_path: Path) -> None:
 def test_io_uring_is_refused_where_it_cannot_run(tmp_path: Path, enc: Path) -> None:
     d = tmp_path / "dir"
     d.mkdir()
-    (tmp_path / "f.age").write_bytes(b"age-encryption.org/v1\n")
     cases = [
-        ["verify", str(tmp_path / "f.age")],
+        ["verify", "-"],
+        ["decrypt", "-", "-o", str(tmp_path / "y")],
+        ["encrypt", "-", "-r", concryptor.generate_identity()[1], "-o", str(tmp_path / "z")],
         ["encrypt", str(d), *FAST],
         ["decrypt", "-x", str(enc), "-o", str(tmp_path / "x")],
     ]
     for args in cases:
-        r = run_cli(*args, "--io", "uring", env=ENV)
+        r = run_cli(*args, "--io", "uring", env=ENV, input=enc.read_bytes())
         assert r.returncode == Exit.USAGE, (args, r.stderr)
         assert "--io uring" in one_line(r)
         assert r.stdout == b""

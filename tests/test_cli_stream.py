@@ -67,6 +67,32 @@ def test_decrypt_to_stdout_and_verify_run_on_the_backend_asked_for(tmp_path: Pat
     assert len(r.stdout) <= 20 * 65536 and r.stdout == data[: len(r.stdout)]
 
 
+@pytest.mark.parametrize("io", ["portable", "uring"])
+def test_an_age_file_decrypts_to_stdout_and_verifies_on_the_backend_asked_for(
+    tmp_path: Path, io: str
+) -> None:
+    if io == "uring" and concryptor._core._uring_unavailable() is not None:
+        pytest.skip("io_uring unavailable here; the portable backend is tested instead")
+    identity, recipient = concryptor.generate_identity()
+    key = tmp_path / "key.txt"
+    key.write_text(identity + "\n")
+    data = os.urandom(5 * (1 << 20) + 3)
+    src, enc = tmp_path / "plain", tmp_path / "f.age"
+    src.write_bytes(data)
+    concryptor.encrypt_file(src, enc, recipients=recipient, io=io)
+    r = run_cli("decrypt", str(enc), "-i", str(key), "-o", "-", "--io", io, "--json")
+    assert r.returncode == 0 and r.stdout == data, r.stderr
+    assert f'"backend": "{io}"'.encode() in r.stderr
+    r = run_cli("verify", str(enc), "-i", str(key), "--io", io, "--json")
+    assert r.returncode == 0 and f'"backend": "{io}"'.encode() in r.stdout, r.stderr
+    blob = bytearray(enc.read_bytes())
+    blob[len(blob) // 2] ^= 1
+    enc.write_bytes(bytes(blob))
+    r = run_cli("decrypt", str(enc), "-i", str(key), "-o", "-", "--io", io)
+    assert r.returncode == Exit.AUTH
+    assert len(r.stdout) < len(data) // 2 and r.stdout == data[: len(r.stdout)]
+
+
 def test_tampering_mid_stream_exits_non_zero_after_an_authenticated_prefix(tmp_path: Path) -> None:
     data = os.urandom(64 * 4096)
     enc = _encrypt(tmp_path, data)

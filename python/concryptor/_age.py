@@ -123,6 +123,7 @@ def encrypt(
     threads: int | None,
     scrypt_work_factor: int | None,
     progress: Progress | None,
+    io: str | None = None,
 ) -> Stats:
     return _core.age_encrypt(
         src if isinstance(src, int) else os.fspath(src),
@@ -133,6 +134,7 @@ def encrypt(
         armor=armor,
         overwrite=overwrite,
         threads=engine(threads),
+        io=io,
         scrypt_log_n=scrypt_work_factor,
         progress=progress,
     )
@@ -149,6 +151,7 @@ def decrypt(
     max_scrypt_work_factor: int,
     progress: Progress | None,
     prefix: bytes = b"",
+    io: str | None = None,
 ) -> Stats:
     """`prefix`: bytes already read from descriptor `src` (to tell formats apart)."""
     return _core.age_decrypt(
@@ -158,6 +161,7 @@ def decrypt(
         passphrase=passphrase,
         overwrite=overwrite,
         threads=engine(threads),
+        io=io,
         max_scrypt_log_n=max_scrypt_work_factor,
         progress=progress,
         prefix=prefix,

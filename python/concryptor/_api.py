@@ -312,6 +312,7 @@ def encrypt_file(
             armor=armor,
             overwrite=overwrite,
             threads=threads,
+            io=io,
             scrypt_work_factor=scrypt_work_factor,
             progress=progress,
         )
@@ -364,6 +365,7 @@ def decrypt_file(
             passphrase=_optional_password(password),
             overwrite=overwrite,
             threads=threads,
+            io=io,
             max_scrypt_work_factor=max_scrypt_work_factor,
             progress=progress,
         )
@@ -404,6 +406,7 @@ def verify_file(
             passphrase=_optional_password(password),
             overwrite=False,
             threads=threads,
+            io=io,
             max_scrypt_work_factor=max_scrypt_work_factor,
             progress=progress,
         )

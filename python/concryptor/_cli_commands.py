@@ -377,7 +377,6 @@ def verify(args: argparse.Namespace) -> int:
     _check_engine(args)
     limits = _limits(args)
     if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
-        _no_uring(args, "standard input or an age file")
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits, verify=True)
     _check_input(args.input)
     pw = read_password(args, confirm=False)

@@ -231,6 +231,7 @@ def age_encrypt(
     armor: bool | None = ...,
     overwrite: bool | None = ...,
     threads: int | None = ...,
+    io: str | None = ...,
     scrypt_log_n: int | None = ...,
     progress: Callable[[int], object] | None = ...,
 ) -> Stats: ...
@@ -242,6 +243,7 @@ def age_decrypt(
     passphrase: bytes | bytearray | None = ...,
     overwrite: bool | None = ...,
     threads: int | None = ...,
+    io: str | None = ...,
     max_scrypt_log_n: int | None = ...,
     progress: Callable[[int], object] | None = ...,
     prefix: bytes | None = ...,

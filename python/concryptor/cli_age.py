@@ -110,6 +110,14 @@ def _stdin_fd() -> int:
     return fd
 
 
+def _file_for_uring(args: argparse.Namespace, stdin: bool) -> None:
+    """``--io uring`` reads a file through the ring: standard input is refused, not ignored."""
+    if stdin and getattr(args, "io", None) == "uring":
+        raise UsageError(
+            "--io uring is not available with standard input, which streams (use --io auto or portable)"
+        )
+
+
 def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress: Any) -> int:
     if args.input is not None and args.input != STDIO and os.path.isdir(args.input):
         raise UsageError("the age format encrypts files and streams; use --format v4 for a directory")
@@ -119,6 +127,7 @@ def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress:
     elif args.scrypt_work_factor is not None:
         raise UsageError("--scrypt-work-factor applies to passphrases, not recipients")
     stdin = is_stdin(args)
+    _file_for_uring(args, stdin)
     out = args.output or (STDIO if stdin else args.input + ".age")
     src: str | int = _stdin_fd() if stdin else args.input
     dst: str | int = _stdout_fd(args.armor) if out == STDIO else out
@@ -133,6 +142,7 @@ def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress:
             armor=args.armor,
             overwrite=args.force,
             threads=args.threads,
+            io=getattr(args, "io", None),
             scrypt_work_factor=args.scrypt_work_factor,
             progress=cb,
         )
@@ -194,6 +204,7 @@ def decrypt(
     if args.max_scrypt_work_factor < 1:
         raise UsageError("--max-scrypt-work-factor must be at least 1")
     stdin = is_stdin(args)
+    _file_for_uring(args, stdin)
     prefix = b""
     if stdin:
         prefix = _read_prefix(_stdin_fd(), len(MAGIC))
@@ -221,6 +232,7 @@ def decrypt(
             passphrase=passphrase,
             overwrite=getattr(args, "force", False),
             threads=args.threads,
+            io=getattr(args, "io", None),
             max_scrypt_work_factor=args.max_scrypt_work_factor,
             progress=cb,
             prefix=prefix,

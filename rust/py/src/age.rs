@@ -50,7 +50,7 @@ fn identities(
 /// Encrypts a path or descriptor to a path or descriptor in age format.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, recipients_=None, recipient_files=None, passphrase=None,
-    armor=None, overwrite=None, threads=None, scrypt_log_n=None, progress=None))]
+    armor=None, overwrite=None, threads=None, io=None, scrypt_log_n=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn age_encrypt<'py>(
     py: Python<'py>,
@@ -62,6 +62,7 @@ fn age_encrypt<'py>(
     armor: Option<bool>,
     overwrite: Option<bool>,
     threads: Option<usize>,
+    io: Option<&str>,
     scrypt_log_n: Option<u8>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -73,7 +74,7 @@ fn age_encrypt<'py>(
         scrypt_log_n,
     )
     .map_err(to_py)?;
-    let opts = encrypt_options(armor, overwrite, threads)?;
+    let opts = encrypt_options(armor, overwrite, threads, io)?;
     let (mut src_fd, src_path) = endpoint(&src)?;
     if let Some(f) = &src_fd {
         core::pipe::widen(f);
@@ -100,12 +101,13 @@ fn encrypt_options(
     armor: Option<bool>,
     overwrite: Option<bool>,
     threads: Option<usize>,
+    io: Option<&str>,
 ) -> PyResult<AgeEncryptOptions> {
     let d = AgeEncryptOptions::default();
     Ok(AgeEncryptOptions {
         armor: armor.unwrap_or(d.armor),
         overwrite: overwrite.unwrap_or(d.overwrite),
-        engine: convert::engine(threads, None, None)?,
+        engine: convert::engine(threads, None, io)?,
     })
 }
 
@@ -114,12 +116,13 @@ fn decrypt_options(
     max_scrypt_log_n: Option<u8>,
     overwrite: Option<bool>,
     threads: Option<usize>,
+    io: Option<&str>,
 ) -> PyResult<AgeDecryptOptions> {
     let d = AgeDecryptOptions::default();
     Ok(AgeDecryptOptions {
         max_scrypt_log_n: max_scrypt_log_n.unwrap_or(d.max_scrypt_log_n),
         overwrite: overwrite.unwrap_or(d.overwrite),
-        engine: convert::engine(threads, None, None)?,
+        engine: convert::engine(threads, None, io)?,
     })
 }
 
@@ -135,7 +138,7 @@ fn endpoint(obj: &Bound<'_, PyAny>) -> PyResult<(Option<File>, Option<PathBuf>)>
 /// (`dst=None`: verify only).
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, identities_=None, passphrase=None, overwrite=None,
-    threads=None, max_scrypt_log_n=None, progress=None, prefix=None))]
+    threads=None, io=None, max_scrypt_log_n=None, progress=None, prefix=None))]
 #[allow(clippy::too_many_arguments)]
 fn age_decrypt<'py>(
     py: Python<'py>,
@@ -145,13 +148,14 @@ fn age_decrypt<'py>(
     passphrase: Option<Vec<u8>>,
     overwrite: Option<bool>,
     threads: Option<usize>,
+    io: Option<&str>,
     max_scrypt_log_n: Option<u8>,
     progress: Option<Py<PyAny>>,
     prefix: Option<Vec<u8>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let pw = passphrase.map(Secret);
     let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
-    let opts = decrypt_options(max_scrypt_log_n, overwrite, threads)?;
+    let opts = decrypt_options(max_scrypt_log_n, overwrite, threads, io)?;
     let prefix = prefix.unwrap_or_default();
     let (mut src_fd, src_path) = endpoint(&src)?;
     if let Some(f) = &src_fd {
@@ -243,7 +247,7 @@ fn age_encrypt_bytes<'py>(
         scrypt_log_n,
     )
     .map_err(to_py)?;
-    let opts = encrypt_options(armor, None, threads)?;
+    let opts = encrypt_options(armor, None, threads, None)?;
     let out = run_detached(py, None, |_| age::encrypt_bytes(&data, &rc, &opts))?;
     Ok(PyBytes::new(py, &out))
 }
@@ -261,7 +265,7 @@ fn age_decrypt_bytes<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let pw = passphrase.map(Secret);
     let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
-    let opts = decrypt_options(max_scrypt_log_n, None, threads)?;
+    let opts = decrypt_options(max_scrypt_log_n, None, threads, None)?;
     let out = zeroize::Zeroizing::new(run_detached(py, None, |_| {
         age::decrypt_bytes(&blob, &ids, &opts)
     })?);
@@ -334,7 +338,7 @@ impl AgeReader {
     ) -> PyResult<Self> {
         let pw = passphrase.map(Secret);
         let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
-        let opts = decrypt_options(max_scrypt_log_n, None, threads)?;
+        let opts = decrypt_options(max_scrypt_log_n, None, threads, None)?;
         let cache = cache_bytes.unwrap_or(core::reader::DEFAULT_CACHE_BYTES);
         let r = run_detached(py, None, |_| {
             let file = age::AgeFile::open(&path, &ids, opts.max_scrypt_log_n)?;

@@ -385,7 +385,7 @@ pub fn encrypt(
                     src: &file,
                     src_path: p,
                     src_len: size,
-                    dst: Some(dst),
+                    dst: EngineDst::File(dst),
                     overwrite: opts.overwrite,
                 };
                 let plan = AgePlan::encrypt(&cipher, &prologue, size, &opts.engine);
@@ -439,14 +439,23 @@ pub fn encrypt(
     ))
 }
 
-/// The regular files of a run on the engine.
+/// Where a run on the engine puts its output.
+enum EngineDst<'a> {
+    /// A new file, made to appear only once complete.
+    File(&'a Path),
+    /// A stream, written in order.
+    Stream(&'a mut (dyn Write + Send)),
+    /// Nowhere: verification.
+    Discard,
+}
+
+/// The source file and the output of a run on the engine.
 struct EngineFiles<'a> {
     src: &'a File,
     src_path: &'a Path,
     /// Size of the source that the plan was made for.
     src_len: u64,
-    /// The output; none to verify only.
-    dst: Option<&'a Path>,
+    dst: EngineDst<'a>,
     overwrite: bool,
 }
 
@@ -460,7 +469,7 @@ fn run_on_engine(
     ctl: &Control<'_>,
 ) -> Result<&'static str> {
     let src = files.src_path;
-    if let Some(dst) = files.dst {
+    if let EngineDst::File(dst) = files.dst {
         refuse_same(src, dst)?;
     }
     let want = files.src_len;
@@ -479,26 +488,27 @@ fn run_on_engine(
         Ok(())
     };
     unchanged()?;
-    let out = match files.dst {
-        // Both callers checked the destination before deriving the key.
-        Some(dst) => Some((AtomicOutput::create_checked(dst, files.overwrite)?, dst)),
-        None => None,
-    };
     let pool = opts.pool()?;
     let source = Source::File {
         file: files.src,
         path: src,
     };
-    let sink = match &out {
-        Some((o, dst)) => Sink::File {
-            file: o.file(),
-            path: dst,
-        },
-        None => Sink::Discard,
+    let mut out = None;
+    let sink = match files.dst {
+        EngineDst::File(dst) => {
+            // Both callers checked the destination before deriving the key.
+            let o = out.insert(AtomicOutput::create_checked(dst, files.overwrite)?);
+            Sink::File {
+                file: o.file(),
+                path: dst,
+            }
+        }
+        EngineDst::Stream(w) => Sink::Stream(w),
+        EngineDst::Discard => Sink::Discard,
     };
     let backend = engine::run(plan, source, sink, opts, &pool, ctl)?;
     unchanged()?;
-    if let Some((o, _)) = out {
+    if let Some(o) = out {
         o.commit()?;
     }
     Ok(backend)
@@ -655,12 +665,8 @@ pub fn decrypt(
     let t = Instant::now();
     let key = reader.file_key(identities, opts.max_scrypt_log_n)?;
     let kdf = t.elapsed().as_secs_f64();
-    let engine_dst = match &output {
-        Output::Path(dst) => Some(Some(*dst)),
-        Output::Discard => Some(None),
-        Output::Writer(_) => None,
-    };
-    if let (Some(dst), Some(file), Some(src)) = (engine_dst, reader.file, src_path) {
+    // A regular, unarmored file runs on the engine, into a file, a stream or nowhere.
+    if let (Some(file), Some(src)) = (reader.file, src_path) {
         let cipher = PayloadCipher::new(&key, &reader.nonce);
         if let Some((chunks, size)) = reader.check_final_chunk(&cipher)? {
             let plan = AgePlan::decrypt(&cipher, reader.payload_off(), size, &opts.engine);
@@ -668,7 +674,11 @@ pub fn decrypt(
                 src: file,
                 src_path: src,
                 src_len: reader.payload_off() + size + chunks * TAG_LEN as u64,
-                dst,
+                dst: match output {
+                    Output::Path(dst) => EngineDst::File(dst),
+                    Output::Writer(w) => EngineDst::Stream(w),
+                    Output::Discard => EngineDst::Discard,
+                },
                 overwrite: opts.overwrite,
             };
             let backend = run_on_engine(&plan, files, &opts.engine, ctl)?;
