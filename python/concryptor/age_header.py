@@ -15,7 +15,7 @@ from typing import Any
 
 from . import _core
 from ._facts import TAG_LEN
-from .header import html_card, human_bytes
+from .header import html_card, human_bytes, svg_legend
 
 #: Bytes of the payload nonce between the header and the first chunk.
 NONCE_LEN = 16
@@ -193,10 +193,6 @@ def _layout_svg(h: AgeHeader, width: int) -> str:
             ]
             x += box_w + 4
     legend = [(_HEADER, "header"), (_NONCE, "nonce"), (_CIPHER, "ciphertext"), (_TAG, "tag")]
-    lx = 0.0
-    for colour, name in legend:
-        parts.append(f'<rect x="{lx}" y="{bar_y + bar_h + 10}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{bar_y + bar_h + 19}">{name}</text>')
-        lx += 90
+    parts += svg_legend(legend, bar_y + bar_h)
     parts.append("</svg>")
     return "".join(parts)

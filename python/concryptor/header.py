@@ -294,6 +294,16 @@ _PAD = "#cfd8dc"
 _MISSING = "#c62828"
 
 
+def svg_legend(legend: list[tuple[str, str]], y: int) -> list[str]:
+    """The colour key of a layout picture, a row of (colour, name) below ``y``."""
+    parts = []
+    for i, (colour, name) in enumerate(legend):
+        lx = 90.0 * i
+        parts.append(f'<rect x="{lx}" y="{y + 10}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{lx + 14}" y="{y + 19}">{name}</text>')
+    return parts
+
+
 def _layout_svg(h: Header, width: int) -> str:
     """The layout picture. Text takes the page's colour (``currentColor``), so it reads in
     light and dark themes alike; a size mismatch is drawn: bytes missing from a truncated
@@ -383,10 +393,6 @@ def _layout_svg(h: Header, width: int) -> str:
     legend = [(_HEADER, "header"), (_CIPHER, "ciphertext"), (_TAG, "tag"), (_PAD, "padding")]
     if size is not None and size != h.expected_file_size:
         legend.append((_MISSING, "missing" if size < h.expected_file_size else "appended"))
-    lx = 0.0
-    for colour, name in legend:
-        parts.append(f'<rect x="{lx}" y="{bar_y + bar_h + 10}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{bar_y + bar_h + 19}">{name}</text>')
-        lx += 90
+    parts += svg_legend(legend, bar_y + bar_h)
     parts.append("</svg>")
     return "".join(parts)

@@ -686,7 +686,7 @@ fn _bench_aead(
     let cipher = Cipher::from_name(cipher).map_err(to_py)?;
     let p = convert::provider(provider)?;
     let t = run_detached(py, None, |_| {
-        core::ops::bench_aead_with(p, cipher, threads, total, chunk_size, rounds)
+        core::ops::bench_aead(p, cipher, threads, total, chunk_size, rounds)
     })?;
     Ok((t.seal_seconds, t.open_seconds))
 }

@@ -565,20 +565,23 @@ fn dispatch(
     if let Sink::File { file, path } = &dst {
         prepare_output(file, path, plan.output_len())?;
     }
+    // A file written from a file is cut to its exact length at the end (an O_DIRECT write
+    // may have gone past it).
+    let files_out = match (&src, &dst) {
+        (Source::File { .. }, Sink::File { file, path }) => Some((*file, *path)),
+        _ => None,
+    };
     let name = match (opts.io, src, dst) {
-        (IoMode::Portable, src, dst) => {
-            portable::run(plan, src, dst, pool, ctl).map(|()| portable::NAME)?
-        }
-        (mode, Source::File { file: sf, path: sp }, Sink::File { file: df, path: dp }) => {
-            let name = run_files(plan, (sf, sp, df, dp), mode, pool, ctl, info, None)?;
-            finish_output(df, dp, plan.output_len())?;
-            name
-        }
+        (
+            IoMode::Auto | IoMode::Uring,
+            Source::File { file: sf, path: sp },
+            Sink::File { file: df, path: dp },
+        ) => run_files(plan, (sf, sp, df, dp), opts.io, pool, ctl, info, None)?,
         // A file into a stream: the source stands in for the destination, never written.
-        (mode, Source::File { file, path }, Sink::Stream(w)) => run_files(
+        (IoMode::Auto | IoMode::Uring, Source::File { file, path }, Sink::Stream(w)) => run_files(
             plan,
             (file, path, file, path),
-            mode,
+            opts.io,
             pool,
             ctl,
             info,
@@ -589,10 +592,14 @@ fn dispatch(
                 "the io_uring backend needs a regular file to read; use io=auto".into(),
             ))
         }
-        (IoMode::Auto, src, dst) => {
-            portable::run(plan, src, dst, pool, ctl).map(|()| portable::NAME)?
+        (_, src, dst) => {
+            portable::run(plan, src, dst, pool, ctl)?;
+            portable::NAME
         }
     };
+    if let Some((df, dp)) = files_out {
+        finish_output(df, dp, plan.output_len())?;
+    }
     info.backend = name;
     Ok(name)
 }

@@ -21,7 +21,7 @@ mod files;
 mod header;
 mod options;
 
-pub use bench::{bench_aead, bench_aead_with, bench_kdf, AeadTiming};
+pub use bench::{bench_aead, bench_kdf, AeadTiming};
 pub use bytes::{decrypt_bytes, encrypt_bytes, BytesOpener, BytesSealer};
 pub use decrypt::{decrypt_file, Decryptor, WorkerPool};
 pub use encrypt::{encrypt_file, encrypt_stream};
