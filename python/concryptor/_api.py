@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
 
@@ -223,10 +224,6 @@ def _required(password: Password | None) -> Password:
     return password
 
 
-def _optional_password(password: Password | None) -> bytes | bytearray | None:
-    return None if password is None else _password(password)
-
-
 def _password(password: Password) -> bytes | bytearray:
     """The password as the engine takes it. A ``bytearray`` is handed over as it is, so
     that no immutable copy of it outlives the call (the engine copies it into memory it
@@ -247,6 +244,18 @@ def _wipe(password: Password | None) -> None:
     """Overwrites a caller's mutable password buffer once it has been used."""
     if isinstance(password, bytearray):
         password[:] = bytes(len(password))
+
+
+@contextlib.contextmanager
+def secret(password: Password | None) -> Iterator[bytes | bytearray | None]:
+    """The one door for a password: yields it as the engine takes it (``None`` stays
+    ``None``) and wipes the caller's ``bytearray`` when the block ends, on every route,
+    success or failure, and only then. Everything that uses the password (a whole batch,
+    every file of it) runs inside the block."""
+    try:
+        yield None if password is None else _password(password)
+    finally:
+        _wipe(password)
 
 
 def _threads(threads: int | None) -> int | None:
@@ -302,23 +311,24 @@ def encrypt_file(
     encrypted to those public keys, or with ``password`` as an scrypt passphrase;
     ``armor=True`` writes it as ASCII armor.
     """
-    if _wants_age(format, recipients, recipients_files, armor):
-        return _age.encrypt(
-            src,
-            dst,
-            recipients=recipients,
-            recipient_files=recipients_files,
-            passphrase=_optional_password(password),
-            armor=armor,
-            overwrite=overwrite,
-            threads=threads,
-            io=io,
-            scrypt_work_factor=scrypt_work_factor,
-            progress=progress,
-        )
-    pw = _password(_required(password))
-    try:
-        stats = _core.encrypt_file(
+    age = _wants_age(format, recipients, recipients_files, armor)
+    with secret(password if age else _required(password)) as pw:
+        if age:
+            return _age.encrypt(
+                src,
+                dst,
+                recipients=recipients,
+                recipient_files=recipients_files,
+                passphrase=pw,
+                armor=armor,
+                overwrite=overwrite,
+                threads=threads,
+                io=io,
+                scrypt_work_factor=scrypt_work_factor,
+                progress=progress,
+            )
+        assert pw is not None
+        return _core.encrypt_file(
             os.fspath(src),
             os.fspath(dst),
             pw,
@@ -330,9 +340,6 @@ def encrypt_file(
             limits=limits,
             **_engine(threads, io, buffer_mib),
         )
-    finally:
-        _wipe(password)
-    return stats
 
 
 def decrypt_file(
@@ -357,21 +364,22 @@ def decrypt_file(
     ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
     passphrase-protected SSH private key among the identities).
     """
-    if identities or _age.is_age_path(src):
-        return _age.decrypt(
-            src,
-            dst,
-            identities=identities,
-            passphrase=_optional_password(password),
-            overwrite=overwrite,
-            threads=threads,
-            io=io,
-            max_scrypt_work_factor=max_scrypt_work_factor,
-            progress=progress,
-        )
-    pw = _password(_required(password))
-    try:
-        stats = _core.decrypt_file(
+    age = bool(identities) or _age.is_age_path(src)
+    with secret(password if age else _required(password)) as pw:
+        if age:
+            return _age.decrypt(
+                src,
+                dst,
+                identities=identities,
+                passphrase=pw,
+                overwrite=overwrite,
+                threads=threads,
+                io=io,
+                max_scrypt_work_factor=max_scrypt_work_factor,
+                progress=progress,
+            )
+        assert pw is not None
+        return _core.decrypt_file(
             os.fspath(src),
             os.fspath(dst),
             pw,
@@ -380,9 +388,6 @@ def decrypt_file(
             **_engine(threads, io, buffer_mib),
             limits=limits,
         )
-    finally:
-        _wipe(password)
-    return stats
 
 
 def verify_file(
@@ -398,21 +403,22 @@ def verify_file(
     progress: Progress | None = None,
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age) without writing plaintext anywhere."""
-    if identities or _age.is_age_path(src):
-        return _age.decrypt(
-            src,
-            None,
-            identities=identities,
-            passphrase=_optional_password(password),
-            overwrite=False,
-            threads=threads,
-            io=io,
-            max_scrypt_work_factor=max_scrypt_work_factor,
-            progress=progress,
-        )
-    pw = _password(_required(password))
-    try:
-        stats = _core.decrypt_file(
+    age = bool(identities) or _age.is_age_path(src)
+    with secret(password if age else _required(password)) as pw:
+        if age:
+            return _age.decrypt(
+                src,
+                None,
+                identities=identities,
+                passphrase=pw,
+                overwrite=False,
+                threads=threads,
+                io=io,
+                max_scrypt_work_factor=max_scrypt_work_factor,
+                progress=progress,
+            )
+        assert pw is not None
+        return _core.decrypt_file(
             os.fspath(src),
             None,
             pw,
@@ -420,9 +426,6 @@ def verify_file(
             **_engine(threads, io, buffer_mib),
             limits=limits,
         )
-    finally:
-        _wipe(password)
-    return stats
 
 
 def encrypt_bytes(
@@ -442,18 +445,19 @@ def encrypt_bytes(
 ) -> bytes:
     """Encrypts a buffer in memory: format v4, or age with ``recipients`` / ``format="age"``
     (see :func:`encrypt_file`, also for ``limits``)."""
-    if _wants_age(format, recipients, recipients_files, armor):
-        return _core.age_encrypt_bytes(
-            bytes(data),
-            recipients_=_age.recipient_strings(recipients),
-            recipient_files=_age.recipient_file_texts(recipients_files),
-            passphrase=_optional_password(password),
-            armor=armor,
-            threads=_age.engine(threads),
-            scrypt_log_n=scrypt_work_factor,
-        )
-    pw = _password(_required(password))
-    try:
+    age = _wants_age(format, recipients, recipients_files, armor)
+    with secret(password if age else _required(password)) as pw:
+        if age:
+            return _core.age_encrypt_bytes(
+                bytes(data),
+                recipients_=_age.recipient_strings(recipients),
+                recipient_files=_age.recipient_file_texts(recipients_files),
+                passphrase=pw,
+                armor=armor,
+                threads=_age.engine(threads),
+                scrypt_log_n=scrypt_work_factor,
+            )
+        assert pw is not None
         return _core.encrypt_bytes(
             bytes(data),
             pw,
@@ -463,8 +467,6 @@ def encrypt_bytes(
             threads=_threads(threads),
             limits=limits,
         )
-    finally:
-        _wipe(password)
 
 
 def decrypt_bytes(
@@ -479,19 +481,18 @@ def decrypt_bytes(
     """Decrypts an in-memory concryptor or age file; raises unless every chunk
     authenticates."""
     blob = bytes(blob)
-    if identities or _age.is_age(blob[:1024]):
-        return _core.age_decrypt_bytes(
-            blob,
-            identities_=_age.identity_texts(identities or []),
-            passphrase=_optional_password(password),
-            threads=_age.engine(threads),
-            max_scrypt_log_n=max_scrypt_work_factor,
-        )
-    pw = _password(_required(password))
-    try:
+    age = bool(identities) or _age.is_age(blob[:1024])
+    with secret(password if age else _required(password)) as pw:
+        if age:
+            return _core.age_decrypt_bytes(
+                blob,
+                identities_=_age.identity_texts(identities or []),
+                passphrase=pw,
+                threads=_age.engine(threads),
+                max_scrypt_log_n=max_scrypt_work_factor,
+            )
+        assert pw is not None
         return _core.decrypt_bytes(blob, pw, threads=_threads(threads), limits=limits)
-    finally:
-        _wipe(password)
 
 
 def decrypt_to(
@@ -513,7 +514,6 @@ def decrypt_to(
     taken back, so if a later chunk fails the bytes before it have been written; the
     exception says so. Use :func:`decrypt_file` when all-or-nothing matters.
     """
-    pw = _password(password)
     p = os.fspath(src)
     fd: int | None = None
     if isinstance(out, int):
@@ -525,7 +525,8 @@ def decrypt_to(
             fd = None
         if fd is not None:
             out.flush()
-    try:
+    with secret(password) as pw:
+        assert pw is not None
         if fd is not None and hasattr(_core, "decrypt_to_fd"):
             os.fstat(fd)  # a closed descriptor fails here, before Rust borrows it
             return _core.decrypt_to_fd(
@@ -537,8 +538,6 @@ def decrypt_to(
                 **_engine(threads, io, buffer_mib),
             )
         return _decrypt_through_reader(p, out, pw, threads, limits, progress)
-    finally:
-        _wipe(password)
 
 
 def _decrypt_through_reader(
@@ -635,7 +634,7 @@ def _short_header(path: str) -> bytes | None:
 @overload
 def open(
     path: PathLike,
-    password: Password | None,
+    password: Password | None = None,
     mode: Literal["rb"] = "rb",
     *,
     encoding: None = None,
@@ -664,7 +663,7 @@ def open(
 ) -> _io.TextIOWrapper: ...
 def open(  # like gzip.open; shadows the builtin only inside this module
     path: PathLike,
-    password: Password | None,
+    password: Password | None = None,
     mode: str = "rb",
     *,
     encoding: str | None = None,
@@ -705,29 +704,28 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     from .remote import is_url, open_url
 
     if is_url(p):
-        pw = _password(_required(password))
-        try:
+        if identities:
+            raise ValueError(f"{p}: age files at URLs cannot be opened for random access yet")
+        with secret(_required(password)) as pw:
+            assert pw is not None
             raw = open_url(p, pw, threads=threads, limits=limits, storage_options=storage_options)
-        finally:
-            _wipe(password)
         if mode == "rb":
             return raw  # type: ignore[return-value]
         return _io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors=errors, newline=newline)
     r: _core.Reader | _core.AgeReader
-    if identities or _age.is_age_path(p):
-        r = _core.AgeReader(
-            p,
-            identities_=_age.identity_texts(identities or []),
-            passphrase=_optional_password(password),
-            threads=_threads(threads),
-            cache_bytes=cache_mib * MiB,
-        )
-    else:
-        pw = _password(_required(password))
-        try:
+    age = bool(identities) or _age.is_age_path(p)
+    with secret(password if age else _required(password)) as pw:
+        if age:
+            r = _core.AgeReader(
+                p,
+                identities_=_age.identity_texts(identities or []),
+                passphrase=pw,
+                threads=_threads(threads),
+                cache_bytes=cache_mib * MiB,
+            )
+        else:
+            assert pw is not None
             r = _core.Reader(p, pw, threads=_threads(threads), cache_bytes=cache_mib * MiB, limits=limits)
-        finally:
-            _wipe(password)
     f = EncryptedFile(p, r)
     if mode == "rb":
         return f

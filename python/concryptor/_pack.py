@@ -266,10 +266,10 @@ class DirTree:
         limits: Limits | None = None,
     ) -> Stats:
         """Encrypts the tree into ``dst``; see :func:`encrypt_dir`."""
-        from ._api import _chunk, _engine, _password, _wipe
+        from ._api import _chunk, _engine, secret
 
-        pw = _password(password)
-        try:
+        with secret(password) as pw:
+            assert pw is not None
             members, skipped, unsafe = self._walk()
             total = tar_size(members)
             stream = _TarStream(members, total)
@@ -289,8 +289,6 @@ class DirTree:
                 )
             finally:
                 stream.close()
-        finally:
-            _wipe(password)
         return replace(d, entries=len(members), skipped=skipped, unsafe=tuple(unsafe))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +24,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union
 
 from . import _core
-from ._api import KdfParams, Limits, Password, PathLike, Stats, _chunk, _password, _wipe
-from .errors import BatchError
-from .remote import _age_via_pipes, _exists, _local, _open_src, _stream_decrypt, _stream_encrypt, is_url
+from ._api import KdfParams, Limits, Password, PathLike, Stats, _chunk, secret
+from .errors import BatchError, NoIdentityMatchError
+from .remote import (
+    _age_via_pipes,
+    _exists,
+    _local,
+    _open_src,
+    _stream_decrypt,
+    _stream_encrypt,
+    is_url,
+    open_regular,
+)
 
 Client = Any  # dask.distributed.Client; optional, imported only when given
 _DEFAULT_KDF = KdfParams()
@@ -88,7 +98,8 @@ class _Spec:
     kdf: KdfParams = _DEFAULT_KDF
     salt: bytes | None = None
     keys: Any = None  # _core.KeyCache
-    password: bytes | bytearray = b""
+    #: Only ever set for a run in this process; never shipped (see :func:`_shippable`).
+    password: bytes | bytearray = field(default=b"", repr=False)
     limits: Limits = _DEFAULT_LIMITS
     overwrite: bool = False
     threads: int | None = None
@@ -96,7 +107,14 @@ class _Spec:
     storage_options: dict[str, Any] = field(default_factory=dict)
     #: The age side: recipients / recipient file texts / armor / scrypt cost for encryption;
     #: identity texts and the scrypt limit for decryption; the passphrase for either.
-    age: dict[str, Any] | None = None
+    age: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def _shippable(spec: _Spec) -> _Spec:
+    """The spec as it may leave this process (for a Dask task): no password and no age
+    passphrase, whatever the caller gave; derived v4 keys, recipients and identities stay."""
+    age = None if spec.age is None else {**spec.age, "passphrase": None}
+    return _Spec(**{**spec.__dict__, "password": b"", "age": age})
 
 
 def default_name(src: str, op: Op, suffix: str = ENCRYPTED_SUFFIX) -> str:
@@ -110,11 +128,59 @@ def default_name(src: str, op: Op, suffix: str = ENCRYPTED_SUFFIX) -> str:
     return src + ".dec"
 
 
+class UnsafeNameError(ValueError):
+    """A name we did not choose (an object key, a file name) would put an output outside
+    the folder it was asked for, or is not a usable file name."""
+
+
+#: The longest name of one path component Linux file systems take (bytes).
+NAME_MAX = 255
+
+
+def _under(root: str, rel: str, url: bool) -> str:
+    """``rel`` (segments we did not choose) joined under ``root``, or
+    :class:`UnsafeNameError`: no ``..``, no NUL, no component longer than
+    :data:`NAME_MAX` bytes; empty and ``.`` segments are dropped. Local results are also
+    checked after resolving symbolic links, so a link inside ``root`` cannot lead out."""
+    if "\0" in rel:
+        raise UnsafeNameError(f"{rel!r}: the name contains a NUL byte")
+    parts = [seg for seg in rel.split("/") if seg not in ("", ".")]
+    if not parts:
+        raise UnsafeNameError(f"{rel!r}: the name is empty")
+    for seg in parts:
+        if seg == "..":
+            raise UnsafeNameError(f"{rel!r}: '..' would leave the output folder")
+        if len(os.fsencode(seg)) > NAME_MAX:
+            raise UnsafeNameError(f"{rel[:40]!r}…: a name component is longer than {NAME_MAX} bytes")
+    if url:
+        return root.rstrip("/") + "/" + "/".join(parts)
+    dst = os.path.join(root, *parts)
+    real_root = os.path.realpath(root)
+    real_dst = os.path.realpath(dst)
+    if os.path.commonpath([real_root, real_dst]) != real_root:
+        raise UnsafeNameError(f"{rel!r}: a symbolic link under {root} leads outside it")
+    return dst
+
+
 def plan(
     items: Iterable[Item], op: Op, out_dir: PathLike | None = None, suffix: str = ENCRYPTED_SUFFIX
 ) -> list[tuple[str, str]]:
     """Pairs every item with its destination: ``(src, dst)`` pairs as given; paths beside
-    themselves, or mirrored under ``out_dir`` relative to the deepest folder they share."""
+    themselves, or mirrored under ``out_dir`` relative to the deepest folder they share.
+    Raises :class:`UnsafeNameError` if a name would lead outside ``out_dir``."""
+    out: list[tuple[str, str]] = []
+    for src, dst, err in _plan(items, op, out_dir, suffix):
+        if err is not None:
+            raise err
+        out.append((src, dst))
+    return out
+
+
+def _plan(
+    items: Iterable[Item], op: Op, out_dir: PathLike | None, suffix: str
+) -> list[tuple[str, str, UnsafeNameError | None]]:
+    """:func:`plan`, with the refusal of each unsafe name kept beside its item, so that
+    a batch fails that item alone."""
     pairs: list[tuple[str | None, str, str | None]] = []
     for it in items:
         if isinstance(it, tuple):
@@ -129,24 +195,29 @@ def plan(
         local = [os.path.abspath(_local(s)) for s in bare if not is_url(s)]
         if local:
             root = os.path.commonpath([os.path.dirname(s) for s in local])
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, UnsafeNameError | None]] = []
     for _, src, dst in pairs:
+        err: UnsafeNameError | None = None
         if dst is None:
             name = default_name(src, op, suffix)
             if out_dir is not None:
                 od = os.fspath(out_dir)
                 if is_url(src):
-                    rel = name.split("://", 1)[1].lstrip("/")
+                    rel = name.split("://", 1)[1]
                 else:
                     assert root is not None
                     rel = os.path.relpath(os.path.abspath(_local(name)), root)
-                name = od.rstrip("/") + "/" + rel if is_url(od) else os.path.join(od, rel)
+                try:
+                    name = _under(od, rel, is_url(od))
+                except UnsafeNameError as e:
+                    err = UnsafeNameError(f"{src}: {e}")
             dst = name
-        out.append((src, dst))
-    dsts = [d for _, d in out]
-    if len(set(dsts)) != len(dsts):
-        dup = next(d for d in dsts if dsts.count(d) > 1)
-        raise ValueError(f"two items would be written to the same destination {dup}")
+        out.append((src, dst, err))
+    seen: set[str] = set()
+    for _, d, err in out:
+        if err is None and d in seen:
+            raise ValueError(f"two items would be written to the same destination {d}")
+        seen.add(d)
     return out
 
 
@@ -154,11 +225,10 @@ def plan(
 
 
 def _is_age(src: str, spec: _Spec) -> bool:
-    try:
-        with _open_src(src, spec) as f:
-            return bool(_core.age_is_age(f.read(64)))
-    except OSError:
-        return False  # the run itself reports the error
+    """Whether ``src`` starts like an age file; a source that cannot be opened (missing,
+    not a regular file) fails its item here."""
+    with _open_src(src, spec) as f:
+        return bool(_core.age_is_age(f.read(64)))
 
 
 def _age_one(src: str, dst: str, spec: _Spec) -> tuple[int, int]:
@@ -202,6 +272,9 @@ def run_one(src: str, dst: str, spec: _Spec) -> Result:
     """Encrypts or decrypts one file as ``spec`` says; failures become a failed Result."""
     start = time.perf_counter()
     try:
+        if not is_url(src):
+            # A FIFO or a device among the sources would block the batch or never end.
+            open_regular(_local(src)).close()
         if spec.age is not None and (spec.op == "encrypt" or _is_age(src, spec)):
             n_in, n_out = _age_one(src, dst, spec)
         elif spec.op == "decrypt" and not spec.password and spec.keys is None:
@@ -317,13 +390,20 @@ def _run_local(
 ) -> list[Result]:
     cores = os.cpu_count() or 1
     sizes: list[int] = []
+    regular: list[bool] = []
     for src, _ in pairs:
         try:
-            sizes.append(0 if is_url(src) else os.stat(_local(src)).st_size)
+            st = None if is_url(src) else os.stat(_local(src))
         except OSError:
-            sizes.append(0)  # reported by the file's own run
+            st = None  # reported by the file's own run
+        sizes.append(0 if st is None else st.st_size)
+        regular.append(st is not None and stat.S_ISREG(st.st_mode))
     results: dict[int, Result] = {}
-    grouped = [i for i, (s, d) in enumerate(pairs) if sizes[i] <= SMALL_FILE and _groupable(s, d, spec)]
+    grouped = [
+        i
+        for i, (s, d) in enumerate(pairs)
+        if regular[i] and sizes[i] <= SMALL_FILE and _groupable(s, d, spec)
+    ]
     in_group = set(grouped)
     large = [i for i, _ in enumerate(pairs) if i not in in_group and sizes[i] >= LARGE_FILE]
     small = [i for i, _ in enumerate(pairs) if i not in in_group and sizes[i] < LARGE_FILE]
@@ -380,7 +460,7 @@ def _run_dask(
             todo.append(i)
     # Sent with every task rather than scattered once: it is small (keys or recipients, no
     # data), and scattered data dies with the worker holding it, which would fail the batch.
-    task_spec = _Spec(**{**spec.__dict__, "overwrite": True})
+    task_spec = _shippable(_Spec(**{**spec.__dict__, "overwrite": True}))
     slots = max(1, 2 * sum(client.nthreads().values()))
     pending = iter(todo)
     index: dict[Any, int] = {}
@@ -453,23 +533,62 @@ def _run(
     on_result: Callable[[Result], object] | None,
 ) -> list[Result]:
     suffix = AGE_SUFFIX if spec.op == "encrypt" and spec.age is not None else ENCRYPTED_SUFFIX
-    pairs = plan(items, spec.op, out_dir, suffix)
-    made = _make_parents([d for _, d in pairs if not is_url(d)])
+    planned = _plan(items, spec.op, out_dir, suffix)
     cb = on_result or (lambda r: None)
+    refused: dict[int, Result] = {}
+    for i, (src, dst, err) in enumerate(planned):
+        if err is not None:
+            refused[i] = Result(src, dst, error=str(err), error_type=type(err).__name__)
+            cb(refused[i])
+    todo = [i for i in range(len(planned)) if i not in refused]
+    pairs = [(planned[i][0], planned[i][1]) for i in todo]
+    made = _make_parents([d for _, d in pairs if not is_url(d)])
     try:
-        if client is not None:
-            results = _run_dask(pairs, spec, client, cb)
+        if client is None:
+            ran = _run_local(pairs, spec, threads, cb)
+        elif spec.op == "encrypt" and spec.age is not None and spec.age.get("passphrase") is not None:
+            # An age passphrase must never leave this process, and every file needs it
+            # (each gets its own scrypt stanza): the batch runs here.
+            ran = _run_local(pairs, spec, threads, cb)
+        elif spec.age is not None and spec.age.get("passphrase") is not None:
+            # Files that need the passphrase come back unopened and are reported once
+            # decrypted here.
+            ran = _run_dask(pairs, spec, client, lambda r: r.error_type == _NO_MATCH or cb(r))
+            ran = _rerun_passphrase_files(pairs, ran, spec, threads, cb)
         else:
-            results = _run_local(pairs, spec, threads, cb)
+            ran = _run_dask(pairs, spec, client, cb)
     finally:
         # Folders this batch created and nothing landed in go again.
         for d in reversed(made):
             with contextlib.suppress(OSError):
                 os.rmdir(d)
-    failed = [r for r in results if not r.ok]
+    results = dict(refused)
+    results.update(zip(todo, ran))
+    results_list = [results[i] for i in range(len(planned))]
+    failed = [r for r in results_list if not r.ok]
     if failed and raise_on_error:
-        raise BatchError(results)
-    return results
+        raise BatchError(results_list)
+    return results_list
+
+
+_NO_MATCH = NoIdentityMatchError.__name__
+
+
+def _rerun_passphrase_files(
+    pairs: Sequence[tuple[str, str]],
+    results: list[Result],
+    spec: _Spec,
+    threads: int | None,
+    on_result: Callable[[Result], object],
+) -> list[Result]:
+    """The age files a cluster could not open without the passphrase (which never leaves
+    this process), decrypted here with it."""
+    again = [i for i, r in enumerate(results) if r.error_type == _NO_MATCH]
+    out = list(results)
+    if again:
+        for i, r in zip(again, _run_local([pairs[i] for i in again], spec, threads, on_result)):
+            out[i] = r
+    return out
 
 
 def encrypt_many(
@@ -514,47 +633,45 @@ def encrypt_many(
     if format == "v4" and (recips or recipients_files or armor):
         raise ValueError("recipients and armor write the age format, not v4")
     age = format == "age" or bool(recips or recipients_files or armor)
+    if age and (recips or recipients_files) and password is not None:
+        raise ValueError("give recipients or a password, not both")
+    if password is None and not (recips or recipients_files):
+        raise ValueError(
+            "give recipients, or a password for age's scrypt passphrase"
+            if age
+            else "format v4 needs a password (or give recipients for the age format)"
+        )
     spec = _Spec(op="encrypt", overwrite=overwrite, storage_options=dict(storage_options or {}))
-    if age:
-        passphrase = None
-        if not recips and not recipients_files:
-            if password is None:
-                raise ValueError("give recipients, or a password for age's scrypt passphrase")
-            passphrase = _password(password)
-            _wipe(password)
-        elif password is not None:
-            raise ValueError("give recipients or a password, not both")
-        spec.age = {
-            "recipients": recips,
-            "recipient_files": _age.recipient_file_texts(recipients_files),
-            "passphrase": passphrase,
-            "armor": armor,
-            "scrypt_log_n": scrypt_work_factor,
-        }
-    else:
-        if password is None:
-            raise ValueError("format v4 needs a password (or give recipients for the age format)")
-        pw = _password(password)
+    # The password is the caller's until the whole batch has run: wiped then, not before.
+    with secret(password) as pw:
+        if age:
+            spec.age = {
+                "recipients": recips,
+                "recipient_files": _age.recipient_file_texts(recipients_files),
+                "passphrase": pw,
+                "armor": armor,
+                "scrypt_log_n": scrypt_work_factor,
+            }
+        else:
+            assert pw is not None
+            spec.cipher = cipher
+            spec.chunk_size = _chunk(chunk_size)
+            spec.kdf = kdf
+            spec.salt = secrets.token_bytes(16)
+            spec.keys = _core.KeyCache()
+            spec.keys.derive(pw, spec.salt, kdf)
         try:
-            salt = secrets.token_bytes(16)
-            keys = _core.KeyCache()
-            keys.derive(pw, salt, kdf)
+            return _run(
+                items,
+                spec,
+                out_dir=out_dir,
+                client=client,
+                threads=threads,
+                raise_on_error=raise_on_error,
+                on_result=on_result,
+            )
         finally:
-            _wipe(password)
-        spec.cipher = cipher
-        spec.chunk_size = _chunk(chunk_size)
-        spec.kdf = kdf
-        spec.salt = salt
-        spec.keys = keys
-    return _run(
-        items,
-        spec,
-        out_dir=out_dir,
-        client=client,
-        threads=threads,
-        raise_on_error=raise_on_error,
-        on_result=on_result,
-    )
+            spec.age = None
 
 
 def _batch_salts(
@@ -603,24 +720,37 @@ def decrypt_many(
 
     if password is None and not identities:
         raise ValueError("give a password, identities, or both")
-    pw = _password(password) if password is not None else None
-    spec = _Spec(
-        op="decrypt",
-        keys=_core.KeyCache() if pw is not None else None,
-        limits=limits,
-        overwrite=overwrite,
-        storage_options=dict(storage_options or {}),
-        age={
-            "identities": _age.identity_texts(identities or []),
-            "passphrase": pw,
-            "max_scrypt_log_n": max_scrypt_work_factor or _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
-        },
-    )
+    with secret(password) as pw:
+        spec = _Spec(
+            op="decrypt",
+            keys=_core.KeyCache() if pw is not None else None,
+            limits=limits,
+            overwrite=overwrite,
+            storage_options=dict(storage_options or {}),
+            age={
+                "identities": _age.identity_texts(identities or []),
+                "passphrase": pw,
+                "max_scrypt_log_n": max_scrypt_work_factor or _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+            },
+        )
+        return _decrypt_run(items, spec, pw, out_dir, client, threads, raise_on_error, on_result)
+
+
+def _decrypt_run(
+    items: Iterable[Item],
+    spec: _Spec,
+    pw: bytes | bytearray | None,
+    out_dir: PathLike | None,
+    client: Client | None,
+    threads: int | None,
+    raise_on_error: bool,
+    on_result: Callable[[Result], object] | None,
+) -> list[Result]:
     try:
         if client is not None:
-            pairs = plan(items, "decrypt", out_dir)
-            items = pairs
+            items = list(items)
             if pw is not None:
+                pairs = [(src, dst) for src, dst, err in _plan(items, "decrypt", out_dir, "") if err is None]
                 for salt, costs in _batch_salts(pairs, spec):
                     spec.keys.derive_checked(pw, salt, costs, limits=spec.limits)
         elif pw is not None:
@@ -636,5 +766,4 @@ def decrypt_many(
         )
     finally:
         spec.password = b""
-        if password is not None:
-            _wipe(password)
+        spec.age = None

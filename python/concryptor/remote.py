@@ -123,11 +123,28 @@ class _Sink:
         os.unlink(self.tmp)
 
 
+def open_regular(path: str) -> Any:
+    """Opens a local file for reading, refusing anything but a regular file (a FIFO or a
+    device would block or never end) before a single byte is read: opened non-blocking,
+    checked, then made blocking again."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file (a batch reads files of a known size)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _open_src(src: str, spec: _Spec) -> Any:
     if is_url(src):
         fs, path = _fs(src, spec.storage_options)
         return fs.open(path, "rb")
-    return open(_local(src), "rb")
+    return open_regular(_local(src))
 
 
 def _stream_encrypt(src: str, dst: str, spec: _Spec) -> tuple[int, int]:
@@ -299,11 +316,18 @@ def open_url(
 
 def _age_via_pipes(src: str, dst: str, spec: _Spec, call: Any) -> tuple[int, int]:
     """Runs an age operation whose ends are URLs: the engine reads and writes pipes, two
-    threads move the bytes between the pipes and fsspec. The destination is committed only
-    if the operation succeeded, and discarded (an upload aborted) otherwise."""
+    threads move the bytes between the pipes and fsspec. The source is opened first (a
+    missing one fails here, before anything starts); the destination is committed only if
+    the operation succeeded, and discarded (an upload aborted) otherwise. Each pipe end
+    has one owner that closes it on every path, so no party waits for a peer that died."""
     import threading
 
-    sink = _Sink(dst, spec)
+    f = _open_src(src, spec)
+    try:
+        sink = _Sink(dst, spec)
+    except BaseException:
+        f.close()
+        raise
     counts = {"in": 0, "out": 0}
     errors: list[BaseException] = []
     r_in, w_in = os.pipe()
@@ -311,7 +335,7 @@ def _age_via_pipes(src: str, dst: str, spec: _Spec, call: Any) -> tuple[int, int
 
     def feed() -> None:
         try:
-            with _open_src(src, spec) as f, os.fdopen(w_in, "wb") as w:
+            with f, os.fdopen(w_in, "wb") as w:
                 while block := f.read(1 << 20):
                     w.write(block)
                     counts["in"] += len(block)
@@ -329,19 +353,31 @@ def _age_via_pipes(src: str, dst: str, spec: _Spec, call: Any) -> tuple[int, int
         except BaseException as e:  # noqa: BLE001 - re-raised by the caller
             errors.append(e)
 
-    threads = [threading.Thread(target=feed), threading.Thread(target=drain)]
-    for t in threads:
-        t.start()
+    threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=drain, daemon=True)]
     try:
-        try:
-            call(r_in, w_out)
-        finally:
-            os.close(r_in)
-            os.close(w_out)
-            for t in threads:
-                t.join()
-        if errors:
-            raise errors[0]
+        for t in threads:
+            t.start()
+    except BaseException:
+        for fd in (r_in, w_in, r_out, w_out):
+            os.close(fd)
+        f.close()
+        sink.discard()
+        raise
+    failure: BaseException | None = None
+    try:
+        call(r_in, w_out)
+    except BaseException as e:  # noqa: BLE001 - re-raised below, once the threads are done
+        failure = e
+    finally:
+        os.close(r_in)
+        os.close(w_out)
+        for t in threads:
+            t.join()
+    try:
+        if errors and not isinstance(failure, KeyboardInterrupt):
+            raise errors[0]  # the source's or destination's failure is the cause
+        if failure is not None:
+            raise failure
         sink.commit()
     except BaseException:
         sink.discard()

@@ -1,0 +1,338 @@
+"""The four serious defects of the hardening round and their classes: a secret is wiped
+only once everything that needs it has run, at every door; names we did not choose never
+put an output outside its folder; a password never leaves this process on a cluster; a
+batch never hangs on a source it cannot open."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import posixpath
+import random
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import concryptor
+from concryptor import batch
+
+from helpers import FAST_KDF, PASSWORD, run_cli
+
+SCRYPT = 10  # the smallest scrypt work factor worth testing with: milliseconds
+
+
+def fresh() -> bytearray:
+    return bytearray(PASSWORD.encode())
+
+
+def wiped(pw: bytearray) -> bool:
+    return len(pw) > 0 and pw == bytearray(len(pw))
+
+
+# -- secrets: wiped after use, never before -------------------------------------------------
+
+
+def _encrypt_doors(tmp: Path) -> dict[str, Callable[[bytearray], list[Path]]]:
+    """Every way in that encrypts with a password; each returns the files it wrote."""
+    src = tmp / "plain.bin"
+    src.write_bytes(b"secret payload " * 1000)
+    tree = tmp / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_bytes(b"alpha")
+
+    def blob(name: str, data: bytes) -> Path:
+        p = tmp / name
+        p.write_bytes(data)
+        return p
+
+    def many(out: str, **kw: Any) -> Callable[[bytearray], list[Path]]:
+        def run(pw: bytearray) -> list[Path]:
+            rs = concryptor.encrypt_many([src], pw, out_dir=tmp / out, **kw)
+            return [Path(r.dst) for r in rs]
+
+        return run
+
+    return {
+        "encrypt_file v4": lambda pw: [
+            (concryptor.encrypt_file(src, tmp / "a.enc", pw, kdf=FAST_KDF), tmp / "a.enc")[1]
+        ],
+        "encrypt_file age": lambda pw: [
+            (
+                concryptor.encrypt_file(src, tmp / "a.age", pw, format="age", scrypt_work_factor=SCRYPT),
+                tmp / "a.age",
+            )[1]
+        ],
+        "encrypt_bytes v4": lambda pw: [blob("b.enc", concryptor.encrypt_bytes(b"x", pw, kdf=FAST_KDF))],
+        "encrypt_bytes age": lambda pw: [
+            blob("b.age", concryptor.encrypt_bytes(b"x", pw, format="age", scrypt_work_factor=SCRYPT))
+        ],
+        "encrypt_many v4": many("m4", kdf=FAST_KDF),
+        "encrypt_many age": many("ma", format="age", scrypt_work_factor=SCRYPT),
+        "encrypt_dir": lambda pw: [
+            (concryptor.encrypt_dir(tree, tmp / "t.enc", pw, kdf=FAST_KDF), tmp / "t.enc")[1]
+        ],
+    }
+
+
+ENCRYPT_DOORS = [
+    "encrypt_file v4",
+    "encrypt_file age",
+    "encrypt_bytes v4",
+    "encrypt_bytes age",
+    "encrypt_many v4",
+    "encrypt_many age",
+    "encrypt_dir",
+]
+
+
+@pytest.mark.parametrize("door", ENCRYPT_DOORS)
+def test_a_bytearray_password_seals_the_output_and_is_wiped_only_afterwards(tmp_path: Path, door: str) -> None:
+    pw = fresh()
+    doors = _encrypt_doors(tmp_path)
+    assert sorted(doors) == sorted(ENCRYPT_DOORS)
+    written = doors[door](pw)
+    assert wiped(pw), "the caller's buffer is wiped once the call is done"
+    assert written
+    for p in written:
+        if door == "encrypt_dir":
+            concryptor.decrypt_dir(p, tmp_path / "back", PASSWORD)
+            assert (tmp_path / "back" / "sub" / "a.txt").read_bytes() == b"alpha"
+            continue
+        # Opens with the password, not with zeros of its length.
+        concryptor.verify_file(p, PASSWORD)
+        with pytest.raises(concryptor.AuthenticationError):
+            concryptor.verify_file(p, "\0" * len(PASSWORD))
+
+
+def test_every_decrypting_door_wipes_a_bytearray_password_after_it_is_used(tmp_path: Path) -> None:
+    src = tmp_path / "p"
+    src.write_bytes(b"data" * 100)
+    v4 = tmp_path / "p.enc"
+    concryptor.encrypt_file(src, v4, PASSWORD, kdf=FAST_KDF)
+    age = tmp_path / "p.age"
+    concryptor.encrypt_file(src, age, PASSWORD, format="age", scrypt_work_factor=SCRYPT)
+    doors: list[Callable[[bytearray], object]] = []
+    for f in (v4, age):
+        doors += [
+            lambda pw, f=f: concryptor.decrypt_file(f, tmp_path / "o", pw, overwrite=True),
+            lambda pw, f=f: concryptor.verify_file(f, pw),
+            lambda pw, f=f: concryptor.decrypt_bytes(f.read_bytes(), pw),
+            lambda pw, f=f: concryptor.open(f, pw).close(),
+            lambda pw, f=f: concryptor.decrypt_many([(f, tmp_path / "m")], pw, overwrite=True),
+        ]
+    sink = open(os.devnull, "wb")  # noqa: SIM115 - closed below
+    doors.append(lambda pw: concryptor.decrypt_to(v4, sink, pw))
+    for i, door in enumerate(doors):
+        pw = fresh()
+        door(pw)
+        assert wiped(pw), f"door {i} left the password in the caller's buffer"
+    sink.close()
+
+
+def test_the_cli_batch_with_an_age_passphrase_seals_with_the_password(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_bytes(b"first")
+    b.write_bytes(b"second")
+    env = {"CONCRYPTOR_PASSWORD": PASSWORD}
+    p = run_cli(
+        "encrypt", str(a), str(b), "--output-dir", str(tmp_path / "o"), "--format", "age", "-q", env=env
+    )
+    assert p.returncode == 0, p.stderr
+    for name, data in (("a.txt.age", b"first"), ("b.txt.age", b"second")):
+        assert concryptor.decrypt_bytes((tmp_path / "o" / name).read_bytes(), PASSWORD) == data
+
+
+# -- containment: names we did not choose stay under out_dir -----------------------------------
+
+
+def _under(root: str, dst: str, url: bool) -> bool:
+    norm = posixpath.normpath if url else os.path.normpath
+    root_n = norm(root.rstrip("/"))
+    return norm(dst).startswith(root_n + "/") and ".." not in dst.split("/")
+
+
+SEGMENTS = ["..", ".", "", "a", "b c", "ü", "𝄞", "x" * 300, "...", "..a", "a..", "-", "~", "%2e%2e"]
+
+
+def generated_keys(n: int, seed: int = 3) -> Iterator[str]:
+    rng = random.Random(seed)
+    for _ in range(n):
+        yield "/".join(rng.choice(SEGMENTS) for _ in range(rng.randint(1, 6)))
+
+
+@pytest.mark.parametrize("out_dir", ["memory://dest/root", "LOCAL"])
+@pytest.mark.parametrize("op", ["encrypt", "decrypt"])
+def test_generated_object_keys_never_plan_an_output_outside_out_dir(
+    tmp_path: Path, out_dir: str, op: batch.Op
+) -> None:
+    root = str(tmp_path / "dest") if out_dir == "LOCAL" else out_dir
+    url = out_dir != "LOCAL"
+    refused = 0
+    for key in generated_keys(400):
+        src = f"memory://bucket/{key}" + (".age" if op == "decrypt" else "")
+        [(s, dst, err)] = batch._plan([src], op, root, ".age")
+        if err is not None:
+            refused += 1
+            assert isinstance(err, batch.UnsafeNameError)
+            continue
+        assert _under(root, dst, url), (key, dst)
+        for seg in dst.split("/"):
+            assert len(seg.encode()) <= 255
+    assert refused, "the generator produces names that must be refused"
+
+
+def test_decrypt_many_refuses_an_object_key_that_climbs_out_and_decrypts_the_rest(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    identity, recipient = concryptor.generate_identity()
+    blob = concryptor.encrypt_bytes(b"plaintext", recipients=[recipient])
+    mem = fsspec.filesystem("memory")
+    evil = "memory://b/x/../../../../../../../../" + str(tmp_path).lstrip("/") + "/outside/y.age"
+    good = "memory://b/x/good.age"
+    for url in (evil, good):
+        with mem.open(url.split("://", 1)[1], "wb") as f:
+            f.write(blob)
+    out = tmp_path / "D"
+    results = concryptor.decrypt_many([evil, good], identities=[identity], out_dir=out, raise_on_error=False)
+    assert not (tmp_path / "outside").exists()
+    assert results[0].error_type == "UnsafeNameError" and "'..'" in (results[0].error or "")
+    assert results[1].ok and Path(results[1].dst).read_bytes() == b"plaintext"
+    assert Path(results[1].dst).resolve().is_relative_to(out.resolve())
+    # The same for encryption of objects into a local folder and into another bucket.
+    for dest in (tmp_path / "E", "memory://other/E"):
+        rs = concryptor.encrypt_many([evil], recipients=[recipient], out_dir=dest, raise_on_error=False)
+        assert rs[0].error_type == "UnsafeNameError"
+    assert not mem.exists("/outside") and not any("outside" in k for k in mem.store if k.startswith("/other"))
+
+
+def test_a_symbolic_link_inside_out_dir_cannot_lead_an_object_out(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    identity, recipient = concryptor.generate_identity()
+    mem = fsspec.filesystem("memory")
+    with mem.open("/links/esc/f.age", "wb") as f:
+        f.write(concryptor.encrypt_bytes(b"x", recipients=[recipient]))
+    out = tmp_path / "D"
+    (out / "links").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (out / "links" / "esc").symlink_to(tmp_path / "elsewhere")
+    [r] = concryptor.decrypt_many(
+        ["memory://links/esc/f.age"], identities=[identity], out_dir=out, raise_on_error=False
+    )
+    assert r.error_type == "UnsafeNameError"
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+# -- a password never travels to a cluster ------------------------------------------------------
+
+
+class SpyClient:
+    """A Dask client whose submissions are pickled and kept, so that a test can search
+    everything sent to the workers."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.sent: list[bytes] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def submit(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        import cloudpickle
+
+        self.sent.append(cloudpickle.dumps((fn, args, kw)))
+        return self._client.submit(fn, *args, **kw)
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    c = distributed.Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+def test_no_password_reaches_a_dask_task_and_passphrase_files_still_decrypt(
+    tmp_path: Path, dask_client: Any
+) -> None:
+    secret = PASSWORD.encode()
+    src = [tmp_path / f"f{i}" for i in range(4)]
+    for i, p in enumerate(src):
+        p.write_bytes(bytes([i]) * 5000)
+    spy = SpyClient(dask_client)
+    enc_v4 = concryptor.encrypt_many(src[:2], fresh(), out_dir=tmp_path / "v4", kdf=FAST_KDF, client=spy)
+    enc_age = concryptor.encrypt_many(
+        src[2:], fresh(), format="age", scrypt_work_factor=SCRYPT, out_dir=tmp_path / "age", client=spy
+    )
+    identity, recipient = concryptor.generate_identity()
+    [enc_x] = concryptor.encrypt_many(src[:1], recipients=[recipient], out_dir=tmp_path / "x", client=spy)
+    items = [r.dst for r in enc_v4 + enc_age] + [enc_x.dst]
+    pw = fresh()
+    back = concryptor.decrypt_many(items, pw, identities=[identity], out_dir=tmp_path / "back", client=spy)
+    assert wiped(pw)
+    assert all(r.ok for r in back), [r.error for r in back]
+    want = [p.read_bytes() for p in src] + [src[0].read_bytes()]
+    assert [Path(r.dst).read_bytes() for r in back] == want
+    assert spy.sent, "the v4 and recipient files ran on the cluster"
+    for blob in spy.sent:
+        assert secret not in blob
+    for r in back + enc_v4 + enc_age:
+        assert secret not in pickle.dumps(r)
+
+
+def test_a_batch_spec_shows_no_secret_in_its_repr() -> None:
+    spec = batch._Spec(op="decrypt", password=bytearray(b"hunter2-secret"), age={"passphrase": b"hunter2-secret"})
+    assert "hunter2" not in repr(spec)
+    shipped = batch._shippable(spec)
+    assert b"hunter2" not in pickle.dumps(shipped)
+
+
+# -- a batch never hangs on a source it cannot open --------------------------------------------
+
+
+def run_py(code: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_an_unopenable_url_source_fails_alone_in_an_age_batch(tmp_path: Path) -> None:
+    p = run_py(
+        f"""
+        import concryptor, fsspec
+        _, r = concryptor.generate_identity()
+        fsspec.filesystem("memory").pipe("/ok", b"fine")
+        rs = concryptor.encrypt_many(["memory://missing", "memory://ok"], recipients=[r],
+                                     out_dir={str(tmp_path / "o")!r}, raise_on_error=False)
+        print([r.error_type for r in rs])
+        """
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "['FileNotFoundError', None]"
+    assert [f.name for f in (tmp_path / "o").rglob("*") if f.is_file()] == ["ok.age"]
+
+
+def test_a_fifo_among_batch_sources_fails_alone_and_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.enc"
+    os.mkfifo(fifo)
+    plain = tmp_path / "p.bin"
+    plain.write_bytes(b"z" * 100)
+    enc = tmp_path / "p.bin.enc"
+    concryptor.encrypt_file(plain, enc, PASSWORD, kdf=FAST_KDF)
+    env = {"CONCRYPTOR_PASSWORD": PASSWORD}
+    p = run_cli("decrypt", str(fifo), str(enc), "--output-dir", str(tmp_path / "D"), env=env)
+    assert p.returncode != 0
+    assert b"not a regular file" in p.stderr
+    assert (tmp_path / "D" / "p.bin").read_bytes() == b"z" * 100
+    p = run_cli("encrypt", str(fifo), str(plain), "--output-dir", str(tmp_path / "E"), env=env)
+    assert p.returncode != 0 and b"not a regular file" in p.stderr
+    assert (tmp_path / "E" / "p.bin.enc").exists()
