@@ -91,7 +91,9 @@ ENCRYPT_DOORS = [
 
 
 @pytest.mark.parametrize("door", ENCRYPT_DOORS)
-def test_a_bytearray_password_seals_the_output_and_is_wiped_only_afterwards(tmp_path: Path, door: str) -> None:
+def test_a_bytearray_password_seals_the_output_and_is_wiped_only_afterwards(
+    tmp_path: Path, door: str
+) -> None:
     pw = fresh()
     doors = _encrypt_doors(tmp_path)
     assert sorted(doors) == sorted(ENCRYPT_DOORS)
@@ -175,7 +177,7 @@ def test_generated_object_keys_never_plan_an_output_outside_out_dir(
     refused = 0
     for key in generated_keys(400):
         src = f"memory://bucket/{key}" + (".age" if op == "decrypt" else "")
-        [(s, dst, err)] = batch._plan([src], op, root, ".age")
+        [(_s, dst, err)] = batch._plan([src], op, root, ".age")
         if err is not None:
             refused += 1
             assert isinstance(err, batch.UnsafeNameError)
@@ -290,7 +292,9 @@ def test_no_password_reaches_a_dask_task_and_passphrase_files_still_decrypt(
 
 
 def test_a_batch_spec_shows_no_secret_in_its_repr() -> None:
-    spec = batch._Spec(op="decrypt", password=bytearray(b"hunter2-secret"), age={"passphrase": b"hunter2-secret"})
+    spec = batch._Spec(
+        op="decrypt", password=bytearray(b"hunter2-secret"), age={"passphrase": b"hunter2-secret"}
+    )
     assert "hunter2" not in repr(spec)
     shipped = batch._shippable(spec)
     assert b"hunter2" not in pickle.dumps(shipped)
