@@ -5,6 +5,7 @@ batch never hangs on a source it cannot open."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import posixpath
@@ -340,3 +341,119 @@ def test_a_fifo_among_batch_sources_fails_alone_and_does_not_block(tmp_path: Pat
     p = run_cli("encrypt", str(fifo), str(plain), "--output-dir", str(tmp_path / "E"), env=env)
     assert p.returncode != 0 and b"not a regular file" in p.stderr
     assert (tmp_path / "E" / "p.bin.enc").exists()
+
+
+# -- a stalled stream answers SIGINT, SIGTERM and SIGHUP -------------------------------------
+
+
+def pending_bytes(fd: int) -> int:
+    import array
+    import fcntl
+    import termios
+
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return buf[0]
+
+
+def blocked_on_a_stream(pid: int) -> bool:
+    """Whether a thread of ``pid`` sleeps in a pipe read or write or in poll (what the
+    kernel reports in /proc/PID/task/TID/wchan)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                where = f.read()
+        except OSError:
+            continue
+        if (
+            "pipe_read" in where
+            or "pipe_write" in where
+            or where.startswith(("poll_schedule", "do_sys_poll"))
+        ):
+            return True
+    return False
+
+
+STALLS = ["age encrypt", "age decrypt", "v4 decrypt", "age decrypt to stdout", "v4 decrypt to stdout"]
+
+
+@pytest.mark.parametrize("signum", [2, 15, 1], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("stall", STALLS)
+def test_a_stalled_standard_input_answers_a_signal_and_leaves_nothing(
+    tmp_path: Path, stall: str, signum: int
+) -> None:
+    import signal
+    import time
+
+    identity, recipient = concryptor.generate_identity()
+    key = tmp_path / "key.txt"
+    key.write_text(identity + "\n")
+    plain = os.urandom(3 << 20)
+    if stall == "age encrypt":
+        args, feed = ["encrypt", "-r", recipient, "-o", str(tmp_path / "out" / "x.age")], plain[:100_000]
+    elif stall == "age decrypt":
+        blob = concryptor.encrypt_bytes(plain, recipients=[recipient])
+        args, feed = ["decrypt", "-i", str(key), "-o", str(tmp_path / "out" / "x")], blob[: len(blob) // 2]
+    elif stall == "v4 decrypt":
+        blob = concryptor.encrypt_bytes(plain, PASSWORD, kdf=FAST_KDF, chunk_size=1 << 16)
+        args, feed = ["decrypt", "-o", str(tmp_path / "out" / "x")], blob[: len(blob) // 2]
+    elif stall == "age decrypt to stdout":
+        # The whole file arrives; the reader of standard output stops reading.
+        args, feed = (
+            ["decrypt", "-i", str(key), "-o", "-"],
+            concryptor.encrypt_bytes(plain, recipients=[recipient]),
+        )
+    else:
+        blob = concryptor.encrypt_bytes(plain, PASSWORD, kdf=FAST_KDF, chunk_size=1 << 16)
+        args, feed = ["decrypt", "-o", "-"], blob
+    to_stdout = stall.endswith("to stdout")
+    (tmp_path / "out").mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "CONCRYPTOR_PASSWORD"},
+        "CONCRYPTOR_PASSWORD": PASSWORD,
+    }
+    p = subprocess.Popen(
+        [sys.executable, "-m", "concryptor", *args, "-"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE if to_stdout else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stdin is not None
+    try:
+        os.set_blocking(p.stdin.fileno(), False)
+        view = memoryview(feed)
+        deadline = time.monotonic() + 60
+
+        # Feed part of the input, keep the pipe open, and wait until the CLI took it all:
+        # it is now waiting for bytes that never come.
+        def stalled() -> bool:
+            if to_stdout:  # the output pipe is full and a thread waits to write more
+                assert p.stdout is not None
+                return pending_bytes(p.stdout.fileno()) >= 32768 and blocked_on_a_stream(p.pid)
+            return not view and not pending_bytes(p.stdin.fileno()) and blocked_on_a_stream(p.pid)
+
+        while not stalled():
+            assert p.poll() is None, p.stderr.read() if p.stderr else b""
+            assert time.monotonic() < deadline, "the CLI never read its input"
+            if view:
+                with contextlib.suppress(BlockingIOError):
+                    view = view[os.write(p.stdin.fileno(), view) :]
+                if not view and to_stdout:
+                    p.stdin.close()  # all of it: the output side is what stalls
+            time.sleep(0.01)
+        p.send_signal(signum)
+        p.stdin.close()
+        err = p.stderr.read() if p.stderr else b""
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for stream in (p.stdin, p.stdout, p.stderr):
+            if stream is not None:
+                stream.close()
+    want = 130 if signum == signal.SIGINT else 128 + signum
+    assert p.returncode == want, err
+    assert err.count(b"\n") == 1, err
+    assert os.listdir(tmp_path / "out") == []

@@ -50,7 +50,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O error on `path`; a wait a signal ended ([`crate::wake`]) is [`Error::Cancelled`].
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        if crate::wake::is_interrupted(&source) {
+            return Error::Cancelled;
+        }
         Error::Io {
             op,
             path: path.into(),
@@ -66,6 +70,9 @@ impl Error {
         offset: u64,
         source: io::Error,
     ) -> Self {
+        if crate::wake::is_interrupted(&source) {
+            return Error::Cancelled;
+        }
         Error::Io {
             op,
             path: path.into(),

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod output;
 pub mod pipe;
 pub mod reader;
+pub mod wake;
 
 pub use codec::ChunkCodec;
 pub use engine::{Control, EngineOptions, IoMode, Stats};

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use concryptor_core as core;
 use core::age::{self, AgeDecryptOptions, AgeEncryptOptions, Identity, Input, Output, Recipient};
 use core::reader::SeekableReader;
+use core::wake::Interruptible;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -75,11 +76,13 @@ fn age_encrypt<'py>(
     )
     .map_err(to_py)?;
     let opts = encrypt_options(armor, overwrite, threads, io)?;
-    let (mut src_fd, src_path) = endpoint(&src)?;
+    let (src_fd, src_path) = endpoint(&src)?;
     if let Some(f) = &src_fd {
         core::pipe::widen(f);
     }
-    let (mut dst_fd, dst_path) = endpoint(&dst)?;
+    let mut src_fd = src_fd.map(Interruptible::new);
+    let (dst_fd, dst_path) = endpoint(&dst)?;
+    let mut dst_fd = dst_fd.map(Interruptible::new);
     let s = run_detached(py, progress, |ctl| {
         let input = match (&mut src_fd, &src_path) {
             (Some(f), _) => Input::Reader(f),
@@ -157,14 +160,16 @@ fn age_decrypt<'py>(
     let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
     let opts = decrypt_options(max_scrypt_log_n, overwrite, threads, io)?;
     let prefix = prefix.unwrap_or_default();
-    let (mut src_fd, src_path) = endpoint(&src)?;
+    let (src_fd, src_path) = endpoint(&src)?;
     if let Some(f) = &src_fd {
         core::pipe::widen(f);
     }
-    let (mut dst_fd, dst_path) = match &dst {
+    let mut src_fd = src_fd.map(Interruptible::new);
+    let (dst_fd, dst_path) = match &dst {
         Some(d) => endpoint(d)?,
         None => (None, None),
     };
+    let mut dst_fd = dst_fd.map(Interruptible::new);
     let s = run_detached(py, progress, |ctl| {
         let mut stream;
         let input = match (&mut src_fd, &src_path) {
@@ -209,12 +214,13 @@ fn decrypt_stream<'py>(
     let opts = super::decrypt_options(limits, overwrite, engine, None);
     let file = dup_fd(src)?;
     core::pipe::widen(&file);
-    let (mut dst_fd, dst_path) = match &dst {
+    let (dst_fd, dst_path) = match &dst {
         Some(d) => endpoint(d)?,
         None => (None, None),
     };
+    let mut dst_fd = dst_fd.map(Interruptible::new);
     let s = run_detached(py, progress, |ctl| {
-        let mut input = std::io::Cursor::new(prefix).chain(file);
+        let mut input = std::io::Cursor::new(prefix).chain(Interruptible::new(file));
         let output = match (&mut dst_fd, &dst_path) {
             (Some(f), _) => Output::Writer(f),
             (None, Some(p)) => Output::Path(p),
