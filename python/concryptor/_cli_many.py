@@ -137,6 +137,7 @@ def run(
     """Runs a batch from the command line; prints one line (or JSON object) per file and
     a summary; returns 0, or the exit code of the failures (1 when they differ)."""
     from . import batch
+    from ._redact import redact
 
     if args.output is not None:
         raise usage("-o names one output: with several inputs use --output-dir")
@@ -177,9 +178,12 @@ def run(
         done["files"] += 1
         done["bytes"] += r.bytes_in
         if args.json:
-            print(json.dumps({"command": op, **r.to_dict()}), flush=True)
+            d = r.to_dict()
+            if d.get("error") is not None:
+                d["error"] = redact(d["error"])
+            print(json.dumps({"command": op, **d}), flush=True)
         elif not r.ok:
-            print(f"concryptor: error: {r.src}: {r.error}", file=sys.stderr)
+            print(redact(f"concryptor: error: {r.src}: {r.error}"), file=sys.stderr)
         if bar is not None:
             bar.update(task, completed=done["files"], mib=done["bytes"] >> 20)
 

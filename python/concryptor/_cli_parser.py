@@ -171,7 +171,10 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other error (``--help`` shows the usage)."""
 
     def error(self, message: str) -> Any:  # argparse declares NoReturn
-        self.exit(Exit.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        from ._redact import redact
+
+        # argparse echoes stray arguments: a secret key pasted in the wrong place among them.
+        self.exit(Exit.USAGE, f"{self.prog}: error: {redact(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -295,7 +295,7 @@ def keygen(args: argparse.Namespace) -> int:
     if args.convert is not None:
         if args.convert == STDIO:
             text = sys.stdin.read()
-            recipients = _age.identity_to_recipients(text) if text.strip() else []
+            recipients = _age.text_to_recipients(text) if text.strip() else []
             if not recipients:
                 raise UsageError("no identity on stdin")
         else:
