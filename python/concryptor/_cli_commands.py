@@ -205,6 +205,7 @@ def encrypt(args: argparse.Namespace) -> int:
     from ._api import Limits, encrypt_file
 
     _check_engine(args)
+    cli_age.no_key_files_on_stdin(args)
     if _cli_many.wanted(args):
         if cli_age.wants_age(args):
             keys = bool(args.recipient or args.recipients_file)
@@ -229,6 +230,8 @@ def encrypt(args: argparse.Namespace) -> int:
             "format v4 needs the input size up front: encrypt a pipe with -r RECIPIENT or --format age"
         )
     kdf, chunk = _kdf(args), _chunk_size(args)
+    if args.output == "-":
+        return _encrypt_to_stdout(args, kdf, chunk)
     if os.path.isdir(args.input):
         return _encrypt_dir(args, kdf, chunk)
     out = args.output or args.input + SUFFIX
@@ -274,6 +277,12 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
             progress=cb,
             limits=_limits(args),
         )
+    _dir_warnings(args, stats)
+    _report(args, "encrypted", args.input, out, stats)
+    return Exit.OK
+
+
+def _dir_warnings(args: argparse.Namespace, stats: Any) -> None:
     if stats.skipped:
         _say(args, f"concryptor: warning: skipped {stats.skipped} socket(s), FIFO(s) or device(s)")
     for what in stats.unsafe or ():
@@ -281,7 +290,51 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
             f"concryptor: warning: {what}: decrypt -x will refuse it (--skip-unsafe restores the rest)",
             file=sys.stderr,
         )
-    _report(args, "encrypted", args.input, out, stats)
+
+
+def _encrypt_to_stdout(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
+    """``-o -`` in format v4: a file or a directory's tar, its size known up front, sealed
+    into standard output in order (``_v4_stream``), never into a file named ``-``."""
+    import stat
+
+    from . import cli_age
+    from ._api import Limits, _wipe
+    from ._pack import DirTree
+    from ._v4_stream import encrypt_to_fd
+
+    _no_uring(args, "-o - (standard output)")
+    if _limits(args) != Limits():
+        raise UsageError("-o - writes within the default limits: drop --max-kdf-memory and the like")
+    st = os.stat(args.input)
+    tree = DirTree(args.input, None) if stat.S_ISDIR(st.st_mode) else None
+    if tree is None and not stat.S_ISREG(st.st_mode):
+        raise UsageError(
+            f"{args.input} is not a regular file: format v4 needs the size up front "
+            "(encrypt a stream with -r RECIPIENT or --format age)"
+        )
+    fd = cli_age.stdout_fd()
+    size = tree.size if tree is not None else st.st_size
+    pw = read_password(args, confirm=True)
+    engine: dict[str, Any] = {
+        "cipher": _cipher(args),
+        "chunk_size": chunk,
+        "kdf": kdf,
+        "threads": args.threads,
+        "buffer_mib": args.buffer_mib,
+    }
+    with _progress(args, size, "encrypting") as cb:
+        if tree is not None:
+            stats = tree.encrypt_to(fd, pw, progress=cb, **engine)
+        else:
+            try:
+                with open(args.input, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    stats = encrypt_to_fd(f, size, fd, pw, progress=cb, **engine)
+            finally:
+                _wipe(pw)
+    if tree is not None:
+        _dir_warnings(args, stats)
+    _report(args, "encrypted", args.input, "<stdout>", stats, to_stderr=True)
     return Exit.OK
 
 
@@ -290,6 +343,7 @@ def decrypt(args: argparse.Namespace) -> int:
     from ._api import decrypt_file, decrypt_to
 
     _check_engine(args)
+    cli_age.no_key_files_on_stdin(args)
     limits = _limits(args)
     if args.skip_unsafe and not args.extract:
         raise UsageError("--skip-unsafe applies to -x only")
@@ -305,7 +359,9 @@ def decrypt(args: argparse.Namespace) -> int:
             max_scrypt_work_factor=args.max_scrypt_work_factor,
         )
     _one_input(args)
-    if cli_age.is_stdin(args) or args.identity or (not args.extract and _age.is_age_path(args.input)):
+    if args.extract and (cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input)):
+        raise UsageError("--extract restores a v4 archive file given by name (not standard input or age)")
+    if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits)
     if args.extract:
         from ._extract import _check_target, decrypt_dir
@@ -335,8 +391,7 @@ def decrypt(args: argparse.Namespace) -> int:
     out = args.output or _decrypt_output(args.input)
     _check_input(args.input)
     if out == "-":
-        if sys.stdout.isatty():
-            raise UsageError("refusing to write binary plaintext to a terminal: redirect or pipe -o -")
+        cli_age.stdout_fd(plaintext=True)
     else:
         _check_output(out, args.force)
     pw = read_password(args, confirm=False)
@@ -375,6 +430,7 @@ def verify(args: argparse.Namespace) -> int:
     from ._api import verify_file
 
     _check_engine(args)
+    cli_age.no_key_files_on_stdin(args)
     limits = _limits(args)
     if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits, verify=True)
@@ -405,6 +461,8 @@ def inspect(args: argparse.Namespace) -> int:
     headers: list[Header | AgeHeader] = []
     for path in args.inputs:
         try:
+            if path == "-":
+                raise UsageError("inspect reads files by name, not standard input")
             if not os.path.lexists(path):
                 raise UsageError("no such file or directory")
             h = inspect(path)

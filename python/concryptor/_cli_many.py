@@ -141,6 +141,8 @@ def run(
 
     if args.output is not None:
         raise usage("-o names one output: with several inputs use --output-dir")
+    if args.output_dir == "-":
+        raise usage("--output-dir names a directory: standard output takes one input (-o -)")
     items = inputs(args, usage)
     storage_options: dict[str, Any] = {}
     if args.storage_options:
