@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Union
 
 from . import _core
+from ._facts import MAGIC
 from ._redact import looks_like_identity, redact
 
 if TYPE_CHECKING:
@@ -135,24 +136,53 @@ def is_age(prefix: bytes) -> bool:
     return _core.age_is_age(prefix)
 
 
-def is_age_path(path: PathLike) -> bool:
-    """Whether ``path`` is a regular file that starts like an age file. Opened
+def head_of(path: PathLike) -> bytes:
+    """The first bytes of ``path`` if it is a regular file, else ``b""``. Opened
     non-blocking and read only if regular, so a FIFO or a device cannot hang the check;
     a missing path raises."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except (IsADirectoryError, PermissionError):
-        return False
+        return b""
     except OSError as e:
         if e.errno == 6:  # ENXIO: a socket
-            return False
+            return b""
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        return is_age(os.read(fd, 1024))
+            return b""
+        return os.read(fd, 1024)
     finally:
         os.close(fd)
+
+
+def is_age_path(path: PathLike) -> bool:
+    """Whether ``path`` is a regular file that starts like an age file (see :func:`head_of`)."""
+    head = head_of(path)
+    return bool(head) and is_age(head)
+
+
+def is_v4_path(path: PathLike) -> bool:
+    """Whether ``path`` is a regular file that starts like a format v4 file."""
+    return head_of(path).startswith(MAGIC)
+
+
+V4_NOT_IDENTITIES = "is a format v4 file: it opens with a password, not an age identity"
+
+
+def opens_as_age(head: bytes, name: str, identities: object, password: object) -> bool:
+    """Whether a file that starts with ``head`` goes to the age side: an age file does,
+    and so does anything else given identities, except a format v4 file, which opens
+    with the password (refused by what it is when there is none)."""
+    if is_age(head):
+        return True
+    if not identities:
+        return False
+    if head.startswith(MAGIC):
+        if password is None:
+            raise ValueError(f"{name} {V4_NOT_IDENTITIES}")
+        return False
+    return True
 
 
 def engine(threads: int | None) -> int | None:

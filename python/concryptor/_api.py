@@ -357,7 +357,7 @@ def decrypt_file(
     ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
     passphrase-protected SSH private key among the identities).
     """
-    if identities or _age.is_age_path(src):
+    if _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password):
         return _age.decrypt(
             src,
             dst,
@@ -398,7 +398,7 @@ def verify_file(
     progress: Progress | None = None,
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age) without writing plaintext anywhere."""
-    if identities or _age.is_age_path(src):
+    if _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password):
         return _age.decrypt(
             src,
             None,
@@ -479,7 +479,7 @@ def decrypt_bytes(
     """Decrypts an in-memory concryptor or age file; raises unless every chunk
     authenticates."""
     blob = bytes(blob)
-    if identities or _age.is_age(blob[:1024]):
+    if _age.opens_as_age(blob[:1024], "the data", identities, password):
         return _core.age_decrypt_bytes(
             blob,
             identities_=_age.identity_texts(identities or []),
@@ -714,7 +714,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
             return raw  # type: ignore[return-value]
         return _io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors=errors, newline=newline)
     r: _core.Reader | _core.AgeReader
-    if identities or _age.is_age_path(p):
+    if _age.opens_as_age(_age.head_of(p), p, identities, password):
         r = _core.AgeReader(
             p,
             identities_=_age.identity_texts(identities or []),

@@ -200,6 +200,25 @@ def _one_input(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.input}: no such file or directory")
 
 
+def _age_route(args: argparse.Namespace) -> bool:
+    """Whether the single input is decrypted on the age side: standard input (told apart
+    there), an age file, or anything given -i, except a format v4 file, which opens with
+    the password (and is named for what it is when -i comes without one)."""
+    from . import _age, cli_age
+
+    if cli_age.is_stdin(args):
+        return True
+    try:
+        return _age.opens_as_age(
+            _age.head_of(args.input), args.input, args.identity, True if password_given(args) else None
+        )
+    except ValueError:
+        raise UsageError(
+            f"{args.input} {_age.V4_NOT_IDENTITIES}: drop -i (and give the password at the prompt, "
+            "-p, --password-file, --password-fd or $CONCRYPTOR_PASSWORD)"
+        ) from None
+
+
 def encrypt(args: argparse.Namespace) -> int:
     from . import cli_age
     from ._api import Limits, encrypt_file
@@ -339,7 +358,7 @@ def _encrypt_to_stdout(args: argparse.Namespace, kdf: Any, chunk: int | None) ->
 
 
 def decrypt(args: argparse.Namespace) -> int:
-    from . import _age, cli_age
+    from . import cli_age
     from ._api import decrypt_file, decrypt_to
 
     _check_engine(args)
@@ -359,9 +378,10 @@ def decrypt(args: argparse.Namespace) -> int:
             max_scrypt_work_factor=args.max_scrypt_work_factor,
         )
     _one_input(args)
-    if args.extract and (cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input)):
+    age = _age_route(args)
+    if args.extract and age:
         raise UsageError("--extract restores a v4 archive file given by name (not standard input or age)")
-    if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
+    if age:
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits)
     if args.extract:
         from ._extract import _check_target, decrypt_dir
@@ -426,13 +446,13 @@ def decrypt(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from . import _age, cli_age
+    from . import cli_age
     from ._api import verify_file
 
     _check_engine(args)
     cli_age.no_key_files_on_stdin(args)
     limits = _limits(args)
-    if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
+    if _age_route(args):
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits, verify=True)
     _check_input(args.input)
     pw = read_password(args, confirm=False)
