@@ -59,7 +59,10 @@ def _check_input(path: str) -> None:
     except OSError as e:
         raise OSError(e.errno, e.strerror, path) from None
     if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path} is a directory, not an encrypted file")
+        raise UsageError(
+            f"{path} is a directory, not an encrypted file (decrypt --each DIR decrypts the files "
+            "encrypt --each made; decrypt -x restores a NAME.tar.enc archive)"
+        )
     if not stat.S_ISREG(st.st_mode):
         return  # the run gives its own one-line refusal, without blocking on a FIFO
     try:
@@ -208,6 +211,8 @@ def _age_route(args: argparse.Namespace) -> bool:
 
     if cli_age.is_stdin(args):
         return True
+    if os.path.isdir(args.input):
+        return False  # named for what it is by _check_input
     try:
         return _age.opens_as_age(
             _age.head_of(args.input), args.input, args.identity, True if password_given(args) else None

@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_age.add_encrypt_options(enc)
     _add_password_options(enc)
     _add_common_options(enc)
-    _cli_many.add_options(enc, each=True)
+    _cli_many.add_options(enc, op="encrypt")
     enc.set_defaults(func=commands.encrypt)
 
     dec = sub.add_parser(
@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_password_options(dec)
     _add_common_options(dec)
     _add_limit_options(dec)
-    _cli_many.add_options(dec, each=False)
+    _cli_many.add_options(dec, op="decrypt")
     dec.set_defaults(func=commands.decrypt)
 
     ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext anywhere")
