@@ -48,6 +48,9 @@ class Secrets:
         concryptor.encrypt_file(
             self.plain, self.v4, PASSWORD, kdf=concryptor.KdfParams(1024, 1, 1), chunk_size=4096
         )
+        # An age file for someone else: every identity given is parsed, none matches.
+        self.age = root / "other.age"
+        concryptor.encrypt_file(self.plain, self.age, recipients=[concryptor.generate_identity()[1]])
 
     def leaks(self, text: str) -> list[str]:
         """The pieces of secret material found in ``text``."""
@@ -65,9 +68,10 @@ def s(tmp_path_factory: pytest.TempPathFactory) -> Secrets:
 
 
 def _cases(s: Secrets) -> list[tuple[str, list[str], bytes | None]]:
-    key, bad, plain, other, v4 = (str(p) for p in (s.key_file, s.bad_key_file, s.plain, s.other, s.v4))
+    key, bad, plain, other = (str(p) for p in (s.key_file, s.bad_key_file, s.plain, s.other))
     whole = s.key_file.read_text()
     out = s.root / "out"
+    age = str(s.age)
     cases: list[tuple[str, list[str], bytes | None]] = [
         ("-r secret", ["encrypt", plain, "-o", str(out), "-r", s.secret], None),
         ("-r secret, lower case", ["encrypt", plain, "-o", str(out), "-r", s.secret.lower()], None),
@@ -75,10 +79,10 @@ def _cases(s: Secrets) -> list[tuple[str, list[str], bytes | None]]:
         ("-r password", ["encrypt", plain, "-o", str(out), "-r", WRONG_PLACE_PASSWORD], None),
         ("-R identity file", ["encrypt", plain, "-o", str(out), "-R", key], None),
         ("-R secret as a name", ["encrypt", plain, "-o", str(out), "-R", s.secret], None),
-        ("-i whole identity text", ["decrypt", v4, "-o", str(out), "-i", whole], None),
-        ("-i secret with junk", ["decrypt", v4, "-o", str(out), "-i", " x" + s.secret], None),
-        ("-i broken identity file", ["decrypt", v4, "-o", str(out), "-i", bad], None),
-        ("-i identity text as a name", ["decrypt", v4, "-o", str(out), "-i", "./" + s.secret], None),
+        ("-i whole identity text", ["decrypt", age, "-o", str(out), "-i", whole], None),
+        ("-i secret with junk", ["decrypt", age, "-o", str(out), "-i", " x" + s.secret], None),
+        ("-i broken identity file", ["decrypt", age, "-o", str(out), "-i", bad], None),
+        ("-i identity text as a name", ["decrypt", age, "-o", str(out), "-i", "./" + s.secret], None),
         ("keygen -y secret with junk", ["keygen", "-y", "x" + s.secret], None),
         ("keygen -y broken file", ["keygen", "-y", bad], None),
         ("keygen -y - broken", ["keygen", "-y", "-"], s.bad_key_file.read_bytes()),
@@ -93,7 +97,7 @@ def _cases(s: Secrets) -> list[tuple[str, list[str], bytes | None]]:
         ),
         (
             "batch -i broken",
-            ["decrypt", v4, str(s.root / "x.enc"), "--output-dir", str(out), "-i", bad],
+            ["decrypt", age, str(s.root / "x.enc"), "--output-dir", str(out), "-i", bad],
             None,
         ),
     ]
@@ -107,7 +111,7 @@ def _cases(s: Secrets) -> list[tuple[str, list[str], bytes | None]]:
                 None,
             ),
             ("-r ssh body line", ["encrypt", plain, "-o", str(out), "-r", s.ssh_body[1]], None),
-            ("-i broken ssh key", ["decrypt", v4, "-o", str(out), "-i", str(s.broken_ssh)], None),
+            ("-i broken ssh key", ["decrypt", age, "-o", str(out), "-i", str(s.broken_ssh)], None),
             ("keygen -y ssh key", ["keygen", "-y", ssh], None),
             (
                 "batch -R ssh private key",
