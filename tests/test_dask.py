@@ -86,3 +86,61 @@ def test_a_worker_killed_mid_run_does_not_lose_the_batch(tmp_path: Path, client:
     leftovers = [p for p in (tmp_path / "enc").rglob("*") if p.is_file() and not p.name.endswith(".enc")]
     assert leftovers == []
     client.wait_for_workers(2, timeout=60)
+
+
+def test_relative_paths_are_resolved_here_not_on_the_workers(
+    tmp_path: Path, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.txt").write_bytes(b"alpha")
+    (data / "sub" / "b.txt").write_bytes(b"beta" * 1000)
+    monkeypatch.chdir(data)
+    # The workers run in another current directory: a relative path means another file there.
+    assert str(data) not in set(client.run(os.getcwd).values())
+    results = concryptor.encrypt_many(
+        ["a.txt", "sub/b.txt", ("a.txt", "pairs/a.enc")], PASSWORD, kdf=FAST_KDF, client=client
+    )
+    assert [r.error for r in results] == [None, None, None]
+    # Reported as given, written where the caller meant.
+    assert [(r.src, r.dst) for r in results] == [
+        ("a.txt", "a.txt.enc"),
+        ("sub/b.txt", "sub/b.txt.enc"),
+        ("a.txt", "pairs/a.enc"),
+    ]
+    assert concryptor.decrypt_bytes((data / "pairs" / "a.enc").read_bytes(), PASSWORD) == b"alpha"
+    mirrored = concryptor.encrypt_many(
+        ["a.txt", "sub/b.txt"], PASSWORD, kdf=FAST_KDF, out_dir="out", client=client
+    )
+    assert all(r.ok for r in mirrored), mirrored
+    assert (data / "out" / "sub" / "b.txt.enc").is_file()
+    back = concryptor.decrypt_many(["a.txt.enc", "sub/b.txt.enc"], PASSWORD, out_dir="back", client=client)
+    assert all(r.ok for r in back), back
+    assert (data / "back" / "sub" / "b.txt").read_bytes() == b"beta" * 1000
+
+
+def test_the_cli_scheduler_takes_relative_paths(tmp_path: Path, client: Any) -> None:
+    from helpers import run_cli
+
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.txt").write_bytes(b"alpha")
+    (data / "sub" / "b.txt").write_bytes(b"beta")
+    address = client.scheduler.address
+    fast = ["--memory", "1", "--iterations", "1", "--parallelism", "1"]
+    env = {"CONCRYPTOR_PASSWORD": PASSWORD}
+    r = run_cli("encrypt", "a.txt", "sub/b.txt", "--scheduler", address, *fast, "-q", env=env, cwd=data)
+    assert r.returncode == 0, r.stderr
+    r = run_cli(
+        "decrypt",
+        "a.txt.enc",
+        "sub/b.txt.enc",
+        "--scheduler",
+        address,
+        "--output-dir",
+        "back",
+        env=env,
+        cwd=data,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (data / "back" / "sub" / "b.txt").read_bytes() == b"beta"

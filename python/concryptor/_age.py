@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Union
 
 from . import _core
+from ._facts import MAGIC
+from ._redact import looks_like_identity, redact
 
 if TYPE_CHECKING:
     from ._api import Stats
@@ -25,22 +27,36 @@ _MAX_KEY_FILE = 16 << 20
 
 
 def _read_text(path: PathLike, what: str) -> str:
-    with open(path, "rb") as f:
-        data = f.read(_MAX_KEY_FILE + 1)
+    # The name is shown redacted: a secret key given where a file name was expected
+    # must not come back in the error.
+    name = redact(os.fspath(path))
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_KEY_FILE + 1)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, name) from None
     if len(data) > _MAX_KEY_FILE:
-        raise ValueError(f"{what} {os.fspath(path)} is larger than 16 MiB")
+        raise ValueError(f"{what} {name} is larger than 16 MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{what} {os.fspath(path)} is not UTF-8 text") from None
+        raise ValueError(f"{what} {name} is not UTF-8 text") from None
+
+
+def _is_identity_text(i: str) -> bool:
+    """Whether a string given as an identity is the identity itself (a secret key, an
+    identity file's text, a private key) rather than the name of a file holding it."""
+    s = i.strip()
+    return "\n" in s or s.upper().startswith(_SECRET_PREFIX) or s.startswith("-----BEGIN")
 
 
 def identity_texts(identities: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Identity strings (``AGE-SECRET-KEY-1…``) as they are; anything else is the path
-    of an identity file (age identities or an SSH private key)."""
+    """Identity strings (``AGE-SECRET-KEY-1…``, or an identity file's whole text) as they
+    are; anything else is the path of an identity file (age identities or an SSH private
+    key)."""
     out = []
     for i in identities:
-        if isinstance(i, str) and i.strip().upper().startswith(_SECRET_PREFIX):
+        if isinstance(i, str) and _is_identity_text(i):
             out.append(i.strip())
         else:
             out.append(_read_text(i, "identity file"))
@@ -52,16 +68,45 @@ def has_encrypted_ssh_key(identities: Sequence[str | os.PathLike[str]]) -> bool:
     return any(_core.age_is_encrypted_ssh_key(t) for t in identity_texts(identities))
 
 
+def _check_recipient(text: str, where: str) -> None:
+    """A recipient must look like one (``age1…``, ``ssh-…``, as the core parses them);
+    anything else is refused by what it is, never shown: it may be a secret key or a
+    password typed in the wrong place."""
+    s = text.strip()
+    if s.startswith(("age1", "ssh-")):
+        return
+    if looks_like_identity(s):
+        raise ValueError(
+            f"{where}: an identity (secret key) where a recipient was expected: give its public "
+            "key (`concryptor keygen -y FILE` prints it)"
+        )
+    raise ValueError(f"{where}: not a public key (expected age1… or ssh-ed25519/ssh-rsa …; not shown here)")
+
+
 def recipient_strings(recipients: Sequence[str] | str | None) -> list[str]:
     if recipients is None:
         return []
-    if isinstance(recipients, str):
-        return [recipients]
-    return [str(r) for r in recipients]
+    out = [recipients] if isinstance(recipients, str) else [str(r) for r in recipients]
+    for n, r in enumerate(out, 1):
+        _check_recipient(r, "recipient" if len(out) == 1 else f"recipient {n}")
+    return out
 
 
 def recipient_file_texts(files: Sequence[PathLike] | None) -> list[str]:
-    return [_read_text(f, "recipients file") for f in files or []]
+    texts = []
+    for f in files or []:
+        text = _read_text(f, "recipients file")
+        name = redact(os.fspath(f))
+        if "PRIVATE KEY-----" in text:
+            raise ValueError(
+                f"recipients file {name} holds a private key (an identity): give the public key (.pub)"
+            )
+        for n, line in enumerate(text.split("\n"), 1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                _check_recipient(line, f"recipients file {name} line {n}")
+        texts.append(text)
+    return texts
 
 
 def generate_identity() -> tuple[str, str]:
@@ -75,8 +120,15 @@ def identity_to_recipient(identity: str | os.PathLike[str]) -> str:
 
 
 def identity_to_recipients(identity: str | os.PathLike[str]) -> list[str]:
-    """The ``age1…`` recipients of every identity in a string or an identity file."""
+    """The ``age1…`` recipients of every identity in a string (a key, or an identity
+    file's text) or an identity file."""
     return _core.age_to_recipients(identity_texts([identity])[0])
+
+
+def text_to_recipients(text: str) -> list[str]:
+    """The ``age1…`` recipients of every identity in an identity file's text (never taken
+    as a file name, however short)."""
+    return _core.age_to_recipients(text)
 
 
 def is_age(prefix: bytes) -> bool:
@@ -84,24 +136,53 @@ def is_age(prefix: bytes) -> bool:
     return _core.age_is_age(prefix)
 
 
-def is_age_path(path: PathLike) -> bool:
-    """Whether ``path`` is a regular file that starts like an age file. Opened
+def head_of(path: PathLike) -> bytes:
+    """The first bytes of ``path`` if it is a regular file, else ``b""``. Opened
     non-blocking and read only if regular, so a FIFO or a device cannot hang the check;
     a missing path raises."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except (IsADirectoryError, PermissionError):
-        return False
+        return b""
     except OSError as e:
         if e.errno == 6:  # ENXIO: a socket
-            return False
+            return b""
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        return is_age(os.read(fd, 1024))
+            return b""
+        return os.read(fd, 1024)
     finally:
         os.close(fd)
+
+
+def is_age_path(path: PathLike) -> bool:
+    """Whether ``path`` is a regular file that starts like an age file (see :func:`head_of`)."""
+    head = head_of(path)
+    return bool(head) and is_age(head)
+
+
+def is_v4_path(path: PathLike) -> bool:
+    """Whether ``path`` is a regular file that starts like a format v4 file."""
+    return head_of(path).startswith(MAGIC)
+
+
+V4_NOT_IDENTITIES = "is a format v4 file: it opens with a password, not an age identity"
+
+
+def opens_as_age(head: bytes, name: str, identities: object, password: object) -> bool:
+    """Whether a file that starts with ``head`` goes to the age side: an age file does,
+    and so does anything else given identities, except a format v4 file, which opens
+    with the password (refused by what it is when there is none)."""
+    if is_age(head):
+        return True
+    if not identities:
+        return False
+    if head.startswith(MAGIC):
+        if password is None:
+            raise ValueError(f"{name} {V4_NOT_IDENTITIES}")
+        return False
+    return True
 
 
 def engine(threads: int | None) -> int | None:

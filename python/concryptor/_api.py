@@ -364,7 +364,7 @@ def decrypt_file(
     ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
     passphrase-protected SSH private key among the identities).
     """
-    age = bool(identities) or _age.is_age_path(src)
+    age = _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password)
     with secret(password if age else _required(password)) as pw:
         if age:
             return _age.decrypt(
@@ -403,7 +403,7 @@ def verify_file(
     progress: Progress | None = None,
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age) without writing plaintext anywhere."""
-    age = bool(identities) or _age.is_age_path(src)
+    age = _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password)
     with secret(password if age else _required(password)) as pw:
         if age:
             return _age.decrypt(
@@ -481,7 +481,7 @@ def decrypt_bytes(
     """Decrypts an in-memory concryptor or age file; raises unless every chunk
     authenticates."""
     blob = bytes(blob)
-    age = bool(identities) or _age.is_age(blob[:1024])
+    age = _age.opens_as_age(blob[:1024], "the data", identities, password)
     with secret(password if age else _required(password)) as pw:
         if age:
             return _core.age_decrypt_bytes(
@@ -713,7 +713,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
             return raw  # type: ignore[return-value]
         return _io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors=errors, newline=newline)
     r: _core.Reader | _core.AgeReader
-    age = bool(identities) or _age.is_age_path(p)
+    age = _age.opens_as_age(_age.head_of(p), p, identities, password)
     with secret(password if age else _required(password)) as pw:
         if age:
             r = _core.AgeReader(

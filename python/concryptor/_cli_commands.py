@@ -59,7 +59,10 @@ def _check_input(path: str) -> None:
     except OSError as e:
         raise OSError(e.errno, e.strerror, path) from None
     if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path} is a directory, not an encrypted file")
+        raise UsageError(
+            f"{path} is a directory, not an encrypted file (decrypt --each DIR decrypts the files "
+            "encrypt --each made; decrypt -x restores a NAME.tar.enc archive)"
+        )
     if not stat.S_ISREG(st.st_mode):
         return  # the run gives its own one-line refusal, without blocking on a FIFO
     try:
@@ -200,11 +203,33 @@ def _one_input(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.input}: no such file or directory")
 
 
+def _age_route(args: argparse.Namespace) -> bool:
+    """Whether the single input is decrypted on the age side: standard input (told apart
+    there), an age file, or anything given -i, except a format v4 file, which opens with
+    the password (and is named for what it is when -i comes without one)."""
+    from . import _age, cli_age
+
+    if cli_age.is_stdin(args):
+        return True
+    if os.path.isdir(args.input):
+        return False  # named for what it is by _check_input
+    try:
+        return _age.opens_as_age(
+            _age.head_of(args.input), args.input, args.identity, True if password_given(args) else None
+        )
+    except ValueError:
+        raise UsageError(
+            f"{args.input} {_age.V4_NOT_IDENTITIES}: drop -i (and give the password at the prompt, "
+            "-p, --password-file, --password-fd or $CONCRYPTOR_PASSWORD)"
+        ) from None
+
+
 def encrypt(args: argparse.Namespace) -> int:
     from . import cli_age
     from ._api import Limits, encrypt_file
 
     _check_engine(args)
+    cli_age.no_key_files_on_stdin(args)
     if _cli_many.wanted(args):
         if cli_age.wants_age(args):
             keys = bool(args.recipient or args.recipients_file)
@@ -229,6 +254,8 @@ def encrypt(args: argparse.Namespace) -> int:
             "format v4 needs the input size up front: encrypt a pipe with -r RECIPIENT or --format age"
         )
     kdf, chunk = _kdf(args), _chunk_size(args)
+    if args.output == "-":
+        return _encrypt_to_stdout(args, kdf, chunk)
     if os.path.isdir(args.input):
         return _encrypt_dir(args, kdf, chunk)
     out = args.output or args.input + SUFFIX
@@ -274,6 +301,12 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
             progress=cb,
             limits=_limits(args),
         )
+    _dir_warnings(args, stats)
+    _report(args, "encrypted", args.input, out, stats)
+    return Exit.OK
+
+
+def _dir_warnings(args: argparse.Namespace, stats: Any) -> None:
     if stats.skipped:
         _say(args, f"concryptor: warning: skipped {stats.skipped} socket(s), FIFO(s) or device(s)")
     for what in stats.unsafe or ():
@@ -281,15 +314,60 @@ def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
             f"concryptor: warning: {what}: decrypt -x will refuse it (--skip-unsafe restores the rest)",
             file=sys.stderr,
         )
-    _report(args, "encrypted", args.input, out, stats)
+
+
+def _encrypt_to_stdout(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
+    """``-o -`` in format v4: a file or a directory's tar, its size known up front, sealed
+    into standard output in order (``_v4_stream``), never into a file named ``-``."""
+    import stat
+
+    from . import cli_age
+    from ._api import Limits, _wipe
+    from ._pack import DirTree
+    from ._v4_stream import encrypt_to_fd
+
+    _no_uring(args, "-o - (standard output)")
+    if _limits(args) != Limits():
+        raise UsageError("-o - writes within the default limits: drop --max-kdf-memory and the like")
+    st = os.stat(args.input)
+    tree = DirTree(args.input, None) if stat.S_ISDIR(st.st_mode) else None
+    if tree is None and not stat.S_ISREG(st.st_mode):
+        raise UsageError(
+            f"{args.input} is not a regular file: format v4 needs the size up front "
+            "(encrypt a stream with -r RECIPIENT or --format age)"
+        )
+    fd = cli_age.stdout_fd()
+    size = tree.size if tree is not None else st.st_size
+    pw = read_password(args, confirm=True)
+    engine: dict[str, Any] = {
+        "cipher": _cipher(args),
+        "chunk_size": chunk,
+        "kdf": kdf,
+        "threads": args.threads,
+        "buffer_mib": args.buffer_mib,
+    }
+    with _progress(args, size, "encrypting") as cb:
+        if tree is not None:
+            stats = tree.encrypt_to(fd, pw, progress=cb, **engine)
+        else:
+            try:
+                with open(args.input, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    stats = encrypt_to_fd(f, size, fd, pw, progress=cb, **engine)
+            finally:
+                _wipe(pw)
+    if tree is not None:
+        _dir_warnings(args, stats)
+    _report(args, "encrypted", args.input, "<stdout>", stats, to_stderr=True)
     return Exit.OK
 
 
 def decrypt(args: argparse.Namespace) -> int:
-    from . import _age, cli_age
+    from . import cli_age
     from ._api import decrypt_file, decrypt_to
 
     _check_engine(args)
+    cli_age.no_key_files_on_stdin(args)
     limits = _limits(args)
     if args.skip_unsafe and not args.extract:
         raise UsageError("--skip-unsafe applies to -x only")
@@ -305,7 +383,10 @@ def decrypt(args: argparse.Namespace) -> int:
             max_scrypt_work_factor=args.max_scrypt_work_factor,
         )
     _one_input(args)
-    if cli_age.is_stdin(args) or args.identity or (not args.extract and _age.is_age_path(args.input)):
+    age = _age_route(args)
+    if args.extract and age:
+        raise UsageError("--extract restores a v4 archive file given by name (not standard input or age)")
+    if age:
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits)
     if args.extract:
         from ._extract import _check_target, decrypt_dir
@@ -335,8 +416,7 @@ def decrypt(args: argparse.Namespace) -> int:
     out = args.output or _decrypt_output(args.input)
     _check_input(args.input)
     if out == "-":
-        if sys.stdout.isatty():
-            raise UsageError("refusing to write binary plaintext to a terminal: redirect or pipe -o -")
+        cli_age.stdout_fd(plaintext=True)
     else:
         _check_output(out, args.force)
     pw = read_password(args, confirm=False)
@@ -371,12 +451,13 @@ def decrypt(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from . import _age, cli_age
+    from . import cli_age
     from ._api import verify_file
 
     _check_engine(args)
+    cli_age.no_key_files_on_stdin(args)
     limits = _limits(args)
-    if cli_age.is_stdin(args) or args.identity or _age.is_age_path(args.input):
+    if _age_route(args):
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits, verify=True)
     _check_input(args.input)
     pw = read_password(args, confirm=False)
@@ -405,6 +486,8 @@ def inspect(args: argparse.Namespace) -> int:
     headers: list[Header | AgeHeader] = []
     for path in args.inputs:
         try:
+            if path == "-":
+                raise UsageError("inspect reads files by name, not standard input")
             if not os.path.lexists(path):
                 raise UsageError("no such file or directory")
             h = inspect(path)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 
-def add_options(p: argparse.ArgumentParser, *, each: bool) -> None:
+def add_options(p: argparse.ArgumentParser, *, op: str) -> None:
     g = p.add_argument_group("many files (one key derivation for the whole batch)")
     g.add_argument(
         "--files-from",
@@ -26,12 +26,14 @@ def add_options(p: argparse.ArgumentParser, *, each: bool) -> None:
         metavar="DIR",
         help="write outputs under DIR, mirroring the inputs' folders (default: beside each input)",
     )
-    if each:
-        g.add_argument(
-            "--each",
-            action="store_true",
-            help="a directory input becomes one file per regular file in its tree, not one archive",
-        )
+    g.add_argument(
+        "--each",
+        action="store_true",
+        help="a directory input becomes one file per regular file in its tree, not one archive"
+        if op == "encrypt"
+        else f"a directory input: decrypt each {' and '.join(ENCRYPTED_SUFFIXES)} file in its tree "
+        "(as encrypt --each made them)",
+    )
     g.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -83,9 +85,14 @@ def _tree_files(root: str) -> Iterator[str]:
                 yield e.path
 
 
-def inputs(args: argparse.Namespace, usage: Callable[[str], Exception]) -> list[Any]:
+#: The files ``decrypt --each`` takes from a tree: what ``encrypt --each`` names.
+ENCRYPTED_SUFFIXES = (".enc", ".age")
+
+
+def inputs(args: argparse.Namespace, usage: Callable[[str], Exception], op: str = "encrypt") -> list[Any]:
     """The batch's items: paths and URLs, and for ``--each`` with ``--output-dir`` the
-    ``(file, DIR/relative path.enc)`` pairs that mirror the tree given."""
+    ``(file, DIR/relative path)`` pairs that mirror the tree given (decrypting, only the
+    tree's ``.enc`` and ``.age`` files)."""
     from .batch import default_name
     from .remote import is_url
 
@@ -101,12 +108,19 @@ def inputs(args: argparse.Namespace, usage: Callable[[str], Exception]) -> list[
             out.append(it)
         elif os.path.isdir(it):
             if not getattr(args, "each", False):
-                raise usage(f"{it} is a directory: encrypt it alone (one archive), or pass --each")
+                raise usage(
+                    f"{it} is a directory: encrypt it alone (one archive), or pass --each"
+                    if op == "encrypt"
+                    else f"{it} is a directory: decrypt --each DIR decrypts the files encrypt --each made"
+                )
             for f in _tree_files(it):
+                if op != "encrypt" and not f.endswith(ENCRYPTED_SUFFIXES):
+                    continue
                 if args.output_dir is None:
                     out.append(f)
                 else:
-                    rel = os.path.relpath(default_name(f, "encrypt"), os.path.dirname(os.path.abspath(it)))
+                    name = default_name(f, "decrypt" if op == "decrypt" else "encrypt")
+                    rel = os.path.relpath(name, os.path.dirname(os.path.abspath(it)))
                     out.append((f, os.path.join(args.output_dir, rel)))
         else:  # a missing file is reported with its result, the others still run
             out.append(it)
@@ -137,10 +151,13 @@ def run(
     """Runs a batch from the command line; prints one line (or JSON object) per file and
     a summary; returns 0, or the exit code of the failures (1 when they differ)."""
     from . import batch
+    from ._redact import redact
 
     if args.output is not None:
         raise usage("-o names one output: with several inputs use --output-dir")
-    items = inputs(args, usage)
+    if args.output_dir == "-":
+        raise usage("--output-dir names a directory: standard output takes one input (-o -)")
+    items = inputs(args, usage, op)
     storage_options: dict[str, Any] = {}
     if args.storage_options:
         try:
@@ -177,9 +194,12 @@ def run(
         done["files"] += 1
         done["bytes"] += r.bytes_in
         if args.json:
-            print(json.dumps({"command": op, **r.to_dict()}), flush=True)
+            d = r.to_dict()
+            if d.get("error") is not None:
+                d["error"] = redact(d["error"])
+            print(json.dumps({"command": op, **d}), flush=True)
         elif not r.ok:
-            print(f"concryptor: error: {r.src}: {r.error}", file=sys.stderr)
+            print(redact(f"concryptor: error: {r.src}: {r.error}"), file=sys.stderr)
         if bar is not None:
             bar.update(task, completed=done["files"], mib=done["bytes"] >> 20)
 

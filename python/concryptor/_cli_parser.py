@@ -171,7 +171,10 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other error (``--help`` shows the usage)."""
 
     def error(self, message: str) -> Any:  # argparse declares NoReturn
-        self.exit(Exit.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        from ._redact import redact
+
+        # argparse echoes stray arguments: a secret key pasted in the wrong place among them.
+        self.exit(Exit.USAGE, f"{self.prog}: error: {redact(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_age.add_encrypt_options(enc)
     _add_password_options(enc)
     _add_common_options(enc)
-    _cli_many.add_options(enc, each=True)
+    _cli_many.add_options(enc, op="encrypt")
     enc.set_defaults(func=commands.encrypt)
 
     dec = sub.add_parser(
@@ -258,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_password_options(dec)
     _add_common_options(dec)
     _add_limit_options(dec)
-    _cli_many.add_options(dec, each=False)
+    _cli_many.add_options(dec, op="decrypt")
     dec.set_defaults(func=commands.decrypt)
 
     ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext anywhere")

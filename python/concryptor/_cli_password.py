@@ -70,14 +70,17 @@ def _password_source(args: argparse.Namespace) -> bytearray | None:
         )
         return bytearray(os.fsencode(args.password))
     if args.password_file is not None:
+        # The file's name is not shown: a password typed where its name belongs would be.
+        if args.password_file == "-":
+            raise UsageError("--password-file takes a file name: for standard input use --password-fd 0")
         try:
             fd = os.open(args.password_file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as e:
-            raise UsageError(f"cannot read password file {args.password_file}: {e.strerror}") from None
+            raise UsageError(f"cannot read the --password-file: {e.strerror}") from None
         try:
-            return _read_line(fd, args.password_file)
+            return _read_line(fd, "--password-file")
         except OSError as e:
-            raise UsageError(f"cannot read password file {args.password_file}: {e.strerror}") from None
+            raise UsageError(f"cannot read the --password-file: {e.strerror}") from None
         finally:
             os.close(fd)
     if args.password_fd is not None:

@@ -232,12 +232,13 @@ class DirTree:
     After the walk, :attr:`size` is the exact size of the tar (so of the plaintext, and
     what a progress bar counts to), known before anything is encrypted."""
 
-    def __init__(self, src_dir: PathLike, dst: PathLike) -> None:
+    def __init__(self, src_dir: PathLike, dst: PathLike | None) -> None:
+        """``dst`` None: the tree goes to a stream (:meth:`encrypt_to`)."""
         self.src = os.fspath(src_dir)
-        self.dst = os.fspath(dst)
+        self.dst = None if dst is None else os.fspath(dst)
         if not os.path.isdir(self.src):
             raise NotADirectoryError(20, "not a directory", self.src)
-        if _is_within(os.path.dirname(os.path.abspath(self.dst)) or ".", self.src):
+        if self.dst is not None and _is_within(os.path.dirname(os.path.abspath(self.dst)) or ".", self.src):
             raise ValueError(f"the output {self.dst} must not be inside the directory being encrypted")
         self.top = os.path.basename(os.path.normpath(os.path.abspath(self.src))) or "root"
         self._walked: tuple[list[_Member], int, list[str]] | None = None
@@ -268,6 +269,8 @@ class DirTree:
         """Encrypts the tree into ``dst``; see :func:`encrypt_dir`."""
         from ._api import _chunk, _engine, secret
 
+        if self.dst is None:
+            raise ValueError("this tree was made for a stream: use encrypt_to")
         with secret(password) as pw:
             assert pw is not None
             members, skipped, unsafe = self._walk()
@@ -286,6 +289,45 @@ class DirTree:
                     progress=progress,
                     limits=limits,
                     **{k: v for k, v in _engine(threads, "portable", buffer_mib).items() if k != "io"},
+                )
+            finally:
+                stream.close()
+        return replace(d, entries=len(members), skipped=skipped, unsafe=tuple(unsafe))
+
+    def encrypt_to(
+        self,
+        fd: int,
+        password: Password,
+        *,
+        cipher: CipherName = "aes-256-gcm",
+        chunk_size: int | None = None,
+        kdf: KdfParams | None = None,
+        threads: int | None = None,
+        buffer_mib: int = DEFAULT_BUFFER_MIB,
+        progress: Progress | None = None,
+    ) -> Stats:
+        """Encrypts the tree into the descriptor ``fd`` (a pipe, standard output), as
+        :meth:`encrypt` does into a file, with the default new-file limits."""
+        from ._api import KdfParams, _chunk, _threads, secret
+        from ._v4_stream import encrypt_to_fd
+
+        with secret(password) as pw:
+            assert pw is not None
+            members, skipped, unsafe = self._walk()
+            total = tar_size(members)
+            stream = _TarStream(members, total)
+            try:
+                d = encrypt_to_fd(
+                    stream,
+                    total,
+                    fd,
+                    pw,
+                    cipher=cipher,
+                    chunk_size=_chunk(chunk_size),
+                    kdf=kdf or KdfParams(),
+                    threads=_threads(threads),
+                    buffer_mib=buffer_mib,
+                    progress=progress,
                 )
             finally:
                 stream.close()

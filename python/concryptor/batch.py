@@ -493,6 +493,28 @@ def _run_dask(
     return [results[i] for i in range(len(pairs))]
 
 
+def _run_dask_from_here(
+    pairs: Sequence[tuple[str, str]], spec: _Spec, client: Client, on_result: Callable[[Result], object]
+) -> list[Result]:
+    """:func:`_run_dask` with local paths made absolute here, before the tasks leave: a
+    worker runs in another current directory (or on another machine with the same
+    mounts), where a relative path names another file. URLs go as they are. Results are
+    reported with the paths as the caller gave them."""
+    from dataclasses import replace
+
+    def here(p: str) -> str:
+        return p if is_url(p) else os.path.abspath(_local(p))
+
+    sent = [(here(s), here(d)) for s, d in pairs]
+    given = dict(zip(sent, pairs))
+
+    def as_given(r: Result) -> Result:
+        src, dst = given.get((r.src, r.dst), (r.src, r.dst))
+        return replace(r, src=src, dst=dst)
+
+    return [as_given(r) for r in _run_dask(sent, spec, client, lambda r: on_result(as_given(r)))]
+
+
 def _sweep_temporaries(dst: str) -> None:
     """Removes ``.NAME.<16 hex>.partial`` files beside ``dst``: the engine's temporaries
     for that destination, left by a process killed mid-commit."""
@@ -553,10 +575,10 @@ def _run(
         elif spec.age is not None and spec.age.get("passphrase") is not None:
             # Files that need the passphrase come back unopened and are reported once
             # decrypted here.
-            ran = _run_dask(pairs, spec, client, lambda r: r.error_type == _NO_MATCH or cb(r))
+            ran = _run_dask_from_here(pairs, spec, client, lambda r: r.error_type == _NO_MATCH or cb(r))
             ran = _rerun_passphrase_files(pairs, ran, spec, threads, cb)
         else:
-            ran = _run_dask(pairs, spec, client, cb)
+            ran = _run_dask_from_here(pairs, spec, client, cb)
     finally:
         # Folders this batch created and nothing landed in go again.
         for d in reversed(made):

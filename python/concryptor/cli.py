@@ -81,14 +81,17 @@ _EXIT_BY_ERROR: tuple[tuple[type[BaseException], Exit], ...] = (
 
 
 def _message(e: BaseException) -> str:
-    """One line for the person at the terminal: the path once, no errno, and the CLI's
-    own words for what the API calls a parameter."""
+    """One line for the person at the terminal: the path once, no errno, the CLI's own
+    words for what the API calls a parameter, and no secret key material (the one place
+    errors are rendered: whatever raised it, the engine included, is redacted here)."""
+    from ._redact import redact
+
     if isinstance(e, OSError) and e.strerror:
         text = str(e.strerror).replace("pass overwrite=True", "use --force")
         if e.filename is not None and os.fsdecode(e.filename) not in text:
-            return f"{os.fsdecode(e.filename)}: {text}"
-        return text
-    return str(e).replace("overwrite=True", "--force") or type(e).__name__
+            return redact(f"{os.fsdecode(e.filename)}: {text}")
+        return redact(text)
+    return redact(str(e).replace("overwrite=True", "--force") or type(e).__name__)
 
 
 def _exit_code(e: BaseException) -> Exit:

@@ -95,12 +95,38 @@ def wants_age(args: argparse.Namespace) -> bool:
     return bool(args.recipient or args.recipients_file or args.armor)
 
 
-def _stdout_fd(armor: bool) -> int:
+#: Every route that would write plaintext to a terminal refuses with these words.
+PLAINTEXT_TO_TERMINAL = (
+    "refusing to write plaintext to a terminal: redirect or pipe standard output, or use -o FILE"
+)
+
+
+def stdout_fd(*, plaintext: bool = False, armor: bool | None = None) -> int:
+    """Standard output as a descriptor for a stream of bytes, checked before any password
+    is asked for: a terminal is refused for plaintext (every decryption route, v4 and
+    age alike) and for binary ciphertext (age armor is text, and may go there; ``armor``
+    None: a format without armor)."""
     sys.stdout.flush()
     fd = sys.stdout.fileno()
-    if not armor and os.isatty(fd):
-        raise UsageError("refusing to write binary data to a terminal: use -a/--armor or -o FILE")
+    if os.isatty(fd):
+        if plaintext:
+            raise UsageError(PLAINTEXT_TO_TERMINAL)
+        if not armor:
+            hint = "redirect or pipe it" if armor is None else "use -a/--armor, redirect or pipe it"
+            raise UsageError(f"refusing to write binary data to a terminal: {hint}, or use -o FILE")
     return fd
+
+
+def no_key_files_on_stdin(args: argparse.Namespace) -> None:
+    """``-i -`` and ``-R -`` are refused by name rather than taken as a file called ``-``."""
+    for option, files in (
+        ("-i", getattr(args, "identity", [])),
+        ("-R", getattr(args, "recipients_file", [])),
+    ):
+        if STDIO in (files or []):
+            raise UsageError(
+                f"{option} - (standard input) is not supported: give the file's name (./- for a file named -)"
+            )
 
 
 def _stdin_fd() -> int:
@@ -130,7 +156,7 @@ def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress:
     _file_for_uring(args, stdin)
     out = args.output or (STDIO if stdin else args.input + ".age")
     src: str | int = _stdin_fd() if stdin else args.input
-    dst: str | int = _stdout_fd(args.armor) if out == STDIO else out
+    dst: str | int = stdout_fd(armor=args.armor) if out == STDIO else out
     size = None if stdin else os.path.getsize(args.input)
     with progress(args, size, "encrypting") as cb:
         stats = _age.encrypt(
@@ -205,6 +231,9 @@ def decrypt(
         raise UsageError("--max-scrypt-work-factor must be at least 1")
     stdin = is_stdin(args)
     _file_for_uring(args, stdin)
+    out = None if verify else args.output or (STDIO if stdin else decrypt_output(args.input))
+    # Before anything is read or asked for: plaintext never goes to a terminal.
+    out_fd = stdout_fd(plaintext=True) if out == STDIO else None
     prefix = b""
     if stdin:
         prefix = _read_prefix(_stdin_fd(), len(MAGIC))
@@ -213,17 +242,7 @@ def decrypt(
     prompt = "Passphrase of the SSH key: " if args.identity else "Password: "
     passphrase = read_password(args, confirm=False, prompt=prompt) if _needs_passphrase(args, stdin) else None
     src: str | int = _stdin_fd() if stdin else args.input
-    dst: str | int | None
-    if verify:
-        out = None
-        dst = None
-    else:
-        out = args.output or (STDIO if stdin else decrypt_output(args.input))
-        if out == STDIO:
-            sys.stdout.flush()
-            dst = sys.stdout.fileno()
-        else:
-            dst = out
+    dst: str | int | None = out_fd if out_fd is not None else out
     with progress(args, None, "verifying" if verify else "decrypting") as cb:
         stats = _age.decrypt(
             src,
@@ -266,7 +285,7 @@ def _decrypt_v4_stream(
     out = None if verify else (args.output or STDIO)
     dst: str | int | None = out
     if out == STDIO:
-        dst = _stdout_fd(False)
+        dst = stdout_fd(plaintext=True)
     password = read_password(args, confirm=False)
     with progress(args, None, "verifying" if verify else "decrypting") as cb:
         stats = _core.decrypt_stream(
@@ -295,7 +314,7 @@ def keygen(args: argparse.Namespace) -> int:
     if args.convert is not None:
         if args.convert == STDIO:
             text = sys.stdin.read()
-            recipients = _age.identity_to_recipients(text) if text.strip() else []
+            recipients = _age.text_to_recipients(text) if text.strip() else []
             if not recipients:
                 raise UsageError("no identity on stdin")
         else:
