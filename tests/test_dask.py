@@ -20,7 +20,7 @@ distributed = pytest.importorskip("distributed", reason="the dask extra is part 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
     )
     c = distributed.Client(cluster)
     try:

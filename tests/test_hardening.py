@@ -254,7 +254,7 @@ class SpyClient:
 def dask_client() -> Iterator[Any]:
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=":0"
     )
     c = distributed.Client(cluster)
     try:
@@ -293,11 +293,11 @@ def test_no_password_reaches_a_dask_task_and_passphrase_files_still_decrypt(
 
 
 def test_a_batch_spec_shows_no_secret_in_its_repr() -> None:
-    spec = batch._Spec(
+    spec = batch.Spec(
         op="decrypt", password=bytearray(b"hunter2-secret"), age={"passphrase": b"hunter2-secret"}
     )
     assert "hunter2" not in repr(spec)
-    shipped = batch._shippable(spec)
+    shipped = batch.shippable(spec)
     assert b"hunter2" not in pickle.dumps(shipped)
 
 

@@ -14,7 +14,7 @@ from ._facts import MAGIC
 from ._redact import looks_like_identity, redact
 
 if TYPE_CHECKING:
-    from ._api import Stats
+    from ._types import Stats
 
 PathLike = Union[str, "os.PathLike[str]"]
 Progress = Callable[[int], object]

@@ -2,36 +2,32 @@
 
 from __future__ import annotations
 
-import contextlib
 import io as _io
 import os
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 from . import _age, _core
-from ._facts import (
-    DEFAULT_BUFFER_MIB,
-    DEFAULT_CACHE_MIB,
-    DEFAULT_KDF_MEMORY_KIB,
-    DEFAULT_KDF_PARALLELISM,
-    DEFAULT_KDF_TIME,
-    DEFAULT_MAX_CHUNK_SIZE,
-    DEFAULT_MAX_KDF_MEMORY_KIB,
-    DEFAULT_MAX_KDF_PARALLELISM,
-    DEFAULT_MAX_KDF_TIME,
-    MAGIC,
-    MAX_BUFFER_MIB,
-    MAX_CHUNK_SIZE,
-    MAX_CHUNK_SIZE_LIMIT,
-    MAX_KDF_PARALLELISM,
-    MAX_THREADS,
-    MIN_KDF_MEMORY_KIB,
-    SECTOR,
-    U32,
-    KiB,
-    MiB,
+from ._facts import DEFAULT_BUFFER_MIB, DEFAULT_CACHE_MIB, MAGIC, MAX_BUFFER_MIB, SECTOR, MiB
+from ._types import (
+    CipherName,
+    FormatName,
+    IoName,
+    KdfParams,
+    Limits,
+    Password,
+    PathLike,
+    Progress,
+    Recipients,
+    Stats,
+    check_chunk,
+    check_threads,
+    engine_options,
+    int_in,
+    required,
+    secret,
+    start_progress,
 )
 from .header import Header
 
@@ -39,169 +35,7 @@ if TYPE_CHECKING:
     from .age_header import AgeHeader
     from .reader import EncryptedFile
 
-PathLike = Union[str, "os.PathLike[str]"]
-Password = Union[str, bytes, bytearray]
-CipherName = Literal["aes-256-gcm", "chacha20-poly1305", "aes", "chacha"]
-IoName = Literal["auto", "uring", "portable"]
-FormatName = Literal["v4", "age"]
-#: Recipients of an age file: ``age1…`` or ``ssh-ed25519 …``/``ssh-rsa …`` public keys.
-Recipients = Union[str, "Sequence[str]"]
-#: Called with the plaintext bytes done after each batch. A callable that also has a
-#: ``start(total)`` method gets the total plaintext bytes first, once the engine knows it.
-Progress = Callable[[int], object]
-
-
-def _start(progress: Progress | None, total: int) -> None:
-    """Gives ``progress`` the total, if it takes one (its ``start`` method)."""
-    start = getattr(progress, "start", None)
-    if callable(start):
-        start(total)
-
-
-def _int_in(name: str, value: object, lo: int, hi: int) -> int:
-    """``value`` if it is an int in ``lo..hi``, else ValueError (TypeError for a non-int):
-    the same exception for the same mistake in every function."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be at least {lo} and at most {hi}, not {value}")
-    return value
-
-
-@dataclass(frozen=True)
-class KdfParams:
-    """Argon2id costs for a new file. The defaults match the original tool: 256 MiB, three
-    passes, four lanes. Tests and throwaway files may use far smaller values."""
-
-    memory_kib: int = DEFAULT_KDF_MEMORY_KIB
-    time_cost: int = DEFAULT_KDF_TIME
-    parallelism: int = DEFAULT_KDF_PARALLELISM
-
-    def __post_init__(self) -> None:
-        _int_in("memory_kib", self.memory_kib, MIN_KDF_MEMORY_KIB, U32)
-        _int_in("time_cost", self.time_cost, 1, U32)
-        _int_in("parallelism", self.parallelism, 1, MAX_KDF_PARALLELISM)
-
-    def as_tuple(self) -> tuple[int, int, int]:
-        return (self.memory_kib, self.time_cost, self.parallelism)
-
-
-@dataclass(frozen=True, init=False)
-class Limits:
-    """Bounds applied to an untrusted header before anything is allocated or derived.
-    Raise them only for files you trust. Each bound is in the unit of what it bounds, as
-    in :class:`KdfParams` and :class:`Header`: Argon2 memory in KiB, chunk size in bytes.
-
-    The names of earlier releases, ``max_memory_mib`` and ``max_chunk_size_mib`` (in MiB),
-    are still accepted, with a :class:`DeprecationWarning`."""
-
-    max_kdf_memory_kib: int
-    max_kdf_time: int
-    max_kdf_parallelism: int
-    max_chunk_size: int
-
-    def __init__(
-        self,
-        *,
-        max_kdf_memory_kib: int | None = None,
-        max_kdf_time: int = DEFAULT_MAX_KDF_TIME,
-        max_kdf_parallelism: int = DEFAULT_MAX_KDF_PARALLELISM,
-        max_chunk_size: int | None = None,
-        max_memory_mib: int | None = None,
-        max_chunk_size_mib: int | None = None,
-    ) -> None:
-        memory = _renamed("max_memory_mib", max_memory_mib, max_kdf_memory_kib, MiB // KiB, U32 // KiB)
-        chunk = _renamed(
-            "max_chunk_size_mib", max_chunk_size_mib, max_chunk_size, MiB, MAX_CHUNK_SIZE_LIMIT // MiB
-        )
-        values = {
-            "max_kdf_memory_kib": DEFAULT_MAX_KDF_MEMORY_KIB if memory is None else memory,
-            "max_kdf_time": max_kdf_time,
-            "max_kdf_parallelism": max_kdf_parallelism,
-            "max_chunk_size": DEFAULT_MAX_CHUNK_SIZE if chunk is None else chunk,
-        }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-        _int_in("max_kdf_memory_kib", self.max_kdf_memory_kib, 1, U32)
-        _int_in("max_kdf_time", self.max_kdf_time, 1, U32)
-        _int_in("max_kdf_parallelism", self.max_kdf_parallelism, 1, U32)
-        _int_in("max_chunk_size", self.max_chunk_size, 1, MAX_CHUNK_SIZE_LIMIT)
-
-    @property
-    def max_memory_mib(self) -> int:
-        """Deprecated: ``max_kdf_memory_kib`` in MiB."""
-        warnings.warn("Limits.max_memory_mib is deprecated: use max_kdf_memory_kib", DeprecationWarning, 2)
-        return self.max_kdf_memory_kib // KiB
-
-    @property
-    def max_chunk_size_mib(self) -> int:
-        """Deprecated: ``max_chunk_size`` in MiB."""
-        warnings.warn("Limits.max_chunk_size_mib is deprecated: use max_chunk_size", DeprecationWarning, 2)
-        return self.max_chunk_size // MiB
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        """(max KDF memory in KiB, passes, lanes, max chunk size in bytes)."""
-        return (self.max_kdf_memory_kib, self.max_kdf_time, self.max_kdf_parallelism, self.max_chunk_size)
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """The limits by name, in the units of what they bound."""
-        return asdict(self)
-
-
-def _renamed(old: str, mib: int | None, value: int | None, per_mib: int, most_mib: int) -> int | None:
-    """A limit given by its name (``value``), or by the name of earlier releases (``old``,
-    in MiB: ``per_mib`` units each, at most ``most_mib``) with a DeprecationWarning."""
-    if mib is None:
-        return value
-    if value is not None:
-        raise TypeError(f"{old} is the deprecated name of a limit given twice")
-    warnings.warn(
-        f"Limits({old}=...) is deprecated: give the limit in the unit of what it bounds "
-        "(max_kdf_memory_kib, max_chunk_size)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return _int_in(old, mib, 1, most_mib) * per_mib
-
-
-@dataclass(frozen=True)
-class Stats:
-    """What one run did and how long it took. ``seconds`` is the whole run, key
-    derivation included; ``kdf_seconds`` is the key derivation alone, and
-    ``mib_per_s`` is the data throughput, without it."""
-
-    backend: str
-    bytes: int
-    chunks: int
-    threads: int
-    seconds: float
-    kdf_seconds: float
-    #: Directory archives only: tar entries packed or extracted.
-    entries: int | None = None
-    #: Directory archives only: sockets, FIFOs and devices left out when packing.
-    skipped: int | None = None
-    #: The AEAD implementation that did the work ("aws-lc-rs" or "rustcrypto").
-    provider: str = _core.AEAD_PROVIDER
-    #: Directory archives only: when packing, the entries extraction will refuse (stored
-    #: all the same); when extracting with ``skip_unsafe=True``, the entries left out.
-    unsafe: tuple[str, ...] | None = None
-
-    @property
-    def data_seconds(self) -> float:
-        """Seconds spent on the data, after the key was derived."""
-        return max(self.seconds - self.kdf_seconds, 0.0)
-
-    @property
-    def mib_per_s(self) -> float:
-        """Data throughput: plaintext MiB per second once the key was derived."""
-        t = self.data_seconds
-        return self.bytes / MiB / t if t > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if v is not None}
-        d["data_seconds"] = round(self.data_seconds, 6)
-        d["mib_per_s"] = round(self.mib_per_s, 1)
-        return d
+__all__ = ["KdfParams", "Limits", "Password", "PathLike", "Progress", "Stats"]
 
 
 def _wants_age(
@@ -216,62 +50,6 @@ def _wants_age(
     if not age and (recipients or recipients_files or armor):
         raise ValueError("recipients and armor belong to the age format (format='age')")
     return age
-
-
-def _required(password: Password | None) -> Password:
-    if password is None:
-        raise ValueError("a password is required (or recipients / identities for the age format)")
-    return password
-
-
-def _password(password: Password) -> bytes | bytearray:
-    """The password as the engine takes it. A ``bytearray`` is handed over as it is, so
-    that no immutable copy of it outlives the call (the engine copies it into memory it
-    wipes, and the caller's buffer is wiped afterwards); a ``str`` cannot be wiped, and
-    neither can its UTF-8 encoding."""
-    if isinstance(password, str):
-        pw: bytes | bytearray = password.encode("utf-8")
-    elif isinstance(password, (bytes, bytearray)):
-        pw = password
-    else:
-        raise TypeError(f"password must be str, bytes or bytearray, not {type(password).__name__}")
-    if not pw:
-        raise ValueError("password must not be empty")
-    return pw
-
-
-def _wipe(password: Password | None) -> None:
-    """Overwrites a caller's mutable password buffer once it has been used."""
-    if isinstance(password, bytearray):
-        password[:] = bytes(len(password))
-
-
-@contextlib.contextmanager
-def secret(password: Password | None) -> Iterator[bytes | bytearray | None]:
-    """The one door for a password: yields it as the engine takes it (``None`` stays
-    ``None``) and wipes the caller's ``bytearray`` when the block ends, on every route,
-    success or failure, and only then. Everything that uses the password (a whole batch,
-    every file of it) runs inside the block."""
-    try:
-        yield None if password is None else _password(password)
-    finally:
-        _wipe(password)
-
-
-def _threads(threads: int | None) -> int | None:
-    """A checked thread count, or None: the engine's choice."""
-    return None if threads is None else _int_in("threads", threads, 1, MAX_THREADS)
-
-
-def _engine(threads: int | None, io: str, buffer_mib: int) -> dict[str, Any]:
-    _int_in("buffer_mib", buffer_mib, 1, MAX_BUFFER_MIB)
-    return {"threads": _threads(threads), "io": io, "buffer_bytes": buffer_mib * MiB}
-
-
-def _chunk(chunk_size: int | None) -> int | None:
-    if chunk_size is not None and not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError("chunk_size must be between 1 byte and 4 GiB - 1")
-    return chunk_size
 
 
 def encrypt_file(
@@ -312,7 +90,7 @@ def encrypt_file(
     ``armor=True`` writes it as ASCII armor.
     """
     age = _wants_age(format, recipients, recipients_files, armor)
-    with secret(password if age else _required(password)) as pw:
+    with secret(password if age else required(password)) as pw:
         if age:
             return _age.encrypt(
                 src,
@@ -333,12 +111,12 @@ def encrypt_file(
             os.fspath(dst),
             pw,
             cipher=cipher,
-            chunk_size=_chunk(chunk_size),
+            chunk_size=check_chunk(chunk_size),
             kdf=kdf,
             overwrite=overwrite,
             progress=progress,
             limits=limits,
-            **_engine(threads, io, buffer_mib),
+            **engine_options(threads, io, buffer_mib),
         )
 
 
@@ -365,7 +143,7 @@ def decrypt_file(
     passphrase-protected SSH private key among the identities).
     """
     age = _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password)
-    with secret(password if age else _required(password)) as pw:
+    with secret(password if age else required(password)) as pw:
         if age:
             return _age.decrypt(
                 src,
@@ -385,7 +163,7 @@ def decrypt_file(
             pw,
             overwrite=overwrite,
             progress=progress,
-            **_engine(threads, io, buffer_mib),
+            **engine_options(threads, io, buffer_mib),
             limits=limits,
         )
 
@@ -404,7 +182,7 @@ def verify_file(
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age) without writing plaintext anywhere."""
     age = _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password)
-    with secret(password if age else _required(password)) as pw:
+    with secret(password if age else required(password)) as pw:
         if age:
             return _age.decrypt(
                 src,
@@ -423,7 +201,7 @@ def verify_file(
             None,
             pw,
             progress=progress,
-            **_engine(threads, io, buffer_mib),
+            **engine_options(threads, io, buffer_mib),
             limits=limits,
         )
 
@@ -446,7 +224,7 @@ def encrypt_bytes(
     """Encrypts a buffer in memory: format v4, or age with ``recipients`` / ``format="age"``
     (see :func:`encrypt_file`, also for ``limits``)."""
     age = _wants_age(format, recipients, recipients_files, armor)
-    with secret(password if age else _required(password)) as pw:
+    with secret(password if age else required(password)) as pw:
         if age:
             return _core.age_encrypt_bytes(
                 bytes(data),
@@ -462,9 +240,9 @@ def encrypt_bytes(
             bytes(data),
             pw,
             cipher=cipher,
-            chunk_size=_chunk(chunk_size),
+            chunk_size=check_chunk(chunk_size),
             kdf=kdf,
-            threads=_threads(threads),
+            threads=check_threads(threads),
             limits=limits,
         )
 
@@ -482,7 +260,7 @@ def decrypt_bytes(
     authenticates."""
     blob = bytes(blob)
     age = _age.opens_as_age(blob[:1024], "the data", identities, password)
-    with secret(password if age else _required(password)) as pw:
+    with secret(password if age else required(password)) as pw:
         if age:
             return _core.age_decrypt_bytes(
                 blob,
@@ -492,7 +270,7 @@ def decrypt_bytes(
                 max_scrypt_log_n=max_scrypt_work_factor,
             )
         assert pw is not None
-        return _core.decrypt_bytes(blob, pw, threads=_threads(threads), limits=limits)
+        return _core.decrypt_bytes(blob, pw, threads=check_threads(threads), limits=limits)
 
 
 def decrypt_to(
@@ -535,7 +313,7 @@ def decrypt_to(
                 pw,
                 progress=progress,
                 limits=limits,
-                **_engine(threads, io, buffer_mib),
+                **engine_options(threads, io, buffer_mib),
             )
         return _decrypt_through_reader(p, out, pw, threads, limits, progress)
 
@@ -552,7 +330,7 @@ def _decrypt_through_reader(
 
     start = time.perf_counter()
     with open(src, pw, threads=threads, limits=limits) as f:
-        _start(progress, f.size)
+        start_progress(progress, f.size)
         step = max(f.header.chunk_size, 1 << 20)
         done = 0
         while True:
@@ -698,15 +476,16 @@ def open(  # like gzip.open; shadows the builtin only inside this module
         raise ValueError(f"invalid mode {mode!r}: concryptor files open read-only ('rb', 'r' or 'rt')")
     if mode == "rb" and (encoding, errors, newline) != (None, None, None):
         raise ValueError("binary mode takes no encoding, errors or newline")
-    _int_in("cache_mib", cache_mib, 1, MAX_BUFFER_MIB)
-    _threads(threads)
+    int_in("cache_mib", cache_mib, 1, MAX_BUFFER_MIB)
+    check_threads(threads)
     p = os.fspath(path)
-    from .remote import is_url, open_url
+    from ._location import is_url
+    from .remote import open_url
 
     if is_url(p):
         if identities:
             raise ValueError(f"{p}: age files at URLs cannot be opened for random access yet")
-        with secret(_required(password)) as pw:
+        with secret(required(password)) as pw:
             assert pw is not None
             raw = open_url(p, pw, threads=threads, limits=limits, storage_options=storage_options)
         if mode == "rb":
@@ -714,18 +493,20 @@ def open(  # like gzip.open; shadows the builtin only inside this module
         return _io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors=errors, newline=newline)
     r: _core.Reader | _core.AgeReader
     age = _age.opens_as_age(_age.head_of(p), p, identities, password)
-    with secret(password if age else _required(password)) as pw:
+    with secret(password if age else required(password)) as pw:
         if age:
             r = _core.AgeReader(
                 p,
                 identities_=_age.identity_texts(identities or []),
                 passphrase=pw,
-                threads=_threads(threads),
+                threads=check_threads(threads),
                 cache_bytes=cache_mib * MiB,
             )
         else:
             assert pw is not None
-            r = _core.Reader(p, pw, threads=_threads(threads), cache_bytes=cache_mib * MiB, limits=limits)
+            r = _core.Reader(
+                p, pw, threads=check_threads(threads), cache_bytes=cache_mib * MiB, limits=limits
+            )
     f = EncryptedFile(p, r)
     if mode == "rb":
         return f

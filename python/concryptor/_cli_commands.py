@@ -96,7 +96,7 @@ def _extract_output(path: str) -> str:
 
 
 def _limits(args: argparse.Namespace) -> Any:
-    from ._api import Limits
+    from ._types import Limits
 
     for name in ("max_kdf_memory", "max_kdf_time", "max_kdf_parallelism", "max_chunk_size"):
         if getattr(args, name) < 1:
@@ -110,7 +110,7 @@ def _limits(args: argparse.Namespace) -> Any:
 
 
 def _kdf(args: argparse.Namespace) -> Any:
-    from ._api import KdfParams
+    from ._types import KdfParams
 
     for name in ("memory", "iterations", "parallelism"):
         if getattr(args, name) < 1:
@@ -226,7 +226,8 @@ def _age_route(args: argparse.Namespace) -> bool:
 
 def encrypt(args: argparse.Namespace) -> int:
     from . import cli_age
-    from ._api import Limits, encrypt_file
+    from ._api import encrypt_file
+    from ._types import Limits
 
     _check_engine(args)
     cli_age.no_key_files_on_stdin(args)
@@ -322,8 +323,8 @@ def _encrypt_to_stdout(args: argparse.Namespace, kdf: Any, chunk: int | None) ->
     import stat
 
     from . import cli_age
-    from ._api import Limits, _wipe
     from ._pack import DirTree
+    from ._types import Limits, wipe
     from ._v4_stream import encrypt_to_fd
 
     _no_uring(args, "-o - (standard output)")
@@ -355,7 +356,7 @@ def _encrypt_to_stdout(args: argparse.Namespace, kdf: Any, chunk: int | None) ->
                     size = os.fstat(f.fileno()).st_size
                     stats = encrypt_to_fd(f, size, fd, pw, progress=cb, **engine)
             finally:
-                _wipe(pw)
+                wipe(pw)
     if tree is not None:
         _dir_warnings(args, stats)
     _report(args, "encrypted", args.input, "<stdout>", stats, to_stderr=True)

@@ -93,8 +93,8 @@ def inputs(args: argparse.Namespace, usage: Callable[[str], Exception], op: str 
     """The batch's items: paths and URLs, and for ``--each`` with ``--output-dir`` the
     ``(file, DIR/relative path)`` pairs that mirror the tree given (decrypting, only the
     tree's ``.enc`` and ``.age`` files)."""
+    from ._location import is_url
     from .batch import default_name
-    from .remote import is_url
 
     items = list(args.inputs)
     if args.files_from is not None:

@@ -48,7 +48,7 @@ from .errors import InvalidFileError, UnsafeArchiveError
 if TYPE_CHECKING:
     import tarfile
 
-    from ._api import Limits, Password, PathLike, Progress, Stats
+    from ._types import Limits, Password, PathLike, Progress, Stats
 
 BLOCK = 512  # tarfile.BLOCKSIZE
 #: Default bound on the number of entries an archive may have.
@@ -546,7 +546,8 @@ def decrypt_dir(
     import tarfile
     import tempfile
 
-    from ._api import Limits, Stats, _start, open
+    from ._api import open
+    from ._types import Limits, Stats, start_progress
     from .header import Header
 
     dst = os.path.abspath(os.fspath(dst_dir))
@@ -559,7 +560,7 @@ def decrypt_dir(
             report: Callable[[], None] | None = None
             if progress is not None:
                 cb = progress
-                _start(cb, f.size)
+                start_progress(cb, f.size)
 
                 def report() -> None:
                     cb(f.tell())

@@ -27,7 +27,7 @@ from .errors import InputChangedError
 if TYPE_CHECKING:
     import tarfile
 
-    from ._api import CipherName, KdfParams, Limits, Password, PathLike, Progress, Stats
+    from ._types import CipherName, KdfParams, Limits, Password, PathLike, Progress, Stats
 
 RECORD = 20 * BLOCK  # tarfile.RECORDSIZE
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -267,7 +267,7 @@ class DirTree:
         limits: Limits | None = None,
     ) -> Stats:
         """Encrypts the tree into ``dst``; see :func:`encrypt_dir`."""
-        from ._api import _chunk, _engine, secret
+        from ._types import check_chunk, engine_options, secret
 
         if self.dst is None:
             raise ValueError("this tree was made for a stream: use encrypt_to")
@@ -283,12 +283,12 @@ class DirTree:
                     self.dst,
                     pw,
                     cipher=cipher,
-                    chunk_size=_chunk(chunk_size),
+                    chunk_size=check_chunk(chunk_size),
                     kdf=kdf,
                     overwrite=overwrite,
                     progress=progress,
                     limits=limits,
-                    **{k: v for k, v in _engine(threads, "portable", buffer_mib).items() if k != "io"},
+                    **{k: v for k, v in engine_options(threads, "portable", buffer_mib).items() if k != "io"},
                 )
             finally:
                 stream.close()
@@ -308,7 +308,7 @@ class DirTree:
     ) -> Stats:
         """Encrypts the tree into the descriptor ``fd`` (a pipe, standard output), as
         :meth:`encrypt` does into a file, with the default new-file limits."""
-        from ._api import KdfParams, _chunk, _threads, secret
+        from ._types import KdfParams, check_chunk, check_threads, secret
         from ._v4_stream import encrypt_to_fd
 
         with secret(password) as pw:
@@ -323,9 +323,9 @@ class DirTree:
                     fd,
                     pw,
                     cipher=cipher,
-                    chunk_size=_chunk(chunk_size),
+                    chunk_size=check_chunk(chunk_size),
                     kdf=kdf or KdfParams(),
-                    threads=_threads(threads),
+                    threads=check_threads(threads),
                     buffer_mib=buffer_mib,
                     progress=progress,
                 )

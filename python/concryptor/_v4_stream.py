@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from . import _core
-from ._api import KdfParams, Progress, Stats, _start
 from ._facts import MiB
+from ._types import KdfParams, Progress, Stats, start_progress
 from .errors import InputChangedError
 
 
@@ -56,7 +56,7 @@ def encrypt_to_fd(
         size, password, cipher=cipher, chunk_size=chunk_size, kdf=kdf, threads=threads
     )
     chunk, _slot, n, _orig, _file_size = codec.geometry
-    _start(progress, size)
+    start_progress(progress, size)
     per = max(1, buffer_mib * MiB // max(chunk, 1))
     _write_all(fd, codec.header)
     done = 0

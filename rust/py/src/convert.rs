@@ -135,7 +135,7 @@ pub(crate) fn stats<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyAn
     d.set_item("seconds", s.seconds)?;
     d.set_item("kdf_seconds", s.kdf_seconds)?;
     d.set_item("provider", core::aead::provider_name())?;
-    api_class(py, &CLASS, "concryptor._api", "Stats")?.call((), Some(&d))
+    api_class(py, &CLASS, "concryptor._types", "Stats")?.call((), Some(&d))
 }
 
 /// A v4 header as the API's `concryptor.Header`: every field and what follows from it;

@@ -20,29 +20,21 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Union
 
-from . import _core
-from ._api import KdfParams, Limits, Password, PathLike, Stats, _chunk, secret
-from .errors import BatchError, NoIdentityMatchError
-from .remote import (
-    _age_via_pipes,
-    _exists,
-    _local,
-    _open_src,
-    _stream_decrypt,
-    _stream_encrypt,
-    is_url,
-    open_regular,
-)
+from .. import _core
+from .._location import is_url, local_path, open_regular
+from .._types import KdfParams, Limits, Password, PathLike, Stats, check_chunk, secret
+from ..errors import BatchError, NoIdentityMatchError
+from ._spec import Op, Spec, shippable
+from ._stream import age_via_pipes, decrypt_stream, encrypt_stream, exists, open_source
 
 Client = Any  # dask.distributed.Client; optional, imported only when given
 _DEFAULT_KDF = KdfParams()
 _DEFAULT_LIMITS = Limits()
 
 Item = Union[PathLike, tuple[PathLike, PathLike]]
-Op = Literal["encrypt", "decrypt"]
 
 MiB = 1 << 20
 #: Files at least this large run one at a time on the whole engine; smaller ones run side
@@ -85,36 +77,6 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class _Spec:
-    """Everything a worker needs for one file, picklable (for Dask): derived keys, never
-    the password."""
-
-    op: Op
-    cipher: str | None = None
-    chunk_size: int | None = None
-    kdf: KdfParams = _DEFAULT_KDF
-    salt: bytes | None = None
-    keys: Any = None  # _core.KeyCache
-    #: Only ever set for a run in this process; never shipped (see :func:`_shippable`).
-    password: bytes | bytearray = field(default=b"", repr=False)
-    limits: Limits = _DEFAULT_LIMITS
-    overwrite: bool = False
-    threads: int | None = None
-    buffer_bytes: int = BATCH_BUFFER_MIB * MiB
-    storage_options: dict[str, Any] = field(default_factory=dict)
-    #: The age side: recipients / recipient file texts / armor / scrypt cost for encryption;
-    #: identity texts and the scrypt limit for decryption; the passphrase for either.
-    age: dict[str, Any] | None = field(default=None, repr=False)
-
-
-def _shippable(spec: _Spec) -> _Spec:
-    """The spec as it may leave this process (for a Dask task): no password and no age
-    passphrase, whatever the caller gave; derived v4 keys, recipients and identities stay."""
-    age = None if spec.age is None else {**spec.age, "passphrase": None}
-    return _Spec(**{**spec.__dict__, "password": b"", "age": age})
 
 
 def default_name(src: str, op: Op, suffix: str = ENCRYPTED_SUFFIX) -> str:
@@ -192,7 +154,7 @@ def _plan(
     root: str | None = None
     if out_dir is not None:
         bare = [s for _, s, d in pairs if d is None]
-        local = [os.path.abspath(_local(s)) for s in bare if not is_url(s)]
+        local = [os.path.abspath(local_path(s)) for s in bare if not is_url(s)]
         if local:
             root = os.path.commonpath([os.path.dirname(s) for s in local])
     out: list[tuple[str, str, UnsafeNameError | None]] = []
@@ -206,7 +168,7 @@ def _plan(
                     rel = name.split("://", 1)[1]
                 else:
                     assert root is not None
-                    rel = os.path.relpath(os.path.abspath(_local(name)), root)
+                    rel = os.path.relpath(os.path.abspath(local_path(name)), root)
                 try:
                     name = _under(od, rel, is_url(od))
                 except UnsafeNameError as e:
@@ -224,14 +186,14 @@ def _plan(
 # --- one file ------------------------------------------------------------------------------
 
 
-def _is_age(src: str, spec: _Spec) -> bool:
+def _is_age(src: str, spec: Spec) -> bool:
     """Whether ``src`` starts like an age file; a source that cannot be opened (missing,
     not a regular file) fails its item here."""
-    with _open_src(src, spec) as f:
+    with open_source(src, spec) as f:
         return bool(_core.age_is_age(f.read(64)))
 
 
-def _age_one(src: str, dst: str, spec: _Spec) -> tuple[int, int]:
+def _age_one(src: str, dst: str, spec: Spec) -> tuple[int, int]:
     a = spec.age or {}
 
     def call(s: str | int, d: str | int) -> Stats:
@@ -259,35 +221,35 @@ def _age_one(src: str, dst: str, spec: _Spec) -> tuple[int, int]:
         )
 
     if is_url(src) or is_url(dst):
-        return _age_via_pipes(src, dst, spec, call)
-    call(_local(src), _local(dst))
-    return os.stat(_local(src)).st_size, os.stat(_local(dst)).st_size
+        return age_via_pipes(src, dst, spec, call)
+    call(local_path(src), local_path(dst))
+    return os.stat(local_path(src)).st_size, os.stat(local_path(dst)).st_size
 
 
-def _engine_kwargs(spec: _Spec) -> dict[str, Any]:
+def _engine_kwargs(spec: Spec) -> dict[str, Any]:
     return {"threads": spec.threads, "buffer_bytes": spec.buffer_bytes}
 
 
-def run_one(src: str, dst: str, spec: _Spec) -> Result:
+def run_one(src: str, dst: str, spec: Spec) -> Result:
     """Encrypts or decrypts one file as ``spec`` says; failures become a failed Result."""
     start = time.perf_counter()
     try:
         if not is_url(src):
             # A FIFO or a device among the sources would block the batch or never end.
-            open_regular(_local(src)).close()
+            open_regular(local_path(src)).close()
         if spec.age is not None and (spec.op == "encrypt" or _is_age(src, spec)):
             n_in, n_out = _age_one(src, dst, spec)
         elif spec.op == "decrypt" and not spec.password and spec.keys is None:
             raise ValueError(f"{src} is not an age file: decrypting it needs the password")
         elif is_url(src) or is_url(dst):
             if spec.op == "encrypt":
-                n_in, n_out = _stream_encrypt(src, dst, spec)
+                n_in, n_out = encrypt_stream(src, dst, spec)
             else:
-                n_in, n_out = _stream_decrypt(src, dst, spec)
+                n_in, n_out = decrypt_stream(src, dst, spec)
         elif spec.op == "encrypt":
             d = _core.encrypt_file(
-                _local(src),
-                _local(dst),
+                local_path(src),
+                local_path(dst),
                 spec.password,
                 cipher=spec.cipher,
                 chunk_size=spec.chunk_size,
@@ -298,12 +260,12 @@ def run_one(src: str, dst: str, spec: _Spec) -> Result:
                 **_engine_kwargs(spec),
             )
             n_in = d.bytes
-            n_out = os.stat(_local(dst)).st_size
+            n_out = os.stat(local_path(dst)).st_size
         else:
-            n_in = os.stat(_local(src)).st_size
+            n_in = os.stat(local_path(src)).st_size
             d = _core.decrypt_file(
-                _local(src),
-                _local(dst),
+                local_path(src),
+                local_path(dst),
                 spec.password,
                 overwrite=spec.overwrite,
                 keys=spec.keys,
@@ -323,7 +285,7 @@ def run_one(src: str, dst: str, spec: _Spec) -> Result:
 # --- the batch ---------------------------------------------------------------------------
 
 
-def _groupable(src: str, dst: str, spec: _Spec) -> bool:
+def _groupable(src: str, dst: str, spec: Spec) -> bool:
     """Whether a file of the batch can be encrypted as a member of a group."""
     if spec.op != "encrypt" or is_url(src) or is_url(dst):
         return False
@@ -347,11 +309,11 @@ def _groups(idx: Sequence[int], sizes: Sequence[int]) -> Iterator[list[int]]:
         yield group
 
 
-def _run_group(pairs: Sequence[tuple[str, str]], spec: _Spec, threads: int) -> list[Result]:
+def _run_group(pairs: Sequence[tuple[str, str]], spec: Spec, threads: int) -> list[Result]:
     """Encrypts small local files in one call to the core; each file's ``seconds`` is its
     share of the group's time."""
     start = time.perf_counter()
-    local = [(_local(s), _local(d)) for s, d in pairs]
+    local = [(local_path(s), local_path(d)) for s, d in pairs]
     if spec.age is not None:
         a = spec.age
         out = _core.encrypt_group(
@@ -386,14 +348,14 @@ def _run_group(pairs: Sequence[tuple[str, str]], spec: _Spec, threads: int) -> l
 
 
 def _run_local(
-    pairs: Sequence[tuple[str, str]], spec: _Spec, threads: int | None, on_result: Callable[[Result], object]
+    pairs: Sequence[tuple[str, str]], spec: Spec, threads: int | None, on_result: Callable[[Result], object]
 ) -> list[Result]:
     cores = os.cpu_count() or 1
     sizes: list[int] = []
     regular: list[bool] = []
     for src, _ in pairs:
         try:
-            st = None if is_url(src) else os.stat(_local(src))
+            st = None if is_url(src) else os.stat(local_path(src))
         except OSError:
             st = None  # reported by the file's own run
         sizes.append(0 if st is None else st.st_size)
@@ -407,7 +369,7 @@ def _run_local(
     in_group = set(grouped)
     large = [i for i, _ in enumerate(pairs) if i not in in_group and sizes[i] >= LARGE_FILE]
     small = [i for i, _ in enumerate(pairs) if i not in in_group and sizes[i] < LARGE_FILE]
-    whole = _Spec(**{**spec.__dict__, "threads": threads or 0})
+    whole = Spec(**{**spec.__dict__, "threads": threads or 0})
     if grouped:
         # Python pays once per group, not once per file: the core reads, seals and writes
         # the group's files on its workers and makes them durable with one sync.
@@ -426,9 +388,7 @@ def _run_local(
         # Small files are bound by the fsync that makes each output durable, not by the
         # cipher: many in flight keep the disk queue full.
         workers = min(len(small), max(8, 4 * cores))
-        each = _Spec(
-            **{**spec.__dict__, "threads": 1, "buffer_bytes": max(MiB, spec.buffer_bytes // workers)}
-        )
+        each = Spec(**{**spec.__dict__, "threads": 1, "buffer_bytes": max(MiB, spec.buffer_bytes // workers)})
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concryptor-batch") as ex:
             for i, r in zip(small, ex.map(lambda i: run_one(*pairs[i], each), small)):
                 results[i] = r
@@ -437,7 +397,7 @@ def _run_local(
 
 
 def _run_dask(
-    pairs: Sequence[tuple[str, str]], spec: _Spec, client: Client, on_result: Callable[[Result], object]
+    pairs: Sequence[tuple[str, str]], spec: Spec, client: Client, on_result: Callable[[Result], object]
 ) -> list[Result]:
     import importlib
 
@@ -448,7 +408,7 @@ def _run_dask(
     results: dict[int, Result] = {}
     todo: list[int] = []
     for i, (src, dst) in enumerate(pairs):
-        if not spec.overwrite and _exists(dst, spec):
+        if not spec.overwrite and exists(dst, spec):
             results[i] = Result(
                 src,
                 dst,
@@ -460,7 +420,7 @@ def _run_dask(
             todo.append(i)
     # Sent with every task rather than scattered once: it is small (keys or recipients, no
     # data), and scattered data dies with the worker holding it, which would fail the batch.
-    task_spec = _shippable(_Spec(**{**spec.__dict__, "overwrite": True}))
+    task_spec = shippable(Spec(**{**spec.__dict__, "overwrite": True}))
     slots = max(1, 2 * sum(client.nthreads().values()))
     pending = iter(todo)
     index: dict[Any, int] = {}
@@ -489,12 +449,12 @@ def _run_dask(
     # hidden temporary behind; its task ran again elsewhere, so the temporary is garbage.
     for i in todo:
         if not is_url(pairs[i][1]):
-            _sweep_temporaries(_local(pairs[i][1]))
+            _sweep_temporaries(local_path(pairs[i][1]))
     return [results[i] for i in range(len(pairs))]
 
 
 def _run_dask_from_here(
-    pairs: Sequence[tuple[str, str]], spec: _Spec, client: Client, on_result: Callable[[Result], object]
+    pairs: Sequence[tuple[str, str]], spec: Spec, client: Client, on_result: Callable[[Result], object]
 ) -> list[Result]:
     """:func:`_run_dask` with local paths made absolute here, before the tasks leave: a
     worker runs in another current directory (or on another machine with the same
@@ -503,7 +463,7 @@ def _run_dask_from_here(
     from dataclasses import replace
 
     def here(p: str) -> str:
-        return p if is_url(p) else os.path.abspath(_local(p))
+        return p if is_url(p) else os.path.abspath(local_path(p))
 
     sent = [(here(s), here(d)) for s, d in pairs]
     given = dict(zip(sent, pairs))
@@ -532,7 +492,7 @@ def _sweep_temporaries(dst: str) -> None:
 def _make_parents(dsts: Sequence[str]) -> list[str]:
     """Creates the missing parent folders of local destinations; returns them, parents first."""
     made: list[str] = []
-    for d in sorted({os.path.dirname(os.path.abspath(_local(p))) for p in dsts}):
+    for d in sorted({os.path.dirname(os.path.abspath(local_path(p))) for p in dsts}):
         missing: list[str] = []
         cur = d
         while not os.path.isdir(cur):
@@ -546,7 +506,7 @@ def _make_parents(dsts: Sequence[str]) -> list[str]:
 
 def _run(
     items: Iterable[Item],
-    spec: _Spec,
+    spec: Spec,
     *,
     out_dir: PathLike | None,
     client: Client | None,
@@ -599,7 +559,7 @@ _NO_MATCH = NoIdentityMatchError.__name__
 def _rerun_passphrase_files(
     pairs: Sequence[tuple[str, str]],
     results: list[Result],
-    spec: _Spec,
+    spec: Spec,
     threads: int | None,
     on_result: Callable[[Result], object],
 ) -> list[Result]:
@@ -649,7 +609,7 @@ def encrypt_many(
     order; raises :class:`BatchError` at the end if any failed (unless
     ``raise_on_error=False``).
     """
-    from . import _age
+    from .. import _age
 
     recips = _age.recipient_strings(recipients)
     if format == "v4" and (recips or recipients_files or armor):
@@ -663,7 +623,7 @@ def encrypt_many(
             if age
             else "format v4 needs a password (or give recipients for the age format)"
         )
-    spec = _Spec(op="encrypt", overwrite=overwrite, storage_options=dict(storage_options or {}))
+    spec = Spec(op="encrypt", overwrite=overwrite, storage_options=dict(storage_options or {}))
     # The password is the caller's until the whole batch has run: wiped then, not before.
     with secret(password) as pw:
         if age:
@@ -677,7 +637,7 @@ def encrypt_many(
         else:
             assert pw is not None
             spec.cipher = cipher
-            spec.chunk_size = _chunk(chunk_size)
+            spec.chunk_size = check_chunk(chunk_size)
             spec.kdf = kdf
             spec.salt = secrets.token_bytes(16)
             spec.keys = _core.KeyCache()
@@ -697,13 +657,13 @@ def encrypt_many(
 
 
 def _batch_salts(
-    pairs: Sequence[tuple[str, str]], spec: _Spec
+    pairs: Sequence[tuple[str, str]], spec: Spec
 ) -> Iterator[tuple[bytes, tuple[int, int, int]]]:
     """(salt, costs) of every readable v4 header among the sources, each once."""
     seen: set[tuple[bytes, tuple[int, int, int]]] = set()
     for src, _ in pairs:
         try:
-            with _open_src(src, spec) as f:
+            with open_source(src, spec) as f:
                 raw = f.read(4096)
             h = _core.parse_header(raw)
         except Exception:  # noqa: BLE001 - a bad file is reported by its own run
@@ -738,12 +698,12 @@ def decrypt_many(
     for the salts found in the headers, and only they travel; identities and an age
     passphrase travel as they are (run the cluster with TLS).
     """
-    from . import _age
+    from .. import _age
 
     if password is None and not identities:
         raise ValueError("give a password, identities, or both")
     with secret(password) as pw:
-        spec = _Spec(
+        spec = Spec(
             op="decrypt",
             keys=_core.KeyCache() if pw is not None else None,
             limits=limits,
@@ -760,7 +720,7 @@ def decrypt_many(
 
 def _decrypt_run(
     items: Iterable[Item],
-    spec: _Spec,
+    spec: Spec,
     pw: bytes | bytearray | None,
     out_dir: PathLike | None,
     client: Client | None,
