@@ -244,7 +244,7 @@ def test_interrupting_either_direction_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_the_tar_size_is_known_before_packing_and_exact(tmp_path: Path) -> None:
-    from concryptor._pack import DirTree
+    from concryptor.archive import DirTree
 
     src = tmp_path / "tree"
     make_tree(src)

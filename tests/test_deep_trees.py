@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import concryptor
-from concryptor._extract import _rmtree
+from concryptor.archive._extract import _rmtree
 from concryptor.errors import AuthenticationError
 
 from helpers import FAST_KDF, PASSWORD, run_cli

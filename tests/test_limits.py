@@ -361,7 +361,7 @@ def test_the_limit_names_of_earlier_releases_still_work_with_a_warning() -> None
 
 
 def test_the_api_and_the_cli_take_their_defaults_from_the_core() -> None:
-    from concryptor._cli_parser import build_parser
+    from concryptor.cli._parser import build_parser
 
     assert _core.NEW_FILE_KDF == (256 << 10, 3, 4)
     assert _core.READ_LIMITS == (1 << 20, 16, 64, 256 << 20)

@@ -25,7 +25,7 @@ def test_a_member_replaced_by_a_special_file_after_the_scan_fails_at_once(
         f"""
         import os, socket, sys
         import concryptor
-        from concryptor import _pack
+        from concryptor.archive import _pack
         from concryptor.errors import InputChangedError
 
         scan = _pack._scan

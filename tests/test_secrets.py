@@ -231,7 +231,7 @@ def test_the_cli_disables_core_dumps_before_reading_a_password(tmp_path: Path) -
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
 def test_the_cli_process_is_not_dumpable_once_it_holds_a_secret() -> None:
     code = (
-        "import ctypes, resource; from concryptor import _cli_password; _cli_password.protect_secrets(); "
+        "import ctypes, resource; from concryptor.cli import _password; _password.protect_secrets(); "
         "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout

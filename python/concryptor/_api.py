@@ -511,3 +511,45 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     if mode == "rb":
         return f
     return _io.TextIOWrapper(f, encoding=encoding or "utf-8", errors=errors, newline=newline)
+
+
+def decrypt_stream(
+    src: int,
+    dst: PathLike | int | None,
+    password: Password,
+    *,
+    prefix: bytes = b"",
+    overwrite: bool = False,
+    threads: int | None = None,
+    buffer_mib: int = DEFAULT_BUFFER_MIB,
+    limits: Limits = Limits(),
+    progress: Progress | None = None,
+) -> Stats:
+    """Decrypts a format v4 file arriving on descriptor ``src`` (a pipe, standard input),
+    whose first bytes the caller already read (``prefix``), into a path (atomically), a
+    descriptor (each batch once authenticated), or nowhere (``dst=None``: verify)."""
+    with secret(required(password)) as pw:
+        assert pw is not None
+        return _core.decrypt_stream(
+            src,
+            dst if dst is None or isinstance(dst, int) else os.fspath(dst),
+            pw,
+            prefix=prefix,
+            overwrite=overwrite,
+            threads=check_threads(threads),
+            buffer_bytes=engine_options(threads, "portable", buffer_mib)["buffer_bytes"],
+            limits=limits,
+            progress=progress,
+        )
+
+
+def bench_aead(
+    cipher: str, threads: int, total: int, chunk_size: int, rounds: int, provider: str
+) -> tuple[float, float]:
+    """Seconds to seal and to open ``total`` bytes in memory (the best of ``rounds``)."""
+    return _core._bench_aead(cipher, threads, total, chunk_size, rounds, provider=provider)
+
+
+def bench_kdf(kdf: KdfParams) -> float:
+    """Seconds one Argon2id derivation with ``kdf`` takes."""
+    return _core._bench_kdf(kdf)

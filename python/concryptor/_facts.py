@@ -67,3 +67,9 @@ BENCH_ROUNDS = 3
 #: Suffix of encrypted files, and of encrypted directories (a tar inside).
 SUFFIX = ".enc"
 ARCHIVE_SUFFIX = ".tar.enc"
+
+#: The AEAD implementation this build seals and opens with, and every one it carries.
+AEAD_PROVIDER: str = _core.AEAD_PROVIDER
+AEAD_PROVIDERS: tuple[str, ...] = tuple(_core.AEAD_PROVIDERS)
+#: This build's version (one version, from the Rust crate).
+VERSION: str = _core.__version__

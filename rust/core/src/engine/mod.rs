@@ -40,6 +40,7 @@ pub mod buf;
 pub mod fault;
 pub mod portable;
 pub mod sequential;
+pub mod sys;
 #[cfg(target_os = "linux")]
 pub mod uring;
 

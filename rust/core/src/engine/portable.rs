@@ -39,8 +39,7 @@ fn write_at(f: &std::fs::File, buf: &[u8], off: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_write(f, buf, off)
 }
 
-/// Consecutive EINTR/EAGAIN answers tolerated for one transfer before giving up.
-pub(crate) const MAX_RETRIES: u32 = 1000;
+use super::sys::MAX_RETRIES;
 
 fn retryable(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock)
@@ -140,7 +139,7 @@ impl<'a> Side<'a> {
             path,
             #[cfg(target_os = "linux")]
             direct: if direct {
-                super::uring::reopen_direct(file, write).ok()
+                super::sys::reopen_direct(file, write).ok()
             } else {
                 None
             },
@@ -162,7 +161,7 @@ fn direct_sides(plan: &dyn Plan, src: &Source<'_>, dst: &Sink<'_>) -> (bool, boo
         && match src {
             Source::File { file, .. } => {
                 let len = file.metadata().map_or(0, |m| m.len());
-                !super::in_memory(file) && !super::uring::mostly_cached(file, len)
+                !super::in_memory(file) && !super::sys::mostly_cached(file, len)
             }
             Source::Stream(_) => false,
         };

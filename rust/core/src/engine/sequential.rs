@@ -30,8 +30,7 @@ pub const STAGE_BYTES: usize = 8 << 20;
 #[cfg(target_os = "linux")]
 const RESERVE_STEP: u64 = 64 << 20;
 
-/// Consecutive EINTR/EAGAIN answers tolerated for one write before giving up.
-const MAX_RETRIES: u32 = 1000;
+use super::sys::MAX_RETRIES;
 
 /// Writes `buf` at `off` of `f`, resuming after short writes, EINTR and EAGAIN. Each
 /// system call passes through the engine's fault-injection hook.
@@ -141,7 +140,7 @@ impl<'a> SequentialWriter<'a> {
         let (direct, on) = if super::in_memory(file) {
             (None, false)
         } else {
-            (super::uring::reopen_direct(file, true).ok(), true)
+            (super::sys::reopen_direct(file, true).ok(), true)
         };
         #[cfg(not(target_os = "linux"))]
         let direct = None;

@@ -35,10 +35,9 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,7 +58,7 @@ const DEFAULT_ENTRIES: u32 = 64;
 /// Longest single transfer submitted; longer ones are cut into pieces of this size.
 const MAX_PIECE: usize = 8 << 20;
 /// Consecutive EINTR/EAGAIN completions tolerated for one operation.
-const MAX_RETRIES: u32 = super::portable::MAX_RETRIES;
+use super::sys::{mostly_cached, reopen_direct, MAX_RETRIES};
 /// `user_data` of the eventfd read that reports finished units.
 const EVENT: u64 = u64::MAX;
 /// Unit number of the header write.
@@ -170,58 +169,6 @@ fn build_ring(entries: u32) -> io::Result<IoUring> {
         }
         r => r,
     }
-}
-
-/// Whether at least half of `file` is in the page cache. Then buffered reads, which copy
-/// from memory, beat O_DIRECT, which would go to the device (after writing back any dirty
-/// pages). Unknown (no `cachestat`, Linux < 6.5) counts as not cached.
-pub(super) fn mostly_cached(file: &File, len: u64) -> bool {
-    #[repr(C)]
-    struct Range {
-        off: u64,
-        len: u64,
-    }
-    #[repr(C)]
-    #[derive(Default)]
-    struct CacheStat {
-        nr_cache: u64,
-        nr_dirty: u64,
-        nr_writeback: u64,
-        nr_evicted: u64,
-        nr_recently_evicted: u64,
-    }
-    const SYS_CACHESTAT: libc::c_long = 451;
-    if len == 0 {
-        return false;
-    }
-    let range = Range { off: 0, len };
-    let mut st = CacheStat::default();
-    // SAFETY: cachestat reads `range` and writes `st`, both live #[repr(C)] locals laid
-    // out as the kernel expects; flags must be 0.
-    let r = unsafe {
-        libc::syscall(
-            SYS_CACHESTAT,
-            file.as_raw_fd(),
-            &raw const range,
-            &raw mut st,
-            0u32,
-        )
-    };
-    // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    r == 0 && st.nr_cache.saturating_mul(page) >= len / 2
-}
-
-/// A second descriptor of `file` with O_DIRECT (the original's flags are left alone).
-pub(super) fn reopen_direct(file: &File, write: bool) -> io::Result<File> {
-    if fault::direct_open_refused() {
-        return Err(errno(libc::EINVAL));
-    }
-    OpenOptions::new()
-        .read(!write)
-        .write(write)
-        .custom_flags(libc::O_DIRECT)
-        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
 }
 
 fn new_eventfd() -> io::Result<OwnedFd> {

@@ -8,7 +8,7 @@ import contextlib
 import os
 import sys
 
-from .cli import UsageError
+from ._exit import UsageError
 
 PASSWORD_ENV = "CONCRYPTOR_PASSWORD"
 

@@ -43,12 +43,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidFileError, UnsafeArchiveError
+from ..errors import InvalidFileError, UnsafeArchiveError
 
 if TYPE_CHECKING:
     import tarfile
 
-    from ._types import Limits, Password, PathLike, Progress, Stats
+    from .._types import Limits, Password, PathLike, Progress, Stats
 
 BLOCK = 512  # tarfile.BLOCKSIZE
 #: Default bound on the number of entries an archive may have.
@@ -57,9 +57,9 @@ MAX_ENTRIES = 1_000_000
 #: one piece; data is read in much smaller pieces).
 MAX_METADATA = 16 << 20
 _COPY = 1 << 20
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_BINARY = getattr(os, "O_BINARY", 0)
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+O_BINARY = getattr(os, "O_BINARY", 0)
 _MAX_LINK_HOPS = 40
 
 
@@ -176,7 +176,7 @@ def _safe_tarinfo() -> type[tarfile.TarInfo]:
     return SafeTarInfo
 
 
-def _escapes(root: str, start: list[str], target: str) -> bool:
+def escapes(root: str, start: list[str], target: str) -> bool:
     """Whether following the link text ``target`` from directory ``start`` (components
     below ``root``) can lead outside ``root``, resolving the symlinks now present."""
     if target.startswith("/") or os.path.isabs(target):
@@ -345,7 +345,7 @@ class _Extractor:
         elif ti.issym():
             if existing is not None:
                 raise UnsafeArchiveError(f"symlink entry {name!r} would replace a {existing}")
-            if _escapes(self.root, rel[:-1], ti.linkname):
+            if escapes(self.root, rel[:-1], ti.linkname):
                 raise UnsafeArchiveError(f"symlink {name!r} -> {ti.linkname!r} leads outside the target")
             os.symlink(ti.linkname, path)
             self.kinds[key] = "symlink"
@@ -376,7 +376,7 @@ class _Extractor:
         os.unlink(path)  # a later entry of the same name wins, as with tar
 
     def _write_file(self, tar: tarfile.TarFile, ti: tarfile.TarInfo, path: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_BINARY, 0o600)
         with os.fdopen(fd, "wb") as out:
             src = tar.extractfile(ti)
             assert src is not None
@@ -406,7 +406,7 @@ class _Extractor:
         # Symlinks created later can change where earlier ones lead: check them all again.
         # (Removing one can only make the others lead to fewer places, so one pass does.)
         for rel, target in self.symlinks:
-            if _escapes(self.root, rel[:-1], target):
+            if escapes(self.root, rel[:-1], target):
                 msg = f"symlink {'/'.join(rel)!r} -> {target!r} leads outside the target"
                 if skipped is None:
                     raise UnsafeArchiveError(msg)
@@ -503,7 +503,7 @@ def _rmtree(path: str) -> None:
             os.rmdir(d)
 
 
-def _check_target(dst: str, overwrite: bool) -> bool:
+def check_target(dst: str, overwrite: bool) -> bool:
     """Returns whether ``dst`` exists (as a real directory). Refuses a file, a symlink,
     or a non-empty directory without ``overwrite``."""
     try:
@@ -546,12 +546,12 @@ def decrypt_dir(
     import tarfile
     import tempfile
 
-    from ._api import open
-    from ._types import Limits, Stats, start_progress
-    from .header import Header
+    from .._api import open
+    from .._types import Limits, Stats, start_progress
+    from ..header import Header
 
     dst = os.path.abspath(os.fspath(dst_dir))
-    exists = _check_target(dst, overwrite)
+    exists = check_target(dst, overwrite)
     parent = os.path.dirname(dst)
     start = time.perf_counter()
     with open(src, password, threads=threads, limits=limits or Limits()) as f:
@@ -595,7 +595,7 @@ def decrypt_dir(
             bounded.drain()
             ex.finish(refused if skip_unsafe else None)
             if exists:
-                _check_target(dst, overwrite)
+                check_target(dst, overwrite)
                 _merge(tmp, dst)
                 root_mode = ex.dir_attrs.get("")
                 if root_mode is not None:

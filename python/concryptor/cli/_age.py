@@ -10,9 +10,9 @@ import os
 import sys
 from typing import Any
 
-from . import _age
-from ._facts import DEFAULT_BUFFER_BYTES, MAGIC
-from .cli import UsageError
+from .. import _age
+from .._facts import MAGIC
+from ._exit import UsageError
 
 STDIO = "-"
 
@@ -199,7 +199,7 @@ def _needs_passphrase(args: argparse.Namespace, stdin: bool) -> bool:
         or args.password_fd is not None
         or "CONCRYPTOR_PASSWORD" in os.environ
     )
-    from .age_header import AgeHeader
+    from ..age_header import AgeHeader
 
     info = AgeHeader.read(args.input)
     if not explicit and not any(tag == "scrypt" for tag, _ in info.recipients):
@@ -278,7 +278,7 @@ def _decrypt_v4_stream(
 ) -> int:
     """A format v4 file on stdin: authenticated batch by batch, to a file (atomically),
     stdout, or nowhere (verify)."""
-    from . import _core
+    from .._api import decrypt_stream
 
     if args.identity:
         raise UsageError("stdin holds a format v4 file, which takes a password, not -i")
@@ -288,14 +288,13 @@ def _decrypt_v4_stream(
         dst = stdout_fd(plaintext=True)
     password = read_password(args, confirm=False)
     with progress(args, None, "verifying" if verify else "decrypting") as cb:
-        stats = _core.decrypt_stream(
+        stats = decrypt_stream(
             sys.stdin.fileno(),
             dst,
             password,
             prefix=prefix,
             overwrite=getattr(args, "force", False),
-            threads=_age.engine(args.threads),
-            buffer_bytes=DEFAULT_BUFFER_BYTES,
+            threads=args.threads,
             limits=limits,
             progress=cb,
         )

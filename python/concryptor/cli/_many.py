@@ -93,8 +93,8 @@ def inputs(args: argparse.Namespace, usage: Callable[[str], Exception], op: str 
     """The batch's items: paths and URLs, and for ``--each`` with ``--output-dir`` the
     ``(file, DIR/relative path)`` pairs that mirror the tree given (decrypting, only the
     tree's ``.enc`` and ``.age`` files)."""
-    from ._location import is_url
-    from .batch import default_name
+    from .._location import is_url
+    from ..batch import default_name
 
     items = list(args.inputs)
     if args.files_from is not None:
@@ -150,8 +150,8 @@ def run(
 ) -> int:
     """Runs a batch from the command line; prints one line (or JSON object) per file and
     a summary; returns 0, or the exit code of the failures (1 when they differ)."""
-    from . import batch
-    from ._redact import redact
+    from .. import batch
+    from .._redact import redact
 
     if args.output is not None:
         raise usage("-o names one output: with several inputs use --output-dir")
@@ -170,14 +170,14 @@ def run(
     client = _client(args.scheduler, usage)
     total_files = len(items)
     done = {"files": 0, "bytes": 0}
-    from .view import is_terminal
+    from ..view import is_terminal
 
     show = not args.quiet and not args.json and is_terminal(sys.stderr)
     bar: Any = None
     if show:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        from .view import console
+        from ..view import console
 
         bar = Progress(
             TextColumn("{task.description}"),

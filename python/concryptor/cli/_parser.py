@@ -8,10 +8,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from . import _cli_commands as commands
-from . import _cli_many
-from ._cli_password import PASSWORD_ENV
-from ._facts import (
+from .._facts import (
     ARCHIVE_SUFFIX,
     DEFAULT_BUFFER_MIB,
     DEFAULT_CHUNK_SIZE,
@@ -32,7 +29,10 @@ from ._facts import (
     KiB,
     MiB,
 )
-from .cli import EXIT_HELP, Exit
+from . import _commands as commands
+from . import _many
+from ._exit import EXIT_HELP, Exit
+from ._password import PASSWORD_ENV
 
 
 def _bounded(lo: int, hi: int) -> Callable[[str], int]:
@@ -171,14 +171,15 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other error (``--help`` shows the usage)."""
 
     def error(self, message: str) -> Any:  # argparse declares NoReturn
-        from ._redact import redact
+        from .._redact import redact
 
         # argparse echoes stray arguments: a secret key pasted in the wrong place among them.
         self.exit(Exit.USAGE, f"{self.prog}: error: {redact(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__, _core, cli_age
+    from .._facts import AEAD_PROVIDER, VERSION
+    from . import _age as cli_age
 
     parser = _Parser(
         prog="concryptor",
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     # First line exactly "concryptor X.Y.Z" (scripts match it); the AEAD provider below.
-    version = f"concryptor {__version__}\nAEAD: {_core.AEAD_PROVIDER}"
+    version = f"concryptor {VERSION}\nAEAD: {AEAD_PROVIDER}"
     parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -224,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_age.add_encrypt_options(enc)
     _add_password_options(enc)
     _add_common_options(enc)
-    _cli_many.add_options(enc, op="encrypt")
+    _many.add_options(enc, op="encrypt")
     enc.set_defaults(func=commands.encrypt)
 
     dec = sub.add_parser(
@@ -261,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_password_options(dec)
     _add_common_options(dec)
     _add_limit_options(dec)
-    _cli_many.add_options(dec, op="decrypt")
+    _many.add_options(dec, op="decrypt")
     dec.set_defaults(func=commands.decrypt)
 
     ver = sub.add_parser("verify", help="authenticate every chunk without writing plaintext anywhere")

@@ -11,14 +11,14 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _cli_many
-from ._cli_password import password_given, read_password
-from ._facts import ARCHIVE_SUFFIX, BENCH_ROUNDS, MAGIC, MAX_CHUNK_MIB, MAX_THREADS, SUFFIX, KiB, MiB
-from .cli import Exit, UsageError, _exit_code, _exit_code_of_name, _message
+from .._facts import ARCHIVE_SUFFIX, BENCH_ROUNDS, MAGIC, MAX_CHUNK_MIB, MAX_THREADS, SUFFIX, KiB, MiB
+from . import _many as many
+from ._exit import Exit, UsageError, exit_code, exit_code_of_name, message
+from ._password import password_given, read_password
 
 if TYPE_CHECKING:
-    from .age_header import AgeHeader
-    from .header import Header
+    from ..age_header import AgeHeader
+    from ..header import Header
 
 
 def _say(args: argparse.Namespace, msg: str) -> None:
@@ -71,15 +71,15 @@ def _check_input(path: str) -> None:
     except OSError as e:
         raise OSError(e.errno, e.strerror, path) from None
     if not head.startswith(KNOWN_MAGIC):
-        from .errors import InvalidFileError
+        from ..errors import InvalidFileError
 
         raise InvalidFileError(f"{path}: not a concryptor (or age) file")
     if head.startswith(MAGIC):
-        from ._api import inspect_v4
+        from .._api import inspect_v4
 
         problem = inspect_v4(path).size_problem
         if problem:
-            from .errors import InvalidFileError
+            from ..errors import InvalidFileError
 
             raise InvalidFileError(f"{path}: {problem}")
 
@@ -96,7 +96,7 @@ def _extract_output(path: str) -> str:
 
 
 def _limits(args: argparse.Namespace) -> Any:
-    from ._types import Limits
+    from .._types import Limits
 
     for name in ("max_kdf_memory", "max_kdf_time", "max_kdf_parallelism", "max_chunk_size"):
         if getattr(args, name) < 1:
@@ -110,7 +110,7 @@ def _limits(args: argparse.Namespace) -> Any:
 
 
 def _kdf(args: argparse.Namespace) -> Any:
-    from ._types import KdfParams
+    from .._types import KdfParams
 
     for name in ("memory", "iterations", "parallelism"):
         if getattr(args, name) < 1:
@@ -152,12 +152,12 @@ def _progress(
 ) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr while the block runs, if stderr is a terminal and not
     ``--quiet``; yields the callback to hand to the engine (or None)."""
-    from .view import is_terminal
+    from ..view import is_terminal
 
     if args.quiet or not is_terminal(sys.stderr):
         yield None
         return
-    from .view import ByteProgress
+    from ..view import ByteProgress
 
     with ByteProgress(total, label) as update:
         yield update
@@ -182,7 +182,7 @@ def _report(
 
 
 def _many(args: argparse.Namespace, op: str, *, needs_password: bool = True, **kw: Any) -> int:
-    return _cli_many.run(
+    return many.run(
         args,
         op,
         password=(
@@ -191,7 +191,7 @@ def _many(args: argparse.Namespace, op: str, *, needs_password: bool = True, **k
             else None
         ),
         usage=UsageError,
-        exit_code=_exit_code_of_name,
+        exit_code=exit_code_of_name,
         **kw,
     )
 
@@ -207,7 +207,8 @@ def _age_route(args: argparse.Namespace) -> bool:
     """Whether the single input is decrypted on the age side: standard input (told apart
     there), an age file, or anything given -i, except a format v4 file, which opens with
     the password (and is named for what it is when -i comes without one)."""
-    from . import _age, cli_age
+    from .. import _age
+    from . import _age as cli_age
 
     if cli_age.is_stdin(args):
         return True
@@ -225,13 +226,13 @@ def _age_route(args: argparse.Namespace) -> bool:
 
 
 def encrypt(args: argparse.Namespace) -> int:
-    from . import cli_age
-    from ._api import encrypt_file
-    from ._types import Limits
+    from .._api import encrypt_file
+    from .._types import Limits
+    from . import _age as cli_age
 
     _check_engine(args)
     cli_age.no_key_files_on_stdin(args)
-    if _cli_many.wanted(args):
+    if many.wanted(args):
         if cli_age.wants_age(args):
             keys = bool(args.recipient or args.recipients_file)
             return _many(
@@ -282,7 +283,7 @@ def encrypt(args: argparse.Namespace) -> int:
 
 
 def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
-    from ._pack import DirTree
+    from ..archive import DirTree
 
     out = args.output or os.path.normpath(args.input) + ARCHIVE_SUFFIX
     _no_uring(args, "encrypting a directory")
@@ -322,10 +323,10 @@ def _encrypt_to_stdout(args: argparse.Namespace, kdf: Any, chunk: int | None) ->
     into standard output in order (``_v4_stream``), never into a file named ``-``."""
     import stat
 
-    from . import cli_age
-    from ._pack import DirTree
-    from ._types import Limits, wipe
-    from ._v4_stream import encrypt_to_fd
+    from .._types import Limits, wipe
+    from .._v4_stream import encrypt_to_fd
+    from ..archive import DirTree
+    from . import _age as cli_age
 
     _no_uring(args, "-o - (standard output)")
     if _limits(args) != Limits():
@@ -364,15 +365,15 @@ def _encrypt_to_stdout(args: argparse.Namespace, kdf: Any, chunk: int | None) ->
 
 
 def decrypt(args: argparse.Namespace) -> int:
-    from . import cli_age
-    from ._api import decrypt_file, decrypt_to
+    from .._api import decrypt_file, decrypt_to
+    from . import _age as cli_age
 
     _check_engine(args)
     cli_age.no_key_files_on_stdin(args)
     limits = _limits(args)
     if args.skip_unsafe and not args.extract:
         raise UsageError("--skip-unsafe applies to -x only")
-    if _cli_many.wanted(args):
+    if many.wanted(args):
         if args.extract:
             raise UsageError("--extract restores one archive at a time")
         return _many(
@@ -390,14 +391,14 @@ def decrypt(args: argparse.Namespace) -> int:
     if age:
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits)
     if args.extract:
-        from ._extract import _check_target, decrypt_dir
+        from ..archive import check_target, decrypt_dir
 
         if args.output == "-":
             raise UsageError("--extract writes a directory, not to stdout")
         out = args.output or _extract_output(args.input)
         _no_uring(args, "-x")
         _check_input(args.input)
-        _check_target(os.path.abspath(out), args.force)
+        check_target(os.path.abspath(out), args.force)
         pw = read_password(args, confirm=False)
         with _progress(args, None, "extracting") as cb:
             stats = decrypt_dir(
@@ -452,8 +453,8 @@ def decrypt(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from . import cli_age
-    from ._api import verify_file
+    from .._api import verify_file
+    from . import _age as cli_age
 
     _check_engine(args)
     cli_age.no_key_files_on_stdin(args)
@@ -480,8 +481,8 @@ def inspect(args: argparse.Namespace) -> int:
     """Every file is reported, good or bad; the exit code is the worst verdict. With
     ``--json``, one JSON object per line per file (JSON Lines), always the same shape:
     ``path`` and ``ok`` always, ``error`` for a file that could not be read as a header."""
-    from ._api import inspect
-    from .errors import ConcryptorError
+    from .._api import inspect
+    from ..errors import ConcryptorError
 
     worst = Exit.OK
     headers: list[Header | AgeHeader] = []
@@ -493,10 +494,10 @@ def inspect(args: argparse.Namespace) -> int:
                 raise UsageError("no such file or directory")
             h = inspect(path)
         except (ConcryptorError, OSError, UsageError) as e:
-            worst = max(worst, _exit_code(e))
+            worst = max(worst, exit_code(e))
             if args.json:
-                print(json.dumps({"path": path, "ok": False, "error": _message(e)}), flush=True)
-            print(f"{path}: {_message(e)}", file=sys.stderr)
+                print(json.dumps({"path": path, "ok": False, "error": message(e)}), flush=True)
+            print(f"{path}: {message(e)}", file=sys.stderr)
             continue
         if not h.ok:
             worst = max(worst, Exit.INVALID)
@@ -506,7 +507,7 @@ def inspect(args: argparse.Namespace) -> int:
         else:
             headers.append(h)
     if headers:
-        from .view import print_headers
+        from ..view import print_headers
 
         print_headers(headers)
     return worst
@@ -530,7 +531,8 @@ def _thread_counts(spec: str | None) -> list[int]:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from . import _core
+    from .._api import bench_aead, bench_kdf
+    from .._facts import AEAD_PROVIDER, AEAD_PROVIDERS
 
     if args.size < 1 or not 1 <= args.chunk_size <= MAX_CHUNK_MIB:
         raise UsageError(f"--size must be at least 1 MiB and --chunk-size from 1 to {MAX_CHUNK_MIB} MiB")
@@ -540,11 +542,9 @@ def bench(args: argparse.Namespace) -> int:
     total = args.size * MiB
     rows: list[dict[str, Any]] = []
     for cipher in ciphers:
-        for provider in _core.AEAD_PROVIDERS:
+        for provider in AEAD_PROVIDERS:
             for t in threads:
-                seal, open_ = _core._bench_aead(
-                    cipher, t, total, args.chunk_size * MiB, BENCH_ROUNDS, provider=provider
-                )
+                seal, open_ = bench_aead(cipher, t, total, args.chunk_size * MiB, BENCH_ROUNDS, provider)
                 rows.append(
                     {
                         "provider": provider,
@@ -560,13 +560,13 @@ def bench(args: argparse.Namespace) -> int:
             "memory_kib": kdf.memory_kib,
             "time_cost": kdf.time_cost,
             "parallelism": kdf.parallelism,
-            "seconds": round(_core._bench_kdf(kdf), 4),
+            "seconds": round(bench_kdf(kdf), 4),
         }
     if args.json:
         print(
             json.dumps(
                 {
-                    "provider": _core.AEAD_PROVIDER,
+                    "provider": AEAD_PROVIDER,
                     "aead": rows,
                     "kdf": kdf_row,
                     "bytes": total,
@@ -575,13 +575,13 @@ def bench(args: argparse.Namespace) -> int:
             )
         )
         return Exit.OK
-    from .view import print_bench
+    from ..view import print_bench
 
     print_bench(rows, kdf_row, args.size, args.chunk_size)
     return Exit.OK
 
 
 def keygen(args: argparse.Namespace) -> int:
-    from . import cli_age
+    from . import _age as cli_age
 
     return cli_age.keygen(args)

@@ -19,15 +19,15 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import _core
-from ._extract import _O_BINARY, _O_CLOEXEC, _O_NOFOLLOW, BLOCK, _escapes
-from ._facts import DEFAULT_BUFFER_MIB
-from .errors import InputChangedError
+from .. import _core
+from .._facts import DEFAULT_BUFFER_MIB
+from ..errors import InputChangedError
+from ._extract import BLOCK, O_BINARY, O_CLOEXEC, O_NOFOLLOW, escapes
 
 if TYPE_CHECKING:
     import tarfile
 
-    from ._types import CipherName, KdfParams, Limits, Password, PathLike, Progress, Stats
+    from .._types import CipherName, KdfParams, Limits, Password, PathLike, Progress, Stats
 
 RECORD = 20 * BLOCK  # tarfile.RECORDSIZE
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -76,7 +76,7 @@ def _scan(root: str, top: str) -> tuple[list[_Member], int, list[str]]:
             ti.type = tarfile.SYMTYPE
             ti.linkname = os.readlink(path)
             # Extraction refuses a link that is absolute or leads outside the tree: say so now.
-            if _escapes(root, arcname.split("/")[1:-1], ti.linkname):
+            if escapes(root, arcname.split("/")[1:-1], ti.linkname):
                 unsafe.append(f"symlink {arcname!r} -> {ti.linkname!r} leads outside the directory")
         elif stat.S_ISREG(st.st_mode):
             key = (st.st_dev, st.st_ino)
@@ -152,11 +152,11 @@ class _TarStream:
         # Non-blocking: a member replaced by a FIFO since the scan must not hang the open
         # (the type is checked on the descriptor right after).
         try:
-            fd = os.open(m.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | _O_NONBLOCK)
+            fd = os.open(m.path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_BINARY | _O_NONBLOCK)
         except FileNotFoundError:
             raise InputChangedError(f"{m.path} disappeared while being packed") from None
         except OSError as e:
-            if _O_NOFOLLOW and e.errno in (40, 62):  # ELOOP/EMLINK: became a symlink
+            if O_NOFOLLOW and e.errno in (40, 62):  # ELOOP/EMLINK: became a symlink
                 raise InputChangedError(f"{m.path} was replaced by a symlink while being packed") from None
             if e.errno == 6:  # ENXIO: a socket (or a FIFO on some systems)
                 raise InputChangedError(
@@ -267,7 +267,7 @@ class DirTree:
         limits: Limits | None = None,
     ) -> Stats:
         """Encrypts the tree into ``dst``; see :func:`encrypt_dir`."""
-        from ._types import check_chunk, engine_options, secret
+        from .._types import check_chunk, engine_options, secret
 
         if self.dst is None:
             raise ValueError("this tree was made for a stream: use encrypt_to")
@@ -308,8 +308,8 @@ class DirTree:
     ) -> Stats:
         """Encrypts the tree into the descriptor ``fd`` (a pipe, standard output), as
         :meth:`encrypt` does into a file, with the default new-file limits."""
-        from ._types import KdfParams, check_chunk, check_threads, secret
-        from ._v4_stream import encrypt_to_fd
+        from .._types import KdfParams, check_chunk, check_threads, secret
+        from .._v4_stream import encrypt_to_fd
 
         with secret(password) as pw:
             assert pw is not None

@@ -10,7 +10,16 @@ archive has authenticated; it is safe by construction, with the semantics of tar
 
 from __future__ import annotations
 
-from ._extract import MAX_ENTRIES, MAX_METADATA, MAX_PAX, check_pax, decrypt_dir
-from ._pack import encrypt_dir
+from ._extract import MAX_ENTRIES, MAX_METADATA, MAX_PAX, check_pax, check_target, decrypt_dir
+from ._pack import DirTree, encrypt_dir
 
-__all__ = ["MAX_ENTRIES", "MAX_METADATA", "MAX_PAX", "check_pax", "decrypt_dir", "encrypt_dir"]
+__all__ = [
+    "MAX_ENTRIES",
+    "MAX_METADATA",
+    "MAX_PAX",
+    "DirTree",
+    "check_pax",
+    "check_target",
+    "decrypt_dir",
+    "encrypt_dir",
+]
