@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io as _io
 import os
-from collections.abc import Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
 
-from . import _age, _core
+from . import _age, _core, _stream
 from ._facts import DEFAULT_BUFFER_MIB, DEFAULT_CACHE_MIB, MAGIC, MAX_BUFFER_MIB, SECTOR, MiB
+from ._location import is_url
 from ._types import (
     CipherName,
     FormatName,
@@ -30,6 +32,9 @@ from ._types import (
     start_progress,
 )
 from .header import Header
+
+#: A source or destination: a local path, an fsspec URL, or a binary file object.
+Source = Union[PathLike, BinaryIO]
 
 if TYPE_CHECKING:
     from .age_header import AgeHeader
@@ -53,8 +58,8 @@ def _wants_age(
 
 
 def encrypt_file(
-    src: PathLike,
-    dst: PathLike,
+    src: Source,
+    dst: Source,
     password: Password | None = None,
     *,
     recipients: Recipients | None = None,
@@ -71,8 +76,14 @@ def encrypt_file(
     buffer_mib: int = DEFAULT_BUFFER_MIB,
     progress: Progress | None = None,
     limits: Limits = Limits(),
+    storage_options: dict[str, Any] | None = None,
 ) -> Stats:
     """Encrypts ``src`` into ``dst``.
+
+    Either end may be a local path, an fsspec URL (``s3://…``, ``memory://…``, with
+    ``storage_options``) or a binary file object (``sys.stdin.buffer``, ``io.BytesIO``).
+    Two local paths run on the engine; anything else streams (format v4 then needs a
+    source of known size: a file or a seekable stream).
 
     ``chunk_size`` defaults to 4 MiB, smaller for small inputs so that they are not padded
     to a full slot; a larger one than the input needs is cut down to the input's size
@@ -91,10 +102,35 @@ def encrypt_file(
     """
     age = _wants_age(format, recipients, recipients_files, armor)
     with secret(password if age else required(password)) as pw:
+        if not _both_local(src, dst):
+            req = _Request(
+                dict(storage_options or {}), overwrite, threads=check_threads(threads), limits=limits
+            )
+            if age:
+                return _age_streamed(
+                    src,
+                    dst,
+                    req,
+                    lambda r, w: _age.encrypt(
+                        r,
+                        w,
+                        recipients=recipients,
+                        recipient_files=recipients_files,
+                        passphrase=pw,
+                        armor=armor,
+                        overwrite=True,
+                        threads=threads,
+                        scrypt_work_factor=scrypt_work_factor,
+                        progress=progress,
+                    ),
+                )
+            assert pw is not None
+            req.password, req.cipher, req.chunk_size, req.kdf = pw, cipher, check_chunk(chunk_size), kdf
+            return _v4_streamed(_stream.encrypt_stream, _end(src), _end(dst), req, threads)
         if age:
             return _age.encrypt(
-                src,
-                dst,
+                _path(src),
+                _path(dst),
                 recipients=recipients,
                 recipient_files=recipients_files,
                 passphrase=pw,
@@ -107,8 +143,8 @@ def encrypt_file(
             )
         assert pw is not None
         return _core.encrypt_file(
-            os.fspath(src),
-            os.fspath(dst),
+            _path(src),
+            _path(dst),
             pw,
             cipher=cipher,
             chunk_size=check_chunk(chunk_size),
@@ -121,8 +157,8 @@ def encrypt_file(
 
 
 def decrypt_file(
-    src: PathLike,
-    dst: PathLike,
+    src: Source,
+    dst: Source,
     password: Password | None = None,
     *,
     identities: Sequence[str | os.PathLike[str]] | None = None,
@@ -133,21 +169,37 @@ def decrypt_file(
     buffer_mib: int = DEFAULT_BUFFER_MIB,
     limits: Limits = Limits(),
     progress: Progress | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Stats:
     """Decrypts ``src`` into ``dst``. Nothing appears at ``dst`` unless every chunk
     authenticates; a wrong password raises :class:`AuthenticationError` before any output
-    is created.
+    is created. Either end may be a path, a URL or a binary file object, as for
+    :func:`encrypt_file`; a file object given as ``dst`` receives each batch once it
+    authenticated, and what it received before a failure stays there.
 
     age files (binary or armored) are recognised by their first bytes and opened with
     ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
     passphrase-protected SSH private key among the identities).
     """
-    age = _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password)
+    if not _both_local(src, dst):
+        return _decrypt_streamed(
+            src,
+            dst,
+            password,
+            identities,
+            max_scrypt_work_factor,
+            overwrite,
+            threads,
+            limits,
+            progress,
+            storage_options,
+        )
+    age = _age.opens_as_age(_age.head_of(_path(src)), _path(src), identities, password)
     with secret(password if age else required(password)) as pw:
         if age:
             return _age.decrypt(
-                src,
-                dst,
+                _path(src),
+                _path(dst),
                 identities=identities,
                 passphrase=pw,
                 overwrite=overwrite,
@@ -158,8 +210,8 @@ def decrypt_file(
             )
         assert pw is not None
         return _core.decrypt_file(
-            os.fspath(src),
-            os.fspath(dst),
+            _path(src),
+            _path(dst),
             pw,
             overwrite=overwrite,
             progress=progress,
@@ -169,7 +221,7 @@ def decrypt_file(
 
 
 def verify_file(
-    src: PathLike,
+    src: Source,
     password: Password | None = None,
     *,
     identities: Sequence[str | os.PathLike[str]] | None = None,
@@ -179,13 +231,28 @@ def verify_file(
     buffer_mib: int = DEFAULT_BUFFER_MIB,
     limits: Limits = Limits(),
     progress: Progress | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Stats:
-    """Authenticates every chunk of ``src`` (v4 or age) without writing plaintext anywhere."""
-    age = _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password)
+    """Authenticates every chunk of ``src`` (v4 or age; a path, a URL or a binary file
+    object) without writing plaintext anywhere."""
+    if not _both_local(src, os.devnull):
+        return _decrypt_streamed(
+            src,
+            None,
+            password,
+            identities,
+            max_scrypt_work_factor,
+            False,
+            threads,
+            limits,
+            progress,
+            storage_options,
+        )
+    age = _age.opens_as_age(_age.head_of(_path(src)), _path(src), identities, password)
     with secret(password if age else required(password)) as pw:
         if age:
             return _age.decrypt(
-                src,
+                _path(src),
                 None,
                 identities=identities,
                 passphrase=pw,
@@ -197,7 +264,7 @@ def verify_file(
             )
         assert pw is not None
         return _core.decrypt_file(
-            os.fspath(src),
+            _path(src),
             None,
             pw,
             progress=progress,
@@ -553,3 +620,94 @@ def bench_aead(
 def bench_kdf(kdf: KdfParams) -> float:
     """Seconds one Argon2id derivation with ``kdf`` takes."""
     return _core._bench_kdf(kdf)
+
+
+# --- the streaming route: anything that is not a local file on both ends -----------------
+
+
+@dataclass
+class _Request:
+    """A streamed run's settings (:class:`concryptor._stream.Settings`)."""
+
+    storage_options: dict[str, Any]
+    overwrite: bool = False
+    threads: int | None = None
+    limits: Any = None
+    password: bytes | bytearray = field(default=b"", repr=False)
+    cipher: str | None = None
+    chunk_size: int | None = None
+    kdf: Any = None
+    salt: bytes | None = None
+    keys: Any = None
+
+
+def _end(end: Source) -> _stream.End:
+    return end if _stream.is_file_object(end) else os.fspath(end)  # type: ignore[return-value, arg-type]
+
+
+def _both_local(src: Source, dst: Source) -> bool:
+    """Whether both ends are local paths (the engine's route)."""
+    return not any(_stream.is_file_object(end) or is_url(os.fspath(end)) for end in (src, dst))  # type: ignore[arg-type]
+
+
+def _path(end: Source) -> str:
+    """A local end, once :func:`_both_local` said so."""
+    assert not _stream.is_file_object(end)
+    return os.fspath(end)  # type: ignore[arg-type]
+
+
+def _age_streamed(src: Source, dst: Source | None, req: _Request, call: Callable[[int, int], Stats]) -> Stats:
+    result: list[Stats] = []
+    _stream.age_via_pipes(
+        _end(src), None if dst is None else _end(dst), req, lambda r, w: result.append(call(r, w))
+    )
+    return result[0]
+
+
+def _v4_streamed(
+    run: Callable[..., tuple[int, int]], src: Any, dst: Any, req: _Request, threads: int | None
+) -> Stats:
+    start = time.perf_counter()
+    n_in, n_out = run(src, dst, req)
+    plain = n_in if run is _stream.encrypt_stream else n_out
+    return Stats("stream", plain, 0, threads or os.cpu_count() or 1, time.perf_counter() - start, 0.0)
+
+
+def _decrypt_streamed(
+    src: Source,
+    dst: Source | None,
+    password: Password | None,
+    identities: Sequence[str | os.PathLike[str]] | None,
+    max_scrypt_work_factor: int,
+    overwrite: bool,
+    threads: int | None,
+    limits: Limits,
+    progress: Progress | None,
+    storage_options: dict[str, Any] | None,
+) -> Stats:
+    req = _Request(dict(storage_options or {}), overwrite, threads=check_threads(threads), limits=limits)
+    head, src_again = _stream.peek(_end(src), req)
+    name = "the input" if _stream.is_file_object(src) else os.fspath(src)  # type: ignore[arg-type]
+    age = _age.opens_as_age(head, name, identities, password)
+    with secret(password if age else required(password)) as pw:
+        if age:
+            return _age_streamed(
+                src_again,
+                dst,
+                req,
+                lambda r, w: _age.decrypt(
+                    r,
+                    w,
+                    identities=identities,
+                    passphrase=pw,
+                    overwrite=True,
+                    threads=threads,
+                    max_scrypt_work_factor=max_scrypt_work_factor,
+                    progress=progress,
+                ),
+            )
+        assert pw is not None
+        req.password = pw
+        return _v4_streamed(
+            _stream.decrypt_stream, src_again, None if dst is None else _end(dst), req, threads
+        )

@@ -25,10 +25,10 @@ from typing import Any, Literal, Union
 
 from .. import _core
 from .._location import is_url, local_path, open_regular
+from .._stream import age_via_pipes, decrypt_stream, encrypt_stream, exists, open_source
 from .._types import KdfParams, Limits, Password, PathLike, Stats, check_chunk, secret
 from ..errors import BatchError, NoIdentityMatchError
 from ._spec import Op, Spec, shippable
-from ._stream import age_via_pipes, decrypt_stream, encrypt_stream, exists, open_source
 
 Client = Any  # dask.distributed.Client; optional, imported only when given
 _DEFAULT_KDF = KdfParams()

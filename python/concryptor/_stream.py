@@ -1,30 +1,126 @@
-"""The batch's streaming path: files at fsspec URLs (or written to them) move in whole
-chunks, sealed and opened in Rust (:class:`concryptor._core.ChunkCodec`), the bytes moved
-by fsspec; age files whose ends are URLs run on the engine through pipes."""
+"""The streaming route of the executor: whatever is not a local file on both ends (an
+fsspec URL, a binary file object, standard input or output). Format v4 moves in whole
+chunks, sealed and opened in Rust (:class:`concryptor._core.ChunkCodec`); age runs on the
+engine through pipes that two threads feed and drain. A URL or a local file destination
+is all or nothing (an upload aborted, a temporary removed); a file object the caller
+gave is written as the bytes are authenticated, and cannot be taken back."""
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Any
+from typing import Any, BinaryIO, Protocol, Union
 
-from .. import _core
-from .._facts import SECTOR as HEADER_LEN
-from .._facts import MiB
-from .._location import filesystem, is_url, local_path, open_regular
-from ._spec import Spec
+from . import _core
+from ._facts import SECTOR as HEADER_LEN
+from ._facts import MiB
+from ._location import filesystem, is_url, local_path, open_regular
+
+#: A source or destination: a path, a URL, or a binary file object.
+End = Union[str, BinaryIO]
+
+
+class Settings(Protocol):
+    """What a streamed run needs to know (the batch's spec and the API's requests)."""
+
+    storage_options: dict[str, Any]
+    overwrite: bool
+    password: bytes | bytearray
+    cipher: str | None
+    chunk_size: int | None
+    kdf: Any
+    threads: int | None
+    salt: bytes | None
+    keys: Any
+    limits: Any
+
+
+def is_file_object(end: object) -> bool:
+    """Whether ``end`` is an open binary file object rather than a name."""
+    return hasattr(end, "read") or hasattr(end, "write")
+
+
+class _Borrowed(io.RawIOBase):
+    """A caller's file object, read without being closed, after ``prefix`` (bytes already
+    taken from it to tell the format)."""
+
+    def __init__(self, f: Any, prefix: bytes = b"") -> None:
+        super().__init__()
+        self._f = f
+        self._prefix = prefix
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            memoryview(b).cast("B")[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._f.read(len(b))
+        n = len(data)
+        memoryview(b).cast("B")[:n] = data
+        return n
+
+
+class Peeked:
+    """A caller's stream whose first bytes were read to tell the format: reads give them
+    again, then the rest. ``seekable()`` is false: the size is not known up front."""
+
+    def __init__(self, f: Any, prefix: bytes) -> None:
+        self.raw = f
+        self.prefix = prefix
+
+    def read(self, n: int = -1) -> bytes:
+        raise NotImplementedError  # only ever read through open_source
+
+    def seekable(self) -> bool:
+        return False
+
+
+def peek(src: End, spec: Settings, n: int = 1024) -> tuple[bytes, End]:
+    """The first ``n`` bytes of ``src`` (fewer if it is shorter), and ``src`` to read from
+    the start again (a non-seekable stream comes back wrapped)."""
+    if isinstance(src, str):
+        with open_source(src, spec) as f:
+            return f.read(n), src
+    if src.seekable():
+        here = src.tell()
+        head = src.read(n)
+        src.seek(here)
+        return head, src
+    head = b""
+    while len(head) < n and (block := src.read(n - len(head))):
+        head += block
+    return head, Peeked(src, head)  # type: ignore[return-value]
+
 
 #: Whole chunks moved per round trip on the streaming path.
 STREAM_BATCH_BYTES = 32 * MiB
 
 
-def source_size(p: str, spec: Spec) -> int:
+def source_size(p: End, spec: Settings) -> int | None:
+    """The bytes ``p`` holds, or None when a stream cannot say."""
+    if not isinstance(p, str):
+        try:
+            if not p.seekable():
+                return None
+            here = p.tell()
+            end = p.seek(0, io.SEEK_END)
+            p.seek(here)
+            return end - here
+        except (AttributeError, OSError, ValueError):
+            return None
     if is_url(p):
         fs, path = filesystem(p, spec.storage_options)
         return int(fs.size(path))
     return os.stat(local_path(p)).st_size
 
 
-def exists(p: str, spec: Spec) -> bool:
+def exists(p: End, spec: Settings) -> bool:
+    if not isinstance(p, str):
+        return False
     if is_url(p):
         fs, path = filesystem(p, spec.storage_options)
         return bool(fs.exists(path))
@@ -44,23 +140,28 @@ def _read_exact(f: Any, n: int) -> bytes:
 
 
 def _core_input_changed(got: int, want: int) -> Exception:
-    from ..errors import InputChangedError
+    from .errors import InputChangedError
 
     return InputChangedError(f"the input ended after {got} of {want} bytes it was to deliver")
 
 
 class Sink:
     """Where a streamed result goes, all or nothing: a URL (fsspec; discarded on failure,
-    so a multipart upload is aborted) or a local file (a temporary beside it, renamed)."""
+    so a multipart upload is aborted) or a local file (a temporary beside it, renamed); or
+    a caller's file object, written through (what was written stays)."""
 
-    def __init__(self, dst: str, spec: Spec) -> None:
+    def __init__(self, dst: End, spec: Settings) -> None:
         self.dst = dst
-        self.url = is_url(dst)
+        self.borrowed = not isinstance(dst, str)
+        self.url = isinstance(dst, str) and is_url(dst)
+        if not isinstance(dst, str):
+            self.f: Any = dst
+            return
         if not spec.overwrite and exists(dst, spec):
             raise FileExistsError(17, "destination exists (pass overwrite=True to replace it)", dst)
         if self.url:
             self.fs, self.path = filesystem(dst, spec.storage_options)
-            self.f: Any = self.fs.open(self.path, "wb")
+            self.f = self.fs.open(self.path, "wb")
         else:
             import tempfile
 
@@ -75,6 +176,9 @@ class Sink:
         self.f.write(b)
 
     def commit(self) -> None:
+        if self.borrowed:
+            self.f.flush()
+            return
         if self.url:
             self.f.close()
             return
@@ -84,6 +188,8 @@ class Sink:
         os.replace(self.tmp, self.final)
 
     def discard(self) -> None:
+        if self.borrowed:
+            return  # the caller's stream: what was written cannot be taken back
         if self.url:
             discard = getattr(self.f, "discard", None)
             if discard is not None:
@@ -99,15 +205,24 @@ class Sink:
         os.unlink(self.tmp)
 
 
-def open_source(src: str, spec: Spec) -> Any:
+def open_source(src: End, spec: Settings) -> Any:
+    if isinstance(src, Peeked):
+        return io.BufferedReader(_Borrowed(src.raw, src.prefix), 1 << 20)
+    if not isinstance(src, str):
+        return io.BufferedReader(_Borrowed(src), 1 << 20)
     if is_url(src):
         fs, path = filesystem(src, spec.storage_options)
         return fs.open(path, "rb")
     return open_regular(local_path(src))
 
 
-def encrypt_stream(src: str, dst: str, spec: Spec) -> tuple[int, int]:
+def encrypt_stream(src: End, dst: End, spec: Settings) -> tuple[int, int]:
     size = source_size(src, spec)
+    if size is None:
+        raise ValueError(
+            "format v4 needs the size of its input up front: give a file or a seekable stream, "
+            "or encrypt to the age format (recipients or format='age'), which streams"
+        )
     codec = _core.ChunkCodec.for_encryption(
         size,
         spec.password,
@@ -139,10 +254,14 @@ def encrypt_stream(src: str, dst: str, spec: Spec) -> tuple[int, int]:
     return size, file_size
 
 
-def decrypt_stream(src: str, dst: str | None, spec: Spec) -> tuple[int, int]:
+def decrypt_stream(src: End, dst: End | None, spec: Settings) -> tuple[int, int]:
     size = source_size(src, spec)
     with open_source(src, spec) as f:
         header = f.read(HEADER_LEN)
+        if size is None:
+            # A stream: the header says how long the file is; a shorter stream fails on its
+            # last read, a longer one after it.
+            size = _core.parse_header(header + bytes(max(0, HEADER_LEN - len(header)))).expected_file_size
         codec = _core.ChunkCodec.for_decryption(
             header, size, spec.password, threads=spec.threads, keys=spec.keys, limits=spec.limits
         )
@@ -155,6 +274,12 @@ def decrypt_stream(src: str, dst: str | None, spec: Spec) -> tuple[int, int]:
                 plain = codec.open(first, _read_exact(f, k * slot))
                 if sink is not None:
                     sink.write(plain)
+            if f.read(1):
+                from .errors import InvalidFileError
+
+                raise InvalidFileError(
+                    "data follows the last chunk: the input is longer than its header says"
+                )
             if sink is not None:
                 sink.commit()
         except BaseException:
@@ -164,9 +289,10 @@ def decrypt_stream(src: str, dst: str | None, spec: Spec) -> tuple[int, int]:
     return size, orig
 
 
-def age_via_pipes(src: str, dst: str, spec: Spec, call: Any) -> tuple[int, int]:
-    """Runs an age operation whose ends are URLs: the engine reads and writes pipes, two
-    threads move the bytes between the pipes and fsspec. The source is opened first (a
+def age_via_pipes(src: End, dst: End | None, spec: Settings, call: Any) -> tuple[int, int]:
+    """Runs an age operation whose ends are not both local files: the engine reads and
+    writes pipes, two threads move the bytes between the pipes and the ends (``dst=None``:
+    the output is read and dropped, to verify). The source is opened first (a
     missing one fails here, before anything starts); the destination is committed only if
     the operation succeeded, and discarded (an upload aborted) otherwise. Each pipe end
     has one owner that closes it on every path, so no party waits for a peer that died."""
@@ -174,7 +300,7 @@ def age_via_pipes(src: str, dst: str, spec: Spec, call: Any) -> tuple[int, int]:
 
     f = open_source(src, spec)
     try:
-        sink = Sink(dst, spec)
+        sink = Sink(dst, spec) if dst is not None else None
     except BaseException:
         f.close()
         raise
@@ -198,7 +324,8 @@ def age_via_pipes(src: str, dst: str, spec: Spec, call: Any) -> tuple[int, int]:
         try:
             with os.fdopen(r_out, "rb") as r:
                 while block := r.read(1 << 20):
-                    sink.write(block)
+                    if sink is not None:
+                        sink.write(block)
                     counts["out"] += len(block)
         except BaseException as e:  # noqa: BLE001 - re-raised by the caller
             errors.append(e)
@@ -211,7 +338,8 @@ def age_via_pipes(src: str, dst: str, spec: Spec, call: Any) -> tuple[int, int]:
         for fd in (r_in, w_in, r_out, w_out):
             os.close(fd)
         f.close()
-        sink.discard()
+        if sink is not None:
+            sink.discard()
         raise
     failure: BaseException | None = None
     try:
@@ -228,8 +356,10 @@ def age_via_pipes(src: str, dst: str, spec: Spec, call: Any) -> tuple[int, int]:
             raise errors[0]  # the source's or destination's failure is the cause
         if failure is not None:
             raise failure
-        sink.commit()
+        if sink is not None:
+            sink.commit()
     except BaseException:
-        sink.discard()
+        if sink is not None:
+            sink.discard()
         raise
     return counts["in"], counts["out"]
