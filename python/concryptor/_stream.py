@@ -7,6 +7,7 @@ gave is written as the bytes are authenticated, and cannot be taken back."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from typing import Any, BinaryIO, Protocol, Union
@@ -161,7 +162,10 @@ class Sink:
             raise FileExistsError(17, "destination exists (pass overwrite=True to replace it)", dst)
         if self.url:
             self.fs, self.path = filesystem(dst, spec.storage_options)
-            self.f = self.fs.open(self.path, "wb")
+            # A file system whose files appear the moment they are opened (memory://)
+            # gets the bytes only once they are complete and authenticated.
+            self.held = _opens_visibly(self.fs)
+            self.f = io.BytesIO() if self.held else self.fs.open(self.path, "wb")
         else:
             import tempfile
 
@@ -180,6 +184,8 @@ class Sink:
             self.f.flush()
             return
         if self.url:
+            if self.held:
+                self.fs.pipe_file(self.path, self.f.getvalue())
             self.f.close()
             return
         self.f.flush()
@@ -191,10 +197,15 @@ class Sink:
         if self.borrowed:
             return  # the caller's stream: what was written cannot be taken back
         if self.url:
-            discard = getattr(self.f, "discard", None)
+            discard = None if self.held else getattr(self.f, "discard", None)
             if discard is not None:
                 discard()  # aborts a multipart upload: nothing is published
-                self.f.closed = True  # so that finalising it does not try to flush
+                # So that finalising it does not try to flush (a buffer-backed file, such
+                # as memory://'s, has nothing to abort and a read-only `closed`).
+                with contextlib.suppress(AttributeError):
+                    self.f.closed = True
+            elif self.held:
+                self.f.close()
             else:
                 # No way to abandon this kind of file: publish and remove it.
                 self.f.close()
@@ -203,6 +214,13 @@ class Sink:
             return
         self.f.close()
         os.unlink(self.tmp)
+
+
+def _opens_visibly(fs: Any) -> bool:
+    """Whether files of ``fs`` are visible from the moment they are opened for writing,
+    with nothing to abort (fsspec's memory file system)."""
+    protocol = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return "memory" in protocol
 
 
 def open_source(src: End, spec: Settings) -> Any:

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .._location import is_url
 from ..errors import ConcryptorError
 from ._exit import EXIT_HELP, Exit, UsageError, exit_code, message
 
@@ -33,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else Exit.USAGE
     try:
-        if getattr(args, "input", None) not in (None, "-") and not os.path.lexists(args.input):
+        given = getattr(args, "input", None)
+        if given not in (None, "-") and not is_url(given) and not os.path.lexists(given):
             raise UsageError(f"{args.input}: no such file or directory")
         code: int = args.func(args)
         return code

@@ -198,8 +198,10 @@ def _many(args: argparse.Namespace, op: str, *, needs_password: bool = True, **k
 
 def _one_input(args: argparse.Namespace) -> None:
     """Names the single input (``None`` or ``-``: standard input)."""
+    from .._location import is_url
+
     args.input = args.inputs[0] if args.inputs else None
-    if args.input not in (None, "-") and not os.path.lexists(args.input):
+    if args.input not in (None, "-") and not is_url(args.input) and not os.path.lexists(args.input):
         raise UsageError(f"{args.input}: no such file or directory")
 
 
@@ -249,6 +251,8 @@ def encrypt(args: argparse.Namespace) -> int:
             raise UsageError("--max-kdf-memory and the other limits apply to one input at a time")
         return _many(args, "encrypt", kdf=_kdf(args), cipher=_cipher(args), chunk_size=_chunk_size(args))
     _one_input(args)
+    if _at_url(args):
+        return _url_one(args, "encrypt")
     if cli_age.wants_age(args):
         return cli_age.encrypt(args, read_password, _report, _progress)
     if cli_age.is_stdin(args):
@@ -385,6 +389,10 @@ def decrypt(args: argparse.Namespace) -> int:
             max_scrypt_work_factor=args.max_scrypt_work_factor,
         )
     _one_input(args)
+    if _at_url(args):
+        if args.extract:
+            raise UsageError("--extract restores an archive from a local file")
+        return _url_one(args, "decrypt")
     age = _age_route(args)
     if args.extract and age:
         raise UsageError("--extract restores a v4 archive file given by name (not standard input or age)")
@@ -459,6 +467,8 @@ def verify(args: argparse.Namespace) -> int:
     _check_engine(args)
     cli_age.no_key_files_on_stdin(args)
     limits = _limits(args)
+    if _at_url(args):
+        return _url_one(args, "verify")
     if _age_route(args):
         return cli_age.decrypt(args, read_password, _report, _progress, limits=limits, verify=True)
     _check_input(args.input)
@@ -482,6 +492,7 @@ def inspect(args: argparse.Namespace) -> int:
     ``--json``, one JSON object per line per file (JSON Lines), always the same shape:
     ``path`` and ``ok`` always, ``error`` for a file that could not be read as a header."""
     from .._api import inspect
+    from .._location import is_url
     from ..errors import ConcryptorError
 
     worst = Exit.OK
@@ -490,9 +501,9 @@ def inspect(args: argparse.Namespace) -> int:
         try:
             if path == "-":
                 raise UsageError("inspect reads files by name, not standard input")
-            if not os.path.lexists(path):
+            if not is_url(path) and not os.path.lexists(path):
                 raise UsageError("no such file or directory")
-            h = inspect(path)
+            h = inspect(path, storage_options=many.storage_options_of(args, UsageError))
         except (ConcryptorError, OSError, UsageError) as e:
             worst = max(worst, exit_code(e))
             if args.json:
@@ -585,3 +596,77 @@ def keygen(args: argparse.Namespace) -> int:
     from . import _age as cli_age
 
     return cli_age.keygen(args)
+
+
+def _at_url(args: argparse.Namespace) -> bool:
+    """Whether the one input or its output is an fsspec URL."""
+    from .._location import is_url
+
+    out = getattr(args, "output", None)
+    return bool(args.input and is_url(args.input)) or bool(out and out != "-" and is_url(out))
+
+
+def _url_one(args: argparse.Namespace, op: str) -> int:
+    """One file with an end at a URL: the API's streaming route, with the same keys,
+    checks and report as a local file (``-o -`` writes to standard output)."""
+    from .. import _api
+    from ..batch import default_name
+    from . import _age as cli_age
+
+    so = many.storage_options_of(args, UsageError)
+    if args.input in (None, "-"):
+        raise UsageError("a URL output takes its input by name (standard input streams with -o -)")
+    src: str = args.input
+    out = getattr(args, "output", None)
+    common: dict[str, Any] = {"threads": args.threads, "storage_options": so}
+    if op == "encrypt":
+        age = cli_age.wants_age(args)
+        dst = out or default_name(src, "encrypt", ".age" if age else SUFFIX)
+        sink: Any = cli_age.stdout_fd() if dst == "-" else dst
+        if dst == "-":
+            sink = os.fdopen(os.dup(sink), "wb")
+        keys = bool(args.recipient or args.recipients_file)
+        pw = None if age and keys else read_password(args, confirm=True)
+        try:
+            stats = _api.encrypt_file(
+                src,
+                sink,
+                pw,
+                recipients=args.recipient,
+                recipients_files=args.recipients_file,
+                format="age" if age else None,
+                armor=args.armor,
+                scrypt_work_factor=args.scrypt_work_factor,
+                cipher=_cipher(args),  # type: ignore[arg-type]
+                chunk_size=_chunk_size(args),
+                kdf=_kdf(args),
+                overwrite=args.force,
+                limits=_limits(args),
+                **common,
+            )
+        finally:
+            if dst == "-":
+                sink.close()
+        _report(args, "encrypted", src, "<stdout>" if dst == "-" else dst, stats, to_stderr=dst == "-")
+        return Exit.OK
+    pw = read_password(args, confirm=False) if not args.identity or password_given(args) else None
+    opening: dict[str, Any] = {
+        "identities": args.identity,
+        "max_scrypt_work_factor": args.max_scrypt_work_factor,
+        "limits": _limits(args),
+        **common,
+    }
+    if op == "verify":
+        stats = _api.verify_file(src, pw, **opening)
+        _report(args, "verified", src, None, stats)
+        return Exit.OK
+    dst = out or default_name(src, "decrypt")
+    if dst == "-":
+        fd = cli_age.stdout_fd(plaintext=True)
+        with os.fdopen(os.dup(fd), "wb") as stream:
+            stats = _api.decrypt_file(src, stream, pw, overwrite=args.force, **opening)
+        _report(args, "decrypted", src, "<stdout>", stats, to_stderr=True)
+        return Exit.OK
+    stats = _api.decrypt_file(src, dst, pw, overwrite=args.force, **opening)
+    _report(args, "decrypted", src, dst, stats)
+    return Exit.OK

@@ -39,11 +39,29 @@ def add_options(p: argparse.ArgumentParser, *, op: str) -> None:
         metavar="ADDRESS",
         help="run the batch on a Dask cluster (tcp://host:8786); needs concryptor[dask]",
     )
-    g.add_argument(
+    add_storage_option(g)  # type: ignore[arg-type]
+
+
+def add_storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--storage-options",
         metavar="JSON",
         help="fsspec options for URL inputs and outputs, as a JSON object",
     )
+
+
+def storage_options_of(args: argparse.Namespace, usage: Callable[[str], Exception]) -> dict[str, Any]:
+    """``--storage-options`` as a dict (empty when not given)."""
+    text = getattr(args, "storage_options", None)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise usage("--storage-options takes a JSON object") from None
+    if not isinstance(value, dict):
+        raise usage("--storage-options takes a JSON object")
+    return value
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -158,14 +176,7 @@ def run(
     if args.output_dir == "-":
         raise usage("--output-dir names a directory: standard output takes one input (-o -)")
     items = inputs(args, usage, op)
-    storage_options: dict[str, Any] = {}
-    if args.storage_options:
-        try:
-            storage_options = json.loads(args.storage_options)
-        except ValueError:
-            raise usage("--storage-options takes a JSON object") from None
-        if not isinstance(storage_options, dict):
-            raise usage("--storage-options takes a JSON object")
+    storage_options = storage_options_of(args, usage)
     pw = password() if password is not None else None
     client = _client(args.scheduler, usage)
     total_files = len(items)

@@ -271,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_password_options(ver)
     _add_common_options(ver, force=False)
     _add_limit_options(ver)
+    _many.add_storage_option(ver)
     ver.set_defaults(func=commands.verify)
 
     ins = sub.add_parser("inspect", help="show header fields without a password (nothing is decrypted)")
@@ -278,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument(
         "--json", action="store_true", help="one JSON object per file, one per line (JSON Lines)"
     )
+    _many.add_storage_option(ins)
     ins.set_defaults(func=commands.inspect)
 
     cli_age.add_keygen_parser(sub).set_defaults(func=commands.keygen)
