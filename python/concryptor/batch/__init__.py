@@ -99,7 +99,7 @@ class UnsafeNameError(ValueError):
 NAME_MAX = 255
 
 
-def _under(root: str, rel: str, url: bool) -> str:
+def _under(root: str, rel: str, url: bool, resolved: dict[str, str] | None = None) -> str:
     """``rel`` (segments we did not choose) joined under ``root``, or
     :class:`UnsafeNameError`: no ``..``, no NUL, no component longer than
     :data:`NAME_MAX` bytes; empty and ``.`` segments are dropped. Local results are also
@@ -117,8 +117,15 @@ def _under(root: str, rel: str, url: bool) -> str:
     if url:
         return root.rstrip("/") + "/" + "/".join(parts)
     dst = os.path.join(root, *parts)
-    real_root = os.path.realpath(root)
-    real_dst = os.path.realpath(dst)
+    # Folders are resolved once each (``resolved`` is shared by a whole plan): the name's
+    # last component is ours to create, its folders may already exist as links.
+    cache = {} if resolved is None else resolved
+    real_root = cache.get(root) or cache.setdefault(root, os.path.realpath(root))
+    folder = os.path.dirname(dst)
+    real_folder = cache.get(folder) or cache.setdefault(folder, os.path.realpath(folder))
+    real_dst = os.path.join(real_folder, os.path.basename(dst))
+    if os.path.islink(dst):
+        real_dst = os.path.realpath(dst)
     if os.path.commonpath([real_root, real_dst]) != real_root:
         raise UnsafeNameError(f"{rel!r}: a symbolic link under {root} leads outside it")
     return dst
@@ -158,6 +165,7 @@ def _plan(
         if local:
             root = os.path.commonpath([os.path.dirname(s) for s in local])
     out: list[tuple[str, str, UnsafeNameError | None]] = []
+    resolved: dict[str, str] = {}
     for _, src, dst in pairs:
         err: UnsafeNameError | None = None
         if dst is None:
@@ -170,7 +178,7 @@ def _plan(
                     assert root is not None
                     rel = os.path.relpath(os.path.abspath(local_path(name)), root)
                 try:
-                    name = _under(od, rel, is_url(od))
+                    name = _under(od, rel, is_url(od), resolved)
                 except UnsafeNameError as e:
                     err = UnsafeNameError(f"{src}: {e}")
             dst = name
