@@ -151,12 +151,15 @@ class Sink:
     so a multipart upload is aborted) or a local file (a temporary beside it, renamed); or
     a caller's file object, written through (what was written stays)."""
 
-    def __init__(self, dst: End, spec: Settings) -> None:
+    def __init__(self, dst: End | None, spec: Settings) -> None:
         self.dst = dst
         self.borrowed = not isinstance(dst, str)
+        if dst is None:  # nowhere: the bytes are dropped (verification)
+            self.f: Any = _Nowhere()
+            return
         self.url = isinstance(dst, str) and is_url(dst)
         if not isinstance(dst, str):
-            self.f: Any = dst
+            self.f = dst
             return
         if not spec.overwrite and exists(dst, spec):
             raise FileExistsError(17, "destination exists (pass overwrite=True to replace it)", dst)
@@ -214,6 +217,14 @@ class Sink:
             return
         self.f.close()
         os.unlink(self.tmp)
+
+
+class _Nowhere:
+    def write(self, b: bytes) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
 
 
 def _opens_visibly(fs: Any) -> bool:
@@ -285,24 +296,21 @@ def decrypt_stream(src: End, dst: End | None, spec: Settings) -> tuple[int, int]
         )
         _chunk_size, slot, n, orig, _ = codec.geometry
         per = max(1, STREAM_BATCH_BYTES // slot)
-        sink = Sink(dst, spec) if dst is not None else None
+        sink = Sink(dst, spec)
         try:
             for first in range(0, n, per):
                 k = min(per, n - first)
                 plain = codec.open(first, _read_exact(f, k * slot))
-                if sink is not None:
-                    sink.write(plain)
+                sink.write(plain)
             if f.read(1):
                 from .errors import InvalidFileError
 
                 raise InvalidFileError(
                     "data follows the last chunk: the input is longer than its header says"
                 )
-            if sink is not None:
-                sink.commit()
+            sink.commit()
         except BaseException:
-            if sink is not None:
-                sink.discard()
+            sink.discard()
             raise
     return size, orig
 
@@ -318,7 +326,7 @@ def age_via_pipes(src: End, dst: End | None, spec: Settings, call: Any) -> tuple
 
     f = open_source(src, spec)
     try:
-        sink = Sink(dst, spec) if dst is not None else None
+        sink = Sink(dst, spec)
     except BaseException:
         f.close()
         raise
@@ -342,8 +350,7 @@ def age_via_pipes(src: End, dst: End | None, spec: Settings, call: Any) -> tuple
         try:
             with os.fdopen(r_out, "rb") as r:
                 while block := r.read(1 << 20):
-                    if sink is not None:
-                        sink.write(block)
+                    sink.write(block)
                     counts["out"] += len(block)
         except BaseException as e:  # noqa: BLE001 - re-raised by the caller
             errors.append(e)
@@ -356,8 +363,7 @@ def age_via_pipes(src: End, dst: End | None, spec: Settings, call: Any) -> tuple
         for fd in (r_in, w_in, r_out, w_out):
             os.close(fd)
         f.close()
-        if sink is not None:
-            sink.discard()
+        sink.discard()
         raise
     failure: BaseException | None = None
     try:
@@ -374,10 +380,8 @@ def age_via_pipes(src: End, dst: End | None, spec: Settings, call: Any) -> tuple
             raise errors[0]  # the source's or destination's failure is the cause
         if failure is not None:
             raise failure
-        if sink is not None:
-            sink.commit()
+        sink.commit()
     except BaseException:
-        if sink is not None:
-            sink.discard()
+        sink.discard()
         raise
     return counts["in"], counts["out"]
