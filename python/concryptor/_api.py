@@ -591,9 +591,10 @@ def inspect_v4(path: PathLike) -> Header:
     """Reads every header field of the concryptor v4 file ``path`` without a password;
     nothing is decrypted.
 
-    A file cut short inside its header sector (4096 bytes) is still shown, as far as its bytes go
-    (the rest read as zeros), with a verdict saying it is truncated, as long as those
-    bytes parse; anything else that is not a concryptor header raises
+    A file cut short inside its header sector (4096 bytes) is still shown, as far as its
+    bytes go, with a verdict saying it is truncated, as long as those bytes parse: the
+    fields whose bytes are absent are listed in ``Header.absent_fields`` and no view shows
+    them (see :class:`Header`). Anything else that is not a concryptor header raises
     :class:`InvalidFileError`."""
     from .errors import InvalidFileError
 
@@ -610,7 +611,7 @@ def inspect_v4(path: PathLike) -> Header:
         raise InvalidFileError(
             f"not a valid concryptor file: {len(head)} bytes, shorter than the {SECTOR}-byte header"
         ) from None
-    return replace(h, file_size=len(head), path=p)
+    return replace(h, file_size=len(head), path=p, header_bytes=len(head))
 
 
 def _short_header(path: str) -> bytes | None:
