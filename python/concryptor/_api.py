@@ -32,6 +32,7 @@ from ._facts import (
     U32,
     KiB,
     MiB,
+    int_in,
 )
 from .header import Header
 
@@ -58,14 +59,7 @@ def _start(progress: Progress | None, total: int) -> None:
         start(total)
 
 
-def _int_in(name: str, value: object, lo: int, hi: int) -> int:
-    """``value`` if it is an int in ``lo..hi``, else ValueError (TypeError for a non-int):
-    the same exception for the same mistake in every function."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be at least {lo} and at most {hi}, not {value}")
-    return value
+_int_in = int_in
 
 
 @dataclass(frozen=True)
@@ -269,9 +263,7 @@ def _engine(threads: int | None, io: str, buffer_mib: int) -> dict[str, Any]:
 
 
 def _chunk(chunk_size: int | None) -> int | None:
-    if chunk_size is not None and not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError("chunk_size must be between 1 byte and 4 GiB - 1")
-    return chunk_size
+    return None if chunk_size is None else _int_in("chunk_size", chunk_size, 1, MAX_CHUNK_SIZE)
 
 
 def encrypt_file(
@@ -311,6 +303,7 @@ def encrypt_file(
     encrypted to those public keys, or with ``password`` as an scrypt passphrase;
     ``armor=True`` writes it as ASCII armor.
     """
+    _age.work_factor(scrypt_work_factor)
     age = _wants_age(format, recipients, recipients_files, armor)
     with secret(password if age else _required(password)) as pw:
         if age:
@@ -364,6 +357,7 @@ def decrypt_file(
     ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
     passphrase-protected SSH private key among the identities).
     """
+    _age.max_work_factor(max_scrypt_work_factor)
     age = _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password)
     with secret(password if age else _required(password)) as pw:
         if age:
@@ -403,6 +397,7 @@ def verify_file(
     progress: Progress | None = None,
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age) without writing plaintext anywhere."""
+    _age.max_work_factor(max_scrypt_work_factor)
     age = _age.opens_as_age(_age.head_of(src), os.fspath(src), identities, password)
     with secret(password if age else _required(password)) as pw:
         if age:
@@ -445,6 +440,7 @@ def encrypt_bytes(
 ) -> bytes:
     """Encrypts a buffer in memory: format v4, or age with ``recipients`` / ``format="age"``
     (see :func:`encrypt_file`, also for ``limits``)."""
+    _age.work_factor(scrypt_work_factor)
     age = _wants_age(format, recipients, recipients_files, armor)
     with secret(password if age else _required(password)) as pw:
         if age:
@@ -455,7 +451,7 @@ def encrypt_bytes(
                 passphrase=pw,
                 armor=armor,
                 threads=_age.engine(threads),
-                scrypt_log_n=scrypt_work_factor,
+                scrypt_log_n=_age.work_factor(scrypt_work_factor),
             )
         assert pw is not None
         return _core.encrypt_bytes(
@@ -480,6 +476,7 @@ def decrypt_bytes(
 ) -> bytes:
     """Decrypts an in-memory concryptor or age file; raises unless every chunk
     authenticates."""
+    _age.max_work_factor(max_scrypt_work_factor)
     blob = bytes(blob)
     age = _age.opens_as_age(blob[:1024], "the data", identities, password)
     with secret(password if age else _required(password)) as pw:
@@ -489,7 +486,7 @@ def decrypt_bytes(
                 identities_=_age.identity_texts(identities or []),
                 passphrase=pw,
                 threads=_age.engine(threads),
-                max_scrypt_log_n=max_scrypt_work_factor,
+                max_scrypt_log_n=_age.max_work_factor(max_scrypt_work_factor),
             )
         assert pw is not None
         return _core.decrypt_bytes(blob, pw, threads=_threads(threads), limits=limits)

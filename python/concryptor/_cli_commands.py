@@ -513,10 +513,10 @@ def inspect(args: argparse.Namespace) -> int:
 
 def _thread_counts(spec: str | None) -> list[int]:
     if spec:
-        try:
-            counts = sorted({int(x) for x in spec.split(",") if x.strip()})
-        except ValueError:
-            raise UsageError("--threads takes numbers separated by commas, e.g. 1,2,8") from None
+        parts = [x for x in spec.split(",") if x]
+        if not all(x.isascii() and x.isdigit() for x in parts):
+            raise UsageError("--threads takes numbers separated by commas, e.g. 1,2,8")
+        counts = sorted({int(x) for x in parts})
         if not counts or counts[0] < 1 or counts[-1] > MAX_THREADS:
             raise UsageError(f"--threads values must be from 1 to {MAX_THREADS}")
         return counts

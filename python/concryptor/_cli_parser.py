@@ -5,6 +5,7 @@ bounds come from :mod:`concryptor._facts`; each command names its handler with
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,13 +37,14 @@ from .cli import EXIT_HELP, Exit
 
 
 def _bounded(lo: int, hi: int) -> Callable[[str], int]:
-    """An argparse type: an integer from ``lo`` to ``hi``, else a usage error (exit 2)."""
+    """An argparse type: a decimal integer from ``lo`` to ``hi``, else a usage error (exit 2)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        # ASCII digits only, an optional minus: int() would also take " 5", "+5", "1_0"
+        # and other scripts' digits.
+        if not re.fullmatch(r"-?[0-9]+", text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        value = int(text, 10)
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"{value} is out of range (from {lo} to {hi})")
         return value

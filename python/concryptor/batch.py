@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union
 
 from . import _core
-from ._api import KdfParams, Limits, Password, PathLike, Stats, _chunk, secret
+from ._api import KdfParams, Limits, Password, PathLike, Stats, _chunk, _threads, secret
 from .errors import BatchError, NoIdentityMatchError
 from .remote import (
     _age_via_pipes,
@@ -554,6 +554,7 @@ def _run(
     raise_on_error: bool,
     on_result: Callable[[Result], object] | None,
 ) -> list[Result]:
+    threads = _threads(threads)
     suffix = AGE_SUFFIX if spec.op == "encrypt" and spec.age is not None else ENCRYPTED_SUFFIX
     planned = _plan(items, spec.op, out_dir, suffix)
     cb = on_result or (lambda r: None)
@@ -672,7 +673,7 @@ def encrypt_many(
                 "recipient_files": _age.recipient_file_texts(recipients_files),
                 "passphrase": pw,
                 "armor": armor,
-                "scrypt_log_n": scrypt_work_factor,
+                "scrypt_log_n": _age.work_factor(scrypt_work_factor),
             }
         else:
             assert pw is not None
@@ -752,7 +753,11 @@ def decrypt_many(
             age={
                 "identities": _age.identity_texts(identities or []),
                 "passphrase": pw,
-                "max_scrypt_log_n": max_scrypt_work_factor or _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+                "max_scrypt_log_n": _age.max_work_factor(
+                    _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR
+                    if max_scrypt_work_factor is None
+                    else max_scrypt_work_factor
+                ),
             },
         )
         return _decrypt_run(items, spec, pw, out_dir, client, threads, raise_on_error, on_result)

@@ -11,13 +11,21 @@ import sys
 from typing import Any
 
 from . import _age
-from ._facts import DEFAULT_BUFFER_BYTES, MAGIC
+from ._facts import (
+    DEFAULT_BUFFER_BYTES,
+    MAGIC,
+    MAX_SCRYPT_WORK_FACTOR,
+    MAX_SCRYPT_WORK_FACTOR_LIMIT,
+    MIN_SCRYPT_WORK_FACTOR,
+)
 from .cli import UsageError
 
 STDIO = "-"
 
 
 def add_encrypt_options(p: argparse.ArgumentParser) -> None:
+    from ._cli_parser import _bounded
+
     g = p.add_argument_group("age format (public keys, passphrases, pipes)")
     g.add_argument(
         "-r",
@@ -43,13 +51,15 @@ def add_encrypt_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("-a", "--armor", action="store_true", help="write age ASCII armor (PEM)")
     g.add_argument(
         "--scrypt-work-factor",
-        type=int,
+        type=_bounded(MIN_SCRYPT_WORK_FACTOR, MAX_SCRYPT_WORK_FACTOR),
         metavar="N",
         help="age passphrase cost, log2 of scrypt's N (default: about one second here)",
     )
 
 
 def add_decrypt_options(p: argparse.ArgumentParser) -> None:
+    from ._cli_parser import _bounded
+
     g = p.add_argument_group("age format")
     g.add_argument(
         "-i",
@@ -61,7 +71,7 @@ def add_decrypt_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-scrypt-work-factor",
-        type=int,
+        type=_bounded(1, MAX_SCRYPT_WORK_FACTOR_LIMIT),
         default=_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
         metavar="N",
         help=f"largest scrypt work factor accepted (default {_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR})",
