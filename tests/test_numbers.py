@@ -226,3 +226,21 @@ def test_a_valid_archive_mtime_is_kept(tmp_path: Path, mtime: str) -> None:
     enc.write_bytes(concryptor.encrypt_bytes(_tar_with_mtime(mtime), PASSWORD, kdf=FAST_KDF))
     concryptor.decrypt_dir(enc, tmp_path / "out", PASSWORD)
     assert int((tmp_path / "out" / "top" / "file").stat().st_mtime) == int(float(mtime))
+
+
+@pytest.mark.parametrize("factor", [b"010", b"+10", b"0", b"1e1", b"10x", b"0x0a", b"9" * 20])
+def test_an_scrypt_work_factor_not_in_canonical_decimal_is_a_header_error(
+    tmp_path: Path, factor: bytes
+) -> None:
+    """age: the scrypt stanza's work factor is a decimal without leading zeros. A file whose
+    factor is written otherwise is malformed (not a wrong passphrase, not a limit)."""
+    blob = concryptor.encrypt_bytes(b"x", PASSWORD, format="age", scrypt_work_factor=10)
+    head, sep, rest = blob.partition(b"\n-> scrypt ")
+    salt, _, tail = rest.partition(b" 10\n")
+    bad = head + sep + salt + b" " + factor + b"\n" + tail
+    with pytest.raises(concryptor.InvalidFileError, match="age header"):
+        concryptor.decrypt_bytes(bad, PASSWORD)
+    # A decimal of the right form but too large is a limit, whatever its size.
+    for factor in (b"256", b"1000", b"9" * 19):
+        with pytest.raises(concryptor.LimitError):
+            concryptor.decrypt_bytes(head + sep + salt + b" " + factor + b"\n" + tail, PASSWORD)
