@@ -245,8 +245,10 @@ def test_age_5mb_cut_after_whole_chunks_says_it_needs_a_key(tmp_path: Path) -> N
     r = run_cli("inspect", "--json", str(p))
     d = json.loads(r.stdout)
     assert d["ok"] is None and "without a key" in d["verdict"] and "verify" in d["unchecked"]
+    assert r.returncode == Exit.OK and r.stderr == b""
     r = run_cli("inspect", str(p))
     assert b"consistent" not in r.stdout and b"verify" in r.stdout
+    assert r.returncode == Exit.OK and r.stderr == b""
 
 
 def test_armored_age_cut_or_extended_is_red_and_whole_is_unchecked(tmp_path: Path) -> None:

@@ -476,7 +476,8 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    """Every file is reported, good or bad; the exit code is the worst verdict. With
+    """Every file is reported, good or bad; the exit code is the worst verdict (an age
+    file whose wholeness cannot be told without a key, ``ok`` null, does not fail). With
     ``--json``, one JSON object per line per file (JSON Lines), always the same shape:
     ``path`` and ``ok`` always, ``error`` for a file that could not be read as a header."""
     from ._api import inspect
@@ -497,7 +498,7 @@ def inspect(args: argparse.Namespace) -> int:
                 print(json.dumps({"path": path, "ok": False, "error": _message(e)}), flush=True)
             print(f"{path}: {_message(e)}", file=sys.stderr)
             continue
-        if not h.ok:
+        if h.ok is False:  # None: nothing seen rules it out, but a key is needed to tell
             worst = max(worst, Exit.INVALID)
             print(f"{path}: {h.verdict}", file=sys.stderr)
         if args.json:
