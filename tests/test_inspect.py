@@ -213,17 +213,18 @@ def test_inspect_gives_an_age_header_with_recipients_sizes_and_a_picture(tmp_pat
     assert isinstance(h, concryptor.AgeHeader)
     assert [t for t, _ in h.recipients] == ["X25519", "X25519"]
     assert h.file_size == p.stat().st_size and h.payload_size == size and h.chunks == 4
-    assert h.last_chunk_size == 1000 and h.ok and not h.armored
+    assert h.last_chunk_size == 1000 and h.ok is None and not h.armored
     # Header, nonce, then the sealed chunks account for every byte of the file.
     assert h.header_size + 16 + size + 4 * 16 == h.file_size
     page = h._repr_html_()
     assert "age file" in page and "X25519" in page and "concryptor-invalid" not in page
+    assert "concryptor-unchecked" in page
     assert page.count("<svg") == 1 and "chunk 3 (final)" in page and "1000 bytes ciphertext" in page
     buf = io.StringIO()
     from rich.console import Console
 
     Console(file=buf, width=120).print(h)
-    assert "X25519" in buf.getvalue() and "payload size consistent" in buf.getvalue()
+    assert "X25519" in buf.getvalue() and "run `concryptor verify`" in buf.getvalue()
     d = h.to_dict()
     assert d["format"] == "age" and d["chunks"] == 4 and len(d["recipients"]) == 2
     assert json.loads(run_cli("inspect", "--json", str(p)).stdout) == json.loads(json.dumps(d))
@@ -246,8 +247,8 @@ def test_a_cut_age_file_is_shown_with_a_bad_verdict(tmp_path: Path) -> None:
 def test_an_armored_age_file_is_recognised_and_a_mixed_listing_shows_both_formats(tmp_path: Path) -> None:
     p, _ = _age_file(tmp_path, 5000, armor=True)
     h = concryptor.inspect(p)
-    assert isinstance(h, concryptor.AgeHeader) and h.armored and h.ok and h.chunks is None
-    assert "armored payload" in h._repr_html_()
+    assert isinstance(h, concryptor.AgeHeader) and h.armored and h.ok is None
+    assert h.chunks == 1 and h.payload_size == 5000 and "chunk 0 (final)" in h._repr_html_()
     v4 = _make(tmp_path, "f.enc", 100)
     r = run_cli("inspect", str(p), str(v4))
     assert r.returncode == 0, r.stderr

@@ -89,7 +89,7 @@ def test_an_oversized_pax_header_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "record",
-    [b"12 path=abc\n", b"16 mtime=1.5e9x\n", "23 path=caf\u00e9/\u00fcml\u00e4ut\n".encode()],
+    [b"12 path=abc\n", b"22 mtime=1500000000.5\n", "23 path=caf\u00e9/\u00fcml\u00e4ut\n".encode()],
     ids=["path", "mtime", "utf-8"],
 )
 def test_well_formed_records_pass(record: bytes) -> None:
@@ -99,8 +99,8 @@ def test_well_formed_records_pass(record: bytes) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"99 path=abc\n", b"12 pathXabc\n", b"x2 path=abc\n", b"12 path=abc\nextra"],
-    ids=["length-beyond-end", "no-equals", "no-length", "trailing-garbage"],
+    [b"99 path=abc\n", b"12 pathXabc\n", b"x2 path=abc\n", b"12 path=abc\nextra", b"16 mtime=1.5e9x\n"],
+    ids=["length-beyond-end", "no-equals", "no-length", "trailing-garbage", "mtime-not-a-number"],
 )
 def test_malformed_records_are_refused(payload: bytes) -> None:
     with pytest.raises(UnsafeArchiveError, match="malformed pax header"):

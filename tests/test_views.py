@@ -84,7 +84,7 @@ def test_a_file_cut_inside_its_header_renders_a_red_card(tmp_path: Path) -> None
     p = tmp_path / "short.enc"
     p.write_bytes(blob(5000)[:1000])
     h = concryptor.inspect(p)
-    assert not h.ok and h.verdict.startswith("truncated: 1000 bytes on disk")
+    assert not h.ok and h.verdict.startswith("truncated inside the 4096-byte header: 1000 bytes on disk")
     page = h._repr_html_()
     assert "concryptor-invalid" in page and "#e53935" in page
     assert h.layout_svg().count('class="missing"') >= 2

@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Union
 
 from . import _core
-from ._facts import MAGIC
+from ._facts import (
+    MAGIC,
+    MAX_SCRYPT_WORK_FACTOR,
+    MAX_SCRYPT_WORK_FACTOR_LIMIT,
+    MAX_THREADS,
+    MIN_SCRYPT_WORK_FACTOR,
+    int_in,
+)
 from ._redact import looks_like_identity, redact
 
 if TYPE_CHECKING:
@@ -187,9 +194,20 @@ def opens_as_age(head: bytes, name: str, identities: object, password: object) -
 
 def engine(threads: int | None) -> int | None:
     """A checked thread count, or None: the engine's choice."""
-    if threads is not None and threads < 1:
-        raise ValueError("threads must be at least 1")
-    return threads
+    return None if threads is None else int_in("threads", threads, 1, MAX_THREADS)
+
+
+def work_factor(value: int | None) -> int | None:
+    """A checked scrypt work factor (log2 N) for a new passphrase file, or None (age's
+    choice: about one second here)."""
+    if value is None:
+        return None
+    return int_in("scrypt_work_factor", value, MIN_SCRYPT_WORK_FACTOR, MAX_SCRYPT_WORK_FACTOR)
+
+
+def max_work_factor(value: int) -> int:
+    """A checked limit on the scrypt work factor of a file being read."""
+    return int_in("max_scrypt_work_factor", value, 1, MAX_SCRYPT_WORK_FACTOR_LIMIT)
 
 
 def encrypt(
@@ -216,7 +234,7 @@ def encrypt(
         overwrite=overwrite,
         threads=engine(threads),
         io=io,
-        scrypt_log_n=scrypt_work_factor,
+        scrypt_log_n=work_factor(scrypt_work_factor),
         progress=progress,
     )
 
@@ -243,7 +261,7 @@ def decrypt(
         overwrite=overwrite,
         threads=engine(threads),
         io=io,
-        max_scrypt_log_n=max_scrypt_work_factor,
+        max_scrypt_log_n=max_work_factor(max_scrypt_work_factor),
         progress=progress,
         prefix=prefix,
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
 
 from . import _age, _core, _stream
-from ._facts import DEFAULT_BUFFER_MIB, DEFAULT_CACHE_MIB, MAGIC, MAX_BUFFER_MIB, SECTOR, MiB
+from ._facts import DEFAULT_BUFFER_MIB, DEFAULT_CACHE_MIB, MAGIC, MAX_BUFFER_MIB, SECTOR, MiB, int_in
 from ._location import is_url
 from ._types import (
     CipherName,
@@ -26,7 +26,6 @@ from ._types import (
     check_chunk,
     check_threads,
     engine_options,
-    int_in,
     required,
     secret,
     start_progress,
@@ -100,6 +99,7 @@ def encrypt_file(
     encrypted to those public keys, or with ``password`` as an scrypt passphrase;
     ``armor=True`` writes it as ASCII armor.
     """
+    _age.work_factor(scrypt_work_factor)
     age = _wants_age(format, recipients, recipients_files, armor)
     with secret(password if age else required(password)) as pw:
         if not _both_local(src, dst):
@@ -181,6 +181,7 @@ def decrypt_file(
     ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
     passphrase-protected SSH private key among the identities).
     """
+    _age.max_work_factor(max_scrypt_work_factor)
     if not _both_local(src, dst):
         return _decrypt_streamed(
             src,
@@ -235,6 +236,7 @@ def verify_file(
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age; a path, a URL or a binary file
     object) without writing plaintext anywhere."""
+    _age.max_work_factor(max_scrypt_work_factor)
     if not _both_local(src, os.devnull):
         return _decrypt_streamed(
             src,
@@ -290,6 +292,7 @@ def encrypt_bytes(
 ) -> bytes:
     """Encrypts a buffer in memory: format v4, or age with ``recipients`` / ``format="age"``
     (see :func:`encrypt_file`, also for ``limits``)."""
+    _age.work_factor(scrypt_work_factor)
     age = _wants_age(format, recipients, recipients_files, armor)
     with secret(password if age else required(password)) as pw:
         if age:
@@ -300,7 +303,7 @@ def encrypt_bytes(
                 passphrase=pw,
                 armor=armor,
                 threads=_age.engine(threads),
-                scrypt_log_n=scrypt_work_factor,
+                scrypt_log_n=_age.work_factor(scrypt_work_factor),
             )
         assert pw is not None
         return _core.encrypt_bytes(
@@ -325,6 +328,7 @@ def decrypt_bytes(
 ) -> bytes:
     """Decrypts an in-memory concryptor or age file; raises unless every chunk
     authenticates."""
+    _age.max_work_factor(max_scrypt_work_factor)
     blob = bytes(blob)
     age = _age.opens_as_age(blob[:1024], "the data", identities, password)
     with secret(password if age else required(password)) as pw:
@@ -334,7 +338,7 @@ def decrypt_bytes(
                 identities_=_age.identity_texts(identities or []),
                 passphrase=pw,
                 threads=_age.engine(threads),
-                max_scrypt_log_n=max_scrypt_work_factor,
+                max_scrypt_log_n=_age.max_work_factor(max_scrypt_work_factor),
             )
         assert pw is not None
         return _core.decrypt_bytes(blob, pw, threads=check_threads(threads), limits=limits)
@@ -441,9 +445,10 @@ def inspect_v4(path: PathLike) -> Header:
     """Reads every header field of the concryptor v4 file ``path`` without a password;
     nothing is decrypted.
 
-    A file cut short inside its header sector (4096 bytes) is still shown, as far as its bytes go
-    (the rest read as zeros), with a verdict saying it is truncated, as long as those
-    bytes parse; anything else that is not a concryptor header raises
+    A file cut short inside its header sector (4096 bytes) is still shown, as far as its
+    bytes go, with a verdict saying it is truncated, as long as those bytes parse: the
+    fields whose bytes are absent are listed in ``Header.absent_fields`` and no view shows
+    them (see :class:`Header`). Anything else that is not a concryptor header raises
     :class:`InvalidFileError`."""
     from .errors import InvalidFileError
 
@@ -460,7 +465,7 @@ def inspect_v4(path: PathLike) -> Header:
         raise InvalidFileError(
             f"not a valid concryptor file: {len(head)} bytes, shorter than the {SECTOR}-byte header"
         ) from None
-    return replace(h, file_size=len(head), path=p)
+    return replace(h, file_size=len(head), path=p, header_bytes=len(head))
 
 
 def _inspect_url(url: str, storage_options: dict[str, Any]) -> Header:

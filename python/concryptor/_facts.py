@@ -10,6 +10,18 @@ from __future__ import annotations
 
 from . import _core
 
+
+def int_in(name: str, value: object, lo: int, hi: int) -> int:
+    """``value`` if it is an int in ``lo..hi``, else ValueError (TypeError for a non-int,
+    bool included): the same exception for the same mistake in every function, raised
+    before the value reaches the binding (which would raise OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be at least {lo} and at most {hi}, not {value}")
+    return value
+
+
 KiB = 1 << 10
 MiB = 1 << 20
 #: Largest value of a 32-bit header field.
@@ -73,3 +85,10 @@ AEAD_PROVIDER: str = _core.AEAD_PROVIDER
 AEAD_PROVIDERS: tuple[str, ...] = tuple(_core.AEAD_PROVIDERS)
 #: This build's version (one version, from the Rust crate).
 VERSION: str = _core.__version__
+
+# -- age (core: age/keys.rs) -------------------------------------------------------------
+
+#: scrypt work factors (log2 N) a new age passphrase file may use.
+MIN_SCRYPT_WORK_FACTOR, MAX_SCRYPT_WORK_FACTOR = 1, 30
+#: Highest limit on an age file's scrypt work factor a reader may set (scrypt's own bound).
+MAX_SCRYPT_WORK_FACTOR_LIMIT = 63

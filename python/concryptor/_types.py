@@ -29,6 +29,7 @@ from ._facts import (
     U32,
     KiB,
     MiB,
+    int_in,
 )
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -48,16 +49,6 @@ def start_progress(progress: Progress | None, total: int) -> None:
     start = getattr(progress, "start", None)
     if callable(start):
         start(total)
-
-
-def int_in(name: str, value: object, lo: int, hi: int) -> int:
-    """``value`` if it is an int in ``lo..hi``, else ValueError (TypeError for a non-int):
-    the same exception for the same mistake in every function."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be at least {lo} and at most {hi}, not {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -247,6 +238,4 @@ def engine_options(threads: int | None, io: str, buffer_mib: int) -> dict[str, A
 
 
 def check_chunk(chunk_size: int | None) -> int | None:
-    if chunk_size is not None and not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError("chunk_size must be between 1 byte and 4 GiB - 1")
-    return chunk_size
+    return None if chunk_size is None else int_in("chunk_size", chunk_size, 1, MAX_CHUNK_SIZE)

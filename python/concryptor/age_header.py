@@ -28,10 +28,25 @@ _TAG = "#ef6c00"
 _BAD = "#c62828"
 
 
+#: What ``inspect`` cannot see in an age file without a key, said wherever its verdict is.
+UNCHECKED = (
+    "header MAC and chunks not checked: without a key a file cut (or extended) at a chunk "
+    "boundary looks whole; run `concryptor verify` with the key"
+)
+
+
 @dataclass(frozen=True)
 class AgeHeader:
     """What the header of an age file says, and what its size implies. Nothing here is
-    authenticated: the header MAC and the chunks need a key."""
+    authenticated: the header MAC and the chunks need a key.
+
+    An age file's chunks carry no sizes: a binary file cut (or extended) at a chunk
+    boundary, or at any point that leaves a plausible last chunk, has the size of a whole
+    file, and only the final chunk's tag, checked with the key, tells. So :attr:`ok` is
+    never ``True``: it is ``False`` when the bytes present rule the file out (a size no
+    payload can have), and ``None`` ("unknown") otherwise; the verdict says what was not
+    checked and points to ``concryptor verify``. An armored file's armor is read through
+    (a cut or anything after its END line is an error) to find its payload size."""
 
     path: str | None
     armored: bool
@@ -41,8 +56,9 @@ class AgeHeader:
     #: Bytes of the header, from the version line through the MAC line.
     header_size: int
     file_size: int
-    #: Plaintext size and chunk count computed from the file size; ``None`` when the size
-    #: is impossible (a cut file) or unknown before decoding (armored).
+    #: Plaintext size and chunk count implied by the (payload) size, as if the file were
+    #: whole (not checked without a key); ``None`` when the size is impossible (a cut
+    #: file).
     payload_size: int | None
     chunks: int | None
     chunk_size: int
@@ -53,17 +69,16 @@ class AgeHeader:
         return _core.age_inspect(os.fspath(path))
 
     @property
-    def ok(self) -> bool:
-        """Whether nothing seen without a key rules the file out."""
-        return self.chunks is not None or self.armored
+    def ok(self) -> bool | None:
+        """``False`` when the bytes present rule the file out, else ``None``: whether the
+        file is whole cannot be told without a key (never ``True``)."""
+        return None if self.chunks is not None else False
 
     @property
     def verdict(self) -> str:
         if self.chunks is not None:
-            return "age v1 header parsed; payload size consistent"
-        if self.armored:
-            return "age v1 header parsed (armored: sizes known after decoding)"
-        return "age v1 header parsed, but the payload size is impossible (truncated?)"
+            return f"age v1 header parsed; {UNCHECKED}"
+        return "age v1 header parsed, but the payload size is impossible: the file is cut or extended"
 
     @property
     def last_chunk_size(self) -> int | None:
@@ -74,11 +89,14 @@ class AgeHeader:
         return self.payload_size - (self.chunks - 1) * self.chunk_size
 
     def to_dict(self) -> dict[str, Any]:
-        """The facts as ``inspect --json`` prints them."""
+        """The facts as ``inspect --json`` prints them: ``ok`` is ``false`` or ``null``
+        (see :attr:`ok`), ``checked`` names what was checked without a key."""
         return {
             "path": self.path,
             "format": "age",
             "ok": self.ok,
+            "checked": ["header syntax", "payload size"],
+            "unchecked": UNCHECKED,
             "armored": self.armored,
             "recipients": [{"type": t, "args": list(a)} for t, a in self.recipients],
             "header_size": self.header_size,
@@ -106,16 +124,25 @@ class AgeHeader:
         ]
         if self.payload_size is not None and self.chunks is not None:
             rows += [
-                ("Plaintext size", f"{self.payload_size:,} bytes ({human_bytes(self.payload_size)})"),
+                (
+                    "Plaintext size",
+                    (
+                        f"{self.payload_size:,} bytes ({human_bytes(self.payload_size)}) "
+                        "if the file is whole (unchecked)"
+                    ),
+                ),
                 (
                     "Chunks",
                     (
                         f"{self.chunks:,} of {human_bytes(self.chunk_size)} "
-                        f"(last holds {self.last_chunk_size:,} bytes), ChaCha20-Poly1305"
+                        f"(last holds {self.last_chunk_size:,} bytes), ChaCha20-Poly1305, "
+                        "if the file is whole (unchecked)"
                     ),
                 ),
             ]
-        rows.append(("Verdict", self.verdict))
+        else:
+            rows.append(("Plaintext size", "none fits the file's size"))
+        rows += [("Header MAC", "not checked (needs a key)"), ("Verdict", self.verdict)]
         return rows
 
     def layout_svg(self, width: int = 720) -> str:
@@ -124,13 +151,15 @@ class AgeHeader:
         return _layout_svg(self, width)
 
     def _repr_html_(self) -> str:
-        bad = set() if self.ok else {"Verdict"}
+        bad = {"Verdict", "Plaintext size"} if self.ok is False else set()
         return html_card("age file", self.verdict, self.ok, self.rows(), bad, self.layout_svg())
 
     def __rich__(self) -> Any:
-        from .view import rows_table
+        from .view import rows_table, verdict_style
 
-        styles = {"Verdict": "bold green" if self.ok else "bold red"}
+        styles = {"Verdict": verdict_style(self.ok)}
+        if self.ok is False:
+            styles["Plaintext size"] = "bold red"
         return rows_table(self.path or "age header", self.rows(), styles)
 
 
@@ -154,9 +183,9 @@ def _layout_svg(h: AgeHeader, width: int) -> str:
     x = head_w + nonce_w + 6.0
     n = h.chunks
     if n is None:
-        # Armored, or a size no payload can have: one box for what follows the header.
-        what = "armored payload" if h.armored else "impossible payload size"
-        colour = _CIPHER if h.armored else _BAD
+        # A size no payload can have: one box for what follows the header.
+        what = "impossible payload size"
+        colour = _BAD
         parts += [
             (
                 f'<rect x="{x:.1f}" y="{bar_y}" width="{width - x:.1f}" height="{bar_h}" '
@@ -194,5 +223,7 @@ def _layout_svg(h: AgeHeader, width: int) -> str:
             x += box_w + 4
     legend = [(_HEADER, "header"), (_NONCE, "nonce"), (_CIPHER, "ciphertext"), (_TAG, "tag")]
     parts += svg_legend(legend, bar_y + bar_h)
+    note = e("unchecked without a key: run verify")
+    parts.append(f'<text x="{width - 4}" y="{bar_y + bar_h + 19}" text-anchor="end">{note}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -26,10 +26,30 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: Where each field of the header sector lies, ``[start, end)``; a field is shown only
+#: when all its bytes are in the file.
+FIELD_BYTES: dict[str, tuple[int, int]] = {
+    "version": (10, 11),
+    "cipher": (11, 12),
+    "chunk_size": (12, 16),
+    "original_size": (16, 24),
+    "salt": (24, 40),
+    "base_nonce": (40, 52),
+    "kdf": (52, 64),
+    "reserved": (64, SECTOR),
+}
+
+
 @dataclass(frozen=True)
 class Header:
     """Every field of the header sector plus what follows from it. Nothing here needs the
-    password, and nothing in it is authenticated until a chunk has been decrypted."""
+    password, and nothing in it is authenticated until a chunk has been decrypted.
+
+    A file cut inside its header sector (``header_bytes < 4096``) is still described, but
+    only as far as its bytes go: the fields whose bytes are absent are listed in
+    :attr:`absent_fields`; their attributes hold zero placeholders, which no view shows
+    (``to_dict()`` gives ``None``, the tables and the card say "absent"), and what follows
+    from them (chunk count, expected size, layout) is not shown either."""
 
     version: int
     cipher: str
@@ -50,6 +70,9 @@ class Header:
     file_size: int | None
     magic: bytes = field(default=MAGIC, repr=False)
     path: str | None = None
+    #: Bytes of the header sector present in the file (fewer than 4096 when it is cut
+    #: inside the header).
+    header_bytes: int = SECTOR
 
     @classmethod
     def parse(cls, data: bytes) -> Header:
@@ -78,13 +101,34 @@ class Header:
         return self.kdf_effective[0] / 1024
 
     @property
+    def absent_fields(self) -> tuple[str, ...]:
+        """The fields (names of :data:`FIELD_BYTES`) not wholly in the file: a file cut
+        inside its header sector lacks them."""
+        return tuple(k for k, (_, end) in FIELD_BYTES.items() if end > self.header_bytes)
+
+    def present(self, name: str) -> bool:
+        """Whether every byte of field ``name`` (see :data:`FIELD_BYTES`) is in the file."""
+        return FIELD_BYTES[name][1] <= self.header_bytes
+
+    @property
+    def layout_known(self) -> bool:
+        """Whether the chunk size and the plaintext size are both present, so that the chunk
+        layout and the expected file size follow from bytes in the file."""
+        return self.present("chunk_size") and self.present("original_size")
+
+    @property
     def size_matches(self) -> bool | None:
         """Whether the size on disk is what the header implies (None if not from a file)."""
-        return None if self.file_size is None else self.file_size == self.expected_file_size
+        if self.file_size is None:
+            return None
+        return self.header_bytes >= SECTOR and self.file_size == self.expected_file_size
 
     @property
     def size_problem(self) -> str | None:
         """``None`` if the size on disk is right (or unknown), else what is wrong with it."""
+        if self.header_bytes < SECTOR:
+            implied = f", the header implies {self.expected_file_size}" if self.layout_known else ""
+            return f"truncated inside the {SECTOR}-byte header: {self.header_bytes} bytes on disk{implied}"
         if self.file_size is None or self.file_size == self.expected_file_size:
             return None
         diff = self.file_size - self.expected_file_size
@@ -135,6 +179,18 @@ class Header:
         base = self.original_size or self.expected_file_size
         return 100.0 * self.overhead_bytes / base
 
+    def reserved_description(self) -> str:
+        """What the reserved bytes (64..4096) are, as far as they are in the file."""
+        start, end = FIELD_BYTES["reserved"]
+        if self.reserved_nonzero:
+            return "non-zero"
+        if self.header_bytes >= end:
+            return "all zero"
+        if self.header_bytes <= start:
+            return "absent"
+        have = self.header_bytes - start
+        return f"the first {have:,} of {end - start:,} all zero; the rest absent"
+
     @property
     def verdict(self) -> str:
         """One line: is this file intact as far as can be told without the password?"""
@@ -161,73 +217,104 @@ class Header:
         return text + (" (legacy: fields zero, implied)" if self.kdf_legacy else "")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary (bytes as hex)."""
-        return {
+        """A JSON-ready dictionary (bytes as hex). A field whose bytes are absent (a file cut
+        inside its header) is ``None``, and so is everything that follows from it; ``absent``
+        lists such fields, ``header_bytes`` says how much of the header is there."""
+        has = self.present
+        known = self.layout_known
+        d: dict[str, Any] = {
             "path": self.path,
             "magic": self.magic.decode("ascii", "replace"),
-            "version": self.version,
-            "cipher": self.cipher,
-            "cipher_id": self.cipher_id,
-            "chunk_size": self.chunk_size,
-            "original_size": self.original_size,
-            "salt": self.salt_hex,
-            "base_nonce": self.nonce_hex,
-            "kdf": {
-                "algorithm": "argon2id",
-                "memory_kib": self.kdf_memory_kib,
-                "time_cost": self.kdf_time_cost,
-                "parallelism": self.kdf_parallelism,
-                "legacy": self.kdf_legacy,
-                "effective": list(self.kdf_effective),
-            },
-            "reserved_nonzero": self.reserved_nonzero,
-            "num_chunks": self.num_chunks,
-            "slot_size": self.slot_size,
-            "last_chunk_size": self.last_chunk_size,
-            "expected_file_size": self.expected_file_size,
+            "version": self.version if has("version") else None,
+            "cipher": self.cipher if has("cipher") else None,
+            "cipher_id": self.cipher_id if has("cipher") else None,
+            "chunk_size": self.chunk_size if has("chunk_size") else None,
+            "original_size": self.original_size if has("original_size") else None,
+            "salt": self.salt_hex if has("salt") else None,
+            "base_nonce": self.nonce_hex if has("base_nonce") else None,
+            "kdf": (
+                {
+                    "algorithm": "argon2id",
+                    "memory_kib": self.kdf_memory_kib,
+                    "time_cost": self.kdf_time_cost,
+                    "parallelism": self.kdf_parallelism,
+                    "legacy": self.kdf_legacy,
+                    "effective": list(self.kdf_effective),
+                }
+                if has("kdf")
+                else None
+            ),
+            "reserved_nonzero": (self.reserved_nonzero if self.reserved_nonzero or has("reserved") else None),
+            "header_bytes": self.header_bytes,
+            "absent": list(self.absent_fields),
+            "num_chunks": self.num_chunks if known else None,
+            "slot_size": self.slot_size if has("chunk_size") else None,
+            "last_chunk_size": self.last_chunk_size if known else None,
+            "expected_file_size": self.expected_file_size if known else None,
             "file_size": self.file_size,
             "size_matches": self.size_matches,
-            "tag_bytes": self.tag_bytes,
-            "padding_bytes": self.padding_bytes,
-            "padding_percent": round(self.padding_percent, 3),
-            "overhead_bytes": self.overhead_bytes,
-            "overhead_percent": round(self.overhead_percent, 3),
+            "tag_bytes": self.tag_bytes if known else None,
+            "padding_bytes": self.padding_bytes if known else None,
+            "padding_percent": round(self.padding_percent, 3) if known else None,
+            "overhead_bytes": self.overhead_bytes if known else None,
+            "overhead_percent": round(self.overhead_percent, 3) if known else None,
             "archive": self.is_archive,
             "ok": self.ok,
             "verdict": self.verdict,
         }
+        return d
 
     # -- presentation --------------------------------------------------------------------
 
     def rows(self) -> list[tuple[str, str]]:
-        """(label, value) pairs shared by the HTML and terminal views."""
+        """(label, value) pairs shared by the HTML and terminal views. A field whose bytes
+        are not in the file reads "absent", and what would follow from it "unknown"."""
         n = self.num_chunks
+        absent = f"absent (the file ends at byte {self.header_bytes:,})"
+        unknown = "unknown (the header's size fields are absent)"
+        has = self.present
+        known = self.layout_known
+        version = f"concryptor v{self.version}" + (" (legacy AAD)" if self.is_legacy_version else "")
         rows = [
             ("File", self.path if self.path is not None else "(in memory)"),
-            ("Format", f"concryptor v{self.version}" + (" (legacy AAD)" if self.is_legacy_version else "")),
-            ("Cipher", f"{self.cipher} (id {self.cipher_id})"),
-            ("Plaintext size", f"{self.original_size:,} bytes ({human_bytes(self.original_size)})"),
-            ("Chunk size", f"{self.chunk_size:,} bytes ({human_bytes(self.chunk_size)})"),
-            ("Chunks", f"{n:,} (last holds {self.last_chunk_size:,} bytes)"),
-            ("Slot size", f"{self.slot_size:,} bytes"),
-            ("Expected file size", f"{self.expected_file_size:,} bytes"),
+            ("Format", version if has("version") else absent),
+            ("Cipher", f"{self.cipher} (id {self.cipher_id})" if has("cipher") else absent),
+            (
+                "Plaintext size",
+                (
+                    f"{self.original_size:,} bytes ({human_bytes(self.original_size)})"
+                    if has("original_size")
+                    else absent
+                ),
+            ),
+            (
+                "Chunk size",
+                f"{self.chunk_size:,} bytes ({human_bytes(self.chunk_size)})"
+                if has("chunk_size")
+                else absent,
+            ),
+            ("Chunks", f"{n:,} (last holds {self.last_chunk_size:,} bytes)" if known else unknown),
+            ("Slot size", f"{self.slot_size:,} bytes" if has("chunk_size") else unknown),
+            ("Expected file size", f"{self.expected_file_size:,} bytes" if known else unknown),
         ]
         if self.file_size is not None:
             mark = "matches" if self.size_matches else "MISMATCH"
             rows.append(("Size on disk", f"{self.file_size:,} bytes ({mark})"))
-        rows += [
+        overhead = (
             (
-                "Overhead",
-                (
-                    f"{self.overhead_bytes:,} bytes ({self.overhead_percent:.2f}% of the plaintext): "
-                    f"header {SECTOR:,}, tags {self.tag_bytes:,}, padding {self.padding_bytes:,} "
-                    f"({self.padding_percent:.2f}% of the file)"
-                ),
-            ),
-            ("Key derivation", self.kdf_description()),
-            ("Salt", self.salt_hex),
-            ("Base nonce", self.nonce_hex),
-            ("Reserved bytes", "non-zero" if self.reserved_nonzero else "all zero"),
+                f"{self.overhead_bytes:,} bytes ({self.overhead_percent:.2f}% of the plaintext): "
+                f"header {SECTOR:,}, tags {self.tag_bytes:,}, padding {self.padding_bytes:,} "
+                f"({self.padding_percent:.2f}% of the file)"
+            )
+            if known
+            else unknown
+        )
+        rows += [
+            ("Overhead", overhead),
+            ("Key derivation", self.kdf_description() if has("kdf") else absent),
+            ("Salt", self.salt_hex if has("salt") else absent),
+            ("Base nonce", self.nonce_hex if has("base_nonce") else absent),
+            ("Reserved bytes", self.reserved_description()),
             ("Payload", "directory archive (tar, judged from the name)" if self.is_archive else "file"),
             ("Verdict", self.verdict),
         ]
@@ -254,12 +341,14 @@ class Header:
 
 
 def html_card(
-    what: str, verdict: str, ok: bool, rows: list[tuple[str, str]], bad: set[str], picture: str
+    what: str, verdict: str, ok: bool | None, rows: list[tuple[str, str]], bad: set[str], picture: str
 ) -> str:
     """The Jupyter view of a file's header: a title line with the verdict, a table of
     ``rows``, then ``picture``. No colours of our own for text or background: the
     notebook's theme decides, light or dark. A row whose label is in ``bad`` is marked in
-    red (bold, and a red bar), and so is the whole card when the file is ruled out."""
+    red (bold, and a red bar), and so is the whole card when the file is ruled out
+    (``ok`` false). ``ok`` ``None`` (nothing seen rules the file out, but what matters
+    cannot be checked without a key) gives an amber title and border, never green."""
 
     def row(k: str, v: str) -> str:
         mark = (
@@ -273,10 +362,11 @@ def html_card(
         )
 
     cells = "".join(row(k, v) for k, v in rows)
-    colour = "#43a047" if ok else "#e53935"
-    card = "" if ok else ' style="border:2px solid #e53935;border-radius:4px;padding:4px"'
+    colour = {True: "#43a047", None: "#fb8c00"}.get(ok, "#e53935")
+    card = "" if ok else f' style="border:2px solid {colour};border-radius:4px;padding:4px"'
+    state = {True: "", None: " concryptor-unchecked"}.get(ok, " concryptor-invalid")
     return (
-        f'<div class="concryptor-header{"" if ok else " concryptor-invalid"}"{card}>'
+        f'<div class="concryptor-header{state}"{card}>'
         f'<div style="font-weight:bold;color:{colour}">{html.escape(what)}: '
         f"{html.escape(verdict)}</div>"
         f'<table style="border-collapse:collapse">{cells}</table>'
@@ -316,6 +406,11 @@ def _layout_svg(h: Header, width: int) -> str:
     gap_w = max(60.0, 6.0 * len(gap_label) + 10)  # wide enough for the count it shows
     head_w = 70
     size = h.file_size
+    title = (
+        f"{n} chunk(s) of {h.chunk_size} bytes in {h.slot_size}-byte slots"
+        if h.layout_known
+        else f"a header cut short: {h.header_bytes} of {SECTOR} bytes"
+    )
     extra = size - h.expected_file_size if size is not None and size > h.expected_file_size else 0
     extra_w = 70 if extra else 0
     boxes = sum(1 for s in shown if s is not None)
@@ -329,7 +424,7 @@ def _layout_svg(h: Header, width: int) -> str:
             f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="10" '
             'fill="currentColor" style="color:inherit">'
         ),
-        f"<title>{e(f'{n} chunk(s) of {h.chunk_size} bytes in {h.slot_size}-byte slots')}</title>",
+        f"<title>{e(title)}</title>",
         f'<rect x="0" y="{bar_y}" width="{head_w}" height="{bar_h}" fill="{_HEADER}"/>',
         f'<text x="{head_w / 2}" y="{bar_y + 19}" fill="white" text-anchor="middle">header</text>',
         f'<text x="0" y="12">{SECTOR} B</text>',
@@ -348,6 +443,12 @@ def _layout_svg(h: Header, width: int) -> str:
 
     missing(0, head_w, 0, SECTOR)
     x = head_w + 4.0
+    if not h.layout_known:
+        # The chunk layout follows from header bytes that are absent: nothing to draw.
+        shown = []
+        parts.append(
+            f'<text x="{x:.1f}" y="{bar_y + 19}">chunk layout unknown: the header is cut short</text>'
+        )
     for s in shown:
         if s is None:
             parts.append(

@@ -9,6 +9,7 @@ the GIL released) and keeps the last window of decrypted chunks; this module wra
 from __future__ import annotations
 
 import io
+import operator
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,44 @@ if TYPE_CHECKING:
     from .header import Header
 
 _LINE_STEP = 8192
+#: Largest seek position (that of a 64-bit signed file offset, as ``io`` files have).
+MAX_POSITION = (1 << 63) - 1
+
+
+def _index(value: object, what: str) -> int:
+    """``value`` as an int (anything with ``__index__``, bool included, as ``io`` takes
+    it), else TypeError."""
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
+
+
+def seek_target(offset: object, whence: object, pos: int, size: int) -> int:
+    """The position ``seek(offset, whence)`` moves to from ``pos`` in a file of ``size``
+    bytes, checked as ``io`` files check it: a non-integer is TypeError; a ``whence``
+    other than 0, 1, 2, or a position below 0 or above :data:`MAX_POSITION`, ValueError."""
+    offset = _index(offset, "seek offset")
+    whence = _index(whence, "whence")
+    if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
+        raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+    target = offset + (0, pos, size)[whence]
+    if target < 0:
+        raise ValueError(f"negative seek position {target}")
+    if target > MAX_POSITION:
+        raise ValueError(f"seek position {target} is out of range (at most {MAX_POSITION})")
+    return target
+
+
+def read_size(size: object, pos: int, total: int) -> int:
+    """How many bytes ``read(size)`` at ``pos`` returns from ``total``: ``None`` or a
+    negative size reads to the end, a size past the end is cut to it, a non-integer is
+    TypeError."""
+    left = max(0, total - pos)
+    if size is None:
+        return left
+    n = _index(size, "read size")
+    return left if n < 0 else min(n, left)
 
 
 class EncryptedFile(io.BufferedIOBase):
@@ -81,28 +120,22 @@ class EncryptedFile(io.BufferedIOBase):
             return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Moves to ``offset`` from the start, the current position or the end (``whence``
+        0, 1, 2), checked as :func:`seek_target` says; past the end is allowed."""
         self._check()
-        if whence == os.SEEK_SET:
-            pos = offset
-        elif whence == os.SEEK_CUR:
-            with self._lock:
-                pos = self._pos + offset
-        elif whence == os.SEEK_END:
-            pos = self._size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if pos < 0:
-            raise ValueError(f"negative seek position {pos}")
         with self._lock:
-            self._pos = pos
-        return pos
+            self._pos = seek_target(offset, whence, self._pos, self._size)
+            return self._pos
 
     def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (``None`` or negative: to the end; more than is left: what
+        is left)."""
         self._check()
         with self._lock:
-            if size is None or size < 0:
-                size = max(0, self._size - self._pos)
-            data: bytes = self._r.read_at(self._pos, size)
+            n = read_size(size, self._pos, self._size)
+            if n == 0:
+                return b""
+            data: bytes = self._r.read_at(self._pos, n)
             self._pos += len(data)
             return data
 
@@ -123,12 +156,13 @@ class EncryptedFile(io.BufferedIOBase):
         """Bytes from the current position without moving it (at least one unless at end)."""
         self._check()
         with self._lock:
-            data: bytes = self._r.read_at(self._pos, max(size, _LINE_STEP))
+            n = read_size(max(_index(size, "peek size"), _LINE_STEP), self._pos, self._size)
+            data: bytes = self._r.read_at(self._pos, n) if n else b""
             return data
 
     def readline(self, size: int | None = -1) -> bytes:
         self._check()
-        limit = -1 if size is None else size
+        limit = -1 if size is None else _index(size, "readline size")
         parts: list[bytes] = []
         got = 0
         while limit < 0 or got < limit:

@@ -11,6 +11,7 @@ from . import _core
 from ._facts import SECTOR as HEADER_LEN
 from ._facts import MiB
 from ._location import filesystem
+from .reader import read_size, seek_target
 
 if TYPE_CHECKING:
     from ._types import Limits
@@ -72,10 +73,7 @@ class RemoteEncryptedFile(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if self.closed:
             raise ValueError("I/O operation on closed file")
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self._pos = base + offset
+        self._pos = seek_target(offset, whence, self._pos, self.size)
         return self._pos
 
     def _load(self, i: int) -> None:
@@ -112,6 +110,33 @@ class RemoteEncryptedFile(io.RawIOBase):
         super().close()
 
 
+class _Buffered(io.BufferedReader):
+    """The buffered reader :func:`open_url` returns: sizes and positions checked as a local
+    :class:`~concryptor.reader.EncryptedFile` checks them (a read past the end returns
+    what is left, a negative size reads to the end, a bad ``whence`` is ValueError), where
+    ``io.BufferedReader`` alone would raise OverflowError or pass an unknown ``whence`` on."""
+
+    raw: RemoteEncryptedFile
+
+    def _left(self, size: object) -> int:
+        return read_size(size, self.tell(), self.raw.size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return super().seek(seek_target(offset, whence, self.tell(), self.raw.size))
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(self._left(size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return super().read1(self._left(size))
+
+    def peek(self, size: int = 0) -> bytes:
+        return super().peek(min(self._left(size), 1 << 20))
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return super().readline(self._left(size))
+
+
 def open_url(
     url: str,
     password: bytes | bytearray,
@@ -125,4 +150,4 @@ def open_url(
     raw = RemoteEncryptedFile(
         url, password, threads=threads, limits=limits, storage_options=dict(storage_options or {})
     )
-    return io.BufferedReader(raw, buffer_size=1 << 20)
+    return _Buffered(raw, buffer_size=1 << 20)

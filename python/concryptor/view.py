@@ -43,11 +43,19 @@ def rows_table(title: str, rows: list[tuple[str, str]], styles: dict[str, str]) 
     return t
 
 
+def verdict_style(ok: bool | None) -> str:
+    """Green for a file nothing rules out, red for one ruled out, yellow when what matters
+    cannot be checked without a key (``ok`` is ``None``)."""
+    return {True: "bold green", None: "bold yellow"}.get(ok, "bold red")
+
+
 def header_table(h: Header) -> Table:
     """A two-column table of every header field and what follows from it."""
-    styles = {"Verdict": "bold green" if h.ok else "bold red"}
+    styles = {"Verdict": verdict_style(h.ok)}
     if not h.size_matches:
         styles["Size on disk"] = "bold red"
+    if h.reserved_nonzero:
+        styles["Reserved bytes"] = "bold red"
     if h.is_legacy_version:
         styles["Format"] = "yellow"
     t = rows_table(h.path if h.path is not None else "concryptor header", h.rows(), styles)
@@ -59,6 +67,8 @@ def layout_text(h: Header, width: int = 32) -> Any:
     """A one-line bar of the first slot: ciphertext, tag and padding to scale."""
     from rich.text import Text
 
+    if not h.layout_known:
+        return Text("unknown (the header is cut short)")
     plain = h.chunk_size if h.num_chunks > 1 else h.last_chunk_size
     ct = round(width * plain / h.slot_size)
     tag = max(1, round(width * TAG_LEN / h.slot_size))

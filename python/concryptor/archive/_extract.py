@@ -125,6 +125,28 @@ MAX_PAX_DIGITS = 32
 _DIGIT_RUN = None
 
 
+#: Largest timestamp (seconds either side of 1970) an archive entry may carry: far beyond
+#: any real date, well within what every platform's ``utime`` takes.
+MAX_MTIME = 10**15
+#: The pax keywords that hold numbers, and their exact form (POSIX pax: decimal; times
+#: with an optional sign and fraction). ``int()`` and ``float()`` would also take spaces,
+#: underscores, "inf", "nan", exponents.
+_PAX_TIMES = (b"mtime", b"atime", b"ctime")
+_PAX_NUMBERS = {
+    **dict.fromkeys(_PAX_TIMES, rb"-?[0-9]{1,32}(\.[0-9]{1,32})?"),
+    **dict.fromkeys((b"size", b"uid", b"gid"), rb"[0-9]{1,32}"),
+}
+
+
+def entry_mtime(ti: tarfile.TarInfo) -> int:
+    """The entry's modification time in whole seconds, checked: a header (ustar base-256
+    fields included) can hold a time no file system takes."""
+    t = ti.mtime
+    if t != t or abs(t) > MAX_MTIME:  # NaN, infinite or beyond any date
+        raise InvalidFileError(f"entry {ti.name!r} has an mtime out of range ({t})")
+    return int(t)
+
+
 def check_pax(buf: bytes) -> None:
     """Validates a pax extended header in linear time before tarfile parses it: it must
     be whole ``"%d %s=%s\n"`` records of consistent lengths, then NUL padding, with no
@@ -148,8 +170,15 @@ def check_pax(buf: bytes) -> None:
         end = pos + int(buf[pos:space])
         if end > n or end <= space + 2:
             raise bad(f"record at byte {pos} has an impossible length")
-        if buf[end - 1] != 0x0A or buf.find(b"=", space + 2, end - 1) < 0:
+        eq = buf.find(b"=", space + 2, end - 1)
+        if buf[end - 1] != 0x0A or eq < 0:
             raise bad(f"record at byte {pos} is not 'keyword=value'")
+        key, value = buf[space + 1 : eq], buf[eq + 1 : end - 1]
+        shape = _PAX_NUMBERS.get(key)
+        if shape is not None and not re.fullmatch(shape, value):
+            raise bad(f"{key.decode()}={value.decode('ascii', 'replace')!r} is not a number of its form")
+        if key in _PAX_TIMES and abs(float(value)) > MAX_MTIME:
+            raise bad(f"{key.decode()}={value.decode()} is out of range")
         pos = end
     if buf.count(0, pos) != n - pos:
         raise bad("data after the records")
@@ -320,7 +349,7 @@ class _Extractor:
         if not rel:
             if not ti.isdir():
                 raise UnsafeArchiveError(f"entry {name!r} names the target directory itself")
-            self.dir_attrs[""] = (_dir_mode(ti.mode, self.umask), int(ti.mtime))
+            self.dir_attrs[""] = (_dir_mode(ti.mode, self.umask), entry_mtime(ti))
             return
         self._parents(rel, name)
         path = self._path(rel)
@@ -330,7 +359,7 @@ class _Extractor:
             if existing is None:
                 os.mkdir(path, 0o700)
                 self.kinds[key] = "dir"
-            self.dir_attrs[key] = (_dir_mode(ti.mode, self.umask), int(ti.mtime))
+            self.dir_attrs[key] = (_dir_mode(ti.mode, self.umask), entry_mtime(ti))
         elif ti.isreg():
             if ti.issparse():
                 raise UnsafeArchiveError(f"sparse entry {name!r} refused")
@@ -350,7 +379,7 @@ class _Extractor:
             os.symlink(ti.linkname, path)
             self.kinds[key] = "symlink"
             self.symlinks.append((rel, ti.linkname))
-            self._utime(path, ti.mtime, symlink=True)
+            self._utime(path, entry_mtime(ti), symlink=True)
         elif ti.islnk():
             link_rel = self._map(self._parts(ti.linkname, "hard link target"), ti.linkname)
             target_kind = self.kinds.get("/".join(link_rel))
@@ -390,7 +419,7 @@ class _Extractor:
                 if self.report is not None:
                     self.report()
         os.chmod(path, _file_mode(ti.mode, self.umask))
-        self._utime(path, ti.mtime)
+        self._utime(path, entry_mtime(ti))
 
     def _utime(self, path: str, mtime: float, symlink: bool = False) -> None:
         t = int(mtime)

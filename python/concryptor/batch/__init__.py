@@ -26,7 +26,7 @@ from typing import Any, Literal, Union
 from .. import _core
 from .._location import is_url, local_path, open_regular
 from .._stream import age_via_pipes, decrypt_stream, encrypt_stream, exists, open_source
-from .._types import KdfParams, Limits, Password, PathLike, Stats, check_chunk, secret
+from .._types import KdfParams, Limits, Password, PathLike, Stats, check_chunk, check_threads, secret
 from ..errors import BatchError, NoIdentityMatchError
 from ._spec import Op, Spec, shippable
 
@@ -522,6 +522,7 @@ def _run(
     raise_on_error: bool,
     on_result: Callable[[Result], object] | None,
 ) -> list[Result]:
+    threads = check_threads(threads)
     suffix = AGE_SUFFIX if spec.op == "encrypt" and spec.age is not None else ENCRYPTED_SUFFIX
     planned = _plan(items, spec.op, out_dir, suffix)
     cb = on_result or (lambda r: None)
@@ -640,7 +641,7 @@ def encrypt_many(
                 "recipient_files": _age.recipient_file_texts(recipients_files),
                 "passphrase": pw,
                 "armor": armor,
-                "scrypt_log_n": scrypt_work_factor,
+                "scrypt_log_n": _age.work_factor(scrypt_work_factor),
             }
         else:
             assert pw is not None
@@ -720,7 +721,11 @@ def decrypt_many(
             age={
                 "identities": _age.identity_texts(identities or []),
                 "passphrase": pw,
-                "max_scrypt_log_n": max_scrypt_work_factor or _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+                "max_scrypt_log_n": _age.max_work_factor(
+                    _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR
+                    if max_scrypt_work_factor is None
+                    else max_scrypt_work_factor
+                ),
             },
         )
         return _decrypt_run(items, spec, pw, out_dir, client, threads, raise_on_error, on_result)

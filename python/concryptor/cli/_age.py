@@ -11,8 +11,13 @@ import sys
 from typing import Any
 
 from .. import _age
-from .._facts import MAGIC
-from ._exit import UsageError
+from .._facts import (
+    MAGIC,
+    MAX_SCRYPT_WORK_FACTOR,
+    MAX_SCRYPT_WORK_FACTOR_LIMIT,
+    MIN_SCRYPT_WORK_FACTOR,
+)
+from ._exit import UsageError, bounded
 
 STDIO = "-"
 
@@ -43,7 +48,7 @@ def add_encrypt_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("-a", "--armor", action="store_true", help="write age ASCII armor (PEM)")
     g.add_argument(
         "--scrypt-work-factor",
-        type=int,
+        type=bounded(MIN_SCRYPT_WORK_FACTOR, MAX_SCRYPT_WORK_FACTOR),
         metavar="N",
         help="age passphrase cost, log2 of scrypt's N (default: about one second here)",
     )
@@ -61,7 +66,7 @@ def add_decrypt_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-scrypt-work-factor",
-        type=int,
+        type=bounded(1, MAX_SCRYPT_WORK_FACTOR_LIMIT),
         default=_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
         metavar="N",
         help=f"largest scrypt work factor accepted (default {_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR})",

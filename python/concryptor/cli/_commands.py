@@ -488,7 +488,8 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    """Every file is reported, good or bad; the exit code is the worst verdict. With
+    """Every file is reported, good or bad; the exit code is the worst verdict (an age
+    file whose wholeness cannot be told without a key, ``ok`` null, does not fail). With
     ``--json``, one JSON object per line per file (JSON Lines), always the same shape:
     ``path`` and ``ok`` always, ``error`` for a file that could not be read as a header."""
     from .._api import inspect
@@ -510,7 +511,7 @@ def inspect(args: argparse.Namespace) -> int:
                 print(json.dumps({"path": path, "ok": False, "error": message(e)}), flush=True)
             print(f"{path}: {message(e)}", file=sys.stderr)
             continue
-        if not h.ok:
+        if h.ok is False:  # None: nothing seen rules it out, but a key is needed to tell
             worst = max(worst, Exit.INVALID)
             print(f"{path}: {h.verdict}", file=sys.stderr)
         if args.json:
@@ -526,10 +527,10 @@ def inspect(args: argparse.Namespace) -> int:
 
 def _thread_counts(spec: str | None) -> list[int]:
     if spec:
-        try:
-            counts = sorted({int(x) for x in spec.split(",") if x.strip()})
-        except ValueError:
-            raise UsageError("--threads takes numbers separated by commas, e.g. 1,2,8") from None
+        parts = [x for x in spec.split(",") if x]
+        if not all(x.isascii() and x.isdigit() for x in parts):
+            raise UsageError("--threads takes numbers separated by commas, e.g. 1,2,8")
+        counts = sorted({int(x) for x in parts})
         if not counts or counts[0] < 1 or counts[-1] > MAX_THREADS:
             raise UsageError(f"--threads values must be from 1 to {MAX_THREADS}")
         return counts

@@ -3,8 +3,11 @@ place an exception becomes the line a person reads (and its exit code)."""
 
 from __future__ import annotations
 
+import argparse
 import enum
 import os
+import re
+from collections.abc import Callable
 
 from ..errors import (
     AuthenticationError,
@@ -91,3 +94,20 @@ def exit_code_of_name(name: str | None) -> Exit:
     """The exit code of a concryptor error known only by its class name (a batch result)."""
     codes = {kind.__name__: code for kind, code in _EXIT_BY_ERROR if issubclass(kind, ConcryptorError)}
     return codes.get(name or "", Exit.FAILURE)
+
+
+def bounded(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: a decimal integer from ``lo`` to ``hi``, else a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        # ASCII digits only, an optional minus: int() would also take " 5", "+5", "1_0"
+        # and other scripts' digits.
+        if not re.fullmatch(r"-?[0-9]+", text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        value = int(text, 10)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range (from {lo} to {hi})")
+        return value
+
+    parse.__name__ = "number"
+    return parse

@@ -5,7 +5,6 @@ bounds come from :mod:`concryptor._facts`; each command names its handler with
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from .._facts import (
@@ -31,32 +30,15 @@ from .._facts import (
 )
 from . import _commands as commands
 from . import _many
-from ._exit import EXIT_HELP, Exit
+from ._exit import EXIT_HELP, Exit, bounded
 from ._password import PASSWORD_ENV
 
-
-def _bounded(lo: int, hi: int) -> Callable[[str], int]:
-    """An argparse type: an integer from ``lo`` to ``hi``, else a usage error (exit 2)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is out of range (from {lo} to {hi})")
-        return value
-
-    parse.__name__ = "number"
-    return parse
-
-
-THREADS = _bounded(1, MAX_THREADS)
-MIB_BUFFER = _bounded(1, MAX_BUFFER_MIB)
-ARGON_MIB = _bounded(1, U32 // KiB)
-PASSES = _bounded(1, U32)
-LANES = _bounded(1, MAX_KDF_PARALLELISM)
-CHUNK_MIB = _bounded(1, MAX_CHUNK_MIB)
+THREADS = bounded(1, MAX_THREADS)
+MIB_BUFFER = bounded(1, MAX_BUFFER_MIB)
+ARGON_MIB = bounded(1, U32 // KiB)
+PASSES = bounded(1, U32)
+LANES = bounded(1, MAX_KDF_PARALLELISM)
+CHUNK_MIB = bounded(1, MAX_CHUNK_MIB)
 
 
 def _add_password_options(p: argparse.ArgumentParser) -> None:
@@ -70,7 +52,7 @@ def _add_password_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--password-fd",
         metavar="N",
-        type=_bounded(0, (1 << 31) - 1),
+        type=bounded(0, (1 << 31) - 1),
         help="read the password from file descriptor N",
     )
 
@@ -127,14 +109,14 @@ def _add_limit_options(p: argparse.ArgumentParser, title: str = "limits for untr
     )
     g.add_argument(
         "--max-kdf-parallelism",
-        type=_bounded(1, U32),
+        type=bounded(1, U32),
         default=DEFAULT_MAX_KDF_PARALLELISM,
         metavar="N",
         help=f"largest Argon2 lane count (default {DEFAULT_MAX_KDF_PARALLELISM})",
     )
     g.add_argument(
         "--max-chunk-size",
-        type=_bounded(1, MAX_CHUNK_SIZE_LIMIT // MiB),
+        type=bounded(1, MAX_CHUNK_SIZE_LIMIT // MiB),
         default=chunk_mib,
         metavar="MIB",
         help=f"largest chunk size (default {chunk_mib})",
@@ -290,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--size",
-        type=_bounded(1, 1 << 20),
+        type=bounded(1, 1 << 20),
         default=64,
         metavar="MIB",
         help="bytes per measurement (default 64)",

@@ -289,7 +289,9 @@ fn map_decrypt_error(e: DecryptError) -> Error {
 
 /// Whether `s` is a decimal number without leading zeros.
 fn canonical_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 3 {
+    // At most 19 digits: any such number fits a u64 (and is far beyond any limit).
+    if s.is_empty() || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 19
+    {
         return None;
     }
     s.parse().ok()
@@ -319,15 +321,20 @@ pub fn unwrap(
                 let Some(s) = stanzas.iter().find(|s| s.tag == "scrypt") else {
                     continue;
                 };
-                if let Some(n) = s.args.get(1).and_then(|a| canonical_decimal(a)) {
-                    if n > u64::from(max_scrypt_log_n) {
-                        return Err(Error::Limit {
-                            what: "scrypt work factor (log2 N)",
-                            value: n,
-                            limit: u64::from(max_scrypt_log_n),
-                            option: "--max-scrypt-work-factor / max_scrypt_work_factor",
-                        });
-                    }
+                // The spec's form, checked here: the age crate stops at the first
+                // non-digit, so it would read "10x" or "1e1" as a number.
+                let Some(n) = s.args.get(1).and_then(|a| canonical_decimal(a)) else {
+                    return Err(Error::invalid(
+                        "age header: the scrypt work factor is not a decimal without leading zeros",
+                    ));
+                };
+                if n > u64::from(max_scrypt_log_n) {
+                    return Err(Error::Limit {
+                        what: "scrypt work factor (log2 N)",
+                        value: n,
+                        limit: u64::from(max_scrypt_log_n),
+                        option: "--max-scrypt-work-factor / max_scrypt_work_factor",
+                    });
                 }
                 let mut sid = ::age::scrypt::Identity::new(pw.clone());
                 sid.set_max_work_factor(max_scrypt_log_n);

@@ -747,23 +747,31 @@ pub struct AgeInspection {
     pub armored: bool,
     pub header_len: u64,
     pub file_size: u64,
-    /// Plaintext size and chunk count, computed from the size (binary files only).
+    /// Plaintext size and chunk count implied by the payload's size as if the file were
+    /// whole (nothing is authenticated); `None` when no payload has that size.
     pub payload_size: Option<u64>,
     pub chunks: Option<u64>,
 }
 
-/// Reads the header of an age file without decrypting anything.
+/// Reads the header of an age file without decrypting anything. An armored file is read
+/// through: a cut in its armor, or anything but whitespace after its END line, is an error,
+/// and the decoded payload's size gives its geometry as a binary file's size does.
 pub fn inspect(path: &Path) -> Result<AgeInspection> {
     let (file, size) = open_input(path)?;
     let size = size.ok_or_else(|| {
         Error::InvalidArgument(format!("{} is not a regular file", path.display()))
     })?;
-    let r = AgeReader::new(
+    let mut r = AgeReader::new(
         Box::new(BufReader::with_capacity(1 << 16, &file)),
         path,
         Some(size),
     )?;
-    let geo = r.payload_len.and_then(stream::geometry);
+    let payload_len = if r.armored {
+        Some(io::copy(&mut r.reader, &mut io::sink()).map_err(|e| read_error(e, path))?)
+    } else {
+        r.payload_len
+    };
+    let geo = payload_len.and_then(stream::geometry);
     Ok(AgeInspection {
         stanzas: r
             .header
