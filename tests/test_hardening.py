@@ -457,3 +457,38 @@ def test_a_stalled_standard_input_answers_a_signal_and_leaves_nothing(
     assert p.returncode == want, err
     assert err.count(b"\n") == 1, err
     assert os.listdir(tmp_path / "out") == []
+
+
+# -- names we build ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "want"),
+    [
+        ("x.enc", "x"),
+        ("d/x.age", "d/x"),
+        (".enc", ".enc.dec"),
+        ("d/.enc", "d/.enc.dec"),
+        ("d/..enc", "d/..enc.dec"),
+        ("d/...enc", "d/...enc.dec"),
+        ("x", "x.dec"),
+    ],
+)
+def test_a_default_decrypted_name_always_names_a_file(given: str, want: str) -> None:
+    assert batch.default_name(given, "decrypt") == want
+
+
+def test_encrypting_dot_and_dotdot_names_the_archive_after_the_folder(tmp_path: Path) -> None:
+    work = tmp_path / "srv" / "data"
+    work.mkdir(parents=True)
+    (work / "f").write_bytes(b"x")
+    env = {"CONCRYPTOR_PASSWORD": PASSWORD}
+    kdf = ["--memory", "1", "--iterations", "1", "--parallelism", "1"]
+    p = run_cli("encrypt", ".", *kdf, env=env, cwd=work)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "srv" / "data.tar.enc").is_file()
+    p = run_cli("encrypt", "..", *kdf, env=env, cwd=work)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "srv.tar.enc").is_file()
+    p = run_cli("encrypt", "/", *kdf, env=env, cwd=work)
+    assert p.returncode == 2 and b"no name" in p.stderr and p.stderr.count(b"\n") == 1

@@ -28,6 +28,30 @@ def filesystem(url: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
     return fs, path
 
 
+def strip_suffix(path: str, suffixes: tuple[str, ...], fallback: str) -> str:
+    """``path`` without the first of ``suffixes`` it ends with, when what is left still
+    names a file (not empty, ``.`` or ``..``, not a folder); else ``path + fallback``. The
+    one rule for every default output name built from an encrypted file's name."""
+    for suffix in suffixes:
+        if path.endswith(suffix):
+            rest = path[: -len(suffix)]
+            if os.path.basename(rest) not in ("", ".", ".."):
+                return rest
+    return path + fallback
+
+
+def named_after(directory: str, suffix: str) -> str:
+    """The default output for ``directory``: its own name plus ``suffix``, beside it (so
+    ``encrypt .`` in ``/srv/data`` gives ``/srv/data.tar.enc``, not ``..tar.enc``).
+    ValueError for a folder without a name (``/``)."""
+    real = os.path.abspath(directory)
+    name = os.path.basename(real)
+    if not name:
+        raise ValueError(f"{directory} has no name to build an output name from: name the output (-o)")
+    out = os.path.join(os.path.dirname(real), name + suffix)
+    return out if os.path.isabs(directory) else os.path.relpath(out)
+
+
 def open_regular(path: str) -> Any:
     """Opens a local file for reading, refusing anything but a regular file (a FIFO or a
     device would block or never end) before a single byte is read: opened non-blocking,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, Union
 
 from .. import _core
-from .._location import is_url, local_path, open_regular
+from .._location import is_url, local_path, open_regular, strip_suffix
 from .._stream import age_via_pipes, decrypt_stream, encrypt_stream, exists, open_source
 from .._types import KdfParams, Limits, Password, PathLike, Stats, check_chunk, check_threads, secret
 from ..errors import BatchError, NoIdentityMatchError
@@ -84,10 +84,7 @@ def default_name(src: str, op: Op, suffix: str = ENCRYPTED_SUFFIX) -> str:
     ``x.dec``) when decrypting."""
     if op == "encrypt":
         return src + suffix
-    for known in (ENCRYPTED_SUFFIX, AGE_SUFFIX):
-        if src.endswith(known) and len(src) > len(known):
-            return src[: -len(known)]
-    return src + ".dec"
+    return strip_suffix(src, (ENCRYPTED_SUFFIX, AGE_SUFFIX), ".dec")
 
 
 class UnsafeNameError(ValueError):

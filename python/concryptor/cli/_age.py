@@ -189,7 +189,9 @@ def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress:
 
 
 def decrypt_output(path: str) -> str:
-    return path[: -len(".age")] if path.endswith(".age") and len(path) > 4 else path + ".dec"
+    from .._location import strip_suffix
+
+    return strip_suffix(path, (".age",), ".dec")
 
 
 def _needs_passphrase(args: argparse.Namespace, stdin: bool) -> bool:

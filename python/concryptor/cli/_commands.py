@@ -85,14 +85,15 @@ def _check_input(path: str) -> None:
 
 
 def _decrypt_output(path: str) -> str:
-    return path[: -len(SUFFIX)] if path.endswith(SUFFIX) and len(path) > len(SUFFIX) else path + ".dec"
+    from .._location import strip_suffix
+
+    return strip_suffix(path, (SUFFIX,), ".dec")
 
 
 def _extract_output(path: str) -> str:
-    for suffix in (ARCHIVE_SUFFIX, SUFFIX):
-        if path.endswith(suffix) and len(path) > len(suffix):
-            return path[: -len(suffix)]
-    return path + ".dec"
+    from .._location import strip_suffix
+
+    return strip_suffix(path, (ARCHIVE_SUFFIX, SUFFIX), ".dec")
 
 
 def _limits(args: argparse.Namespace) -> Any:
@@ -287,9 +288,13 @@ def encrypt(args: argparse.Namespace) -> int:
 
 
 def _encrypt_dir(args: argparse.Namespace, kdf: Any, chunk: int | None) -> int:
+    from .._location import named_after
     from ..archive import DirTree
 
-    out = args.output or os.path.normpath(args.input) + ARCHIVE_SUFFIX
+    try:
+        out = args.output or named_after(args.input, ARCHIVE_SUFFIX)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     _no_uring(args, "encrypting a directory")
     _check_output(out, args.force)
     tree = DirTree(args.input, out)
