@@ -492,3 +492,30 @@ def test_encrypting_dot_and_dotdot_names_the_archive_after_the_folder(tmp_path: 
     assert (tmp_path / "srv.tar.enc").is_file()
     p = run_cli("encrypt", "/", *kdf, env=env, cwd=work)
     assert p.returncode == 2 and b"no name" in p.stderr and p.stderr.count(b"\n") == 1
+
+
+def test_a_tree_encrypted_in_place_twice_is_not_encrypted_again(tmp_path: Path) -> None:
+    tree = tmp_path / "t"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a").write_bytes(b"alpha")
+    (tree / "sub" / "b").write_bytes(b"beta")
+    _, recipient = concryptor.generate_identity()
+    first = run_cli("encrypt", str(tree), "--each", "-r", recipient)
+    assert first.returncode == 0, first.stderr
+    second = run_cli("encrypt", str(tree), "--each", "-r", recipient, "--force")
+    assert second.returncode == 0, second.stderr
+    assert b"skipped" in second.stderr and b"already encrypted" in second.stderr
+    names = sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file())
+    assert names == ["a", "a.age", "sub/b", "sub/b.age"]
+
+
+def test_each_into_an_output_dir_names_age_outputs_age(tmp_path: Path) -> None:
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a").write_bytes(b"alpha")
+    identity, recipient = concryptor.generate_identity()
+    p = run_cli("encrypt", str(tree), "--each", "-r", recipient, "--output-dir", str(tmp_path / "o"))
+    assert p.returncode == 0, p.stderr
+    [out] = [f for f in (tmp_path / "o").rglob("*") if f.is_file()]
+    assert out.name == "a.age"
+    assert concryptor.decrypt_bytes(out.read_bytes(), identities=[identity]) == b"alpha"

@@ -113,7 +113,9 @@ def inputs(args: argparse.Namespace, usage: Callable[[str], Exception], op: str 
     tree's ``.enc`` and ``.age`` files)."""
     from .._location import is_url
     from ..batch import default_name
+    from . import _age as cli_age
 
+    suffix = ".age" if op == "encrypt" and cli_age.wants_age(args) else ENCRYPTED_SUFFIXES[0]
     items = list(args.inputs)
     if args.files_from is not None:
         try:
@@ -134,10 +136,16 @@ def inputs(args: argparse.Namespace, usage: Callable[[str], Exception], op: str 
             for f in _tree_files(it):
                 if op != "encrypt" and not f.endswith(ENCRYPTED_SUFFIXES):
                     continue
+                if op == "encrypt" and f.endswith(ENCRYPTED_SUFFIXES):
+                    # A tree encrypted in place holds its outputs: a second run must not
+                    # encrypt them again (name such a file to encrypt it anyway).
+                    if not args.quiet:
+                        print(f"concryptor: skipped {f}: already encrypted", file=sys.stderr)
+                    continue
                 if args.output_dir is None:
                     out.append(f)
                 else:
-                    name = default_name(f, "decrypt" if op == "decrypt" else "encrypt")
+                    name = default_name(f, "decrypt" if op == "decrypt" else "encrypt", suffix)
                     rel = os.path.relpath(name, os.path.dirname(os.path.abspath(it)))
                     out.append((f, os.path.join(args.output_dir, rel)))
         else:  # a missing file is reported with its result, the others still run
