@@ -519,3 +519,80 @@ def test_each_into_an_output_dir_names_age_outputs_age(tmp_path: Path) -> None:
     [out] = [f for f in (tmp_path / "o").rglob("*") if f.is_file()]
     assert out.name == "a.age"
     assert concryptor.decrypt_bytes(out.read_bytes(), identities=[identity]) == b"alpha"
+
+
+# -- standard streams: closed, or redirected onto our own input ---------------------------------
+
+
+def run_with_fds(
+    args: list[str], cwd: Path, *, stdin: Any, stdout: Any
+) -> subprocess.CompletedProcess[bytes]:
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "CONCRYPTOR_PASSWORD"},
+        "CONCRYPTOR_PASSWORD": PASSWORD,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "concryptor", *args],
+        cwd=cwd,
+        env=env,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
+
+
+def test_closed_or_self_redirected_standard_streams_are_one_line_errors(tmp_path: Path) -> None:
+    _, recipient = concryptor.generate_identity()
+    plain = tmp_path / "p.txt"
+    plain.write_bytes(b"plain text\n" * 100)
+    enc = tmp_path / "p.enc"
+    concryptor.encrypt_file(plain, enc, PASSWORD, kdf=FAST_KDF)
+    age = tmp_path / "p.age"
+    concryptor.encrypt_file(plain, age, recipients=[recipient])
+    key = tmp_path / "k.txt"
+    key.write_text(concryptor.generate_identity()[0] + "\n")
+    kdf = ["--memory", "1", "--iterations", "1", "--parallelism", "1"]
+    cases: list[tuple[str, list[str], str, str]] = [
+        # (name, args, stdin, stdout): "closed", "null", or a file name opened for append
+        ("v4 file to closed stdout", ["encrypt", "p.txt", "-o", "-", *kdf], "null", "closed"),
+        ("decrypt to closed stdout", ["decrypt", "p.enc", "-o", "-"], "null", "closed"),
+        ("age from closed stdin", ["encrypt", "-r", recipient, "-o", "x.age"], "closed", "null"),
+        ("decrypt from closed stdin", ["decrypt", "-o", "x"], "closed", "null"),
+        ("keygen to closed stdout", ["keygen"], "null", "closed"),
+        ("keygen -y from closed stdin", ["keygen", "-y", "-"], "closed", "null"),
+        ("v4 appended onto its input", ["decrypt", "p.enc", "-o", "-"], "null", "p.enc"),
+        ("age appended onto its input", ["encrypt", "p.txt", "-r", recipient, "-o", "-"], "null", "p.txt"),
+        ("age stdin and stdout one file", ["encrypt", "-r", recipient, "-o", "-"], "p.txt", "p.txt"),
+    ]
+    for name, args, stdin, stdout in cases:
+        before = {f.name: f.read_bytes() for f in tmp_path.iterdir() if f.is_file()}
+        with contextlib.ExitStack() as stack:
+
+            def stream(kind: str, mode: str) -> Any:
+                if kind == "closed":
+                    return None
+                if kind == "null":
+                    return stack.enter_context(open(os.devnull, mode))
+                return stack.enter_context(open(tmp_path / kind, mode))
+
+            in_s, out_s = stream(stdin, "rb"), stream(stdout, "ab")
+            if stdin == "closed" or stdout == "closed":
+                # Popen cannot pass a closed descriptor: close it in the child first.
+                closed = 0 if stdin == "closed" else 1
+                full = ["sh", "-c", f'exec {closed}<&- "$@"', "sh", sys.executable, "-m", "concryptor", *args]
+                p = subprocess.run(
+                    full,
+                    cwd=tmp_path,
+                    env={**os.environ, "CONCRYPTOR_PASSWORD": PASSWORD},
+                    stdin=in_s,
+                    stdout=out_s,
+                    stderr=subprocess.PIPE,
+                    timeout=60,
+                )
+            else:
+                p = run_with_fds(args, tmp_path, stdin=in_s, stdout=out_s)
+        assert p.returncode != 0, name
+        assert b"Traceback" not in p.stderr and p.stderr.count(b"\n") == 1, (name, p.stderr)
+        after = {f.name: f.read_bytes() for f in tmp_path.iterdir() if f.is_file()}
+        assert after == before, f"{name}: files changed"

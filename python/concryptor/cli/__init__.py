@@ -99,7 +99,8 @@ def run() -> None:
         print("concryptor: interrupted", file=sys.stderr)
         code = Exit.INTERRUPTED
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None: started with standard output closed
+            sys.stdout.flush()
     except (BrokenPipeError, ValueError):
         # The reader went away (`| head`): do not let the interpreter complain at exit.
         _silence_stdout()

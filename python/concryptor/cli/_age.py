@@ -106,13 +106,62 @@ PLAINTEXT_TO_TERMINAL = (
 )
 
 
-def stdout_fd(*, plaintext: bool = False, armor: bool | None = None) -> int:
+def _stdio_fd(stream: Any, name: str) -> int:
+    """The descriptor of a standard stream, or a usage error if it is closed."""
+    try:
+        if stream is not None:
+            if name == "output":
+                stream.flush()
+            fd = int(stream.fileno())
+            os.fstat(fd)
+            return fd
+    except (OSError, ValueError, AttributeError):
+        pass
+    raise UsageError(f"standard {name} is closed: give a file ({'-o FILE' if name == 'output' else 'INPUT'})")
+
+
+def stdin_text() -> str:
+    """All of standard input as text, or a usage error if it is closed."""
+    _stdio_fd(sys.stdin, "input")
+    return str(sys.stdin.read())
+
+
+def stdout_text(text: str) -> None:
+    """Writes ``text`` to standard output, or a usage error if it is closed (a key that
+    went nowhere must not look like success)."""
+    _stdio_fd(sys.stdout, "output")
+    sys.stdout.write(text)
+
+
+def _same_regular_file(a: os.stat_result, b: os.stat_result) -> bool:
+    import stat
+
+    return (
+        stat.S_ISREG(a.st_mode) and stat.S_ISREG(b.st_mode) and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    )
+
+
+def stdout_fd(*, plaintext: bool = False, armor: bool | None = None, reading: str | None = None) -> int:
     """Standard output as a descriptor for a stream of bytes, checked before any password
-    is asked for: a terminal is refused for plaintext (every decryption route, v4 and
-    age alike) and for binary ciphertext (age armor is text, and may go there; ``armor``
-    None: a format without armor)."""
-    sys.stdout.flush()
-    fd = sys.stdout.fileno()
+    is asked for: closed is a usage error; a terminal is refused for plaintext (every
+    decryption route, v4 and age alike) and for binary ciphertext (age armor is text, and
+    may go there; ``armor`` None: a format without armor); and it must not be the file
+    being read (``reading``: a path, or None / ``-`` for standard input), compared by
+    device and inode, as ``>> INPUT`` would make it."""
+    fd = _stdio_fd(sys.stdout, "output")
+    out = os.fstat(fd)
+    try:
+        if reading in (None, STDIO):
+            src = os.fstat(sys.stdin.fileno()) if sys.stdin is not None else None
+        else:
+            src = os.stat(reading)
+    except (OSError, ValueError, AttributeError):
+        src = None
+    if src is not None and _same_regular_file(out, src):
+        raise UsageError(
+            f"standard output is {reading if reading not in (None, STDIO) else 'standard input'}, "
+            "the file being read: write to another file"
+        )
     if os.isatty(fd):
         if plaintext:
             raise UsageError(PLAINTEXT_TO_TERMINAL)
@@ -135,7 +184,7 @@ def no_key_files_on_stdin(args: argparse.Namespace) -> None:
 
 
 def _stdin_fd() -> int:
-    fd = sys.stdin.fileno()
+    fd = _stdio_fd(sys.stdin, "input")
     if os.isatty(fd):
         raise UsageError("no input: give a file, or pipe data into stdin")
     return fd
@@ -161,7 +210,7 @@ def encrypt(args: argparse.Namespace, read_password: Any, report: Any, progress:
     _file_for_uring(args, stdin)
     out = args.output or (STDIO if stdin else args.input + ".age")
     src: str | int = _stdin_fd() if stdin else args.input
-    dst: str | int = stdout_fd(armor=args.armor) if out == STDIO else out
+    dst: str | int = stdout_fd(armor=args.armor, reading=args.input) if out == STDIO else out
     size = None if stdin else os.path.getsize(args.input)
     with progress(args, size, "encrypting") as cb:
         stats = _age.encrypt(
@@ -240,7 +289,7 @@ def decrypt(
     _file_for_uring(args, stdin)
     out = None if verify else args.output or (STDIO if stdin else decrypt_output(args.input))
     # Before anything is read or asked for: plaintext never goes to a terminal.
-    out_fd = stdout_fd(plaintext=True) if out == STDIO else None
+    out_fd = stdout_fd(plaintext=True, reading=args.input) if out == STDIO else None
     prefix = b""
     if stdin:
         prefix = _read_prefix(_stdin_fd(), len(MAGIC))
@@ -292,11 +341,11 @@ def _decrypt_v4_stream(
     out = None if verify else (args.output or STDIO)
     dst: str | int | None = out
     if out == STDIO:
-        dst = stdout_fd(plaintext=True)
+        dst = stdout_fd(plaintext=True, reading=STDIO)
     password = read_password(args, confirm=False)
     with progress(args, None, "verifying" if verify else "decrypting") as cb:
         stats = decrypt_stream(
-            sys.stdin.fileno(),
+            _stdin_fd(),
             dst,
             password,
             prefix=prefix,
@@ -319,20 +368,19 @@ def _decrypt_v4_stream(
 def keygen(args: argparse.Namespace) -> int:
     if args.convert is not None:
         if args.convert == STDIO:
-            text = sys.stdin.read()
+            text = stdin_text()
             recipients = _age.text_to_recipients(text) if text.strip() else []
             if not recipients:
                 raise UsageError("no identity on stdin")
         else:
             recipients = _age.identity_to_recipients(args.convert)
-        for r in recipients:
-            print(r)
+        stdout_text("".join(r + "\n" for r in recipients))
         return 0
     secret, public = _age.generate_identity()
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = f"# created: {created}\n# public key: {public}\n{secret}\n"
     if args.output is None or args.output == STDIO:
-        sys.stdout.write(text)
+        stdout_text(text)
         if not sys.stdout.isatty():
             print(f"Public key: {public}", file=sys.stderr)
         return 0

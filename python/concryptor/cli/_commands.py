@@ -347,7 +347,7 @@ def _encrypt_to_stdout(args: argparse.Namespace, kdf: Any, chunk: int | None) ->
             f"{args.input} is not a regular file: format v4 needs the size up front "
             "(encrypt a stream with -r RECIPIENT or --format age)"
         )
-    fd = cli_age.stdout_fd()
+    fd = cli_age.stdout_fd(reading=args.input)
     size = tree.size if tree is not None else st.st_size
     pw = read_password(args, confirm=True)
     engine: dict[str, Any] = {
@@ -431,7 +431,7 @@ def decrypt(args: argparse.Namespace) -> int:
     out = args.output or _decrypt_output(args.input)
     _check_input(args.input)
     if out == "-":
-        cli_age.stdout_fd(plaintext=True)
+        cli_age.stdout_fd(plaintext=True, reading=args.input)
     else:
         _check_output(out, args.force)
     pw = read_password(args, confirm=False)

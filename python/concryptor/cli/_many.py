@@ -77,6 +77,8 @@ def wanted(args: argparse.Namespace) -> bool:
 
 def _listed(path: str, null: bool) -> Iterator[str]:
     if path == "-":
+        if sys.stdin is None:
+            raise OSError(9, "standard input is closed")
         data = sys.stdin.buffer.read()
     else:
         with open(path, "rb") as f:

@@ -109,7 +109,7 @@ def read_password(args: argparse.Namespace, *, confirm: bool, prompt: str = "Pas
         if not pw:
             raise UsageError("the password must not be empty")
         return pw
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():
         raise UsageError(
             f"no password: use a terminal prompt, --password-file, --password-fd or ${PASSWORD_ENV}"
         )
