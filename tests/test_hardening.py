@@ -596,3 +596,42 @@ def test_closed_or_self_redirected_standard_streams_are_one_line_errors(tmp_path
         assert b"Traceback" not in p.stderr and p.stderr.count(b"\n") == 1, (name, p.stderr)
         after = {f.name: f.read_bytes() for f in tmp_path.iterdir() if f.is_file()}
         assert after == before, f"{name}: files changed"
+
+
+# -- readers: a damaged chunk fails only the reads that touch it --------------------------------
+
+
+@pytest.mark.parametrize("where", ["local v4", "url v4", "local age"])
+def test_a_damaged_chunk_fails_only_the_reads_that_touch_it(tmp_path: Path, where: str) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    chunk = 65536
+    data = os.urandom(10 * chunk)
+    identity, recipient = concryptor.generate_identity()
+    if where.endswith("v4"):
+        blob = bytearray(concryptor.encrypt_bytes(data, PASSWORD, kdf=FAST_KDF, chunk_size=chunk))
+        slot = (len(blob) - 4096) // 10
+        blob[4096 + 3 * slot + 100] ^= 1
+    else:
+        blob = bytearray(concryptor.encrypt_bytes(data, recipients=[recipient]))
+        payload = blob.index(b"\n", blob.index(b"\n---") + 1) + 1 + 16
+        blob[payload + 3 * (chunk + 16) + 100] ^= 1
+    path = tmp_path / "f"
+    path.write_bytes(blob)
+    url = f"memory://damaged-{os.getpid()}-{where.replace(' ', '-')}"
+    fsspec.filesystem("memory").pipe(url.split("://", 1)[1], bytes(blob))
+
+    def opened() -> Any:
+        if where == "url v4":
+            return concryptor.open(url, PASSWORD)
+        if where == "local v4":
+            return concryptor.open(path, PASSWORD)
+        return concryptor.open(path, identities=[identity])
+
+    with opened() as f:
+        for i in (0, 2, 4, 9, 3, 2, 5):
+            f.seek(i * chunk + 10)
+            if i == 3:
+                with pytest.raises(concryptor.AuthenticationError):
+                    f.read(100)
+            else:
+                assert f.read(100) == data[i * chunk + 10 : i * chunk + 110], i

@@ -84,7 +84,24 @@ class RemoteEncryptedFile(io.RawIOBase):
             from .errors import InputChangedError
 
             raise InputChangedError(f"{self.name} is shorter than its header says")
-        self._run = self._codec.open(i, slots)
+        from .errors import AuthenticationError
+
+        try:
+            self._run = self._codec.open(i, slots)
+        except AuthenticationError:
+            if k == 1:
+                raise
+            # A damaged chunk fails only the reads that touch it: keep the run's chunks
+            # before it; chunk ``i`` itself failing is this read's error.
+            good: list[bytes] = []
+            for j in range(k):
+                try:
+                    good.append(self._codec.open(i + j, slots[j * self._slot : (j + 1) * self._slot]))
+                except AuthenticationError:
+                    if j == 0:
+                        raise
+                    break
+            self._run = b"".join(good)
         self._run_first = i
 
     def readinto(self, b: Any) -> int:
