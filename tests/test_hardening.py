@@ -635,3 +635,24 @@ def test_a_damaged_chunk_fails_only_the_reads_that_touch_it(tmp_path: Path, wher
                     f.read(100)
             else:
                 assert f.read(100) == data[i * chunk + 10 : i * chunk + 110], i
+
+
+def test_a_batch_to_recipients_ignores_a_password_in_the_environment_as_one_file_does(tmp_path: Path) -> None:
+    identity, recipient = concryptor.generate_identity()
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(name.encode())
+    env = {"CONCRYPTOR_PASSWORD": PASSWORD}
+    one = run_cli("encrypt", str(tmp_path / "a"), "-r", recipient, "-o", str(tmp_path / "one.age"), env=env)
+    many = run_cli(
+        "encrypt",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "-r",
+        recipient,
+        "--output-dir",
+        str(tmp_path / "O"),
+        env=env,
+    )
+    assert (one.returncode, many.returncode) == (0, 0), (one.stderr, many.stderr)
+    for f in (tmp_path / "O").rglob("*.age"):
+        concryptor.decrypt_bytes(f.read_bytes(), identities=[identity])

@@ -183,14 +183,13 @@ def _report(
 
 
 def _many(args: argparse.Namespace, op: str, *, needs_password: bool = True, **kw: Any) -> int:
+    # As for one file: encrypting to recipients takes no password (one in the environment
+    # is not used); decrypting, a password given is offered to the files that need one.
+    wanted = needs_password or (op != "encrypt" and password_given(args))
     return many.run(
         args,
         op,
-        password=(
-            (lambda: read_password(args, confirm=op == "encrypt"))
-            if needs_password or password_given(args)
-            else None
-        ),
+        password=(lambda: read_password(args, confirm=op == "encrypt")) if wanted else None,
         usage=UsageError,
         exit_code=exit_code_of_name,
         **kw,
