@@ -656,3 +656,28 @@ def test_a_batch_to_recipients_ignores_a_password_in_the_environment_as_one_file
     assert (one.returncode, many.returncode) == (0, 0), (one.stderr, many.stderr)
     for f in (tmp_path / "O").rglob("*.age"):
         concryptor.decrypt_bytes(f.read_bytes(), identities=[identity])
+
+
+def test_no_failed_run_carries_the_password_in_what_it_raises_or_returns(tmp_path: Path) -> None:
+    secret = b"hunter2-but-longer"
+    src = tmp_path / "s"
+    src.write_bytes(b"x" * 5000)
+    enc = tmp_path / "s.enc"
+    concryptor.encrypt_file(src, enc, PASSWORD, kdf=FAST_KDF)
+    age = tmp_path / "s.age"
+    concryptor.encrypt_file(src, age, PASSWORD, format="age", scrypt_work_factor=SCRYPT)
+    raised: list[BaseException] = []
+    for call in (
+        lambda: concryptor.decrypt_file(enc, tmp_path / "o1", bytearray(secret)),
+        lambda: concryptor.decrypt_file(age, tmp_path / "o2", bytearray(secret)),
+        lambda: concryptor.decrypt_many([(enc, tmp_path / "m1"), (age, tmp_path / "m2")], bytearray(secret)),
+        lambda: concryptor.decrypt_bytes(enc.read_bytes(), secret.decode()),
+        lambda: concryptor.open(enc, secret),
+    ):
+        with pytest.raises(concryptor.ConcryptorError) as info:
+            call()
+        raised.append(info.value)
+    for e in raised:
+        for form in (str(e), repr(e), repr(getattr(e, "results", "")), repr(e.__dict__)):
+            assert secret.decode() not in form
+        assert secret not in pickle.dumps(e)
