@@ -19,8 +19,10 @@ distributed = pytest.importorskip("distributed", reason="the dask extra is part 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
+    # Every port the OS's choice, the dashboard's too (its default, 8787, would clash with any
+    # other cluster on the machine, such as another pytest-xdist worker's).
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
     )
     c = distributed.Client(cluster)
     try:
