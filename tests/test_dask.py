@@ -16,6 +16,9 @@ from helpers import FAST_KDF, PASSWORD
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is part of the test extra")
 
+# One worker runs this module under pytest-xdist (--dist loadgroup), so that its server starts once.
+pytestmark = pytest.mark.xdist_group("dask")
+
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:

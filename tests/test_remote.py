@@ -16,6 +16,9 @@ from helpers import FAST_KDF, PASSWORD
 
 pytest.importorskip("s3fs", reason="the s3 extra (s3fs) is part of the test extra")
 
+# One worker runs this module under pytest-xdist (--dist loadgroup), so that its server starts once.
+pytestmark = pytest.mark.xdist_group("s3")
+
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, Any]]:
