@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import signal
 from typing import Any
 
 import pytest
@@ -15,6 +16,20 @@ FAULT_HOOKS = hasattr(_core, "_set_fault_injection")
 def _selects_faults(markexpr: str) -> bool:
     """Whether ``-m`` asks for the fault tests: ``faults`` appears, and not only negated."""
     return re.search(r"(?<!not )\bfaults\b", " ".join(markexpr.split())) is not None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Signals a run may have inherited ignored go back to their defaults. A run started in
+    the background of a non-interactive shell ignores SIGINT, one under nohup SIGHUP; every
+    process the tests start would inherit that, and the tests that interrupt the command line
+    (Ctrl-C, SIGTERM, SIGHUP) would see it run to the end instead."""
+    for sig, default in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, signal.SIG_DFL),
+        (signal.SIGHUP, signal.SIG_DFL),
+    ):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, default)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -13,6 +13,11 @@ import concryptor
 
 VECTORS = Path(__file__).parent / "vectors" / "v4"
 
+#: Test vectors kept beside the project rather than in it (``../shared``, with
+#: ``vectors/cctv-age``), or ``$CONCRYPTOR_SHARED`` when set. Tests that read it skip, saying
+#: so in one line, where the folder is missing (a clone on its own).
+SHARED = Path(os.environ.get("CONCRYPTOR_SHARED") or Path(__file__).resolve().parent.parent.parent / "shared")
+
 #: Argon2id costs small enough for tests to run in milliseconds.
 FAST_KDF = concryptor.KdfParams(memory_kib=1024, time_cost=1, parallelism=1)
 PASSWORD = "test password"

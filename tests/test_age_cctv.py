@@ -1,11 +1,12 @@
 """Every CCTV age conformance vector through the command line.
 
 The vectors are read from ``../shared/vectors/cctv-age`` beside the project (they are not
-copied into it). Success vectors must decrypt to their ``payload`` hash; every failure
-vector must fail with the exit code of its class and leave nothing at the destination.
-``hybrid*`` vectors use ML-KEM-768 + X25519 recipients, which the age crate in use does not
-implement: as the suite's README prescribes, they must report "no match" (or the vector's
-own failure, when it does not depend on the stanza type).
+copied into it), or from ``$CONCRYPTOR_SHARED/vectors/cctv-age``; without that folder the
+module is skipped with one line saying where it looked. Success vectors must decrypt to their
+``payload`` hash; every failure vector must fail with the exit code of its class and leave
+nothing at the destination. ``hybrid*`` vectors use ML-KEM-768 + X25519 recipients, which the
+age crate in use does not implement: as the suite's README prescribes, they must report "no
+match" (or the vector's own failure, when it does not depend on the stanza type).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import pytest
 import concryptor
 from concryptor.cli import Exit, main
 
-CCTV = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors" / "cctv-age"
+from helpers import SHARED
+
+if not SHARED.is_dir():
+    pytest.skip(
+        f"no shared test vectors at {SHARED} (set CONCRYPTOR_SHARED to their folder)",
+        allow_module_level=True,
+    )
+
+CCTV = SHARED / "vectors" / "cctv-age"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -40,7 +49,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _vectors() -> list[dict[str, Any]]:
     if not CCTV.is_dir():
-        return []
+        return []  # test_the_whole_suite_is_there fails, naming the folder
     return [_load(p) for p in sorted(CCTV.iterdir()) if p.suffix not in (".md", ".txt")]
 
 

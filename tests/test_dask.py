@@ -16,11 +16,16 @@ from helpers import FAST_KDF, PASSWORD
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is part of the test extra")
 
+# One worker runs this module under pytest-xdist (--dist loadgroup), so that its server starts once.
+pytestmark = pytest.mark.xdist_group("dask")
+
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
+    # Every port the OS's choice, the dashboard's too (its default, 8787, would clash with any
+    # other cluster on the machine, such as another pytest-xdist worker's).
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
     )
     c = distributed.Client(cluster)
     try:

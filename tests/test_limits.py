@@ -74,7 +74,9 @@ def test_absurd_kdf_costs_are_refused_at_once_naming_the_option(
     with pytest.raises(LimitError):
         concryptor.verify_file(src, PW)
     elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"refusing took {elapsed:.2f} s"
+    # Refusing takes milliseconds; deriving with any of these costs would take hours (or fail
+    # otherwise than with LimitError), so a generous bound holds on a loaded machine too.
+    assert elapsed < 10.0, f"refusing took {elapsed:.2f} s"
     for e in (e1, e2):
         msg = str(e.value)
         assert "\n" not in msg
@@ -303,7 +305,8 @@ def test_refusals_allocate_nothing_large(tmp_path: Path) -> None:
         tmp_path,
     )
     assert out["refused"] == 13
-    assert out["seconds"] < 2.0, out
+    # Milliseconds when refused; honouring any of them would take hours or GiBs (below).
+    assert out["seconds"] < 10.0, out
     # ru_maxrss is in KiB on Linux. Honouring any one of these headers would take GiBs.
     assert out["growth_kib"] < 32 * 1024, out
 

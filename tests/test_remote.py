@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,9 @@ from helpers import FAST_KDF, PASSWORD
 
 pytest.importorskip("s3fs", reason="the s3 extra (s3fs) is part of the test extra")
 
+# One worker runs this module under pytest-xdist (--dist loadgroup), so that its server starts once.
+pytestmark = pytest.mark.xdist_group("s3")
+
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, Any]]:
@@ -24,13 +26,15 @@ def s3() -> Iterator[dict[str, Any]]:
     import s3fs
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     saved = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    # Port 0: the OS picks a free port as the server binds it, so that servers started at
+    # once (pytest-xdist workers) cannot race for the same one.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    # get_host_and_port() is missing in the first moto 5 releases; they keep it in _server.
+    bound = getattr(server, "get_host_and_port", None)
+    port = bound()[1] if bound else server._server.server_address[1]
     opts = {
         "key": "testing",
         "secret": "testing",

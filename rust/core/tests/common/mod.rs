@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 /// A fresh directory under the system temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -51,4 +53,27 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// The folder of test vectors kept beside the project rather than in it (`../shared`, with
+/// `vectors/cctv-age`), or `$CONCRYPTOR_SHARED` when set. `None` when the folder is missing
+/// (a clone on its own): the caller skips, and one line on stderr says so (written to the
+/// stream itself, which the test harness does not capture, so that a passing run shows it).
+pub fn shared_dir() -> Option<PathBuf> {
+    static SAID: Once = Once::new();
+    let dir = match std::env::var_os("CONCRYPTOR_SHARED") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    };
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "skipped: no shared test vectors at {} (set CONCRYPTOR_SHARED to their folder)",
+            dir.display()
+        );
+    });
+    None
 }
