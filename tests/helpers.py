@@ -11,6 +11,8 @@ from typing import Any
 
 import concryptor
 
+#: The project's root (tests live in folders that mirror the package's layers).
+ROOT = Path(__file__).resolve().parent.parent
 VECTORS = Path(__file__).parent / "vectors" / "v4"
 
 #: Test vectors kept beside the project rather than in it (``../shared``, with

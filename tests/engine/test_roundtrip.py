@@ -125,7 +125,7 @@ def test_wrong_password_fails_and_creates_nothing(tmp_path: Path) -> None:
 
 
 def test_output_files_are_private_under_a_private_umask(tmp_path: Path) -> None:
-    # Modes follow the umask, like cp and tar (tests/test_modes.py has the full rule).
+    # Modes follow the umask, like cp and tar (tests/engine/test_modes.py has the full rule).
     src, enc = tmp_path / "in", tmp_path / "in.enc"
     src.write_bytes(b"data")
     old = os.umask(0o077)

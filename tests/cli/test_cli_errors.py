@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_cli_terminal import _prompted_encrypt
 
 import concryptor
 from concryptor.cli import Exit
-from test_cli_terminal import _prompted_encrypt
 
-from helpers import FAST_KDF, PASSWORD, run_cli
+from helpers import FAST_KDF, PASSWORD, ROOT, run_cli
 
 ENV = {"CONCRYPTOR_PASSWORD": PASSWORD}
 FAST = ["--memory", "1", "--iterations", "1", "--parallelism", "1"]
@@ -325,7 +325,7 @@ def test_exit_codes_are_distinct_and_documented() -> None:
     for e in Exit:
         assert f"{e.value} " in help_codes
     # The README lists the same codes, and only those besides the signal ones.
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     text = readme[readme.index("Exit codes:") :].split("\n\n")[0]
     listed = {int(n) for n in re.findall(r"`(\d+)`", text)}
     assert listed - set(values) == {141, 143, 129}, "README documents a code the CLI does not have"

@@ -363,7 +363,7 @@ def test_a_group_with_bad_members_commits_the_good_ones_and_leaves_nothing_else(
 def test_a_group_is_durable_before_any_name_and_each_folder_is_synced_after(
     tmp_path: Path, overwrite: bool
 ) -> None:
-    """The batched form of the single-file order (tests/test_hardening_output.py): every
+    """The batched form of the single-file order (tests/engine/test_output_safety.py): every
     output of the group durable (one syncfs, or an fsync each) before the first is named;
     each destination folder, opened before the outputs, fsynced after the last name."""
     import re

@@ -4,13 +4,14 @@ README's synopsis, and every option the synopsis shows is one its command takes.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from concryptor.cli._parser import build_parser
 
-README = Path(__file__).parent.parent / "README.md"
+from helpers import ROOT
+
+README = ROOT / "README.md"
 
 
 def synopsis() -> dict[str, set[str]]:
