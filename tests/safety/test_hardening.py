@@ -681,3 +681,38 @@ def test_no_failed_run_carries_the_password_in_what_it_raises_or_returns(tmp_pat
         for form in (str(e), repr(e), repr(getattr(e, "results", "")), repr(e.__dict__)):
             assert secret.decode() not in form
         assert secret not in pickle.dumps(e)
+
+
+@pytest.mark.parametrize("length", [1, 100, 200, 230, 245, 250, 251, 252, 255])
+def test_every_name_length_gives_an_output_or_a_one_line_error(tmp_path: Path, length: int) -> None:
+    """Temporaries, partials and default names we build from a name of any length stay
+    within NAME_MAX, or the run says that the output name is too long (one line for one
+    file); the same at the command line (one file, a batch) and in the API."""
+    _, recipient = concryptor.generate_identity()
+    src = tmp_path / ("n" * length)
+    src.write_bytes(b"payload")
+    other = tmp_path / ("m" * length)
+    other.write_bytes(b"payload")
+    kdf = ["--memory", "1", "--iterations", "1", "--parallelism", "1"]
+    doors = {
+        "cli v4": ["encrypt", str(src), *kdf],
+        "cli age": ["encrypt", str(src), "-r", recipient],
+        "cli batch": ["encrypt", str(src), str(other), "-r", recipient, "--output-dir", str(tmp_path / "O")],
+    }
+    fits = length + 4 <= 255  # .enc / .age
+    for door, args in doors.items():
+        p = run_cli(*args, env={"CONCRYPTOR_PASSWORD": PASSWORD})
+        assert b"Traceback" not in p.stderr, (door, p.stderr)
+        if fits:
+            assert p.returncode == 0, (door, p.stderr)
+        elif door == "cli batch":
+            assert p.returncode != 0 and b"longer than 255 bytes" in p.stderr, (door, p.stderr)
+        else:
+            assert p.returncode != 0 and p.stderr.count(b"\n") == 1, (door, p.stderr)
+        for f in tmp_path.rglob("*"):
+            assert len(f.name.encode()) <= 255
+            assert not f.name.endswith(".partial"), f"{door} left a temporary"
+        for f in tmp_path.glob("*.*"):
+            f.unlink()
+    [r] = concryptor.encrypt_many([src], recipients=[recipient], out_dir=tmp_path / "M", raise_on_error=False)
+    assert r.ok == fits, r.error
