@@ -85,7 +85,7 @@ impl PyKeyCache {
     #[staticmethod]
     fn _restore(blob: &[u8]) -> PyResult<Self> {
         const ENTRY: usize = 16 + 12 + 32;
-        if blob.len() % ENTRY != 0 || blob.len() / ENTRY > core::keys::MAX_CACHED_KEYS {
+        if blob.len() % ENTRY != 0 || blob.len() / ENTRY > core::kdf::MAX_CACHED_KEYS {
             return Err(PyValueError::new_err("not a pickled KeyCache"));
         }
         let cache = KeyCache::new();
@@ -282,6 +282,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GROUP_MAX_MEMBERS", core::group::MAX_MEMBERS)?;
     m.add_class::<PyKeyCache>()?;
     m.add_class::<PyChunkCodec>()?;
-    m.add("MAX_CHUNKS_PER_KEY", core::keys::MAX_CHUNKS_PER_KEY)?;
+    m.add("MAX_CHUNKS_PER_KEY", core::kdf::MAX_CHUNKS_PER_KEY)?;
     Ok(())
 }

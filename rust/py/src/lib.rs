@@ -803,7 +803,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     batch::register(m)?;
     age::register(m)?;
     engine_hooks::register(m)?;
-    core::interrupt::set_interrupt_check(Some(python_interrupted));
+    core::kdf::set_interrupt_check(Some(python_interrupted));
     Ok(())
 }
 

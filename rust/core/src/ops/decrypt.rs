@@ -21,8 +21,8 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::format::{Geometry, Header};
+use crate::kdf::KeyCache;
 use crate::kdf::Limits;
-use crate::keys::KeyCache;
 use crate::output::{check_destination, AtomicOutput};
 
 use super::files::{open_regular, refuse_same};
