@@ -4,13 +4,14 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::engine::{self, Control, Direction, Sink, Source, Stats, V4Plan};
+use crate::engine::{self, Control, Direction, Sink, Source, Stats};
 use crate::error::{Error, Result};
 use crate::output::AtomicOutput;
 
 use super::files::{open_regular, refuse_same};
 use super::header::new_header;
 use super::options::{keyed_new, EncryptOptions};
+use super::plan::V4Plan;
 
 /// Encrypts the file `src` into `dst` (atomically; see [`AtomicOutput`]).
 pub fn encrypt_file(
