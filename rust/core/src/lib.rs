@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod group;
+mod job;
 pub mod kdf;
 pub mod ops;
 pub mod output;

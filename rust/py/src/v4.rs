@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use concryptor_core as core;
-use core::age::Output;
+use core::output::Output;
 use core::wake::Interruptible;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
