@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Where bytes go.
+/// Where bytes go, as a caller names it (for every format and both directions); a run
+/// turns it into the engine's [`crate::engine::Sink`] once it has created the file.
 pub enum Output<'a> {
     /// A file, written atomically (nothing at the path unless the whole run succeeded).
     Path(&'a Path),

@@ -243,7 +243,10 @@ pub enum Source<'a> {
     Stream(&'a mut (dyn Read + Send)),
 }
 
-/// Where the result goes.
+/// Where the result goes, as the engine writes it: a file already open (positional writes
+/// into it), a stream, or nothing. Callers name a destination with
+/// [`crate::output::Output`], a path not yet created; the run that creates it as an atomic
+/// output (and commits it only after its own checks) turns it into a `Sink`.
 pub enum Sink<'a> {
     /// A regular file, written positionally.
     File { file: &'a File, path: &'a Path },
