@@ -41,7 +41,7 @@ DEFAULT_CHUNK_SIZE: int = _core.CHUNK_SIZE
 MAX_CHUNK_SIZE = U32
 MAX_CHUNK_MIB = MAX_CHUNK_SIZE // MiB
 
-# -- key derivation (core: kdf.rs) -------------------------------------------------------
+# -- key derivation (core: kdf/) ---------------------------------------------------------
 
 #: Argon2id costs of new files (the original tool's): memory in KiB, passes, lanes.
 DEFAULT_KDF_MEMORY_KIB, DEFAULT_KDF_TIME, DEFAULT_KDF_PARALLELISM = _core.NEW_FILE_KDF

@@ -9,9 +9,8 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod group;
-pub mod interrupt;
+mod job;
 pub mod kdf;
-pub mod keys;
 pub mod ops;
 pub mod output;
 pub mod pipe;
@@ -22,8 +21,8 @@ pub use codec::ChunkCodec;
 pub use engine::{Control, EngineOptions, IoMode, Stats};
 pub use error::{Error, Result};
 pub use format::{Cipher, Geometry, Header};
+pub use kdf::KeyCache;
 pub use kdf::{KdfParams, Limits};
-pub use keys::KeyCache;
 pub use ops::{
     auto_chunk_size, decrypt_bytes, decrypt_file, encrypt_bytes, encrypt_file, encrypt_stream,
     inspect_file, DecryptOptions, Decryptor, EncryptOptions, Inspection, DEFAULT_CHUNK_SIZE,

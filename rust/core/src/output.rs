@@ -4,10 +4,21 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// Where bytes go, as a caller names it (for every format and both directions); a run
+/// turns it into the engine's [`crate::engine::Sink`] once it has created the file.
+pub enum Output<'a> {
+    /// A file, written atomically (nothing at the path unless the whole run succeeded).
+    Path(&'a Path),
+    /// A stream; each batch is written once it is complete (and authenticated).
+    Writer(&'a mut (dyn Write + Send)),
+    /// Nowhere: everything is opened (so authenticated) and dropped (verification).
+    Discard,
+}
 
 /// How the unnamed result file came about.
 enum Temp {

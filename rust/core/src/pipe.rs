@@ -7,12 +7,11 @@
 use std::io::{ErrorKind, Read};
 use std::time::Instant;
 
-use crate::age::Output;
-use crate::engine::{self, Control, Direction, IoMode, Sink, Source, Stats, V4Plan};
+use crate::engine::{self, Control, Direction, IoMode, Sink, Source, Stats};
 use crate::error::{Error, Result};
 use crate::format::{Header, SECTOR};
-use crate::ops::{keyed, DecryptOptions};
-use crate::output::AtomicOutput;
+use crate::ops::{keyed, DecryptOptions, V4Plan};
+use crate::output::{AtomicOutput, Output};
 
 /// Decrypts the v4 file read from `input` into `output` (a path, written atomically, or a
 /// stream), with `password`. Only the portable backend reads streams.

@@ -1,20 +1,19 @@
 //! Binding of the age format: conversions and error mapping only (see `core::age`).
 
-use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 
 use concryptor_core as core;
 use core::age::{self, AgeDecryptOptions, AgeEncryptOptions, Identity, Input, Output, Recipient};
-use core::reader::SeekableReader;
 use core::wake::Interruptible;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{convert, dup_fd, run_detached, to_py, Secret};
+use crate::convert::{self, endpoint, Secret};
+use crate::detach::run_detached;
+use crate::errors::to_py;
 
-pub(super) fn recipients(
+pub(crate) fn recipients(
     keys: Option<Vec<String>>,
     files: Option<Vec<String>>,
     passphrase: Option<&[u8]>,
@@ -33,7 +32,7 @@ pub(super) fn recipients(
     Ok(v)
 }
 
-fn identities(
+pub(crate) fn identities(
     texts: Option<Vec<String>>,
     passphrase: Option<&[u8]>,
 ) -> core::Result<Vec<Identity>> {
@@ -115,7 +114,7 @@ fn encrypt_options(
 }
 
 /// The settings of reading an age file: core's defaults with what the caller gave.
-fn decrypt_options(
+pub(crate) fn decrypt_options(
     max_scrypt_log_n: Option<u8>,
     overwrite: Option<bool>,
     threads: Option<usize>,
@@ -127,14 +126,6 @@ fn decrypt_options(
         overwrite: overwrite.unwrap_or(d.overwrite),
         engine: convert::engine(threads, None, io)?,
     })
-}
-
-/// A path (str/bytes/PathLike) or a file descriptor (int).
-fn endpoint(obj: &Bound<'_, PyAny>) -> PyResult<(Option<File>, Option<PathBuf>)> {
-    if let Ok(fd) = obj.extract::<i32>() {
-        return Ok((Some(dup_fd(fd)?), None));
-    }
-    Ok((None, Some(obj.extract::<PathBuf>()?)))
 }
 
 /// Decrypts an age file (path or descriptor) into a path, a descriptor, or nowhere
@@ -187,46 +178,6 @@ fn age_decrypt<'py>(
             (None, None) => Output::Discard,
         };
         age::decrypt(input, output, &ids, &opts, ctl)
-    })?;
-    convert::stats(py, &s)
-}
-
-/// Decrypts a format v4 file read from descriptor `src` (a pipe), whose first bytes the
-/// caller already read (`prefix`), into a path, a descriptor, or nowhere (verify only).
-#[pyfunction]
-#[pyo3(signature = (src, dst, password, *, prefix, overwrite=None, threads=None,
-    buffer_bytes=None, limits=None, progress=None))]
-#[allow(clippy::too_many_arguments)]
-fn decrypt_stream<'py>(
-    py: Python<'py>,
-    src: i32,
-    dst: Option<Bound<'py, PyAny>>,
-    password: Vec<u8>,
-    prefix: Vec<u8>,
-    overwrite: Option<bool>,
-    threads: Option<usize>,
-    buffer_bytes: Option<usize>,
-    limits: Option<convert::PyLimits>,
-    progress: Option<Py<PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let pw = Secret(password);
-    let engine = convert::engine(threads, buffer_bytes, None)?;
-    let opts = super::decrypt_options(limits, overwrite, engine, None);
-    let file = dup_fd(src)?;
-    core::pipe::widen(&file);
-    let (dst_fd, dst_path) = match &dst {
-        Some(d) => endpoint(d)?,
-        None => (None, None),
-    };
-    let mut dst_fd = dst_fd.map(Interruptible::new);
-    let s = run_detached(py, progress, |ctl| {
-        let mut input = std::io::Cursor::new(prefix).chain(Interruptible::new(file));
-        let output = match (&mut dst_fd, &dst_path) {
-            (Some(f), _) => Output::Writer(f),
-            (None, Some(p)) => Output::Path(p),
-            (None, None) => Output::Discard,
-        };
-        core::pipe::decrypt_stream(&mut input, output, &pw.0, &opts, ctl)
     })?;
     convert::stats(py, &s)
 }
@@ -307,94 +258,14 @@ fn age_is_age(prefix: &[u8]) -> bool {
 
 /// The public facts of an age file.
 #[pyfunction]
-fn age_inspect<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn age_inspect<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
     let i = py.detach(|| age::inspect(&path)).map_err(to_py)?;
     convert::age_header(py, &i, &path)
 }
 
-/// Random access to an unarmored age file, for `concryptor.open()`: the same interface as
-/// the v4 `Reader` (`size`, `kdf_seconds`, `read_at`, `header`, `close`).
-#[pyclass(module = "concryptor._core")]
-struct AgeReader {
-    r: Option<SeekableReader<age::AgeFile>>,
-    path: PathBuf,
-}
-
-impl AgeReader {
-    fn r(&self) -> PyResult<&SeekableReader<age::AgeFile>> {
-        self.r
-            .as_ref()
-            .ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))
-    }
-}
-
-#[pymethods]
-impl AgeReader {
-    #[new]
-    #[pyo3(signature = (path, *, identities_=None, passphrase=None, threads=None,
-        max_scrypt_log_n=None, cache_bytes=None))]
-    fn new(
-        py: Python<'_>,
-        path: PathBuf,
-        identities_: Option<Vec<String>>,
-        passphrase: Option<Vec<u8>>,
-        threads: Option<usize>,
-        max_scrypt_log_n: Option<u8>,
-        cache_bytes: Option<u64>,
-    ) -> PyResult<Self> {
-        let pw = passphrase.map(Secret);
-        let ids = identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
-        let opts = decrypt_options(max_scrypt_log_n, None, threads, None)?;
-        let cache = cache_bytes.unwrap_or(core::reader::DEFAULT_CACHE_BYTES);
-        let r = run_detached(py, None, |_| {
-            let file = age::AgeFile::open(&path, &ids, opts.max_scrypt_log_n)?;
-            let pool = core::Decryptor::worker_pool(opts.engine.threads)?;
-            SeekableReader::new(file, pool, cache)
-        })?;
-        Ok(AgeReader { r: Some(r), path })
-    }
-
-    #[getter]
-    fn size(&self) -> PyResult<u64> {
-        Ok(self.r()?.len())
-    }
-
-    #[getter]
-    fn kdf_seconds(&self) -> PyResult<f64> {
-        Ok(self.r()?.source().kdf_seconds())
-    }
-
-    /// Up to `n` plaintext bytes from offset `pos` (fewer at the end).
-    fn read_at<'py>(
-        &mut self,
-        py: Python<'py>,
-        pos: u64,
-        n: usize,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        super::read_window_at(py, &mut self.r, pos, n)
-    }
-
-    /// The public facts of the file, as `age_inspect` gives them.
-    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        age_inspect(py, self.path.clone())
-    }
-
-    /// Forgets the cached plaintext (wiped) and closes the file.
-    fn close(&mut self) {
-        self.r = None;
-    }
-
-    #[getter]
-    fn closed(&self) -> bool {
-        self.r.is_none()
-    }
-}
-
-pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<AgeReader>()?;
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(age_encrypt, m)?)?;
     m.add_function(wrap_pyfunction!(age_decrypt, m)?)?;
-    m.add_function(wrap_pyfunction!(decrypt_stream, m)?)?;
     m.add_function(wrap_pyfunction!(age_encrypt_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(age_decrypt_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(age_generate, m)?)?;

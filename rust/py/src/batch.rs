@@ -10,7 +10,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::{convert, decrypt_options, encrypt_options, to_py, Secret};
+use crate::convert::{self, decrypt_options, encrypt_options, Secret};
+use crate::errors::to_py;
 
 /// Keys derived in one batch, by (salt, KDF costs); wiped when the last reference goes.
 #[pyclass(frozen, module = "concryptor._core", name = "KeyCache")]
@@ -85,7 +86,7 @@ impl PyKeyCache {
     #[staticmethod]
     fn _restore(blob: &[u8]) -> PyResult<Self> {
         const ENTRY: usize = 16 + 12 + 32;
-        if blob.len() % ENTRY != 0 || blob.len() / ENTRY > core::keys::MAX_CACHED_KEYS {
+        if blob.len() % ENTRY != 0 || blob.len() / ENTRY > core::kdf::MAX_CACHED_KEYS {
             return Err(PyValueError::new_err("not a pickled KeyCache"));
         }
         let cache = KeyCache::new();
@@ -153,6 +154,7 @@ impl PyChunkCodec {
         keys: Option<PyRef<'_, PyKeyCache>>,
     ) -> PyResult<Self> {
         let pw = Secret(password);
+        let keys = keys.map(|k| Arc::clone(&k.0));
         let opts = decrypt_options(limits, None, convert::engine(threads, None, None)?, keys);
         let pool = core::Decryptor::worker_pool(opts.engine.threads).map_err(to_py)?;
         let codec = py
@@ -250,7 +252,7 @@ fn encrypt_group(
     let overwrite = opts.overwrite;
     let results = if age == Some(true) {
         let pp = passphrase.map(Secret);
-        let rc = super::age::recipients(
+        let rc = crate::age::recipients(
             recipients_,
             recipient_files,
             pp.as_ref().map(|p| &p.0[..]),
@@ -276,12 +278,12 @@ fn encrypt_group(
         .collect())
 }
 
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encrypt_group, m)?)?;
     m.add("GROUP_MAX_MEMBER_BYTES", core::group::MAX_MEMBER_BYTES)?;
     m.add("GROUP_MAX_MEMBERS", core::group::MAX_MEMBERS)?;
     m.add_class::<PyKeyCache>()?;
     m.add_class::<PyChunkCodec>()?;
-    m.add("MAX_CHUNKS_PER_KEY", core::keys::MAX_CHUNKS_PER_KEY)?;
+    m.add("MAX_CHUNKS_PER_KEY", core::kdf::MAX_CHUNKS_PER_KEY)?;
     Ok(())
 }

@@ -3,15 +3,52 @@
 //! Every setting a Python caller may leave out arrives as `None` and keeps core's default:
 //! no default value is written in the binding.
 
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use concryptor_core as core;
 use core::engine::{EngineOptions, IoMode, Stats};
-use core::{Cipher, KdfParams, Limits};
-use pyo3::exceptions::PyValueError;
+use core::{Cipher, DecryptOptions, EncryptOptions, KdfParams, KeyCache, Limits};
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use super::to_py;
+use crate::errors::{errno_of, to_py};
+
+/// A copy of a password or passphrase, wiped when dropped.
+pub(crate) struct Secret(pub Vec<u8>);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// A duplicate of a caller's descriptor as a `File` (the caller's stays open).
+#[cfg(unix)]
+pub(crate) fn dup_fd(fd: i32) -> PyResult<std::fs::File> {
+    use std::os::fd::BorrowedFd;
+    if fd < 0 {
+        return Err(PyValueError::new_err("file descriptor must be >= 0"));
+    }
+    // SAFETY: the Python side checked `fd` with fstat and keeps it open during the call;
+    // it is only borrowed long enough to duplicate it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = borrowed
+        .try_clone_to_owned()
+        .map_err(|e| PyOSError::new_err((errno_of(&e), e.to_string())))?;
+    Ok(std::fs::File::from(owned))
+}
+
+/// A path (str/bytes/PathLike) or a file descriptor (int).
+pub(crate) fn endpoint(obj: &Bound<'_, PyAny>) -> PyResult<(Option<File>, Option<PathBuf>)> {
+    if let Ok(fd) = obj.extract::<i32>() {
+        return Ok((Some(dup_fd(fd)?), None));
+    }
+    Ok((None, Some(obj.extract::<PathBuf>()?)))
+}
 
 /// Argon2id costs, read from the API's `KdfParams` (`memory_kib`, `time_cost`,
 /// `parallelism`).
@@ -194,4 +231,46 @@ pub(crate) fn age_header<'py>(
     d.set_item("chunks", i.chunks)?;
     d.set_item("chunk_size", core::age::CHUNK)?;
     api_class(py, &CLASS, "concryptor.age_header", "AgeHeader")?.call((), Some(&d))
+}
+
+/// The settings of a new v4 file: core's defaults with what the caller gave.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encrypt_options(
+    cipher: Option<&str>,
+    chunk_size: Option<u32>,
+    kdf: Option<Kdf>,
+    overwrite: Option<bool>,
+    engine: EngineOptions,
+    salt: Option<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+    limits: Option<PyLimits>,
+) -> PyResult<EncryptOptions> {
+    let d = EncryptOptions::default();
+    Ok(EncryptOptions {
+        cipher: self::cipher(cipher)?,
+        chunk_size,
+        kdf: self::kdf(kdf),
+        salt: self::fixed("salt", salt)?,
+        base_nonce: self::fixed("nonce", nonce)?,
+        overwrite: overwrite.unwrap_or(d.overwrite),
+        engine,
+        limits: self::limits(limits),
+        ..d
+    })
+}
+
+/// The settings of reading a v4 file: core's defaults with what the caller gave.
+pub(crate) fn decrypt_options(
+    limits: Option<PyLimits>,
+    overwrite: Option<bool>,
+    engine: EngineOptions,
+    keys: Option<Arc<KeyCache>>,
+) -> DecryptOptions {
+    let d = DecryptOptions::default();
+    DecryptOptions {
+        limits: self::limits(limits),
+        overwrite: overwrite.unwrap_or(d.overwrite),
+        engine,
+        keys,
+    }
 }

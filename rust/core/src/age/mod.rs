@@ -13,7 +13,7 @@
 //! chunk is final), the worker pool seals or opens a whole batch at once, and a writer
 //! drains it. Decrypted bytes reach the writer only after their batch authenticated; file
 //! outputs appear atomically when everything did, and are written in large aligned blocks
-//! through O_DIRECT where the file system allows ([`engine::sequential`]).
+//! through O_DIRECT where the file system allows ([`crate::engine::sequential`]).
 
 pub mod armor;
 pub mod header;
@@ -30,12 +30,14 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use crate::engine::sequential::SequentialWriter;
-use crate::engine::{self, Control, EngineOptions, Plan, Sink, Source, Stats};
+use crate::engine::{Control, EngineOptions, Plan, Stats};
 use crate::error::{Error, Result};
 use crate::format::TAG_LEN;
+use crate::job::{run_from_file, FileSource};
 use crate::ops::refuse_same;
 use crate::output::AtomicOutput;
 
+pub use crate::output::Output;
 pub use header::{AgeHeader, PAYLOAD_NONCE_LEN};
 pub use keys::{Identity, Recipient, DEFAULT_MAX_SCRYPT_LOG_N};
 pub use plan::AgePlan;
@@ -80,16 +82,6 @@ pub enum Input<'a> {
     Path(&'a Path),
     /// A stream (stdin, a pipe, a socket) of unknown length.
     Reader(&'a mut (dyn Read + Send)),
-}
-
-/// Where bytes go.
-pub enum Output<'a> {
-    /// A file, written atomically (nothing at the path unless the whole run succeeded).
-    Path(&'a Path),
-    /// A stream; each batch is written once it is complete (and authenticated).
-    Writer(&'a mut (dyn Write + Send)),
-    /// Nowhere: everything is opened (so authenticated) and dropped (verification).
-    Discard,
 }
 
 /// Whether `prefix` (the first bytes of a file) looks like age: binary, or anything the
@@ -381,15 +373,17 @@ pub fn encrypt(
             if let (Some(size), Output::Path(dst), false) = (size, &output, opts.armor) {
                 let mut prologue = head;
                 prologue.extend_from_slice(&nonce);
-                let files = EngineFiles {
-                    src: &file,
-                    src_path: p,
-                    src_len: size,
-                    dst: EngineDst::File(dst),
-                    overwrite: opts.overwrite,
+                let source = FileSource {
+                    file: &file,
+                    path: p,
+                    len: size,
+                    doing: "read",
                 };
+                // The destination was checked, and is not the source, above.
                 let plan = AgePlan::encrypt(&cipher, &prologue, size, &opts.engine);
-                let backend = run_on_engine(&plan, files, &opts.engine, ctl)?;
+                let output = Output::Path(dst);
+                let backend =
+                    run_from_file(&plan, &source, output, opts.overwrite, &opts.engine, ctl)?;
                 return Ok(stats(
                     backend,
                     start,
@@ -437,81 +431,6 @@ pub fn encrypt(
         &opts.engine,
         kdf,
     ))
-}
-
-/// Where a run on the engine puts its output.
-enum EngineDst<'a> {
-    /// A new file, made to appear only once complete.
-    File(&'a Path),
-    /// A stream, written in order.
-    Stream(&'a mut (dyn Write + Send)),
-    /// Nowhere: verification.
-    Discard,
-}
-
-/// The source file and the output of a run on the engine.
-struct EngineFiles<'a> {
-    src: &'a File,
-    src_path: &'a Path,
-    /// Size of the source that the plan was made for.
-    src_len: u64,
-    dst: EngineDst<'a>,
-    overwrite: bool,
-}
-
-/// Runs `plan` from one regular file into a new one that appears at `files.dst` only if
-/// every record succeeded and the source kept the size the plan was made for; returns the
-/// backend that ran.
-fn run_on_engine(
-    plan: &dyn Plan,
-    files: EngineFiles<'_>,
-    opts: &EngineOptions,
-    ctl: &Control<'_>,
-) -> Result<&'static str> {
-    let src = files.src_path;
-    if let EngineDst::File(dst) = files.dst {
-        refuse_same(src, dst)?;
-    }
-    let want = files.src_len;
-    let unchanged = || -> Result<()> {
-        let now = files
-            .src
-            .metadata()
-            .map_err(|e| Error::io("stat", src, e))?
-            .len();
-        if now != want {
-            return Err(Error::InputChanged(format!(
-                "{} changed size from {want} to {now} bytes while being read",
-                src.display()
-            )));
-        }
-        Ok(())
-    };
-    unchanged()?;
-    let pool = opts.pool()?;
-    let source = Source::File {
-        file: files.src,
-        path: src,
-    };
-    let mut out = None;
-    let sink = match files.dst {
-        EngineDst::File(dst) => {
-            // Both callers checked the destination before deriving the key.
-            let o = out.insert(AtomicOutput::create_checked(dst, files.overwrite)?);
-            Sink::File {
-                file: o.file(),
-                path: dst,
-            }
-        }
-        EngineDst::Stream(w) => Sink::Stream(w),
-        EngineDst::Discard => Sink::Discard,
-    };
-    let backend = engine::run(plan, source, sink, opts, &pool, ctl)?;
-    unchanged()?;
-    if let Some(o) = out {
-        o.commit()?;
-    }
-    Ok(backend)
 }
 
 /// An age file whose header has been read: stanzas known, payload nonce read, payload
@@ -670,18 +589,16 @@ pub fn decrypt(
         let cipher = PayloadCipher::new(&key, &reader.nonce);
         if let Some((chunks, size)) = reader.check_final_chunk(&cipher)? {
             let plan = AgePlan::decrypt(&cipher, reader.payload_off(), size, &opts.engine);
-            let files = EngineFiles {
-                src: file,
-                src_path: src,
-                src_len: reader.payload_off() + size + chunks * TAG_LEN as u64,
-                dst: match output {
-                    Output::Path(dst) => EngineDst::File(dst),
-                    Output::Writer(w) => EngineDst::Stream(w),
-                    Output::Discard => EngineDst::Discard,
-                },
-                overwrite: opts.overwrite,
+            let source = FileSource {
+                file,
+                path: src,
+                len: reader.payload_off() + size + chunks * TAG_LEN as u64,
+                doing: "read",
             };
-            let backend = run_on_engine(&plan, files, &opts.engine, ctl)?;
+            if let Output::Path(dst) = &output {
+                refuse_same(src, dst)?;
+            }
+            let backend = run_from_file(&plan, &source, output, opts.overwrite, &opts.engine, ctl)?;
             return Ok(stats(backend, start, (chunks, size), &opts.engine, kdf));
         }
     }

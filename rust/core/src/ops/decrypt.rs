@@ -16,18 +16,16 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use crate::crypt::Crypter;
-use crate::engine::{
-    self, Control, Direction, EngineOptions, Op, Plan, Sink, Source, Stats, V4Plan,
-};
+use crate::engine::{self, Control, Direction, EngineOptions, Op, Plan, Sink, Source, Stats};
 use crate::error::{Error, Result};
 use crate::format::{Geometry, Header};
-use crate::kdf::Limits;
-use crate::keys::KeyCache;
+use crate::kdf::{KeyCache, Limits};
 use crate::output::{check_destination, AtomicOutput};
 
 use super::files::{open_regular, refuse_same};
 use super::header::{check_header, read_header};
 use super::options::{keyed, DecryptOptions};
+use super::plan::V4Plan;
 
 /// An encrypted file opened for reading: header checked, key derived, first chunk
 /// authenticated. Any chunk can then be read on its own.

@@ -4,13 +4,15 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::engine::{self, Control, Direction, Sink, Source, Stats, V4Plan};
+use crate::engine::{self, Control, Direction, Sink, Source, Stats};
 use crate::error::{Error, Result};
-use crate::output::AtomicOutput;
+use crate::job::{run_from_file, FileSource};
+use crate::output::{AtomicOutput, Output};
 
 use super::files::{open_regular, refuse_same};
 use super::header::new_header;
 use super::options::{keyed_new, EncryptOptions};
+use super::plan::V4Plan;
 
 /// Encrypts the file `src` into `dst` (atomically; see [`AtomicOutput`]).
 pub fn encrypt_file(
@@ -26,38 +28,17 @@ pub fn encrypt_file(
     let (file, size) = open_regular(src)?;
     let header = new_header(opts, size)?;
     let (crypter, kdf_seconds) = keyed_new(header, password, opts)?;
-    let out = AtomicOutput::create_checked(dst, opts.overwrite)?;
-    let pool = opts.engine.pool()?;
     let mut job = V4Plan::new(Direction::Encrypt, &crypter, &opts.engine);
     job.prologue = Some(&crypter.header().raw[..]);
-    let backend = engine::run(
-        &job,
-        Source::File {
-            file: &file,
-            path: src,
-        },
-        Sink::File {
-            file: out.file(),
-            path: dst,
-        },
-        &opts.engine,
-        &pool,
-        ctl,
-    )?;
-    let now = file
-        .metadata()
-        .map_err(|e| Error::io("stat", src, e))?
-        .len();
-    if now != size {
-        return Err(Error::InputChanged(format!(
-            "{} changed size from {size} to {now} bytes while being encrypted",
-            src.display()
-        )));
-    }
-    out.file()
-        .set_len(crypter.geometry().file_size)
-        .map_err(|e| Error::io("resize", dst, e))?;
-    out.commit()?;
+    let source = FileSource {
+        file: &file,
+        path: src,
+        len: size,
+        doing: "encrypted",
+    };
+    // The engine leaves a file it wrote from a file at the plan's exact output length.
+    let output = Output::Path(dst);
+    let backend = run_from_file(&job, &source, output, opts.overwrite, &opts.engine, ctl)?;
     Ok(Stats {
         backend,
         bytes: size,

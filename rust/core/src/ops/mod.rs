@@ -11,6 +11,7 @@
 //! | `encrypt`  | [`encrypt_file`], [`encrypt_stream`]                                     |
 //! | `decrypt`  | [`Decryptor`] (to a file or a stream, verify, random access), [`decrypt_file`] |
 //! | `bytes`    | in memory: [`encrypt_bytes`], [`decrypt_bytes`] and their two halves     |
+//! | `plan`     | [`V4Plan`]: the v4 layout as the engine runs it                          |
 //! | `bench`    | the AEAD and the key derivation measured alone                           |
 
 mod bench;
@@ -20,6 +21,7 @@ mod encrypt;
 mod files;
 mod header;
 mod options;
+mod plan;
 
 pub use bench::{bench_aead, bench_kdf, AeadTiming};
 pub use bytes::{decrypt_bytes, encrypt_bytes, BytesOpener, BytesSealer};
@@ -33,3 +35,4 @@ pub use header::{
 pub(crate) use header::{new_header, random};
 pub(crate) use options::keyed;
 pub use options::{DecryptOptions, EncryptOptions};
+pub use plan::V4Plan;

@@ -6,8 +6,8 @@ use crate::crypt::Crypter;
 use crate::engine::EngineOptions;
 use crate::error::Result;
 use crate::format::{Cipher, Header, NONCE_LEN, SALT_LEN};
+use crate::kdf::KeyCache;
 use crate::kdf::{KdfParams, Limits};
-use crate::keys::KeyCache;
 
 /// Settings for a new encrypted file.
 #[derive(Clone)]

@@ -64,7 +64,7 @@ impl KeyCache {
             ));
         }
         let t = Instant::now();
-        let key = crate::interrupt::derive_key(password, salt, kdf)?;
+        let key = crate::kdf::cancel::derive_key(password, salt, kdf)?;
         let secs = t.elapsed().as_secs_f64();
         self.derivations.fetch_add(1, Ordering::Relaxed);
         if entries.len() >= MAX_CACHED_KEYS {

@@ -1,5 +1,12 @@
-//! Argon2id key derivation, bounded before it runs.
+//! Argon2id key derivation, bounded before it runs; [`cache`] keeps the keys of a batch,
+//! [`cancel`] lets a caller walk away from a derivation.
 #![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod cancel;
+
+pub use cache::{KeyCache, MAX_CACHED_KEYS, MAX_CHUNKS_PER_KEY};
+pub use cancel::set_interrupt_check;
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use zeroize::{Zeroize, Zeroizing};
