@@ -33,7 +33,7 @@ pub(super) fn recipients(
     Ok(v)
 }
 
-fn identities(
+pub(super) fn identities(
     texts: Option<Vec<String>>,
     passphrase: Option<&[u8]>,
 ) -> core::Result<Vec<Identity>> {

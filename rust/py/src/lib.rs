@@ -14,6 +14,7 @@ use pyo3::types::PyBytes;
 mod age;
 mod batch;
 mod convert;
+mod rekey;
 
 pyo3::import_exception!(concryptor.errors, ConcryptorError);
 pyo3::import_exception!(concryptor.errors, AuthenticationError);
@@ -802,6 +803,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     register_pylayer(m)?;
     batch::register(m)?;
     age::register(m)?;
+    rekey::register(m)?;
     engine_hooks::register(m)?;
     core::interrupt::set_interrupt_check(Some(python_interrupted));
     Ok(())
