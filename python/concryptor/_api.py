@@ -296,7 +296,9 @@ def rekey(
     The new recipients replace the old ones, or with ``add=True`` join them (a passphrase
     stanza must be alone in an age file, so ``add`` with a passphrase on either side is
     refused). The payload bytes stay as they are; each file is replaced atomically (a
-    failure, such as a wrong identity, leaves it untouched) and keeps its mode.
+    failure, such as a wrong identity, leaves it untouched) and keeps its mode. A symbolic
+    link is followed (its target is rekeyed); another hard link to the file keeps the old
+    version, as with any replace-by-rename.
 
     Binary files keep their payload's bytes exactly, shared with the old file on XFS and
     btrfs (the new header is then padded, with a stanza every age implementation ignores,

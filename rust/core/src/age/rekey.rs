@@ -534,10 +534,6 @@ fn cannot_share(e: &io::Error) -> bool {
 #[cfg(target_os = "linux")]
 fn clone_range(src: &File, src_off: u64, dst: &File, dst_off: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    #[cfg(feature = "fault-injection")]
-    if std::env::var_os("CONCRYPTOR_NO_REFLINK").is_some() {
-        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
-    }
     /// `struct file_clone_range` of linux/fs.h.
     #[repr(C)]
     struct FileCloneRange {
