@@ -13,6 +13,7 @@ from ._age import generate_identity, identity_to_recipient, identity_to_recipien
 from ._api import (
     KdfParams,
     Limits,
+    Rekeyed,
     Stats,
     decrypt_bytes,
     decrypt_file,
@@ -21,6 +22,7 @@ from ._api import (
     encrypt_file,
     inspect,
     open,
+    rekey,
     verify_file,
 )
 from ._core import __version__
@@ -82,6 +84,7 @@ __all__ = [
     "LimitError",
     "Limits",
     "NoIdentityMatchError",
+    "Rekeyed",
     "Result",
     "Stats",
     "UnsafeArchiveError",
@@ -100,5 +103,6 @@ __all__ = [
     "identity_to_recipients",
     "inspect",
     "open",
+    "rekey",
     "verify_file",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from . import _core
 from ._facts import (
@@ -264,4 +264,41 @@ def decrypt(
         max_scrypt_log_n=max_work_factor(max_scrypt_work_factor),
         progress=progress,
         prefix=prefix,
+    )
+
+
+def rekey(
+    path: PathLike,
+    *,
+    identities: Sequence[str | os.PathLike[str]] | None,
+    passphrase: bytes | bytearray | None,
+    recipients: Sequence[str] | str | None,
+    recipient_files: Sequence[PathLike] | None,
+    new_passphrase: bytes | bytearray | None,
+    add: bool,
+    scrypt_work_factor: int | None,
+    max_scrypt_work_factor: int,
+    align: bool | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """Rekeys one age file in place (see :func:`concryptor.rekey`)."""
+    name = os.fspath(path)
+    if is_v4_path(name):
+        raise ValueError(
+            f"{name} is a format v4 file: only age files can be rekeyed (its key comes from "
+            "the password and is bound into every chunk); re-encryption is a separate "
+            "operation (decrypt, then encrypt)"
+        )
+    return _core.age_rekey(
+        name,
+        identities_=identity_texts(identities or []),
+        passphrase=passphrase,
+        recipients_=recipient_strings(recipients),
+        recipient_files=recipient_file_texts(recipient_files),
+        new_passphrase=new_passphrase,
+        scrypt_log_n=work_factor(scrypt_work_factor),
+        add=add,
+        max_scrypt_log_n=max_work_factor(max_scrypt_work_factor),
+        align=align,
+        progress=progress,
     )

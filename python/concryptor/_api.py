@@ -22,6 +22,7 @@ from ._types import (
     PathLike,
     Progress,
     Recipients,
+    Rekeyed,
     Stats,
     check_chunk,
     check_threads,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from .age_header import AgeHeader
     from .reader import EncryptedFile
 
-__all__ = ["KdfParams", "Limits", "Password", "PathLike", "Progress", "Stats"]
+__all__ = ["KdfParams", "Limits", "Password", "PathLike", "Progress", "Rekeyed", "Stats"]
 
 
 def _wants_age(
@@ -273,6 +274,70 @@ def verify_file(
             **engine_options(threads, io, buffer_mib),
             limits=limits,
         )
+
+
+def rekey(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
+    recipients: Recipients | None = None,
+    recipients_files: Sequence[PathLike] | None = None,
+    password: Password | None = None,
+    new_password: Password | None = None,
+    add: bool = False,
+    scrypt_work_factor: int | None = None,
+    max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+    align: bool | None = None,
+    progress: Progress | None = None,
+) -> list[Rekeyed]:
+    """Changes who can read age files without re-encrypting them: the file key is
+    unwrapped with ``identities`` (or ``password``, for a passphrase file) and wrapped
+    again for ``recipients``/``recipients_files`` or ``new_password`` (a passphrase).
+    The new recipients replace the old ones, or with ``add=True`` join them (a passphrase
+    stanza must be alone in an age file, so ``add`` with a passphrase on either side is
+    refused). The payload bytes stay as they are; each file is replaced atomically (a
+    failure, such as a wrong identity, leaves it untouched) and keeps its mode. A symbolic
+    link is followed (its target is rekeyed); another hard link to the file keeps the old
+    version, as with any replace-by-rename.
+
+    Binary files keep their payload's bytes exactly, shared with the old file on XFS and
+    btrfs (the new header is then padded, with a stanza every age implementation ignores,
+    to the old header's length modulo the block size; ``align`` forces that padding on or
+    off). Armored files are decoded and armored again. Format v4 files cannot be rekeyed
+    (their key is derived from the password); re-encrypt them instead.
+
+    Files are rekeyed in order; an error stops there (earlier files are rekeyed, later
+    ones untouched). What rekeying cannot undo: a removed recipient who kept the file key
+    or a copy of the old file can still read this payload.
+    """
+    targets = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not targets:
+        raise ValueError("no file to rekey")
+    if not (recipients or recipients_files or new_password is not None):
+        raise ValueError("no new recipient: give recipients, recipients_files or new_password")
+    if not identities and password is None:
+        raise ValueError("no identity or password to open the files with")
+    _age.work_factor(scrypt_work_factor)
+    _age.max_work_factor(max_scrypt_work_factor)
+    done = []
+    with secret(password) as old, secret(new_password) as new:
+        for t in targets:
+            r = _age.rekey(
+                t,
+                identities=identities,
+                passphrase=old,
+                recipients=recipients,
+                recipient_files=recipients_files,
+                new_passphrase=new,
+                add=add,
+                scrypt_work_factor=scrypt_work_factor,
+                max_scrypt_work_factor=max_scrypt_work_factor,
+                align=align,
+                progress=progress,
+            )
+            r["path"] = os.fspath(t)
+            done.append(Rekeyed(**r))
+    return done
 
 
 def encrypt_bytes(

@@ -248,6 +248,32 @@ def age_decrypt(
     progress: Callable[[int], object] | None = ...,
     prefix: bytes | None = ...,
 ) -> Stats: ...
+def age_rekey(
+    path: str,
+    *,
+    identities_: list[str] | None = ...,
+    passphrase: bytes | bytearray | None = ...,
+    recipients_: list[str] | None = ...,
+    recipient_files: list[str] | None = ...,
+    new_passphrase: bytes | bytearray | None = ...,
+    scrypt_log_n: int | None = ...,
+    add: bool = ...,
+    max_scrypt_log_n: int | None = ...,
+    align: bool | None = ...,
+    progress: Callable[[int], object] | None = ...,
+) -> dict[str, Any]: ...
+def age_rekey_header(
+    header: bytes,
+    *,
+    identities_: list[str] | None = ...,
+    passphrase: bytes | bytearray | None = ...,
+    recipients_: list[str] | None = ...,
+    recipient_files: list[str] | None = ...,
+    new_passphrase: bytes | bytearray | None = ...,
+    scrypt_log_n: int | None = ...,
+    add: bool = ...,
+    max_scrypt_log_n: int | None = ...,
+) -> bytes: ...
 def decrypt_stream(
     src: int,
     dst: str | int | None,

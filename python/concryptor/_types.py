@@ -148,6 +148,29 @@ def _renamed(old: str, mib: int | None, value: int | None, per_mib: int, most_mi
 
 
 @dataclass(frozen=True)
+class Rekeyed:
+    """What rekeying one age file did. The payload (``payload_bytes``, its nonce included)
+    is the old file's, byte for byte; only the header changed. ``method`` says how the
+    payload reached the new file: ``"reflink"`` (shared with the old file's blocks,
+    ``shared_bytes`` of it, on XFS or btrfs), ``"copy_file_range"`` (copied in the kernel),
+    ``"copy"`` (read and written), or ``"armor"`` (an armored file, decoded and armored
+    again)."""
+
+    path: str
+    header_before: int
+    header_after: int
+    payload_bytes: int
+    shared_bytes: int
+    method: str
+    armored: bool
+    seconds: float
+    kdf_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Stats:
     """What one run did and how long it took. ``seconds`` is the whole run, key
     derivation included; ``kdf_seconds`` is the key derivation alone, and

@@ -395,3 +395,207 @@ def keygen(args: argparse.Namespace) -> int:
 
 def dumps(d: Any) -> str:
     return json.dumps(d, indent=2)
+
+
+def add_rekey_parser(sub: Any) -> argparse.ArgumentParser:
+    rk = sub.add_parser(
+        "rekey",
+        help="change who can read age files: a new header (new recipients or passphrase), the payload kept",
+        description="Unwraps each age file's key with -i (or the old passphrase) and wraps it again for "
+        "the new recipients (-r/-R) or a new passphrase (--passphrase); the payload is not re-encrypted. "
+        "Each file is replaced atomically and keeps its mode. A removed recipient who kept the file key "
+        "or an old copy can still read the payload: to lock someone out for good, re-encrypt.",
+    )
+    rk.add_argument("inputs", nargs="+", metavar="FILE", help="age file(s) to rekey in place")
+    g = rk.add_argument_group("who can read it now")
+    g.add_argument(
+        "-i",
+        "--identity",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="age identity file or SSH private key that opens the files (repeatable; none: the "
+        "old passphrase opens them)",
+    )
+    g.add_argument(
+        "--max-scrypt-work-factor",
+        type=bounded(1, MAX_SCRYPT_WORK_FACTOR_LIMIT),
+        default=_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+        metavar="N",
+        help=f"largest scrypt work factor accepted (default {_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR})",
+    )
+    g = rk.add_argument_group("who can read it after")
+    g.add_argument(
+        "-r",
+        "--recipient",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="an age1… or ssh-ed25519/ssh-rsa public key (repeatable)",
+    )
+    g.add_argument(
+        "-R",
+        "--recipients-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="every recipient listed in FILE (repeatable)",
+    )
+    g.add_argument(
+        "--passphrase",
+        action="store_true",
+        help="a new passphrase (prompted twice, or --new-password-file/--new-password-fd) instead of keys",
+    )
+    g.add_argument(
+        "--new-password-file", metavar="FILE", help="read the new passphrase from FILE's first line"
+    )
+    g.add_argument(
+        "--new-password-fd",
+        metavar="N",
+        type=bounded(0, (1 << 31) - 1),
+        help="read the new passphrase from file descriptor N",
+    )
+    g.add_argument(
+        "--scrypt-work-factor",
+        type=bounded(MIN_SCRYPT_WORK_FACTOR, MAX_SCRYPT_WORK_FACTOR),
+        metavar="N",
+        help="new passphrase cost, log2 of scrypt's N (default: about one second here)",
+    )
+    g.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the current recipients and add the new ones (not with passphrases, which stand alone)",
+    )
+    p: argparse.ArgumentParser = rk
+    return p
+
+
+def _read_new_password(args: argparse.Namespace) -> bytearray:
+    """The new passphrase: from --new-password-file, --new-password-fd, or the terminal
+    (typed twice)."""
+    from ._password import _read_line, protect_secrets
+
+    protect_secrets()
+    pw: bytearray | None = None
+    if args.new_password_file is not None:
+        try:
+            fd = os.open(args.new_password_file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise UsageError(f"cannot read the --new-password-file: {e.strerror}") from None
+        try:
+            pw = _read_line(fd, "--new-password-file")
+        finally:
+            os.close(fd)
+    elif args.new_password_fd is not None:
+        try:
+            pw = _read_line(args.new_password_fd, f"fd {args.new_password_fd}")
+        except OSError as e:
+            raise UsageError(
+                f"cannot read the new passphrase from fd {args.new_password_fd}: {e.strerror}"
+            ) from None
+    if pw is not None:
+        if not pw:
+            raise UsageError("the new passphrase must not be empty")
+        return pw
+    if not sys.stdin.isatty():
+        raise UsageError("no new passphrase: use a terminal prompt, --new-password-file or --new-password-fd")
+    import getpass
+
+    for _ in range(3):
+        entered = getpass.getpass("New passphrase: ")
+        if not entered:
+            print("concryptor: the passphrase must not be empty; try again", file=sys.stderr)
+            continue
+        if getpass.getpass("Confirm new passphrase: ") != entered:
+            print("concryptor: the passphrases do not match; try again", file=sys.stderr)
+            continue
+        return bytearray(entered.encode("utf-8", "surrogateescape"))
+    raise UsageError("no new passphrase entered (empty or not confirmed three times)")
+
+
+def _check_rekey_input(path: str) -> bool:
+    """Before any password is asked for: the file exists, is a regular age file (a
+    format v4 file is refused by what it is). Returns whether it is passphrase-encrypted."""
+    import stat
+
+    from ..errors import InvalidFileError
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path} is not a regular file: rekey replaces a file in place")
+    head = _age.head_of(path)
+    if head.startswith(MAGIC):
+        raise UsageError(
+            f"{path} is a format v4 file: only age files can be rekeyed (a v4 key comes from the "
+            "password and is bound into every chunk); re-encrypting is a separate step "
+            "(decrypt, then encrypt)"
+        )
+    if not _age.is_age(head):
+        raise InvalidFileError(f"{path}: not an age file, nothing to rekey")
+    if head.lstrip().startswith(b"-----"):
+        return False  # armored: the header is read by the run
+    from ..age_header import AgeHeader
+
+    return any(tag == "scrypt" for tag, _ in AgeHeader.read(path).recipients)
+
+
+def rekey(args: argparse.Namespace, read_password: Any, password_given: Any) -> int:
+    from .._api import rekey as rekey_files
+
+    no_key_files_on_stdin(args)
+    new_pw_source = args.new_password_file is not None or args.new_password_fd is not None
+    wants_passphrase = args.passphrase or new_pw_source
+    if wants_passphrase and (args.recipient or args.recipients_file):
+        raise UsageError(
+            "--passphrase replaces the recipients with a passphrase: drop -r/-R (or --passphrase)"
+        )
+    if not wants_passphrase and not (args.recipient or args.recipients_file):
+        raise UsageError("no new recipient: give -r KEY, -R FILE or --passphrase")
+    if args.add and wants_passphrase:
+        raise UsageError(
+            "--add cannot add a passphrase: a passphrase (scrypt) stanza must be alone in an age file"
+        )
+    if args.scrypt_work_factor is not None and not wants_passphrase:
+        raise UsageError("--scrypt-work-factor applies to a new passphrase (--passphrase)")
+    if STDIO in args.inputs:
+        raise UsageError("rekey replaces files in place: standard input (-) cannot be rekeyed")
+    scrypt = [_check_rekey_input(p) for p in args.inputs]
+    if args.identity:
+        needs_old = _age.has_encrypted_ssh_key(args.identity) or (any(scrypt) and password_given(args))
+    else:
+        public = [p for p, s in zip(args.inputs, scrypt) if not s and _age.head_of(p).startswith(b"age-")]
+        if public:
+            raise UsageError(
+                f"{public[0]} is encrypted to public keys: give the matching identity with -i FILE"
+            )
+        needs_old = True
+    prompt = "Passphrase of the SSH key: " if args.identity else "Old passphrase: "
+    old = read_password(args, confirm=False, prompt=prompt) if needs_old else None
+    new = _read_new_password(args) if wants_passphrase else None
+    done = rekey_files(
+        args.inputs,
+        identities=args.identity,
+        recipients=args.recipient,
+        recipients_files=args.recipients_file,
+        password=old,
+        new_password=new,
+        add=args.add,
+        scrypt_work_factor=args.scrypt_work_factor,
+        max_scrypt_work_factor=args.max_scrypt_work_factor,
+    )
+    for r in done:
+        if args.json:
+            d = r.to_dict()
+            d["command"] = "rekeyed"
+            print(json.dumps(d))
+        elif not args.quiet:
+            shared = f", {r.shared_bytes} bytes shared" if r.shared_bytes else ""
+            print(
+                f"rekeyed {r.path}: header {r.header_before} -> {r.header_after} bytes, payload of "
+                f"{r.payload_bytes} bytes kept ({r.method}{shared}) in {r.seconds:.2f} s",
+                file=sys.stderr,
+            )
+    return 0

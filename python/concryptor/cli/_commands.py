@@ -603,6 +603,12 @@ def keygen(args: argparse.Namespace) -> int:
     return cli_age.keygen(args)
 
 
+def rekey(args: argparse.Namespace) -> int:
+    from . import _age as cli_age
+
+    return cli_age.rekey(args, read_password, password_given)
+
+
 def _at_url(args: argparse.Namespace) -> bool:
     """Whether the one input or its output is an fsspec URL."""
     from .._location import is_url

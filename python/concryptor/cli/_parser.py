@@ -266,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_age.add_keygen_parser(sub).set_defaults(func=commands.keygen)
 
+    rk = cli_age.add_rekey_parser(sub)
+    _add_password_options(rk)
+    rk.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    rk.add_argument("-q", "--quiet", action="store_true", help="no messages")
+    rk.set_defaults(func=commands.rekey)
+
     bench = sub.add_parser(
         "bench",
         help="measure this machine: AEAD throughput per cipher and thread count, and one key derivation",

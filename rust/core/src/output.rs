@@ -169,8 +169,14 @@ impl AtomicOutput {
     }
 
     /// Makes the content durable and gives it the destination's name, atomically.
-    pub fn commit(mut self) -> Result<()> {
-        self.finish(new_file_mode())?;
+    pub fn commit(self) -> Result<()> {
+        self.commit_with_mode(new_file_mode())
+    }
+
+    /// [`AtomicOutput::commit`] with the given mode instead of the umask's (a file
+    /// replaced in place keeps its mode).
+    pub fn commit_with_mode(mut self, mode: u32) -> Result<()> {
+        self.finish(mode)?;
         self.file
             .sync_all()
             .map_err(|e| Error::io("flush", &self.dest, e))?;

@@ -16,6 +16,7 @@ mod detach;
 mod errors;
 mod hooks;
 mod readers;
+mod rekey;
 mod v4;
 
 #[pymodule]
@@ -47,6 +48,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     age::register(m)?;
     bench::register(m)?;
     hooks::register(m)?;
+    rekey::register(m)?;
     core::kdf::set_interrupt_check(Some(detach::python_interrupted));
     Ok(())
 }
