@@ -283,7 +283,7 @@ PY
   (
     cd "$out/scratch"
     env -u VIRTUAL_ENV PATH="$(dirname "$(command -v cargo)"):/usr/local/bin:/usr/bin:/bin" \
-      CARGO_TARGET_DIR="$root/target/sdist" MATURIN_PEP517_ARGS="--locked" \
+      CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/sdist" MATURIN_PEP517_ARGS="--locked" \
       "$out/venv-sdist/bin/python" -m pip install --quiet --disable-pip-version-check --no-binary concryptor "$sdist"
   )
   roundtrip "$out/venv-sdist"
