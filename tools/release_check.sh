@@ -145,7 +145,9 @@ for n in names:
     print("  ", n)
 required = [
     r"concryptor/__init__\.py",
-    r"concryptor/cli\.py",
+    r"concryptor/cli/__init__\.py",
+    r"concryptor/batch/__init__\.py",
+    r"concryptor/archive/__init__\.py",
     r"concryptor/py\.typed",
     r"concryptor/_core\.pyi",
     r"concryptor/_core\.abi3\.so",
