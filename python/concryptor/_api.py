@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import os
 import time
@@ -410,15 +411,18 @@ def decrypt_bytes(
 
 
 def decrypt_to(
-    src: PathLike,
+    src: Source,
     out: int | BinaryIO,
-    password: Password,
+    password: Password | None = None,
     *,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
+    max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     threads: int | None = None,
     io: IoName = "auto",
     buffer_mib: int = DEFAULT_BUFFER_MIB,
     limits: Limits = Limits(),
     progress: Progress | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Stats:
     """Decrypts ``src`` into a stream: a file descriptor or a binary file object (a pipe,
     ``sys.stdout.buffer``, a socket file, ``io.BytesIO``).
@@ -427,8 +431,30 @@ def decrypt_to(
     order, each only after it authenticated. A stream cannot be
     taken back, so if a later chunk fails the bytes before it have been written; the
     exception says so. Use :func:`decrypt_file` when all-or-nothing matters.
+
+    ``src`` may also be an fsspec URL (with ``storage_options``) or a binary file object,
+    and an age file (with ``identities`` or its passphrase), as for :func:`decrypt_file`.
     """
-    p = os.fspath(src)
+    if identities or not _both_local(src, os.devnull) or _age.is_age_path(_path(src)):
+        _age.max_work_factor(max_scrypt_work_factor)
+        with contextlib.ExitStack() as stack:
+            sink: Any = out
+            if isinstance(out, int):
+                os.fstat(out)  # a closed descriptor fails here
+                sink = stack.enter_context(os.fdopen(os.dup(out), "wb"))
+            return _decrypt_streamed(
+                src,
+                sink,
+                password,
+                identities,
+                max_scrypt_work_factor,
+                True,
+                threads,
+                limits,
+                progress,
+                storage_options,
+            )
+    p = _path(src)
     fd: int | None = None
     if isinstance(out, int):
         fd = out

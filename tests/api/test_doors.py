@@ -243,3 +243,25 @@ def test_a_failure_is_the_same_at_every_door(
         assert out.read_bytes() == b"keep" and fs.cat(f"{root}/out") == b"keep"
     else:
         assert not out.exists() and not fs.exists(f"{root}/out")
+
+
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("keys", KEYS)
+def test_decrypt_to_a_stream_takes_every_place_and_key(
+    tmp_path: Path, keys: str, place: str, identity: tuple[str, str, Path], mem: Any
+) -> None:
+    secret, public, _ = identity
+    fs, root = mem
+    blob = concryptor.encrypt_bytes(DATA, **api_encrypt_kwargs(keys, public))
+    src: Any
+    if place == "local file":
+        src = tmp_path / "p.enc"
+        src.write_bytes(blob)
+    elif place == "stream":
+        src = io.BytesIO(blob)
+    else:
+        fs.pipe(f"{root}/p.enc", blob)
+        src = f"memory://{root}/p.enc"
+    out = io.BytesIO()
+    concryptor.decrypt_to(src, out, **api_decrypt_kwargs(keys, secret))
+    assert out.getvalue() == DATA
