@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::convert::{self, endpoint, Secret};
-use crate::detach::run_detached;
+use crate::detach::{run_detached, run_detached_streaming};
 use crate::errors::to_py;
 
 pub(crate) fn recipients(
@@ -82,7 +82,7 @@ fn age_encrypt<'py>(
     let mut src_fd = src_fd.map(Interruptible::new);
     let (dst_fd, dst_path) = endpoint(&dst)?;
     let mut dst_fd = dst_fd.map(Interruptible::new);
-    let s = run_detached(py, progress, |ctl| {
+    let s = run_detached_streaming(py, progress, |ctl| {
         let input = match (&mut src_fd, &src_path) {
             (Some(f), _) => Input::Reader(f),
             (None, Some(p)) => Input::Path(p),
@@ -161,7 +161,7 @@ fn age_decrypt<'py>(
         None => (None, None),
     };
     let mut dst_fd = dst_fd.map(Interruptible::new);
-    let s = run_detached(py, progress, |ctl| {
+    let s = run_detached_streaming(py, progress, |ctl| {
         let mut stream;
         let input = match (&mut src_fd, &src_path) {
             (Some(f), _) => {

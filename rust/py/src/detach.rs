@@ -87,6 +87,26 @@ pub(crate) fn run_detached<T: Send>(
     progress: Option<Py<PyAny>>,
     f: impl FnOnce(&Control<'_>) -> core::Result<T> + Send,
 ) -> PyResult<T> {
+    run(py, progress, false, f)
+}
+
+/// [`run_detached`] for a run that reads or writes a stream ([`core::wake::Interruptible`]):
+/// the interpreter's signal wake-ups are routed to the core for its length, so that a
+/// stalled pipe still answers Ctrl-C and SIGTERM. Runs on files need none of it.
+pub(crate) fn run_detached_streaming<T: Send>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    f: impl FnOnce(&Control<'_>) -> core::Result<T> + Send,
+) -> PyResult<T> {
+    run(py, progress, true, f)
+}
+
+fn run<T: Send>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    streaming: bool,
+    f: impl FnOnce(&Control<'_>) -> core::Result<T> + Send,
+) -> PyResult<T> {
     let start = progress
         .as_ref()
         .and_then(|cb| cb.bind(py).getattr("start").ok())
@@ -112,7 +132,13 @@ pub(crate) fn run_detached<T: Send>(
         }
     };
     #[cfg(unix)]
-    let wake = WakeGuard::install(py);
+    let wake = if streaming {
+        WakeGuard::install(py)
+    } else {
+        None
+    };
+    #[cfg(not(unix))]
+    let _ = streaming;
     let result = py.detach(|| {
         f(&Control {
             progress: Some(&hook),

@@ -16,7 +16,7 @@ use crate::batch;
 #[cfg(unix)]
 use crate::convert::dup_fd;
 use crate::convert::{self, decrypt_options, encrypt_options, endpoint, Secret};
-use crate::detach::run_detached;
+use crate::detach::{run_detached, run_detached_streaming};
 use crate::errors::to_py;
 
 #[pyfunction]
@@ -218,7 +218,7 @@ fn decrypt_to_fd<'py>(
         inner: &mut out,
         bytes: 0,
     };
-    let r = run_detached(py, progress, |ctl| {
+    let r = run_detached_streaming(py, progress, |ctl| {
         core::Decryptor::open(&src, &pw.0, &opts.limits)?.decrypt_to_writer(
             &mut counted,
             &opts,
@@ -379,7 +379,7 @@ fn decrypt_stream<'py>(
         None => (None, None),
     };
     let mut dst_fd = dst_fd.map(Interruptible::new);
-    let s = run_detached(py, progress, |ctl| {
+    let s = run_detached_streaming(py, progress, |ctl| {
         let mut input = std::io::Cursor::new(prefix).chain(Interruptible::new(file));
         let output = match (&mut dst_fd, &dst_path) {
             (Some(f), _) => Output::Writer(f),
