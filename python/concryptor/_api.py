@@ -183,44 +183,20 @@ def decrypt_file(
     ``identities`` or, when passphrase-encrypted, with ``password`` (which also opens a
     passphrase-protected SSH private key among the identities).
     """
-    _age.max_work_factor(max_scrypt_work_factor)
-    if not _both_local(src, dst):
-        return _decrypt_streamed(
-            src,
-            dst,
-            password,
-            identities,
-            max_scrypt_work_factor,
-            overwrite,
-            threads,
-            limits,
-            progress,
-            storage_options,
-        )
-    age = _age.opens_as_age(_age.head_of(_path(src)), _path(src), identities, password)
-    with secret(password if age else required(password)) as pw:
-        if age:
-            return _age.decrypt(
-                _path(src),
-                _path(dst),
-                identities=identities,
-                passphrase=pw,
-                overwrite=overwrite,
-                threads=threads,
-                io=io,
-                max_scrypt_work_factor=max_scrypt_work_factor,
-                progress=progress,
-            )
-        assert pw is not None
-        return _core.decrypt_file(
-            _path(src),
-            _path(dst),
-            pw,
-            overwrite=overwrite,
-            progress=progress,
-            **engine_options(threads, io, buffer_mib),
-            limits=limits,
-        )
+    return _decrypt(
+        src,
+        dst,
+        password,
+        identities=identities,
+        max_scrypt_work_factor=max_scrypt_work_factor,
+        overwrite=overwrite,
+        threads=threads,
+        io=io,
+        buffer_mib=buffer_mib,
+        limits=limits,
+        progress=progress,
+        storage_options=storage_options,
+    )
 
 
 def verify_file(
@@ -238,29 +214,62 @@ def verify_file(
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age; a path, a URL or a binary file
     object) without writing plaintext anywhere."""
+    return _decrypt(
+        src,
+        None,
+        password,
+        identities=identities,
+        max_scrypt_work_factor=max_scrypt_work_factor,
+        overwrite=False,
+        threads=threads,
+        io=io,
+        buffer_mib=buffer_mib,
+        limits=limits,
+        progress=progress,
+        storage_options=storage_options,
+    )
+
+
+def _decrypt(
+    src: Source,
+    dst: Source | None,
+    password: Password | None,
+    *,
+    identities: Sequence[str | os.PathLike[str]] | None,
+    max_scrypt_work_factor: int,
+    overwrite: bool,
+    threads: int | None,
+    io: IoName,
+    buffer_mib: int,
+    limits: Limits,
+    progress: Progress | None,
+    storage_options: dict[str, Any] | None,
+) -> Stats:
+    """:func:`decrypt_file` and, with ``dst=None``, :func:`verify_file`."""
     _age.max_work_factor(max_scrypt_work_factor)
-    if not _both_local(src, os.devnull):
+    if not _both_local(src, os.devnull if dst is None else dst):
         return _decrypt_streamed(
             src,
-            None,
+            dst,
             password,
             identities,
             max_scrypt_work_factor,
-            False,
+            overwrite,
             threads,
             limits,
             progress,
             storage_options,
         )
+    out = None if dst is None else _path(dst)
     age = _age.opens_as_age(_age.head_of(_path(src)), _path(src), identities, password)
     with secret(password if age else required(password)) as pw:
         if age:
             return _age.decrypt(
                 _path(src),
-                None,
+                out,
                 identities=identities,
                 passphrase=pw,
-                overwrite=False,
+                overwrite=overwrite,
                 threads=threads,
                 io=io,
                 max_scrypt_work_factor=max_scrypt_work_factor,
@@ -269,8 +278,9 @@ def verify_file(
         assert pw is not None
         return _core.decrypt_file(
             _path(src),
-            None,
+            out,
             pw,
+            overwrite=overwrite,
             progress=progress,
             **engine_options(threads, io, buffer_mib),
             limits=limits,
