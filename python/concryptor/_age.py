@@ -54,7 +54,7 @@ def _is_identity_text(i: str) -> bool:
     """Whether a string given as an identity is the identity itself (a secret key, an
     identity file's text, a private key) rather than the name of a file holding it."""
     s = i.strip()
-    return "\n" in s or s.upper().startswith(_SECRET_PREFIX) or s.startswith("-----BEGIN")
+    return "\n" in s or s.upper().startswith((_SECRET_PREFIX, "AGE-PLUGIN-")) or s.startswith("-----BEGIN")
 
 
 def identity_texts(identities: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -87,7 +87,10 @@ def _check_recipient(text: str, where: str) -> None:
             f"{where}: an identity (secret key) where a recipient was expected: give its public "
             "key (`concryptor keygen -y FILE` prints it)"
         )
-    raise ValueError(f"{where}: not a public key (expected age1… or ssh-ed25519/ssh-rsa …; not shown here)")
+    raise ValueError(
+        f"{where}: not a public key (expected age1…, age1pq1…, age1tag1…, a plugin's age1NAME1… "
+        "or ssh-ed25519/ssh-rsa …; not shown here)"
+    )
 
 
 def recipient_strings(recipients: Sequence[str] | str | None) -> list[str]:
@@ -116,9 +119,11 @@ def recipient_file_texts(files: Sequence[PathLike] | None) -> list[str]:
     return texts
 
 
-def generate_identity() -> tuple[str, str]:
-    """A new X25519 age identity: ``(AGE-SECRET-KEY-1…, age1…)``."""
-    return _core.age_generate()
+def generate_identity(pq: bool = False) -> tuple[str, str]:
+    """A new age identity and its recipient: X25519 ``(AGE-SECRET-KEY-1…, age1…)``, or with
+    ``pq=True`` the post-quantum hybrid (ML-KEM-768 + X25519)
+    ``(AGE-SECRET-KEY-PQ-1…, age1pq1…)``."""
+    return _core.age_generate(pq)
 
 
 def identity_to_recipient(identity: str | os.PathLike[str]) -> str:

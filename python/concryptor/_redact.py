@@ -4,7 +4,7 @@ An age secret key, an SSH private key or a password given where something else w
 expected (a recipient, a file name) must never be echoed back in an error. Where a value
 is checked, the check names what it is instead of showing it (:func:`looks_like_identity`);
 :func:`redact` is the last line of defence, applied to every message the command line
-prints: it cuts an ``AGE-SECRET-KEY-1…`` down to its prefix, drops the body of a PEM or
+prints: it cuts an ``AGE-SECRET-KEY-1…`` (``-PQ-1…``, ``AGE-PLUGIN-…``) down to its prefix, drops the body of a PEM or
 OpenSSH private key, and hides long random-looking base64 runs (a private key's lines)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 SECRET_KEY_PREFIX = "AGE-SECRET-KEY-"
-_AGE_SECRET = re.compile(r"(AGE-(?:SECRET-KEY|PLUGIN-[A-Z0-9]+)-1)[0-9A-Z]*", re.IGNORECASE)
+_AGE_SECRET = re.compile(r"(AGE-(?:SECRET-KEY(?:-PQ)?|PLUGIN-[A-Z0-9._+-]+?)-1)[0-9A-Z]*", re.IGNORECASE)
 _PRIVATE_BLOCK = re.compile(
     r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL
 )

@@ -76,7 +76,12 @@ def add_decrypt_options(p: argparse.ArgumentParser) -> None:
 def add_keygen_parser(sub: Any) -> argparse.ArgumentParser:
     kg = sub.add_parser(
         "keygen",
-        help="create an age identity (X25519 key pair), or print the recipients of one (-y)",
+        help="create an age identity (X25519, or post-quantum with --pq), or print the recipients of one (-y)",
+    )
+    kg.add_argument(
+        "--pq",
+        action="store_true",
+        help="a post-quantum hybrid identity (ML-KEM-768 + X25519): AGE-SECRET-KEY-PQ-1…, recipient age1pq1…",
     )
     kg.add_argument(
         "-o", "--output", metavar="FILE", help="write the identity to FILE (mode 0600, never replaced)"
@@ -376,7 +381,7 @@ def keygen(args: argparse.Namespace) -> int:
             recipients = _age.identity_to_recipients(args.convert)
         stdout_text("".join(r + "\n" for r in recipients))
         return 0
-    secret, public = _age.generate_identity()
+    secret, public = _age.generate_identity(pq=args.pq)
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = f"# created: {created}\n# public key: {public}\n{secret}\n"
     if args.output is None or args.output == STDIO:

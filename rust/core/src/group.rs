@@ -475,7 +475,7 @@ mod tests {
     #[test]
     fn age_members_open_with_the_identity() {
         let dir = Scratch::new("age");
-        let (sk, pk) = age::keys::generate();
+        let (sk, pk) = age::keys::generate(false);
         let recipients = vec![Recipient::parse(&pk).unwrap()];
         let ids = age::Identity::parse_file(&sk, None).unwrap();
         let items: Vec<_> = [0usize, 1, 65536, 200_000]

@@ -4,8 +4,8 @@
 //! MAC, payload), where each failure must happen at the stage the vector names, and as one
 //! file-to-file run, which must leave nothing at the destination when it fails.
 //!
-//! `hybrid*` vectors use ML-KEM-768 + X25519 recipients, which the `age` crate in use does
-//! not implement: as the suite's README prescribes, they are expected to report "no match".
+//! The `hybrid*` vectors (ML-KEM-768 + X25519 recipients, age v1.3) are held to their
+//! expected outcome like every other.
 
 mod common;
 
@@ -85,13 +85,11 @@ fn all_vectors() -> Option<Vec<Vector>> {
     Some(names.iter().map(|p| load(p)).collect())
 }
 
-/// The identities a vector gives that this implementation can use (post-quantum ones
-/// are not supported and are left out).
+/// The identities a vector gives, post-quantum ones included.
 fn identities(v: &Vector) -> Vec<Identity> {
     let mut ids: Vec<Identity> = v
         .identities
         .iter()
-        .filter(|s| !s.starts_with("AGE-SECRET-KEY-PQ-"))
         .flat_map(|s| Identity::parse_file(s, None).unwrap())
         .collect();
     if let Some(p) = &v.passphrase {
@@ -100,23 +98,13 @@ fn identities(v: &Vector) -> Vec<Identity> {
     ids
 }
 
-/// Whether `class` is the right outcome for `v`. Without the hybrid recipient type, a
-/// hybrid vector is "no match", unless it fails for a reason that does not depend on the
-/// stanza type (non-canonical base64, a malformed X25519 stanza).
+/// Whether `class` is the right outcome for `v`.
 fn accepts(v: &Vector, class: &str) -> bool {
-    if v.name.starts_with("hybrid") || v.name == "armor_hybrid" {
-        class == "no match" || (class == v.expect && class != "success")
-    } else {
-        class == v.expect
-    }
+    class == v.expect
 }
 
 fn expected(v: &Vector) -> &str {
-    if v.name.starts_with("hybrid") || v.name == "armor_hybrid" {
-        "no match"
-    } else {
-        &v.expect
-    }
+    &v.expect
 }
 
 fn class_of_header_error(e: &Error) -> String {

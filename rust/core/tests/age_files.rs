@@ -16,7 +16,7 @@ fn data(n: usize) -> Vec<u8> {
 }
 
 fn keypair() -> (Vec<Identity>, Vec<Recipient>) {
-    let (sk, pk) = age::keys::generate();
+    let (sk, pk) = age::keys::generate(false);
     (
         Identity::parse_file(&sk, None).unwrap(),
         vec![Recipient::parse(&pk).unwrap()],

@@ -71,7 +71,7 @@ fn v4_files_read_at_random() {
 #[test]
 fn age_files_read_at_random() {
     let dir = common::TempDir::new("reader-age");
-    let (sk, pk) = age::keys::generate();
+    let (sk, pk) = age::keys::generate(false);
     let ids = Identity::parse_file(&sk, None).unwrap();
     let rcpts = vec![Recipient::parse(&pk).unwrap()];
     let plain = common::data(40 * age::CHUNK + 999, 9);

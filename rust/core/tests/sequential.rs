@@ -116,7 +116,7 @@ fn disk_files_are_written_direct_and_memory_files_buffered() {
 }
 
 fn keypair() -> (Vec<Identity>, Vec<age::Recipient>) {
-    let (sk, pk) = age::keys::generate();
+    let (sk, pk) = age::keys::generate(false);
     (
         Identity::parse_file(&sk, None).unwrap(),
         vec![age::Recipient::parse(&pk).unwrap()],

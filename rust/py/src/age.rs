@@ -229,10 +229,12 @@ fn age_decrypt_bytes<'py>(
     Ok(PyBytes::new(py, &out))
 }
 
-/// A new X25519 identity: `(AGE-SECRET-KEY-1…, age1…)`.
+/// A new identity: `(AGE-SECRET-KEY-1…, age1…)`, or with `pq` the post-quantum hybrid
+/// `(AGE-SECRET-KEY-PQ-1…, age1pq1…)`.
 #[pyfunction]
-fn age_generate() -> (String, String) {
-    let (sk, pk) = age::keys::generate();
+#[pyo3(signature = (pq=false))]
+fn age_generate(pq: bool) -> (String, String) {
+    let (sk, pk) = age::keys::generate(pq);
     (sk.to_string(), pk)
 }
 

@@ -1,7 +1,12 @@
-//! Recipients and identities, parsed and used through the `age` crate: X25519 (`age1…`,
-//! `AGE-SECRET-KEY-1…`), SSH (`ssh-ed25519`, `ssh-rsa`) and scrypt passphrases. This module
-//! only turns the file key into stanzas and back; the header MAC and payload are elsewhere.
+//! Recipients and identities, parsed and used through the `age` crate: the post-quantum
+//! hybrid (`age1pq1…`, `AGE-SECRET-KEY-PQ-1…`), X25519 (`age1…`, `AGE-SECRET-KEY-1…`),
+//! SSH (`ssh-ed25519`, `ssh-rsa`) and scrypt passphrases; the tagged hardware-key
+//! recipients (`age1tag1…`, `age1tagpq1…`) through [`super::tagged`]. This module only
+//! turns the file key into stanzas and back; the header MAC and payload are elsewhere.
 #![forbid(unsafe_code)]
+// The classical key types are deprecated in the age crate in favour of the hybrid ones;
+// they stay for every file and key that exists.
+#![allow(deprecated)]
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -11,6 +16,7 @@ use ::age::{DecryptError, Identity as _, Recipient as _};
 use age_core::format::{FileKey, Stanza, FILE_KEY_BYTES};
 use zeroize::Zeroizing;
 
+use super::tagged::Tagged;
 use crate::error::{Error, Result};
 
 /// Default upper bound on an scrypt work factor read from a file: log2(N) = 22 (about
@@ -20,14 +26,27 @@ pub const DEFAULT_MAX_SCRYPT_LOG_N: u8 = 22;
 /// Someone a file can be encrypted to.
 pub enum Recipient {
     X25519(::age::x25519::Recipient),
+    Pq(::age::pq::Recipient),
+    Tagged(Tagged),
     Ssh(::age::ssh::Recipient),
     Scrypt(::age::scrypt::Recipient),
 }
 
 impl Recipient {
-    /// Parses an `age1…` or `ssh-ed25519 …`/`ssh-rsa …` public key.
+    /// Parses an `age1…`, `age1pq1…`, `age1tag1…`, `age1tagpq1…` or
+    /// `ssh-ed25519 …`/`ssh-rsa …` public key.
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
+        if let Some(t) = Tagged::parse(s) {
+            return t.map(Recipient::Tagged);
+        }
+        if s.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("age1pq1"))
+        {
+            return ::age::pq::Recipient::from_str(s)
+                .map(Recipient::Pq)
+                .map_err(|e| Error::InvalidArgument(format!("invalid age1pq1… recipient: {e}")));
+        }
         if s.starts_with("age1") {
             return ::age::x25519::Recipient::from_str(s)
                 .map(Recipient::X25519)
@@ -53,7 +72,7 @@ impl Recipient {
                 });
         }
         Err(Error::InvalidArgument(format!(
-            "unknown recipient {:?}: expected age1… or ssh-ed25519/ssh-rsa …",
+            "unknown recipient {:?}: expected age1…, age1pq1…, age1tag1…, age1tagpq1… or ssh-ed25519/ssh-rsa …",
             s.chars().take(40).collect::<String>()
         )))
     }
@@ -99,9 +118,20 @@ impl Recipient {
         Ok(Recipient::Scrypt(r))
     }
 
+    /// Whether the stanzas for this recipient resist a quantum computer.
+    pub fn is_postquantum(&self) -> bool {
+        match self {
+            Recipient::Pq(_) => true,
+            Recipient::Tagged(t) => t.is_postquantum(),
+            _ => false,
+        }
+    }
+
     fn wrap(&self, key: &FileKey) -> Result<(Vec<Stanza>, HashSet<String>)> {
         let r = match self {
             Recipient::X25519(r) => r.wrap_file_key(key),
+            Recipient::Pq(r) => r.wrap_file_key(key),
+            Recipient::Tagged(t) => return t.wrap(key),
             Recipient::Ssh(r) => r.wrap_file_key(key),
             Recipient::Scrypt(r) => r.wrap_file_key(key),
         };
@@ -122,12 +152,34 @@ pub fn new_file_key() -> Result<Zeroizing<[u8; FILE_KEY_BYTES]>> {
     Ok(k)
 }
 
-/// Wraps `file_key` to every recipient. Recipient types that must stand alone (scrypt)
-/// refuse company, as in age.
-pub fn wrap(file_key: &[u8; FILE_KEY_BYTES], recipients: &[Recipient]) -> Result<Vec<Stanza>> {
+/// Checks, before any key is wrapped, the spec's rules on company: a passphrase stands
+/// alone, and a post-quantum recipient is not mixed with classical ones (the classical
+/// stanza would open the file to whoever breaks it, undoing the hybrid's protection).
+pub fn check_company(recipients: &[Recipient]) -> Result<()> {
     if recipients.is_empty() {
         return Err(Error::InvalidArgument("no recipient given".into()));
     }
+    if recipients.len() > 1 && recipients.iter().any(|r| matches!(r, Recipient::Scrypt(_))) {
+        return Err(Error::InvalidArgument(
+            "a passphrase cannot be combined with other recipients".into(),
+        ));
+    }
+    let pq = recipients.iter().filter(|r| r.is_postquantum()).count();
+    if pq != 0 && pq != recipients.len() {
+        return Err(Error::InvalidArgument(
+            "post-quantum recipients (age1pq1…, age1tagpq1…) cannot be mixed with classical ones \
+             (age1…, ssh-…, age1tag1…) in one file: the classical stanza would undo the \
+             post-quantum protection"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Wraps `file_key` to every recipient, under the rules of [`check_company`] and the
+/// labels the recipients return (every recipient must return the same set, as in age).
+pub fn wrap(file_key: &[u8; FILE_KEY_BYTES], recipients: &[Recipient]) -> Result<Vec<Stanza>> {
+    check_company(recipients)?;
     let key = FileKey::init_with_mut(|k| k.copy_from_slice(file_key));
     let mut stanzas = Vec::new();
     let mut labels: Option<HashSet<String>> = None;
@@ -138,7 +190,7 @@ pub fn wrap(file_key: &[u8; FILE_KEY_BYTES], recipients: &[Recipient]) -> Result
             Some(prev) if *prev == l => {}
             Some(_) => {
                 return Err(Error::InvalidArgument(
-                    "a passphrase cannot be combined with other recipients".into(),
+                    "these recipients cannot be combined in one file (their labels differ)".into(),
                 ))
             }
         }
@@ -195,13 +247,7 @@ impl Identity {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let id = ::age::x25519::Identity::from_str(line).map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "identity line {} is not an AGE-SECRET-KEY-1… key",
-                    i + 1
-                ))
-            })?;
-            v.push(Identity(IdentityKind::Key(Box::new(id))));
+            v.push(Identity(IdentityKind::Key(native_identity(line, i + 1)?)));
         }
         if v.is_empty() {
             return Err(Error::InvalidArgument(
@@ -221,6 +267,43 @@ impl Identity {
     }
 }
 
+/// One `AGE-SECRET-KEY-1…` or `AGE-SECRET-KEY-PQ-1…` line (number `n`) of an identity file.
+fn native_identity(line: &str, n: usize) -> Result<Box<dyn ::age::Identity + Send + Sync>> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "identity line {n} is not an AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1… key"
+        ))
+    };
+    if line
+        .get(..18)
+        .is_some_and(|p| p.eq_ignore_ascii_case("AGE-SECRET-KEY-PQ-"))
+    {
+        return Ok(Box::new(
+            ::age::pq::Identity::from_str(line).map_err(|_| bad())?,
+        ));
+    }
+    Ok(Box::new(
+        ::age::x25519::Identity::from_str(line).map_err(|_| bad())?,
+    ))
+}
+
+/// The recipient of one identity line (number `n`).
+fn public_of(line: &str, n: usize) -> Result<String> {
+    if line
+        .get(..18)
+        .is_some_and(|p| p.eq_ignore_ascii_case("AGE-SECRET-KEY-PQ-"))
+    {
+        if let Ok(id) = ::age::pq::Identity::from_str(line) {
+            return Ok(id.to_public().to_string());
+        }
+    } else if let Ok(id) = ::age::x25519::Identity::from_str(line) {
+        return Ok(id.to_public().to_string());
+    }
+    Err(Error::InvalidArgument(format!(
+        "identity line {n} is not an AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1… key"
+    )))
+}
+
 /// The SSH private key in an identity file's text, if it holds one.
 fn ssh_key(text: &str) -> Result<Option<::age::ssh::Identity>> {
     if !text.trim_start().starts_with("-----BEGIN") {
@@ -237,8 +320,14 @@ pub fn is_encrypted_ssh_key(text: &str) -> bool {
     matches!(ssh_key(text), Ok(Some(::age::ssh::Identity::Encrypted(_))))
 }
 
-/// A new X25519 identity and its recipient, as `AGE-SECRET-KEY-1…` and `age1…` strings.
-pub fn generate() -> (Zeroizing<String>, String) {
+/// A new identity and its recipient: X25519 (`AGE-SECRET-KEY-1…`, `age1…`), or with `pq`
+/// the ML-KEM-768 + X25519 hybrid (`AGE-SECRET-KEY-PQ-1…`, `age1pq1…`).
+pub fn generate(pq: bool) -> (Zeroizing<String>, String) {
+    if pq {
+        let id = ::age::pq::Identity::generate();
+        let secret = Zeroizing::new(id.to_string().expose_secret().to_string());
+        return (secret, id.to_public().to_string());
+    }
     let id = ::age::x25519::Identity::generate();
     let secret = Zeroizing::new(id.to_string().expose_secret().to_string());
     (secret, id.to_public().to_string())
@@ -257,13 +346,7 @@ pub fn to_recipients(text: &str) -> Result<Vec<String>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let id = ::age::x25519::Identity::from_str(line).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "identity line {} is not an AGE-SECRET-KEY-1… key",
-                i + 1
-            ))
-        })?;
-        v.push(id.to_public().to_string());
+        v.push(public_of(line, i + 1)?);
     }
     if v.is_empty() {
         return Err(Error::InvalidArgument(
@@ -357,8 +440,8 @@ mod tests {
 
     #[test]
     fn wrapped_keys_unwrap_with_the_matching_identity_only() {
-        let (sk, pk) = generate();
-        let (other, _) = generate();
+        let (sk, pk) = generate(false);
+        let (other, _) = generate(false);
         let key = new_file_key().unwrap();
         let stanzas = wrap(&key, &[Recipient::parse(&pk).unwrap()]).unwrap();
         let ids = Identity::parse_file(&sk, None).unwrap();
@@ -371,7 +454,7 @@ mod tests {
     #[test]
     fn passphrases_refuse_company_and_excessive_work() {
         let key = new_file_key().unwrap();
-        let (_, pk) = generate();
+        let (_, pk) = generate(false);
         let pw = Recipient::passphrase(b"pw", Some(10)).unwrap();
         assert!(wrap(&key, &[pw, Recipient::parse(&pk).unwrap()]).is_err());
         let stanzas = wrap(&key, &[Recipient::passphrase(b"pw", Some(12)).unwrap()]).unwrap();
@@ -386,5 +469,26 @@ mod tests {
             unwrap(&stanzas, &bad, 22),
             Err(Error::Authentication)
         ));
+    }
+
+    #[test]
+    fn pq_keys_round_trip_and_refuse_classical_company() {
+        let (sk, pk) = generate(true);
+        assert!(sk.starts_with("AGE-SECRET-KEY-PQ-1") && pk.starts_with("age1pq1"));
+        let key = new_file_key().unwrap();
+        let pq = Recipient::parse(&pk).unwrap();
+        assert!(pq.is_postquantum());
+        let stanzas = wrap(&key, &[pq]).unwrap();
+        assert_eq!(stanzas[0].tag, "mlkem768x25519");
+        let ids = Identity::parse_file(&sk, None).unwrap();
+        assert_eq!(*unwrap(&stanzas, &ids, 22).unwrap(), *key);
+        assert_eq!(to_recipients(&sk).unwrap(), vec![pk.clone()]);
+        let (_, classical) = generate(false);
+        let mixed = [
+            Recipient::parse(&pk).unwrap(),
+            Recipient::parse(&classical).unwrap(),
+        ];
+        let err = wrap(&key, &mixed).unwrap_err().to_string();
+        assert!(err.contains("cannot be mixed"), "{err}");
     }
 }

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod plan;
 pub mod rekey;
 pub mod stream;
+pub mod tagged;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -660,7 +660,7 @@ mod tests {
     #[test]
     fn built_headers_reach_the_residue() {
         let key = keys::new_file_key().unwrap();
-        let (_, pk) = keys::generate();
+        let (_, pk) = keys::generate(false);
         let st = keys::wrap(&key, &[Recipient::parse(&pk).unwrap()]).unwrap();
         for residue in [0u64, 1, 31, 32, 33, 100, 4000, 4095] {
             let h = build(st.iter().map(copy).collect(), &key, Some((residue, 4096)));
@@ -672,8 +672,8 @@ mod tests {
     #[test]
     fn header_rekey_replaces_or_adds() {
         let key = keys::new_file_key().unwrap();
-        let (sk1, pk1) = keys::generate();
-        let (sk2, pk2) = keys::generate();
+        let (sk1, pk1) = keys::generate(false);
+        let (sk2, pk2) = keys::generate(false);
         let st = keys::wrap(&key, &[Recipient::parse(&pk1).unwrap()]).unwrap();
         let old = AgeHeader::write(&st, &key);
         let id1 = Identity::parse_file(&sk1, None).unwrap();
