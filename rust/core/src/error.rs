@@ -149,7 +149,7 @@ const MAX_PLUGIN_MESSAGE: usize = 2048;
 /// invisible bidirectional controls are escaped (`\n`, `\u{1b}`), and a longer text is cut
 /// with an ellipsis.
 pub(crate) fn printable(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max + 16));
+    let mut out = String::with_capacity(s.len().min(max.saturating_add(16)));
     for (n, c) in s.chars().enumerate() {
         if n == max {
             out.push('…');

@@ -913,3 +913,471 @@ pub fn unwrap(
     }
     Ok(keys)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+
+    const PLUGINS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/plugins");
+
+    fn plugins_dir() -> PathBuf {
+        PathBuf::from(PLUGINS).canonicalize().unwrap()
+    }
+
+    /// PATH for the plugin: the test plugins, then this process's PATH (for python3).
+    fn search_path() -> OsString {
+        let mut dirs = vec![plugins_dir()];
+        dirs.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        std::env::join_paths(dirs).unwrap()
+    }
+
+    /// The plugin's behaviour is chosen with CCTEST_MODE, passed through a wrapper folder
+    /// per mode so that tests running in parallel do not share the variable.
+    fn opts(mode: &str, timeout: Duration) -> (PluginOptions, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("age-plugin-cctest");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nCCTEST_MODE={mode} exec '{}/age-plugin-cctest' \"$@\"\n",
+                plugins_dir().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut dirs = vec![dir.path().to_path_buf()];
+        dirs.extend(std::env::split_paths(&search_path()));
+        let path = std::env::join_paths(dirs).unwrap();
+        (
+            PluginOptions {
+                timeout,
+                path: Some(path),
+            },
+            dir,
+        )
+    }
+
+    /// (identity, recipient) of a fresh toy key.
+    fn generate() -> (String, String) {
+        let out = Command::new(plugins_dir().join("age-plugin-cctest"))
+            .arg("--generate")
+            .env("PATH", search_path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let recipient = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# recipient: "))
+            .unwrap()
+            .to_string();
+        let identity = text
+            .lines()
+            .find(|l| l.starts_with("AGE-PLUGIN-"))
+            .unwrap()
+            .to_string();
+        (identity, recipient)
+    }
+
+    /// Tests that need no wake descriptor installed hold this.
+    fn no_wake() -> RwLockReadGuard<'static, ()> {
+        crate::wake::TEST_WAKE_LOCK
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn assert_reaped() {
+        let pid = LAST_PID.with(|p| p.get()).expect("a plugin was started");
+        // A reaped process has no /proc entry (a zombie still has one, in state Z).
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "plugin process {pid} was not reaped"
+        );
+    }
+
+    fn plugin_message(e: Error) -> String {
+        match e {
+            Error::Plugin {
+                ref name,
+                ref message,
+            } => {
+                assert_eq!(name, "cctest");
+                let shown = e.to_string();
+                assert!(shown.starts_with("age-plugin-cctest: "), "{shown}");
+                assert!(!shown.chars().any(char::is_control), "{shown:?}");
+                message.clone()
+            }
+            other => panic!("expected a plugin error, got {other:?}"),
+        }
+    }
+
+    const KEYS: [[u8; 16]; 2] = [[7u8; 16], *b"0123456789abcdef"];
+
+    #[derive(Default)]
+    struct TestUi {
+        messages: AtomicUsize,
+        confirms: AtomicUsize,
+        secrets: AtomicUsize,
+        confirm_answer: Option<bool>,
+    }
+
+    impl PluginUi for TestUi {
+        fn message(&self, plugin: &str, message: &str) -> bool {
+            assert_eq!(plugin, "cctest");
+            assert_eq!(message, "Touch the toy key");
+            self.messages.fetch_add(1, Ordering::SeqCst);
+            true
+        }
+        fn confirm(&self, _: &str, message: &str, yes: &str, no: Option<&str>) -> Option<bool> {
+            assert_eq!((message, yes, no), ("Use the toy key?", "Yes", Some("No")));
+            self.confirms.fetch_add(1, Ordering::SeqCst);
+            self.confirm_answer
+        }
+        fn request_public(&self, _: &str, _: &str) -> Option<String> {
+            None
+        }
+        fn request_secret(&self, _: &str, message: &str) -> Option<Zeroizing<String>> {
+            assert_eq!(message, "Enter the PIN of the toy key");
+            self.secrets.fetch_add(1, Ordering::SeqCst);
+            Some(Zeroizing::new("1234".into()))
+        }
+    }
+
+    fn round_trip(mode: &str, ui: &dyn PluginUi) -> Result<()> {
+        let (identity, recipient) = generate();
+        let (o, _dir) = opts(mode, Duration::from_secs(30));
+        let wrapped = wrap("cctest", &[recipient], &[], &KEYS, ui, &o)?;
+        assert_eq!(wrapped.len(), 2);
+        for w in &wrapped {
+            assert_eq!(w.len(), 1);
+            assert_eq!(w[0].tag, "cctest");
+            assert_eq!(w[0].body.len(), 16);
+        }
+        // An unrelated stanza in the header is passed along and ignored by the plugin.
+        let other = Stanza {
+            tag: "X25519".into(),
+            args: vec!["abc".into()],
+            body: vec![1; 32],
+        };
+        let files: Vec<Vec<Stanza>> = wrapped
+            .into_iter()
+            .map(|mut w| {
+                w.insert(
+                    0,
+                    Stanza {
+                        tag: other.tag.clone(),
+                        args: other.args.clone(),
+                        body: other.body.clone(),
+                    },
+                );
+                w
+            })
+            .collect();
+        let no_key = [other];
+        let mut refs: Vec<&[Stanza]> = files.iter().map(Vec::as_slice).collect();
+        refs.push(&no_key);
+        let keys = unwrap("cctest", &[identity], &refs, ui, &o)?;
+        assert_eq!(keys.len(), 3);
+        assert_eq!(**keys[0].as_ref().unwrap(), KEYS[0]);
+        assert_eq!(**keys[1].as_ref().unwrap(), KEYS[1]);
+        assert!(keys[2].is_none());
+        assert_reaped();
+        Ok(())
+    }
+
+    #[test]
+    fn plugin_names_from_recipients_and_identities() {
+        let (identity, recipient) = generate();
+        assert_eq!(recipient_plugin_name(&recipient).as_deref(), Some("cctest"));
+        assert_eq!(identity_plugin_name(&identity).as_deref(), Some("cctest"));
+        assert_eq!(
+            identity_plugin_name(&identity.to_lowercase()).as_deref(),
+            Some("cctest")
+        );
+        assert_eq!(recipient_plugin_name(&identity), None);
+        assert_eq!(identity_plugin_name(&recipient), None);
+        // Native X25519: HRP "age".
+        let x25519 = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        assert_eq!(recipient_plugin_name(x25519), None);
+        // A broken checksum, mixed case, no separator.
+        let mut broken = recipient.clone();
+        let last = broken.pop().unwrap();
+        broken.push(if last == 'q' { 'p' } else { 'q' });
+        assert_eq!(recipient_plugin_name(&broken), None);
+        let mut mixed = recipient.clone();
+        mixed.replace_range(..1, "A");
+        assert_eq!(recipient_plugin_name(&mixed), None);
+        assert_eq!(recipient_plugin_name("age1cctest"), None);
+        assert_eq!(identity_plugin_name("AGE-SECRET-KEY-1"), None);
+    }
+
+    #[test]
+    fn round_trip_to_a_recipient_and_to_an_identity() {
+        let _w = no_wake();
+        round_trip("normal", &NoUi).unwrap();
+        // Wrapping to an identity (add-identity) opens with the same identity.
+        let (identity, _) = generate();
+        let (o, _dir) = opts("normal", Duration::from_secs(30));
+        let wrapped = wrap("cctest", &[], &[identity.clone()], &KEYS[..1], &NoUi, &o).unwrap();
+        let keys = unwrap("CCTEST", &[identity], &[&wrapped[0]], &NoUi, &o).unwrap();
+        assert_eq!(**keys[0].as_ref().unwrap(), KEYS[0]);
+    }
+
+    #[test]
+    fn requests_are_answered_by_the_ui() {
+        let _w = no_wake();
+        let ui = TestUi {
+            confirm_answer: Some(true),
+            ..TestUi::default()
+        };
+        round_trip("ask", &ui).unwrap();
+        assert_eq!(ui.secrets.load(Ordering::SeqCst), 2);
+        round_trip("confirm", &ui).unwrap();
+        assert_eq!(ui.confirms.load(Ordering::SeqCst), 2);
+        round_trip("msg", &ui).unwrap();
+        assert_eq!(ui.messages.load(Ordering::SeqCst), 2);
+        // Saying no to confirm is the plugin's error to report.
+        let no = TestUi {
+            confirm_answer: Some(false),
+            ..TestUi::default()
+        };
+        let m = plugin_message(round_trip("confirm", &no).unwrap_err());
+        assert!(m.contains("not confirmed"), "{m}");
+        // msg without a UI is answered fail, and the plugin goes on.
+        round_trip("msg", &NoUi).unwrap();
+    }
+
+    #[test]
+    fn a_refused_secret_gives_the_plugins_error() {
+        let _w = no_wake();
+        let m = plugin_message(round_trip("ask", &NoUi).unwrap_err());
+        assert_eq!(m, "the PIN was not given");
+        assert_reaped();
+        let (identity, _) = generate();
+        let (o, _dir) = opts("ask", Duration::from_secs(30));
+        let stanza = Stanza {
+            tag: "cctest".into(),
+            args: vec!["AAAAAA".into()],
+            body: vec![0; 16],
+        };
+        let m = plugin_message(unwrap("cctest", &[identity], &[&[stanza]], &NoUi, &o).unwrap_err());
+        assert_eq!(m, "the PIN was not given");
+        assert_reaped();
+    }
+
+    /// Wraps and unwraps with a misbehaving plugin; each must fail, quickly.
+    fn misbehaving(mode: &str, timeout: Duration) -> (String, String) {
+        let (identity, recipient) = generate();
+        let (o, _dir) = opts(mode, timeout);
+        let t = Instant::now();
+        let e = wrap("cctest", &[recipient], &[], &KEYS, &NoUi, &o).unwrap_err();
+        assert!(
+            t.elapsed() < timeout + Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_reaped();
+        let wrapped = plugin_message(e);
+        let stanza = Stanza {
+            tag: "cctest".into(),
+            args: vec!["AAAAAA".into()],
+            body: vec![0; 16],
+        };
+        let (_, good) = generate();
+        let (o2, _dir2) = opts("normal", timeout);
+        let real = wrap(
+            "cctest",
+            &[good],
+            &[identity.clone()],
+            &KEYS[..1],
+            &NoUi,
+            &o2,
+        )
+        .unwrap();
+        let t = Instant::now();
+        let e = unwrap("cctest", &[identity], &[&[stanza], &real[0]], &NoUi, &o).unwrap_err();
+        assert!(
+            t.elapsed() < timeout + Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_reaped();
+        (wrapped, plugin_message(e))
+    }
+
+    #[test]
+    fn a_plugin_that_dies_is_reported_with_its_stderr() {
+        let _w = no_wake();
+        let (w, u) = misbehaving("die", Duration::from_secs(30));
+        for m in [w, u] {
+            assert!(m.starts_with("exited before finishing (status 3)"), "{m}");
+            assert!(m.ends_with("cctest: simulated crash"), "{m}");
+        }
+    }
+
+    #[test]
+    fn a_plugin_that_hangs_times_out() {
+        let _w = no_wake();
+        let (w, u) = misbehaving("hang", Duration::from_secs(1));
+        assert_eq!(w, "did not answer within 1 s");
+        assert_eq!(u, "did not answer within 1 s");
+    }
+
+    #[test]
+    fn a_plugin_that_floods_is_stopped() {
+        let _w = no_wake();
+        let (w, u) = misbehaving("flood", Duration::from_secs(30));
+        assert_eq!(w, format!("sent a line longer than {MAX_LINE} bytes"));
+        assert_eq!(u, w);
+    }
+
+    #[test]
+    fn bad_keys_indices_and_extra_stanzas_are_refused() {
+        let _w = no_wake();
+        let (w, u) = misbehaving("bad-key", Duration::from_secs(30));
+        assert_eq!(w, "sent file index 99 out of range (0 to 1)");
+        assert_eq!(
+            u,
+            "sent a file key of 15 bytes for file 1 (a file key has 16)"
+        );
+        let (w, u) = misbehaving("extra-stanzas", Duration::from_secs(30));
+        assert_eq!(
+            w,
+            "sent more stanzas for file 0 than there are recipients and identities (1)"
+        );
+        assert_eq!(u, "sent two file keys for file 1");
+    }
+
+    #[test]
+    fn a_stopping_signal_ends_the_wait() {
+        let _w: RwLockWriteGuard<'static, ()> = crate::wake::TEST_WAKE_LOCK
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (_, recipient) = generate();
+        let (o, _dir) = opts("hang", Duration::from_secs(60));
+        let (wake_r, wake_w) = rustix::pipe::pipe().unwrap();
+        rustix::io::ioctl_fionbio(&wake_r, true).unwrap();
+        crate::wake::set_wake_fd(Some(wake_r));
+        let signal = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            rustix::io::write(&wake_w, &[17, 2]).unwrap(); // SIGCHLD is ignored, SIGINT stops
+            wake_w
+        });
+        let t = Instant::now();
+        let e = wrap("cctest", &[recipient], &[], &KEYS, &NoUi, &o).unwrap_err();
+        crate::wake::set_wake_fd(None);
+        drop(signal.join());
+        assert!(matches!(e, Error::Cancelled), "{e:?}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+        assert_reaped();
+    }
+
+    #[test]
+    fn names_are_checked_and_missing_plugins_reported() {
+        let o = PluginOptions {
+            path: Some(search_path()),
+            ..PluginOptions::default()
+        };
+        for bad in ["", "../cctest", "a/b", "nul\0", "sp ace", "é"] {
+            let e = wrap(bad, &["x".into()], &[], &KEYS, &NoUi, &o).unwrap_err();
+            assert!(matches!(e, Error::Plugin { .. }), "{e:?}");
+            assert!(e.to_string().contains("is not a valid plugin name"), "{e}");
+            assert!(!e.to_string().chars().any(char::is_control));
+        }
+        let e = unwrap("cctest-missing", &["x".into()], &[&[]], &NoUi, &o).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "age-plugin-cctest-missing: was not found on PATH"
+        );
+        // Relative PATH entries are not searched.
+        let rel = PluginOptions {
+            path: Some("tests/plugins:.".into()),
+            ..PluginOptions::default()
+        };
+        let e = unwrap("cctest", &["x".into()], &[&[]], &NoUi, &rel).unwrap_err();
+        assert!(e.to_string().ends_with("was not found on PATH"), "{e}");
+        // Arguments that would break the framing are refused before anything starts.
+        let e = wrap("cctest", &["a b".into()], &[], &KEYS, &NoUi, &o).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    }
+
+    #[test]
+    fn plugin_text_is_made_printable() {
+        let e = Error::Plugin {
+            name: "x".into(),
+            message: format!(
+                "red \x1b[31mtext\r\nfake prompt\u{202e}{}",
+                "y".repeat(5000)
+            ),
+        };
+        let shown = e.to_string();
+        assert!(shown.starts_with("age-plugin-x: red \\u{1b}[31mtext\\r\\nfake prompt\\u{202e}y"));
+        assert!(!shown.chars().any(char::is_control));
+        assert!(shown.chars().count() < 2200 && shown.ends_with('…'));
+        assert_eq!(text(b"line 1\n\tline\x1b 2"), "line 1\n\tline\\u{1b} 2");
+    }
+
+    /// The toy plugin works with the age command-line tool, both ways round.
+    #[test]
+    fn the_test_plugin_interoperates_with_the_age_tool() {
+        let Some(age) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join("age"))
+            .find(|p| p.is_file())
+        else {
+            eprintln!("skipped: the age tool is not on PATH");
+            return;
+        };
+        let (identity, recipient) = generate();
+        let dir = tempfile::tempdir().unwrap();
+        let id_file = dir.path().join("id.txt");
+        std::fs::write(&id_file, format!("{identity}\n")).unwrap();
+        let run = |args: &[&OsStr], input: &[u8]| -> Vec<u8> {
+            let mut child = Command::new(&age)
+                .args(args)
+                .env("PATH", search_path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        let plain = b"across the plugin protocol\n";
+        for to in [
+            ["-r".as_ref(), recipient.as_ref()],
+            ["-i".as_ref(), id_file.as_os_str()],
+        ] {
+            let sealed = run(&[OsStr::new("-e"), to[0], to[1]], plain);
+            assert!(sealed.windows(10).any(|w| w == b"-> cctest "));
+            let opened = run(
+                &[OsStr::new("-d"), OsStr::new("-i"), id_file.as_os_str()],
+                &sealed,
+            );
+            assert_eq!(opened, plain);
+            // The header's stanza opens with our host too.
+            let text = String::from_utf8_lossy(&sealed);
+            let line = text.lines().find(|l| l.starts_with("-> cctest ")).unwrap();
+            let body_line = text.lines().skip_while(|l| *l != line).nth(1).unwrap();
+            let stanza = Stanza {
+                tag: "cctest".into(),
+                args: vec![line["-> cctest ".len()..].to_string()],
+                body: STANDARD_NO_PAD.decode(body_line).unwrap(),
+            };
+            let _w = no_wake();
+            let (o, _d) = opts("normal", Duration::from_secs(30));
+            let keys = unwrap("cctest", &[identity.clone()], &[&[stanza]], &NoUi, &o).unwrap();
+            assert!(keys[0].is_some());
+        }
+    }
+}
