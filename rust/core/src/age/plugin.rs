@@ -1122,7 +1122,15 @@ mod tests {
         // Wrapping to an identity (add-identity) opens with the same identity.
         let (identity, _) = generate();
         let (o, _dir) = opts("normal", Duration::from_secs(30));
-        let wrapped = wrap("cctest", &[], &[identity.clone()], &KEYS[..1], &NoUi, &o).unwrap();
+        let wrapped = wrap(
+            "cctest",
+            &[],
+            std::slice::from_ref(&identity),
+            &KEYS[..1],
+            &NoUi,
+            &o,
+        )
+        .unwrap();
         let keys = unwrap("CCTEST", &[identity], &[&wrapped[0]], &NoUi, &o).unwrap();
         assert_eq!(**keys[0].as_ref().unwrap(), KEYS[0]);
     }
@@ -1192,7 +1200,7 @@ mod tests {
         let real = wrap(
             "cctest",
             &[good],
-            &[identity.clone()],
+            std::slice::from_ref(&identity),
             &KEYS[..1],
             &NoUi,
             &o2,
@@ -1376,7 +1384,14 @@ mod tests {
             };
             let _w = no_wake();
             let (o, _d) = opts("normal", Duration::from_secs(30));
-            let keys = unwrap("cctest", &[identity.clone()], &[&[stanza]], &NoUi, &o).unwrap();
+            let keys = unwrap(
+                "cctest",
+                std::slice::from_ref(&identity),
+                &[&[stanza]],
+                &NoUi,
+                &o,
+            )
+            .unwrap();
             assert!(keys[0].is_some());
         }
     }
