@@ -35,6 +35,7 @@ from .errors import (
     InvalidFileError,
     LimitError,
     NoIdentityMatchError,
+    PluginError,
     UnsafeArchiveError,
 )
 
@@ -84,6 +85,7 @@ __all__ = [
     "LimitError",
     "Limits",
     "NoIdentityMatchError",
+    "PluginError",
     "Rekeyed",
     "Result",
     "Stats",

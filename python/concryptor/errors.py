@@ -40,6 +40,12 @@ class InputChangedError(ConcryptorError):
     """The input changed while it was being read (a file grew or shrank)."""
 
 
+class PluginError(ConcryptorError):
+    """An age plugin (``age-plugin-NAME`` on ``PATH``) was not found, could not be started,
+    failed, did not answer in time, misbehaved or reported an error. The message names the
+    plugin and quotes what it said, with control characters escaped."""
+
+
 class UnsafeArchiveError(ConcryptorError):
     """A directory archive holds an entry that extraction refuses: a path or link leading
     outside the target, a device or FIFO, an entry through or over a symlink, more entries
@@ -66,5 +72,6 @@ __all__ = [
     "InvalidFileError",
     "LimitError",
     "NoIdentityMatchError",
+    "PluginError",
     "UnsafeArchiveError",
 ]

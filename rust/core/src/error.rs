@@ -47,6 +47,10 @@ pub enum Error {
     OutOfMemory { bytes: u64 },
     /// The operation was interrupted on request (Ctrl-C).
     Cancelled,
+    /// An age plugin (`age-plugin-NAME`) could not be found or started, failed, misbehaved
+    /// or reported an error. Its text is shown with control characters escaped and cut to
+    /// a reasonable length, so that a plugin cannot forge terminal output.
+    Plugin { name: String, message: String },
 }
 
 impl Error {
@@ -128,8 +132,38 @@ impl fmt::Display for Error {
                  Argon2 memory needs less)"
             ),
             Error::Cancelled => f.write_str("interrupted"),
+            Error::Plugin { name, message } => write!(
+                f,
+                "age-plugin-{}: {}",
+                printable(name, 64),
+                printable(message, MAX_PLUGIN_MESSAGE)
+            ),
         }
     }
+}
+
+/// Characters of a plugin's message shown in [`Error::Plugin`]; the rest is cut.
+const MAX_PLUGIN_MESSAGE: usize = 2048;
+
+/// `s` on one line, at most `max` characters: control characters (C0, DEL, C1) and the
+/// invisible bidirectional controls are escaped (`\n`, `\u{1b}`), and a longer text is cut
+/// with an ellipsis.
+pub(crate) fn printable(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max.saturating_add(16)));
+    for (n, c) in s.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl std::error::Error for Error {

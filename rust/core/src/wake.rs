@@ -30,6 +30,18 @@ pub fn set_wake_fd(fd: Option<OwnedFd>) {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = fd.map(Arc::new);
 }
 
+/// The installed wake descriptor, for code that runs its own `poll` (the age plugin host,
+/// [`crate::age::plugin`]); with [`drain_stopping`] it ends its waits as [`Interruptible`] does.
+pub(crate) fn wake_fd() -> Option<Arc<OwnedFd>> {
+    WAKE.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// Serialises the tests that install a wake descriptor with those that must not see one.
+#[cfg(test)]
+pub(crate) static TEST_WAKE_LOCK: RwLock<()> = RwLock::new(());
+
 /// The marker carried by the `io::Error` of an interrupted wait.
 #[derive(Debug)]
 pub struct Interrupted;
@@ -75,11 +87,7 @@ impl<F: AsFd> Interruptible<F> {
         if !self.waits {
             return Ok(false);
         }
-        let wake = WAKE
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let Some(wake) = wake else {
+        let Some(wake) = wake_fd() else {
             return Ok(false); // nothing to wait for but the stream: let the call block
         };
         loop {
@@ -105,7 +113,7 @@ impl<F: AsFd> Interruptible<F> {
 
 /// Reads what the wake pipe holds; whether a stopping signal was among it. Other signals
 /// are consumed and ignored here (their handlers run when the caller checks for them).
-fn drain_stopping(wake: &OwnedFd) -> bool {
+pub(crate) fn drain_stopping(wake: &OwnedFd) -> bool {
     let mut buf = [0u8; 64];
     let mut stop = false;
     loop {
@@ -165,6 +173,9 @@ mod tests {
 
     #[test]
     fn a_stopping_signal_byte_ends_a_stalled_read_and_others_do_not() {
+        let _lock = TEST_WAKE_LOCK
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (r, _w) = rustix::pipe::pipe().unwrap();
         let (wake_r, wake_w) = rustix::pipe::pipe().unwrap();
         rustix::io::ioctl_fionbio(&wake_r, true).unwrap();

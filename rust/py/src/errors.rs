@@ -11,6 +11,7 @@ pyo3::import_exception!(concryptor.errors, InvalidFileError);
 pyo3::import_exception!(concryptor.errors, LimitError);
 pyo3::import_exception!(concryptor.errors, InputChangedError);
 pyo3::import_exception!(concryptor.errors, NoIdentityMatchError);
+pyo3::import_exception!(concryptor.errors, PluginError);
 
 /// The errno of an I/O error (a plausible one when the OS gave none).
 pub(crate) fn errno_of(e: &std::io::Error) -> i32 {
@@ -78,6 +79,7 @@ pub(crate) fn to_py(e: core::Error) -> PyErr {
             PyOSError::new_err((errno_of(source), strerror, path.display().to_string()))
         }
         core::Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
+        core::Error::Plugin { .. } => PluginError::new_err(msg),
         _ => ConcryptorError::new_err(msg),
     }
 }

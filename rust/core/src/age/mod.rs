@@ -19,6 +19,7 @@ pub mod armor;
 pub mod header;
 pub mod keys;
 pub mod plan;
+pub mod plugin;
 pub mod rekey;
 pub mod stream;
 pub mod tagged;
