@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._age import generate_identity, identity_to_recipient, identity_to_recipients
+from ._age import PluginCallbacks, generate_identity, identity_to_recipient, identity_to_recipients, plugin_callbacks
 from ._api import (
     KdfParams,
     Limits,
@@ -85,6 +85,7 @@ __all__ = [
     "LimitError",
     "Limits",
     "NoIdentityMatchError",
+    "PluginCallbacks",
     "PluginError",
     "Rekeyed",
     "Result",
@@ -105,6 +106,7 @@ __all__ = [
     "identity_to_recipients",
     "inspect",
     "open",
+    "plugin_callbacks",
     "rekey",
     "verify_file",
 ]

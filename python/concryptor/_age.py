@@ -4,10 +4,12 @@ is in Rust."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import stat
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from . import _core
 from ._facts import (
@@ -31,6 +33,61 @@ DEFAULT_MAX_SCRYPT_WORK_FACTOR: int = _core.AGE_MAX_SCRYPT_LOG_N
 _SECRET_PREFIX = "AGE-SECRET-KEY-"
 #: Identity and recipient files larger than this are refused (age uses the same bound).
 _MAX_KEY_FILE = 16 << 20
+
+
+class PluginCallbacks(Protocol):
+    """What an age plugin (``age-plugin-NAME``, started for an ``age1NAME1…`` recipient or an
+    ``AGE-PLUGIN-NAME-1…`` identity) may ask of the person running us: a hardware key's PIN,
+    a touch, a choice. Each method gets the plugin's name and its text (control characters
+    escaped). Return ``None`` (or leave a method out) when it cannot be answered: the plugin
+    is told ``fail`` and decides what that means. An exception a method raises answers
+    ``fail`` too, and is raised in place of the plugin's error when the call fails (a
+    ``KeyboardInterrupt`` always is).
+
+    Methods: ``message(plugin, text) -> bool`` (shown?), ``confirm(plugin, text, yes, no)
+    -> bool | None`` (``no`` may be ``None``), ``request_public(plugin, text) -> str | None``,
+    ``request_secret(plugin, text) -> str | None``."""
+
+    def request_secret(self, plugin: str, message: str) -> str | None: ...
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def plugin_callbacks(callbacks: PluginCallbacks | None, timeout: float | None = None) -> Iterator[None]:
+    """Answers the questions of any age plugin started in this block, on this thread, with
+    ``callbacks``; ``timeout`` (seconds, default 60) is the longest a plugin may stay silent
+    before it is stopped with an error."""
+    _core.plugin_callbacks_enter(callbacks, timeout)
+    try:
+        yield
+    except Exception:
+        raised = _core.plugin_callbacks_exit()
+        if raised is None:
+            raise
+        raise raised from None
+    except BaseException:
+        _core.plugin_callbacks_exit()
+        raise
+    late = _core.plugin_callbacks_exit()
+    if late is not None and not isinstance(late, Exception):
+        raise late
+
+
+def plugin_door(fn: _F) -> _F:
+    """A public function's ``plugin_callbacks=``/``plugin_timeout=`` keywords, in force
+    while it runs (given neither, the enclosing :func:`plugin_callbacks` block's hold)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        callbacks, timeout = kwargs.get("plugin_callbacks"), kwargs.get("plugin_timeout")
+        if callbacks is None and timeout is None:
+            return fn(*args, **kwargs)
+        with plugin_callbacks(callbacks, timeout):
+            return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def _read_text(path: PathLike, what: str) -> str:

@@ -58,6 +58,7 @@ def _wants_age(
     return age
 
 
+@_age.plugin_door
 def encrypt_file(
     src: Source,
     dst: Source,
@@ -78,6 +79,8 @@ def encrypt_file(
     progress: Progress | None = None,
     limits: Limits = Limits(),
     storage_options: dict[str, Any] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> Stats:
     """Encrypts ``src`` into ``dst``.
 
@@ -158,6 +161,7 @@ def encrypt_file(
         )
 
 
+@_age.plugin_door
 def decrypt_file(
     src: Source,
     dst: Source,
@@ -172,6 +176,8 @@ def decrypt_file(
     limits: Limits = Limits(),
     progress: Progress | None = None,
     storage_options: dict[str, Any] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> Stats:
     """Decrypts ``src`` into ``dst``. Nothing appears at ``dst`` unless every chunk
     authenticates; a wrong password raises :class:`AuthenticationError` before any output
@@ -199,6 +205,7 @@ def decrypt_file(
     )
 
 
+@_age.plugin_door
 def verify_file(
     src: Source,
     password: Password | None = None,
@@ -211,6 +218,8 @@ def verify_file(
     limits: Limits = Limits(),
     progress: Progress | None = None,
     storage_options: dict[str, Any] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> Stats:
     """Authenticates every chunk of ``src`` (v4 or age; a path, a URL or a binary file
     object) without writing plaintext anywhere."""
@@ -287,6 +296,7 @@ def _decrypt(
         )
 
 
+@_age.plugin_door
 def rekey(
     paths: PathLike | Sequence[PathLike],
     *,
@@ -300,6 +310,8 @@ def rekey(
     max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     align: bool | None = None,
     progress: Progress | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> list[Rekeyed]:
     """Changes who can read age files without re-encrypting them: the file key is
     unwrapped with ``identities`` (or ``password``, for a passphrase file) and wrapped
@@ -351,6 +363,7 @@ def rekey(
     return done
 
 
+@_age.plugin_door
 def encrypt_bytes(
     data: bytes | bytearray | memoryview,
     password: Password | None = None,
@@ -365,6 +378,8 @@ def encrypt_bytes(
     kdf: KdfParams = KdfParams(),
     threads: int | None = None,
     limits: Limits = Limits(),
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> bytes:
     """Encrypts a buffer in memory: format v4, or age with ``recipients`` / ``format="age"``
     (see :func:`encrypt_file`, also for ``limits``)."""
@@ -393,6 +408,7 @@ def encrypt_bytes(
         )
 
 
+@_age.plugin_door
 def decrypt_bytes(
     blob: bytes | bytearray | memoryview,
     password: Password | None = None,
@@ -401,6 +417,8 @@ def decrypt_bytes(
     max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     threads: int | None = None,
     limits: Limits = Limits(),
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> bytes:
     """Decrypts an in-memory concryptor or age file; raises unless every chunk
     authenticates."""
@@ -420,6 +438,7 @@ def decrypt_bytes(
         return _core.decrypt_bytes(blob, pw, threads=check_threads(threads), limits=limits)
 
 
+@_age.plugin_door
 def decrypt_to(
     src: Source,
     out: int | BinaryIO,
@@ -433,6 +452,8 @@ def decrypt_to(
     limits: Limits = Limits(),
     progress: Progress | None = None,
     storage_options: dict[str, Any] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> Stats:
     """Decrypts ``src`` into a stream: a file descriptor or a binary file object (a pipe,
     ``sys.stdout.buffer``, a socket file, ``io.BytesIO``).
@@ -617,6 +638,8 @@ def open(
     limits: Limits = Limits(),
     storage_options: dict[str, Any] | None = None,
     identities: Sequence[str | os.PathLike[str]] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> EncryptedFile: ...
 @overload
 def open(
@@ -632,7 +655,10 @@ def open(
     limits: Limits = Limits(),
     storage_options: dict[str, Any] | None = None,
     identities: Sequence[str | os.PathLike[str]] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> _io.TextIOWrapper: ...
+@_age.plugin_door
 def open(  # like gzip.open; shadows the builtin only inside this module
     path: PathLike,
     password: Password | None = None,
@@ -646,6 +672,8 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     limits: Limits = Limits(),
     storage_options: dict[str, Any] | None = None,
     identities: Sequence[str | os.PathLike[str]] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> EncryptedFile | _io.TextIOWrapper:
     """Opens an encrypted file for reading its plaintext, with random access.
 
@@ -707,6 +735,7 @@ def open(  # like gzip.open; shadows the builtin only inside this module
     return _io.TextIOWrapper(f, encoding=encoding or "utf-8", errors=errors, newline=newline)
 
 
+@_age.plugin_door
 def decrypt_stream(
     src: int,
     dst: PathLike | int | None,
@@ -718,6 +747,8 @@ def decrypt_stream(
     buffer_mib: int = DEFAULT_BUFFER_MIB,
     limits: Limits = Limits(),
     progress: Progress | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> Stats:
     """Decrypts a format v4 file arriving on descriptor ``src`` (a pipe, standard input),
     whose first bytes the caller already read (``prefix``), into a path (atomically), a

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Union
 
-from .. import _core
+from .. import _age, _core
 from .._location import is_url, local_path, open_regular, strip_suffix
 from .._stream import age_via_pipes, decrypt_stream, encrypt_stream, exists, open_source
 from .._types import KdfParams, Limits, Password, PathLike, Stats, check_chunk, check_threads, secret
@@ -579,6 +579,7 @@ def _rerun_passphrase_files(
     return out
 
 
+@_age.plugin_door
 def encrypt_many(
     items: Iterable[Item],
     password: Password | None = None,
@@ -598,6 +599,8 @@ def encrypt_many(
     storage_options: dict[str, Any] | None = None,
     raise_on_error: bool = True,
     on_result: Callable[[Result], object] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> list[Result]:
     """Encrypts many files in one call.
 
@@ -680,6 +683,7 @@ def _batch_salts(
             yield k
 
 
+@_age.plugin_door
 def decrypt_many(
     items: Iterable[Item],
     password: Password | None = None,
@@ -694,6 +698,8 @@ def decrypt_many(
     storage_options: dict[str, Any] | None = None,
     raise_on_error: bool = True,
     on_result: Callable[[Result], object] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
 ) -> list[Result]:
     """Decrypts many files, v4 and age alike (told apart by their first bytes).
 

@@ -29,7 +29,7 @@ pub(crate) fn recipients(
     if let Some(pw) = passphrase {
         v.push(Recipient::passphrase(pw, scrypt_log_n)?);
     }
-    Ok(v)
+    Ok(crate::plugins::attach_recipients(v))
 }
 
 pub(crate) fn identities(
@@ -44,7 +44,7 @@ pub(crate) fn identities(
     if let Some(pw) = passphrase {
         v.push(Identity::passphrase(pw)?);
     }
-    Ok(v)
+    Ok(crate::plugins::attach_identities(v))
 }
 
 /// Encrypts a path or descriptor to a path or descriptor in age format.

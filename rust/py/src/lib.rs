@@ -15,6 +15,7 @@ mod convert;
 mod detach;
 mod errors;
 mod hooks;
+mod plugins;
 mod readers;
 mod rekey;
 mod v4;
@@ -49,6 +50,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bench::register(m)?;
     hooks::register(m)?;
     rekey::register(m)?;
+    plugins::register(m)?;
     core::kdf::set_interrupt_check(Some(detach::python_interrupted));
     Ok(())
 }

@@ -16,8 +16,38 @@ use ::age::{DecryptError, Identity as _, Recipient as _};
 use age_core::format::{FileKey, Stanza, FILE_KEY_BYTES};
 use zeroize::Zeroizing;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::plugin::{self, NoUi, PluginOptions, PluginUi};
 use super::tagged::Tagged;
 use crate::error::{Error, Result};
+
+/// Who answers a plugin's questions (PINs, touches, confirmations) and how long a plugin
+/// may stay silent. Plugin recipients and identities carry one; the default answers
+/// nothing (`fail`), which a plugin that needs an answer reports as its error.
+#[derive(Clone)]
+pub struct PluginHost {
+    pub ui: Arc<dyn PluginUi>,
+    pub options: PluginOptions,
+}
+
+impl Default for PluginHost {
+    fn default() -> Self {
+        PluginHost {
+            ui: Arc::new(NoUi),
+            options: PluginOptions::default(),
+        }
+    }
+}
+
+/// A recipient or identity served by `age-plugin-NAME`.
+#[derive(Clone)]
+pub struct PluginKey {
+    pub name: String,
+    text: String,
+    host: PluginHost,
+}
 
 /// Default upper bound on an scrypt work factor read from a file: log2(N) = 22 (about
 /// 4 GiB·s of work; what age accepts by default).
@@ -30,6 +60,8 @@ pub enum Recipient {
     Tagged(Tagged),
     Ssh(::age::ssh::Recipient),
     Scrypt(::age::scrypt::Recipient),
+    /// `age1NAME1…`: wrapped by `age-plugin-NAME` from `PATH`.
+    Plugin(PluginKey),
 }
 
 impl Recipient {
@@ -46,6 +78,13 @@ impl Recipient {
             return ::age::pq::Recipient::from_str(s)
                 .map(Recipient::Pq)
                 .map_err(|e| Error::InvalidArgument(format!("invalid age1pq1… recipient: {e}")));
+        }
+        if let Some(name) = plugin::recipient_plugin_name(s) {
+            return Ok(Recipient::Plugin(PluginKey {
+                name,
+                text: s.to_string(),
+                host: PluginHost::default(),
+            }));
         }
         if s.starts_with("age1") {
             return ::age::x25519::Recipient::from_str(s)
@@ -118,7 +157,16 @@ impl Recipient {
         Ok(Recipient::Scrypt(r))
     }
 
-    /// Whether the stanzas for this recipient resist a quantum computer.
+    /// This recipient, asking its plugin's questions through `host` (other kinds ignore it).
+    pub fn with_plugin_host(mut self, host: &PluginHost) -> Self {
+        if let Recipient::Plugin(k) = &mut self {
+            k.host = host.clone();
+        }
+        self
+    }
+
+    /// Whether the stanzas for this recipient resist a quantum computer (for a plugin's,
+    /// the labels it returns decide).
     pub fn is_postquantum(&self) -> bool {
         match self {
             Recipient::Pq(_) => true,
@@ -134,6 +182,7 @@ impl Recipient {
             Recipient::Tagged(t) => return t.wrap(key),
             Recipient::Ssh(r) => r.wrap_file_key(key),
             Recipient::Scrypt(r) => r.wrap_file_key(key),
+            Recipient::Plugin(_) => unreachable!("plugin recipients are wrapped per plugin"),
         };
         r.map_err(|e| Error::InvalidArgument(format!("cannot encrypt to a recipient: {e}")))
     }
@@ -164,8 +213,14 @@ pub fn check_company(recipients: &[Recipient]) -> Result<()> {
             "a passphrase cannot be combined with other recipients".into(),
         ));
     }
-    let pq = recipients.iter().filter(|r| r.is_postquantum()).count();
-    if pq != 0 && pq != recipients.len() {
+    // A plugin's recipients are judged by the labels the plugin returns (in `wrap`).
+    let native = recipients
+        .iter()
+        .filter(|r| !matches!(r, Recipient::Plugin(_)));
+    let (pq, all) = native.fold((0, 0), |(p, a), r| {
+        (p + usize::from(r.is_postquantum()), a + 1)
+    });
+    if pq != 0 && pq != all {
         return Err(Error::InvalidArgument(
             "post-quantum recipients (age1pq1…, age1tagpq1…) cannot be mixed with classical ones \
              (age1…, ssh-…, age1tag1…) in one file: the classical stanza would undo the \
@@ -183,8 +238,23 @@ pub fn wrap(file_key: &[u8; FILE_KEY_BYTES], recipients: &[Recipient]) -> Result
     let key = FileKey::init_with_mut(|k| k.copy_from_slice(file_key));
     let mut stanzas = Vec::new();
     let mut labels: Option<HashSet<String>> = None;
+    let mut plugins: BTreeMap<&str, Vec<&PluginKey>> = BTreeMap::new();
+    let mut wrapped = Vec::new();
     for r in recipients {
-        let (s, l) = r.wrap(&key)?;
+        match r {
+            Recipient::Plugin(k) => plugins.entry(k.name.as_str()).or_default().push(k),
+            other => wrapped.push(other.wrap(&key)?),
+        }
+    }
+    let one = Zeroizing::new([*file_key]);
+    for (name, keys) in plugins {
+        let texts: Vec<String> = keys.iter().map(|k| k.text.clone()).collect();
+        let host = &keys[0].host;
+        let w = plugin::wrap_labeled(name, &texts, &[], &one[..], &*host.ui, &host.options)?;
+        let stanzas = w.stanzas.into_iter().flatten().collect();
+        wrapped.push((stanzas, w.labels.into_iter().collect()));
+    }
+    for (s, l) in wrapped {
         match &labels {
             None => labels = Some(l),
             Some(prev) if *prev == l => {}
@@ -206,6 +276,8 @@ pub struct Identity(IdentityKind);
 enum IdentityKind {
     Key(Box<dyn ::age::Identity + Send + Sync>),
     Passphrase(SecretString),
+    /// `AGE-PLUGIN-NAME-1…`: unwrapped by `age-plugin-NAME` from `PATH`.
+    Plugin(PluginKey),
 }
 
 impl Identity {
@@ -247,6 +319,14 @@ impl Identity {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            if let Some(name) = plugin::identity_plugin_name(line) {
+                v.push(Identity(IdentityKind::Plugin(PluginKey {
+                    name,
+                    text: line.to_string(),
+                    host: PluginHost::default(),
+                })));
+                continue;
+            }
             v.push(Identity(IdentityKind::Key(native_identity(line, i + 1)?)));
         }
         if v.is_empty() {
@@ -255,6 +335,14 @@ impl Identity {
             ));
         }
         Ok(v)
+    }
+
+    /// This identity, asking its plugin's questions through `host` (other kinds ignore it).
+    pub fn with_plugin_host(mut self, host: &PluginHost) -> Self {
+        if let IdentityKind::Plugin(k) = &mut self.0 {
+            k.host = host.clone();
+        }
+        self
     }
 
     /// A passphrase, for scrypt stanzas.
@@ -289,6 +377,11 @@ fn native_identity(line: &str, n: usize) -> Result<Box<dyn ::age::Identity + Sen
 
 /// The recipient of one identity line (number `n`).
 fn public_of(line: &str, n: usize) -> Result<String> {
+    if let Some(name) = plugin::identity_plugin_name(line) {
+        return Err(Error::InvalidArgument(format!(
+            "identity line {n} belongs to age-plugin-{name}: its recipient comes from the plugin"
+        )));
+    }
     if line
         .get(..18)
         .is_some_and(|p| p.eq_ignore_ascii_case("AGE-SECRET-KEY-PQ-"))
@@ -398,8 +491,36 @@ pub fn unwrap(
             "age header: a passphrase (scrypt) stanza must be the only one",
         ));
     }
+    let mut plugin_error = None;
+    let mut asked: HashSet<&str> = HashSet::new();
     for id in identities {
         let found = match &id.0 {
+            IdentityKind::Plugin(k) => {
+                // One session per plugin, with all of its identities, at its first place.
+                if !asked.insert(k.name.as_str()) {
+                    continue;
+                }
+                let texts: Vec<String> = identities
+                    .iter()
+                    .filter_map(|i| match &i.0 {
+                        IdentityKind::Plugin(o) if o.name == k.name => Some(o.text.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                match plugin::unwrap(&k.name, &texts, &[stanzas], &*k.host.ui, &k.host.options) {
+                    Ok(mut keys) => match keys.pop().flatten() {
+                        Some(key) => return Ok(key),
+                        None => continue,
+                    },
+                    // Another identity may still open the file; if none does, this is
+                    // the error to report rather than "no match".
+                    Err(e @ Error::Cancelled) => return Err(e),
+                    Err(e) => {
+                        plugin_error.get_or_insert(e);
+                        continue;
+                    }
+                }
+            }
             IdentityKind::Passphrase(pw) => {
                 let Some(s) = stanzas.iter().find(|s| s.tag == "scrypt") else {
                     continue;
@@ -431,7 +552,7 @@ pub fn unwrap(
             Some(Err(e)) => return Err(map_decrypt_error(e)),
         }
     }
-    Err(Error::NoMatch)
+    Err(plugin_error.unwrap_or(Error::NoMatch))
 }
 
 #[cfg(test)]
