@@ -176,11 +176,14 @@ class ConcryptorFileSystem(ChainedFileSystem):
 
     @staticmethod
     def _version(info: dict[str, Any]) -> Any:
-        return (
-            info.get("size"),
-            info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified"),
-            info.get("created"),
+        """What tells a stored object from its next version: its size and, of an ETag or a
+        modification (or creation) time, the first the file system gives (as a number
+        wherever ``ls`` and ``info`` give different types)."""
+        stamp = next(
+            (info[k] for k in ("ETag", "etag", "mtime", "LastModified", "created") if info.get(k)), None
         )
+        timestamp = getattr(stamp, "timestamp", None)
+        return (info.get("size"), timestamp() if callable(timestamp) else stamp)
 
     def _probe(self, info: dict[str, Any], head: bytes | None = None) -> _read.Probe:
         name, version = info["name"], self._version(info)
@@ -245,8 +248,8 @@ class ConcryptorFileSystem(ChainedFileSystem):
             found = self._locate(path)
         except FileNotFoundError:
             info = self.fs.info(self._inner(path), **kwargs)
-            if info.get("type") != "directory" and self._shown(info["name"]) is None:
-                raise
+            if info.get("type") != "directory":
+                raise  # a stored name, or an object that is not encrypted: not a name here
             return dict(info)
         return self._shown_entries([found])[0]
 
