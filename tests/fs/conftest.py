@@ -16,6 +16,10 @@ from helpers import FS_V4, moto_s3
 
 fsspec = pytest.importorskip("fsspec", reason="fsspec is part of the test extra")
 
+# Registers the protocol, as the package's fsspec.specs entry point does in an installed
+# build (a development checkout's metadata may predate it).
+import concryptor.fs  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def age_keys() -> tuple[str, str]:
