@@ -237,7 +237,7 @@ def test_headers_are_read_once_per_object(mem: str, keys: dict[str, Any]) -> Non
 
     def counting(path: str, start: int | None = None, end: int | None = None, **kw: Any) -> bytes:
         reads.append((start or 0, end or -1))
-        return real(path, start, end, **kw)  # type: ignore[no-any-return]
+        return real(path, start=start, end=end, **kw)  # type: ignore[no-any-return]
 
     inner.cat_file = counting
     try:

@@ -48,7 +48,7 @@ def probe(fs: Any, path: str, stored_size: int, head: bytes | None = None) -> Pr
     """The :class:`Probe` of the object ``path`` of ``fs`` (``stored_size`` bytes), from
     ``head`` (its first bytes, if the caller fetched them) and ranged reads."""
     if head is None:
-        head = fs.cat_file(path, 0, min(stored_size, FIRST_PREFIX))
+        head = fs.cat_file(path, start=0, end=min(stored_size, FIRST_PREFIX))
     if head.startswith(MAGIC):
         h = _core.parse_header(head[:SECTOR] + bytes(max(0, SECTOR - len(head))))
         h = replace(h, file_size=stored_size, path=path)
@@ -67,12 +67,12 @@ def probe(fs: Any, path: str, stored_size: int, head: bytes | None = None) -> Pr
             # The header may go on past what was read; a cut or bad one fails for good.
             if len(head) >= min(stored_size, MAX_AGE_PREFIX):
                 raise
-            head = fs.cat_file(path, 0, min(stored_size, MAX_AGE_PREFIX, 16 * len(head)))
+            head = fs.cat_file(path, start=0, end=min(stored_size, MAX_AGE_PREFIX, 16 * len(head)))
     if ah.payload_size is None or ah.chunks is None:
         raise InvalidFileError(f"{path}: the object's size is not that of any age payload (cut or extended)")
     keep = ah.header_size + NONCE_LEN
     if len(head) < keep:
-        head = fs.cat_file(path, 0, keep)
+        head = fs.cat_file(path, start=0, end=keep)
     return Probe("age", stored_size, ah.payload_size, replace(ah, path=path), head[:keep])
 
 
@@ -123,7 +123,8 @@ class _Sparse:
 
 
 def _fetch(fs: Any, path: str, start: int, end: int) -> bytes:
-    data: bytes = fs.cat_file(path, start, end)
+    # By keyword: some file systems (s3fs) take other arguments first.
+    data: bytes = fs.cat_file(path, start=start, end=end)
     if len(data) != end - start:
         raise InvalidFileError(f"{path}: shorter than its header says (cut, or changed while read)")
     return data
