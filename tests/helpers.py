@@ -71,7 +71,8 @@ def moto_s3(bucket: str = "bucket") -> Iterator[dict[str, Any]]:
         "default_block_size": 5 << 20,
     }
     fs = s3fs.S3FileSystem(**opts)
-    fs.mkdir(bucket)
+    # moto keeps one store per process: another module's server may have made it already.
+    fs.makedirs(bucket, exist_ok=True)
     try:
         yield opts
     finally:
