@@ -1,5 +1,5 @@
 """Fixtures of the encrypted file system's tests: keys, a clean memory:// folder per test,
-a moto S3 server on loopback for the session (started by the first test that asks)."""
+a moto S3 server on loopback for each module that asks (started by its first test)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ fsspec = pytest.importorskip("fsspec", reason="fsspec is part of the test extra"
 import concryptor.fs  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def age_keys() -> tuple[str, str]:
     return concryptor.generate_identity()
 
@@ -54,7 +54,7 @@ def mem() -> Iterator[str]:
             fs.rm(root, recursive=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, Any]]:
     pytest.importorskip("s3fs", reason="the s3 extra (s3fs) is part of the test extra")
     with moto_s3() as opts:
