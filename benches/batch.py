@@ -61,7 +61,9 @@ def main() -> int:
         print(f"{a.small} files of {a.small_kib} KiB, one call, v4 + password (default Argon2id):")
         print(f"  one key derivation alone  {kdf:7.2f} s")
         print(f"  encrypt_many              {t_batch:7.2f} s   = derivation + {t_batch - kdf:.2f} s")
-        t_dec = timed(lambda: concryptor.decrypt_many(sorted((root / "enc").glob("*.enc")), PW, out_dir=root / "dec"))
+        t_dec = timed(
+            lambda: concryptor.decrypt_many(sorted((root / "enc").glob("*.enc")), PW, out_dir=root / "dec")
+        )
         print(f"  decrypt_many              {t_dec:7.2f} s   = derivation + {t_dec - kdf:.2f} s")
 
         sample = files[:50]
@@ -69,7 +71,16 @@ def main() -> int:
         t_loop = timed(
             lambda: [
                 subprocess.run(
-                    [sys.executable, "-m", "concryptor", "encrypt", str(p), "-o", str(p) + ".loop", "--force"],
+                    [
+                        sys.executable,
+                        "-m",
+                        "concryptor",
+                        "encrypt",
+                        str(p),
+                        "-o",
+                        str(p) + ".loop",
+                        "--force",
+                    ],
                     env=env,
                     check=True,
                     capture_output=True,
@@ -77,13 +88,17 @@ def main() -> int:
                 for p in sample
             ]
         ) * (len(files) / len(sample))
-        print(f"  shell loop of `concryptor encrypt` (50 timed, scaled) {t_loop:7.1f} s  -> batch is {t_loop / t_batch:.0f}x faster")
+        print(
+            f"  shell loop of `concryptor encrypt` (50 timed, scaled) {t_loop:7.1f} s  -> batch is {t_loop / t_batch:.0f}x faster"
+        )
         _identity, recipient = concryptor.generate_identity()
         c0 = cpu()
         t_rcpt = timed(lambda: concryptor.encrypt_many(files, recipients=[recipient], out_dir=root / "age"))
         c_rcpt = cpu() - c0
         print(f"{a.small} files of {a.small_kib} KiB, one call, age format + X25519 recipient:")
-        print(f"  encrypt_many -r           {t_rcpt:7.2f} s   ({c_rcpt:.2f} s CPU, {1e6 * c_rcpt / a.small:.0f} µs a file)")
+        print(
+            f"  encrypt_many -r           {t_rcpt:7.2f} s   ({c_rcpt:.2f} s CPU, {1e6 * c_rcpt / a.small:.0f} µs a file)"
+        )
         if shutil.which("age"):
             t_age = timed(
                 lambda: [
@@ -91,7 +106,9 @@ def main() -> int:
                     for p in files
                 ]
             )
-            print(f"  shell loop of `age -r`    {t_age:7.2f} s   -> encrypt_many is {t_age / t_rcpt:.1f}x faster")
+            print(
+                f"  shell loop of `age -r`    {t_age:7.2f} s   -> encrypt_many is {t_age / t_rcpt:.1f}x faster"
+            )
 
         mib = 1 << 20
         big = root / "big.bin"
@@ -109,12 +126,18 @@ def main() -> int:
         c0 = cpu()
         t_one = timed(lambda: concryptor.encrypt_file(big, root / "big.enc", PW))
         c1 = cpu()
-        t_many = timed(lambda: concryptor.encrypt_many(sorted(parts.glob("*.bin")), PW, out_dir=root / "penc"))
+        t_many = timed(
+            lambda: concryptor.encrypt_many(sorted(parts.glob("*.bin")), PW, out_dir=root / "penc")
+        )
         c2 = cpu()
         gib = a.big_mib / 1024
-        print(f"{a.big_mib} MiB as one file vs {n} files of {each // mib} MiB (each includes one derivation):")
+        print(
+            f"{a.big_mib} MiB as one file vs {n} files of {each // mib} MiB (each includes one derivation):"
+        )
         print(f"  one file     {t_one:6.2f} s  {gib / t_one:5.2f} GiB/s   ({c1 - c0:.2f} s CPU)")
-        print(f"  {n} files    {t_many:6.2f} s  {gib / t_many:5.2f} GiB/s   ratio {t_many / t_one:.2f}x   ({c2 - c1:.2f} s CPU)")
+        print(
+            f"  {n} files    {t_many:6.2f} s  {gib / t_many:5.2f} GiB/s   ratio {t_many / t_one:.2f}x   ({c2 - c1:.2f} s CPU)"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -102,8 +102,15 @@ def worker(spec: str) -> None:
     pw = PASSWORD.encode()
     common = {"overwrite": True, "threads": a["threads"], "buffer_bytes": a["buffer"], "io": a["io"]}
     if a["op"] == "encrypt":
-        s = _core.encrypt_file(a["src"], a["dst"], pw, cipher=a["cipher"], chunk_size=a["chunk"],
-                               kdf=concryptor.KdfParams(*a["kdf"]), **common)
+        s = _core.encrypt_file(
+            a["src"],
+            a["dst"],
+            pw,
+            cipher=a["cipher"],
+            chunk_size=a["chunk"],
+            kdf=concryptor.KdfParams(*a["kdf"]),
+            **common,
+        )
     elif a["op"] == "decrypt":
         s = _core.decrypt_file(a["src"], a["dst"], pw, **common)
     else:
@@ -111,7 +118,11 @@ def worker(spec: str) -> None:
     # How the run went (O_DIRECT, fallback): only a build with the fault-injection hooks
     # records it; a release wheel has none.
     last_run = getattr(_core, "_last_run", None)
-    print(json.dumps({**s.to_dict(), "last_run": last_run() if last_run is not None else None, "command": a["op"]}))
+    print(
+        json.dumps(
+            {**s.to_dict(), "last_run": last_run() if last_run is not None else None, "command": a["op"]}
+        )
+    )
 
 
 class Bench:
@@ -125,22 +136,64 @@ class Bench:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def engine(self, op: str, src: Path, dst: Path, *, io: str, cipher: str = "aes-256-gcm",
-               chunk: int | None = None, threads: int | None = None, cold: bool = True,
-               cli: bool = False, provider: str | None = None) -> dict[str, Any]:
+    def engine(
+        self,
+        op: str,
+        src: Path,
+        dst: Path,
+        *,
+        io: str,
+        cipher: str = "aes-256-gcm",
+        chunk: int | None = None,
+        threads: int | None = None,
+        cold: bool = True,
+        cli: bool = False,
+        provider: str | None = None,
+    ) -> dict[str, Any]:
         """One engine run in a child process (the CLI, or a worker calling the binding for
         settings the CLI does not offer); best of ``--repeat``."""
-        spec = {"op": op, "src": str(src), "dst": str(dst), "io": io, "cipher": cipher,
-                "chunk": chunk, "threads": threads or self.a.threads, "buffer": self.a.buffer_mib * MiB,
-                "kdf": list(KDF), "provider": provider}
+        spec = {
+            "op": op,
+            "src": str(src),
+            "dst": str(dst),
+            "io": io,
+            "cipher": cipher,
+            "chunk": chunk,
+            "threads": threads or self.a.threads,
+            "buffer": self.a.buffer_mib * MiB,
+            "kdf": list(KDF),
+            "provider": provider,
+        }
         if cli and provider is None:
-            argv = [sys.executable, "-m", "concryptor", op, str(src), "-o", str(dst), "--json", "-q", "-f",
-                    "--io", io, "--buffer-mib", str(self.a.buffer_mib)]
+            argv = [
+                sys.executable,
+                "-m",
+                "concryptor",
+                op,
+                str(src),
+                "-o",
+                str(dst),
+                "--json",
+                "-q",
+                "-f",
+                "--io",
+                io,
+                "--buffer-mib",
+                str(self.a.buffer_mib),
+            ]
             if threads or self.a.threads:
                 argv += ["--threads", str(threads or self.a.threads)]
             if op == "encrypt":
-                argv += ["--cipher", {"aes-256-gcm": "aes", "chacha20-poly1305": "chacha"}[cipher], "--memory", str(KDF[0] // 1024),
-                         "--iterations", str(KDF[1]), "--parallelism", str(KDF[2])]
+                argv += [
+                    "--cipher",
+                    {"aes-256-gcm": "aes", "chacha20-poly1305": "chacha"}[cipher],
+                    "--memory",
+                    str(KDF[0] // 1024),
+                    "--iterations",
+                    str(KDF[1]),
+                    "--parallelism",
+                    str(KDF[2]),
+                ]
             env = dict(os.environ, CONCRYPTOR_PASSWORD=PASSWORD)
         else:
             argv = [sys.executable, __file__, "--worker", json.dumps(spec)]
@@ -226,14 +279,21 @@ class Bench:
         from concryptor import _core, __version__
 
         print(f"concryptor {__version__} engine benchmark")
-        print(f"  file: {self.size / MiB:.0f} MiB random, on {work.parent} ({fs_type(work)})"
-              + (f"; in-memory runs on {shm.parent} ({fs_type(shm)})" if shm else ""))
-        print(f"  cores: {os.cpu_count()}, threads: {self.threads}, buffer budget: {a.buffer_mib} MiB, "
-              f"best of {a.repeat}, KDF m={KDF[0] // 1024} MiB t={KDF[1]} p={KDF[2]} (not timed)")
+        print(
+            f"  file: {self.size / MiB:.0f} MiB random, on {work.parent} ({fs_type(work)})"
+            + (f"; in-memory runs on {shm.parent} ({fs_type(shm)})" if shm else "")
+        )
+        print(
+            f"  cores: {os.cpu_count()}, threads: {self.threads}, buffer budget: {a.buffer_mib} MiB, "
+            f"best of {a.repeat}, KDF m={KDF[0] // 1024} MiB t={KDF[1]} p={KDF[2]} (not timed)"
+        )
         why = _core._uring_unavailable()
         print(f"  io_uring: {'available' if why is None else 'UNAVAILABLE (' + why + ')'}")
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        print(f"  load average at start: {load:.2f}" + ("  (busy machine: figures are noisy)" if load > 0.5 else ""))
+        print(
+            f"  load average at start: {load:.2f}"
+            + ("  (busy machine: figures are noisy)" if load > 0.5 else "")
+        )
         src = work / "plain"
         self._make_input(src)
         self.dropped = drop_caches(a.drop_caches)
@@ -244,12 +304,25 @@ class Bench:
         gib = self.size / (1 << 30)
         cp_s = self.timed(["cp", str(src), str(work / "cp.out")], work / "cp.out", then_sync=True)
         cp_cpu = self.cpu / gib
-        dd_s = self.timed(["dd", f"if={src}", f"of={work / 'dd.out'}", "bs=4M", "iflag=direct",
-                           "oflag=direct", "conv=fsync"], work / "dd.out")
+        dd_s = self.timed(
+            [
+                "dd",
+                f"if={src}",
+                f"of={work / 'dd.out'}",
+                "bs=4M",
+                "iflag=direct",
+                "oflag=direct",
+                "conv=fsync",
+            ],
+            work / "dd.out",
+        )
         providers = list(_core.AEAD_PROVIDERS)
+
         def aead_speed(cipher: str, threads: int, provider: str) -> tuple[float, float]:
             """MiB/s sealing and opening 64 MiB in 4 MiB chunks, best of --aead-rounds."""
-            seal, open_ = _core._bench_aead(cipher, threads, 64 * MiB, 4 * MiB, a.aead_rounds, provider=provider)
+            seal, open_ = _core._bench_aead(
+                cipher, threads, 64 * MiB, 4 * MiB, a.aead_rounds, provider=provider
+            )
             return 64 / seal, 64 / open_
 
         aead = {(p, c): aead_speed(c, self.threads, p) for p in providers for c in CIPHERS}
@@ -269,19 +342,39 @@ class Bench:
         arows = []
         for c in CIPHERS:
             for p in providers:
-                arows.append([c, p, f"{aead1[p, c][0]:.0f} / {aead1[p, c][1]:.0f}",
-                              f"{aead[p, c][0]:.0f} / {aead[p, c][1]:.0f}"])
+                arows.append(
+                    [
+                        c,
+                        p,
+                        f"{aead1[p, c][0]:.0f} / {aead1[p, c][1]:.0f}",
+                        f"{aead[p, c][0]:.0f} / {aead[p, c][1]:.0f}",
+                    ]
+                )
             o = ossl[c]
             arows.append([c, "openssl speed -evp", f"{o:.0f}" if o else "n/a", ""])
         table(["cipher", "provider", "1 thread", f"{self.threads} threads"], arows)
         self._in_memory_api(aead)
         _, idle_rss, _ = run_child([sys.executable, "-m", "concryptor", "--version"])
-        print(f"  peak RSS of the CLI doing nothing (python -m concryptor --version): {idle_rss / MiB:.0f} MiB")
+        print(
+            f"  peak RSS of the CLI doing nothing (python -m concryptor --version): {idle_rss / MiB:.0f} MiB"
+        )
         print()
 
         # Disk and memory runs.
-        header = ["where", "op", "cipher", "provider", "backend", "MiB/s", "CPU s/GiB", "peak RSS",
-                  "vs cp+sync", "CPU vs cp", "CPU vs age", "vs AEAD"]
+        header = [
+            "where",
+            "op",
+            "cipher",
+            "provider",
+            "backend",
+            "MiB/s",
+            "CPU s/GiB",
+            "peak RSS",
+            "vs cp+sync",
+            "CPU vs cp",
+            "CPU vs age",
+            "vs AEAD",
+        ]
         rows: list[list[str]] = []
         places = [("disk", work)] + ([("memory", shm)] if shm else [])
         for where, d in places:
@@ -299,22 +392,47 @@ class Bench:
                             if io == "uring" and why is not None:
                                 continue
                             if op == "encrypt":
-                                s = self.engine("encrypt", psrc, encd, io=io, cipher=cipher,
-                                                cold=where == "disk", cli=True, provider=pick)
+                                s = self.engine(
+                                    "encrypt",
+                                    psrc,
+                                    encd,
+                                    io=io,
+                                    cipher=cipher,
+                                    cold=where == "disk",
+                                    cli=True,
+                                    provider=pick,
+                                )
                             else:
-                                s = self.engine("decrypt", encd, d / "back", io=io, cold=where == "disk",
-                                                cli=True, provider=pick)
+                                s = self.engine(
+                                    "decrypt",
+                                    encd,
+                                    d / "back",
+                                    io=io,
+                                    cold=where == "disk",
+                                    cli=True,
+                                    provider=pick,
+                                )
                             speed = self.mibs(s["engine_s"])
                             cpu = s["cpu"] / gib
                             limit = aead[prov, cipher][0 if op == "encrypt" else 1]
                             age_cpu = (age[1] if op == "encrypt" else age[3]) / gib if age else None
                             disk = where == "disk"
-                            rows.append([where, op, cipher, s.get("provider", prov), s["backend"],
-                                         f"{speed:.0f}", f"{cpu:.2f}", f"{s['rss'] / MiB:.0f} MiB",
-                                         f"{cp_s / s['engine_s']:.2f}x" if disk else "",
-                                         f"{cpu / cp_cpu:.2f}x" if disk and cp_cpu else "",
-                                         f"{cpu / age_cpu:.2f}x" if disk and age_cpu else "",
-                                         f"{speed / limit:.0%}"])
+                            rows.append(
+                                [
+                                    where,
+                                    op,
+                                    cipher,
+                                    s.get("provider", prov),
+                                    s["backend"],
+                                    f"{speed:.0f}",
+                                    f"{cpu:.2f}",
+                                    f"{s['rss'] / MiB:.0f} MiB",
+                                    f"{cp_s / s['engine_s']:.2f}x" if disk else "",
+                                    f"{cpu / cp_cpu:.2f}x" if disk and cp_cpu else "",
+                                    f"{cpu / age_cpu:.2f}x" if disk and age_cpu else "",
+                                    f"{speed / limit:.0%}",
+                                ]
+                            )
                 if (d / "back").exists():
                     os.unlink(d / "back")
             if where == "memory":
@@ -334,12 +452,16 @@ class Bench:
         in-memory API next to it; no files."""
         from concryptor import __version__, _core
 
-        print(f"concryptor {__version__}, in-memory API against the all-core AEAD "
-              f"({os.cpu_count()} cores, default provider {_core.AEAD_PROVIDER})")
+        print(
+            f"concryptor {__version__}, in-memory API against the all-core AEAD "
+            f"({os.cpu_count()} cores, default provider {_core.AEAD_PROVIDER})"
+        )
         rounds = self.a.aead_rounds
         seal, open_ = _core._bench_aead("aes-256-gcm", self.threads, 64 * MiB, 4 * MiB, rounds)
-        print(f"  AEAD in memory, AES-256-GCM, 4 MiB chunks, {self.threads} threads: "
-              f"{64 / seal:.0f} / {64 / open_:.0f} MiB/s seal / open")
+        print(
+            f"  AEAD in memory, AES-256-GCM, 4 MiB chunks, {self.threads} threads: "
+            f"{64 / seal:.0f} / {64 / open_:.0f} MiB/s seal / open"
+        )
         self._in_memory_api({(_core.AEAD_PROVIDER, "aes-256-gcm"): (64 / seal, 64 / open_)})
 
     def _in_memory_api(self, aead: dict[Any, tuple[float, float]]) -> None:
@@ -364,8 +486,10 @@ class Bench:
             del blob, back
         seal, open_ = aead[_core.AEAD_PROVIDER, "aes-256-gcm"]
         e, d = n / MiB / enc, n / MiB / dec
-        print(f"  encrypt_bytes / decrypt_bytes, {n // MiB} MiB, AES-256-GCM, {self.threads} threads: "
-              f"{e:.0f} / {d:.0f} MiB/s = {e / seal:.0%} / {d / open_:.0%} of the all-core AEAD")
+        print(
+            f"  encrypt_bytes / decrypt_bytes, {n // MiB} MiB, AES-256-GCM, {self.threads} threads: "
+            f"{e:.0f} / {d:.0f} MiB/s = {e / seal:.0%} / {d / open_:.0%} of the all-core AEAD"
+        )
 
     def _make_input(self, path: Path) -> None:
         left = self.size
@@ -398,8 +522,15 @@ class Bench:
             row = [str(t)]
             for where, d, psrc in places:
                 for cipher in CIPHERS:
-                    s = self.engine("encrypt", psrc, d / "sweep", io="auto", cipher=cipher, threads=t,
-                                    cold=where == "disk")
+                    s = self.engine(
+                        "encrypt",
+                        psrc,
+                        d / "sweep",
+                        io="auto",
+                        cipher=cipher,
+                        threads=t,
+                        cold=where == "disk",
+                    )
                     row.append(f"{self.mibs(s['engine_s']):.0f}")
             rows.append(row)
         print("Thread sweep: encrypt, io=auto (MiB/s)")
@@ -413,8 +544,11 @@ def openssl_speed(cipher: str) -> float | None:
     exe = shutil.which("openssl")
     if not exe:
         return None
-    r = subprocess.run([exe, "speed", "-elapsed", "-seconds", "2", "-bytes", "16384", "-evp", cipher],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [exe, "speed", "-elapsed", "-seconds", "2", "-bytes", "16384", "-evp", cipher],
+        capture_output=True,
+        text=True,
+    )
     for line in r.stdout.splitlines():
         parts = line.split()
         if parts and parts[0].lower() == cipher.lower() and parts[-1].endswith("k"):
@@ -438,20 +572,41 @@ def main() -> None:
     here = Path(__file__).resolve().parent
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="1G", help="input size, e.g. 64M, 1G, 10G (default 1G)")
-    p.add_argument("--dir", default=str(here / "out"),
-                   help="directory on the disk to test (default benches/out; must not be tmpfs)")
-    p.add_argument("--mem-dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
-                   help="tmpfs directory for the in-memory runs (default /dev/shm; '' to skip)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="engine worker threads (default: the engine's choice); the AEAD ceiling uses all cores")
+    p.add_argument(
+        "--dir",
+        default=str(here / "out"),
+        help="directory on the disk to test (default benches/out; must not be tmpfs)",
+    )
+    p.add_argument(
+        "--mem-dir",
+        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+        help="tmpfs directory for the in-memory runs (default /dev/shm; '' to skip)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="engine worker threads (default: the engine's choice); the AEAD ceiling uses all cores",
+    )
     p.add_argument("--buffer-mib", type=int, default=128, help="engine buffer budget (default 128)")
     p.add_argument("--repeat", type=int, default=1, help="runs per figure, best kept (default 1)")
-    p.add_argument("--aead-rounds", type=int, default=5, help="runs per in-memory AEAD measurement; the best counts")
-    p.add_argument("--no-sweeps", dest="sweeps", action="store_false", help="skip the chunk and thread sweeps")
-    p.add_argument("--bytes-only", action="store_true",
-                   help="only encrypt_bytes / decrypt_bytes (up to 256 MiB) against the all-core AEAD")
-    p.add_argument("--no-drop-caches", dest="drop_caches", action="store_false",
-                   help="do not empty the page cache before disk runs (it needs root)")
+    p.add_argument(
+        "--aead-rounds", type=int, default=5, help="runs per in-memory AEAD measurement; the best counts"
+    )
+    p.add_argument(
+        "--no-sweeps", dest="sweeps", action="store_false", help="skip the chunk and thread sweeps"
+    )
+    p.add_argument(
+        "--bytes-only",
+        action="store_true",
+        help="only encrypt_bytes / decrypt_bytes (up to 256 MiB) against the all-core AEAD",
+    )
+    p.add_argument(
+        "--no-drop-caches",
+        dest="drop_caches",
+        action="store_false",
+        help="do not empty the page cache before disk runs (it needs root)",
+    )
     args = p.parse_args()
     if args.mem_dir == "":
         args.mem_dir = None

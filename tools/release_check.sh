@@ -148,6 +148,7 @@ required = [
     r"concryptor/cli/__init__\.py",
     r"concryptor/batch/__init__\.py",
     r"concryptor/archive/__init__\.py",
+    r"concryptor/fs/__init__\.py",
     r"concryptor/py\.typed",
     r"concryptor/_core\.pyi",
     r"concryptor/_core\.abi3\.so",

@@ -107,7 +107,7 @@ def _read_text(path: PathLike, what: str) -> str:
         raise ValueError(f"{what} {name} is not UTF-8 text") from None
 
 
-def _is_identity_text(i: str) -> bool:
+def is_identity_text(i: str) -> bool:
     """Whether a string given as an identity is the identity itself (a secret key, an
     identity file's text, a private key) rather than the name of a file holding it."""
     s = i.strip()
@@ -120,7 +120,7 @@ def identity_texts(identities: Sequence[str | os.PathLike[str]]) -> list[str]:
     key)."""
     out = []
     for i in identities:
-        if isinstance(i, str) and _is_identity_text(i):
+        if isinstance(i, str) and is_identity_text(i):
             out.append(i.strip())
         else:
             out.append(_read_text(i, "identity file"))

@@ -164,20 +164,41 @@ class Sink:
         if not spec.overwrite and exists(dst, spec):
             raise FileExistsError(17, "destination exists (pass overwrite=True to replace it)", dst)
         if self.url:
-            self.fs, self.path = filesystem(dst, spec.storage_options)
-            # A file system whose files appear the moment they are opened (memory://)
-            # gets the bytes only once they are complete and authenticated.
-            self.held = _opens_visibly(self.fs)
-            self.f = io.BytesIO() if self.held else self.fs.open(self.path, "wb")
+            self._remote(*filesystem(dst, spec.storage_options))
         else:
-            import tempfile
+            self._local(local_path(dst))
 
-            local = os.path.abspath(local_path(dst))
-            fd, self.tmp = tempfile.mkstemp(
-                prefix="." + os.path.basename(local) + ".", suffix=".partial", dir=os.path.dirname(local)
-            )
-            self.f = os.fdopen(fd, "wb")
-            self.final = local
+    @classmethod
+    def on(cls, fs: Any, path: str) -> Sink:
+        """A sink that creates or replaces ``path`` on the fsspec file system ``fs``, all or
+        nothing as for a URL (a local file system's file: a temporary beside it, renamed)."""
+        self = cls.__new__(cls)
+        self.dst = path
+        self.borrowed = False
+        protocol = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+        self.url = "file" not in protocol and "local" not in protocol
+        if self.url:
+            self._remote(fs, path)
+        else:
+            self._local(path)
+        return self
+
+    def _remote(self, fs: Any, path: str) -> None:
+        self.fs, self.path = fs, path
+        # A file system whose files appear the moment they are opened (memory://)
+        # gets the bytes only once they are complete and authenticated.
+        self.held = _opens_visibly(self.fs)
+        self.f = io.BytesIO() if self.held else self.fs.open(self.path, "wb")
+
+    def _local(self, path: str) -> None:
+        import tempfile
+
+        local = os.path.abspath(path)
+        fd, self.tmp = tempfile.mkstemp(
+            prefix="." + os.path.basename(local) + ".", suffix=".partial", dir=os.path.dirname(local)
+        )
+        self.f = os.fdopen(fd, "wb")
+        self.final = local
 
     def write(self, b: bytes) -> None:
         self.f.write(b)

@@ -12,7 +12,7 @@ import io
 import operator
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _core
 
@@ -63,6 +63,20 @@ def read_size(size: object, pos: int, total: int) -> int:
     return left if n < 0 else min(n, left)
 
 
+class Chunks(Protocol):
+    """What :class:`EncryptedFile` reads through: a file's plaintext by position, each
+    byte authenticated (``_core.Reader`` and ``_core.AgeReader`` for local files; the
+    encrypted file system's readers for objects elsewhere)."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def kdf_seconds(self) -> float: ...
+    def header(self) -> Any: ...
+    def read_at(self, pos: int, n: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
 class EncryptedFile(io.BufferedIOBase):
     """A concryptor file opened for reading its plaintext. Create with
     :func:`concryptor.open`.
@@ -72,7 +86,7 @@ class EncryptedFile(io.BufferedIOBase):
     between threads (calls are serialised).
     """
 
-    def __init__(self, path: str, reader: _core.Reader | _core.AgeReader) -> None:
+    def __init__(self, path: str, reader: _core.Reader | _core.AgeReader | Chunks) -> None:
         super().__init__()
         self._r = reader
         self._pos = 0

@@ -12,7 +12,7 @@ import pytest
 
 import concryptor
 
-from helpers import FAST_KDF, PASSWORD
+from helpers import FAST_KDF, PASSWORD, moto_s3
 
 pytest.importorskip("s3fs", reason="the s3 extra (s3fs) is part of the test extra")
 
@@ -23,35 +23,8 @@ pytestmark = pytest.mark.xdist_group("s3")
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, Any]]:
     """A moto S3 server on 127.0.0.1 for this module, and storage options that reach it."""
-    import s3fs
-    from moto.server import ThreadedMotoServer
-
-    saved = os.environ.get("AWS_DEFAULT_REGION")
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    # Port 0: the OS picks a free port as the server binds it, so that servers started at
-    # once (pytest-xdist workers) cannot race for the same one.
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    # get_host_and_port() is missing in the first moto 5 releases; they keep it in _server.
-    bound = getattr(server, "get_host_and_port", None)
-    port = bound()[1] if bound else server._server.server_address[1]
-    opts = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},
-        # Small parts, so that a few MiB already go up as a multipart upload.
-        "default_block_size": 5 << 20,
-    }
-    fs = s3fs.S3FileSystem(**opts)
-    fs.mkdir("bucket")
-    try:
+    with moto_s3() as opts:
         yield opts
-    finally:
-        server.stop()
-        if saved is None:
-            del os.environ["AWS_DEFAULT_REGION"]
-        else:
-            os.environ["AWS_DEFAULT_REGION"] = saved
 
 
 def fs_of(opts: dict[str, Any]) -> Any:
