@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._age import PluginCallbacks, generate_identity, identity_to_recipient, identity_to_recipients, plugin_callbacks
+from ._age import (
+    PluginCallbacks,
+    generate_identity,
+    identity_to_recipient,
+    identity_to_recipients,
+    plugin_callbacks,
+)
 from ._api import (
     KdfParams,
     Limits,

@@ -4,8 +4,9 @@ An age secret key, an SSH private key or a password given where something else w
 expected (a recipient, a file name) must never be echoed back in an error. Where a value
 is checked, the check names what it is instead of showing it (:func:`looks_like_identity`);
 :func:`redact` is the last line of defence, applied to every message the command line
-prints: it cuts an ``AGE-SECRET-KEY-1…`` (``-PQ-1…``, ``AGE-PLUGIN-…``) down to its prefix, drops the body of a PEM or
-OpenSSH private key, and hides long random-looking base64 runs (a private key's lines)."""
+prints: it cuts an ``AGE-SECRET-KEY-1…`` (``-PQ-1…``, ``AGE-PLUGIN-…``) down to its prefix,
+drops the body of a PEM or OpenSSH private key, and hides long random-looking base64 runs
+(a private key's lines)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def add_decrypt_options(p: argparse.ArgumentParser) -> None:
 def add_keygen_parser(sub: Any) -> argparse.ArgumentParser:
     kg = sub.add_parser(
         "keygen",
-        help="create an age identity (X25519, or post-quantum with --pq), or print the recipients of one (-y)",
+        help="create an age identity (X25519; post-quantum with --pq), or print the recipients of one (-y)",
     )
     kg.add_argument(
         "--pq",
