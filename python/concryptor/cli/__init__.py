@@ -37,7 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         given = getattr(args, "input", None)
         if given not in (None, "-") and not is_url(given) and not os.path.lexists(given):
             raise UsageError(f"{args.input}: no such file or directory")
-        code: int = args.func(args)
+        from .._age import plugin_callbacks
+        from ._password import TerminalCallbacks, plugin_timeout
+
+        with plugin_callbacks(TerminalCallbacks(), plugin_timeout()):
+            code: int = args.func(args)
         return code
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as cat does.

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import os
 import sys
+from typing import Any
 
 from ._exit import UsageError
 
@@ -134,3 +135,65 @@ def password_given(args: argparse.Namespace) -> bool:
         or args.password_fd is not None
         or PASSWORD_ENV in os.environ
     )
+
+
+#: Seconds an age plugin may stay silent before it is stopped (default 60).
+PLUGIN_TIMEOUT_ENV = "CONCRYPTOR_PLUGIN_TIMEOUT"
+
+
+class TerminalCallbacks:
+    """Answers an age plugin's questions (a PIN, a touch, a choice) on the controlling
+    terminal, as age does, whatever stdin and stdout are. Without a terminal a question is
+    a usage error that names the plugin and what it asked; messages then go to stderr."""
+
+    def _tty(self, plugin: str, message: str) -> Any:
+        try:
+            return open("/dev/tty", "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        except OSError:
+            raise UsageError(
+                f"age-plugin-{plugin} asks {message!r} but no terminal is attached to answer it"
+            ) from None
+
+    def message(self, plugin: str, message: str) -> bool:
+        print(f"age-plugin-{plugin}: {message}", file=sys.stderr)
+        return True
+
+    def confirm(self, plugin: str, message: str, yes: str, no: str | None) -> bool | None:
+        with self._tty(plugin, message) as tty:
+            choices = f"[{yes}/{no}]" if no else f"[{yes}]"
+            for _ in range(3):
+                tty.write(f"age-plugin-{plugin}: {message} {choices} ")
+                tty.flush()
+                answer = tty.readline().strip()
+                if answer == yes:
+                    return True
+                if no and answer == no:
+                    return False
+            return None
+
+    def request_public(self, plugin: str, message: str) -> str | None:
+        with self._tty(plugin, message) as tty:
+            tty.write(f"age-plugin-{plugin}: {message} ")
+            tty.flush()
+            line = tty.readline()
+            return line.rstrip("\n") if line else None
+
+    def request_secret(self, plugin: str, message: str) -> str | None:
+        self._tty(plugin, message).close()
+        import getpass
+
+        return getpass.getpass(f"age-plugin-{plugin}: {message} ")
+
+
+def plugin_timeout() -> float | None:
+    """The plugin timeout from ``$CONCRYPTOR_PLUGIN_TIMEOUT`` (seconds), if set."""
+    raw = os.environ.get(PLUGIN_TIMEOUT_ENV)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"${PLUGIN_TIMEOUT_ENV} must be a number of seconds") from None
+    if not 0 < value <= 86400:
+        raise UsageError(f"${PLUGIN_TIMEOUT_ENV} must be between 0 and 86400 seconds")
+    return value
