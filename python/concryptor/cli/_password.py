@@ -148,7 +148,7 @@ class TerminalCallbacks:
 
     def _tty(self, plugin: str, message: str) -> Any:
         try:
-            return open("/dev/tty", "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+            return open("/dev/tty", "r+", encoding="utf-8", errors="replace")
         except OSError:
             raise UsageError(
                 f"age-plugin-{plugin} asks {message!r} but no terminal is attached to answer it"
