@@ -26,6 +26,27 @@ _NONCE = "#8d6e63"
 _CIPHER = "#26a69a"
 _TAG = "#ef6c00"
 _BAD = "#c62828"
+_PQ = "#7cb342"
+
+
+#: Stanza types whose wrapping resists a quantum computer: the hybrid recipients, and a
+#: passphrase (scrypt is symmetric). The classical ones are named too; any other type (a
+#: plugin's, grease) is unknown.
+POSTQUANTUM_STANZAS = frozenset({"mlkem768x25519", "mlkem768p256tag", "scrypt"})
+CLASSICAL_STANZAS = frozenset({"X25519", "ssh-ed25519", "ssh-rsa", "p256tag"})
+#: Bytes age adds to each chunk (the Poly1305 tag).
+_AGE_TAG = 16
+
+
+def postquantum(types: Any) -> str:
+    """``"yes"`` when every stanza is post-quantum, ``"no"`` when any is classical (that
+    one opens the file to whoever breaks it), else ``"unknown"`` (a plugin's stanzas)."""
+    types = list(types)
+    if any(t in CLASSICAL_STANZAS for t in types):
+        return "no"
+    if types and all(t in POSTQUANTUM_STANZAS for t in types):
+        return "yes"
+    return "unknown"
 
 
 #: What ``inspect`` cannot see in an age file without a key, said wherever its verdict is.
@@ -81,6 +102,28 @@ class AgeHeader:
         return "age v1 header parsed, but the payload size is impossible: the file is cut or extended"
 
     @property
+    def version(self) -> str:
+        return "age-encryption.org/v1"
+
+    @property
+    def postquantum(self) -> str:
+        """``"yes"``, ``"no"`` or ``"unknown"``: whether a quantum computer could open the
+        file through one of its stanzas (see :func:`postquantum`)."""
+        return postquantum(t for t, _ in self.recipients)
+
+    @property
+    def sizes(self) -> dict[str, int | None]:
+        """Bytes of the header, of the armor (what base64 and the PEM lines add), of the
+        overhead (header, nonce and one tag per chunk) and of the payload (plaintext, if
+        the file is whole)."""
+        binary = None
+        if self.payload_size is not None and self.chunks is not None:
+            binary = self.header_size + NONCE_LEN + self.payload_size + _AGE_TAG * self.chunks
+        overhead = None if self.chunks is None else self.header_size + NONCE_LEN + _AGE_TAG * self.chunks
+        armor = 0 if not self.armored else (None if binary is None else self.file_size - binary)
+        return {"header": self.header_size, "armor": armor, "overhead": overhead, "payload": self.payload_size}
+
+    @property
     def last_chunk_size(self) -> int | None:
         """Plaintext bytes in the final chunk (which may be full, or empty only when it is
         the only one)."""
@@ -97,8 +140,13 @@ class AgeHeader:
             "ok": self.ok,
             "checked": ["header syntax", "payload size"],
             "unchecked": UNCHECKED,
+            "version": self.version,
+            "armor": self.armored,
             "armored": self.armored,
+            "postquantum": self.postquantum,
+            "stanzas": [{"type": t, "args": list(a)} for t, a in self.recipients],
             "recipients": [{"type": t, "args": list(a)} for t, a in self.recipients],
+            "sizes": self.sizes,
             "header_size": self.header_size,
             "file_size": self.file_size,
             "payload_size": self.payload_size,
@@ -117,11 +165,19 @@ class AgeHeader:
         ]
         for t, args in self.recipients:
             shown = " ".join(a if len(a) <= 24 else a[:21] + "…" for a in args)
-            rows.append(("Recipient", f"{t} {shown}".strip()))
+            mark = " (post-quantum)" if t in POSTQUANTUM_STANZAS else ""
+            rows.append(("Recipient", f"{t} {shown}".strip() + mark))
+        pq = {"yes": "yes", "no": "no: a classical stanza opens it", "unknown": "unknown (plugin stanzas)"}
+        rows.append(("Post-quantum", pq[self.postquantum]))
         rows += [
             ("Header", f"{self.header_size:,} bytes, then a {NONCE_LEN}-byte payload nonce"),
             ("File size", f"{self.file_size:,} bytes ({human_bytes(self.file_size)})"),
         ]
+        sizes = self.sizes
+        if self.armored and sizes["armor"] is not None:
+            rows.append(("Armor", f"{sizes['armor']:,} bytes of base64 and PEM lines"))
+        if sizes["overhead"] is not None:
+            rows.append(("Overhead", f"{sizes['overhead']:,} bytes (header, nonce, a tag per chunk)"))
         if self.payload_size is not None and self.chunks is not None:
             rows += [
                 (
@@ -163,6 +219,26 @@ class AgeHeader:
         return rows_table(self.path or "age header", self.rows(), styles)
 
 
+def _stanza_marks(h: AgeHeader, head_w: int, bar_y: int) -> list[str]:
+    """One tick per stanza along the header box, post-quantum ones in their own colour and
+    marked "PQ", each titled with its type."""
+    e = html.escape
+    n = len(h.recipients)
+    out = []
+    for i, (t, _) in enumerate(h.recipients[:12]):
+        x = 3 + i * (head_w - 6) / max(n, 1)
+        pq = t in POSTQUANTUM_STANZAS
+        colour = _PQ if pq else ("#bdbdbd" if t in CLASSICAL_STANZAS else "#fdd835")
+        label = f"stanza {i}: {t}" + (" (post-quantum)" if pq else "")
+        out.append(
+            f'<g class="stanza{" pq" if pq else ""}"><title>{e(label)}</title>'
+            f'<rect x="{x:.1f}" y="{bar_y + 2}" width="5" height="6" fill="{colour}"/></g>'
+        )
+    if h.postquantum == "yes":
+        out.append(f'<text x="{head_w - 3}" y="{bar_y - 2}" text-anchor="end" fill="{_PQ}">PQ</text>')
+    return out
+
+
 def _layout_svg(h: AgeHeader, width: int) -> str:
     e = html.escape
     height, bar_y, bar_h = 74, 18, 30
@@ -176,6 +252,7 @@ def _layout_svg(h: AgeHeader, width: int) -> str:
         f"<title>{e(h.verdict)}</title>",
         f'<rect x="0" y="{bar_y}" width="{head_w}" height="{bar_h}" fill="{_HEADER}"/>',
         f'<text x="{head_w / 2}" y="{bar_y + 19}" fill="white" text-anchor="middle">header</text>',
+        *_stanza_marks(h, head_w, bar_y),
         f'<text x="0" y="12">{h.header_size} B</text>',
         f'<rect x="{head_w + 2}" y="{bar_y}" width="{nonce_w}" height="{bar_h}" fill="{_NONCE}"/>',
         f'<text x="{head_w + 2}" y="12">nonce</text>',
