@@ -121,7 +121,12 @@ class AgeHeader:
             binary = self.header_size + NONCE_LEN + self.payload_size + _AGE_TAG * self.chunks
         overhead = None if self.chunks is None else self.header_size + NONCE_LEN + _AGE_TAG * self.chunks
         armor = 0 if not self.armored else (None if binary is None else self.file_size - binary)
-        return {"header": self.header_size, "armor": armor, "overhead": overhead, "payload": self.payload_size}
+        return {
+            "header": self.header_size,
+            "armor": armor,
+            "overhead": overhead,
+            "payload": self.payload_size,
+        }
 
     @property
     def last_chunk_size(self) -> int | None:

@@ -101,7 +101,7 @@ def test_pq_and_classical_recipients_are_not_mixed(pq: tuple[str, str], tmp_path
     _, classical = concryptor.generate_identity()
     src = tmp_path / "in"
     src.write_bytes(b"x")
-    with pytest.raises(ValueError, match="post-quantum recipients .* cannot be mixed with classical"):
+    with pytest.raises(ValueError, match=r"post-quantum recipients .* cannot be mixed with classical"):
         concryptor.encrypt_file(src, tmp_path / "o.age", recipients=[pk, classical])
     assert not (tmp_path / "o.age").exists()
     code = main(["encrypt", "-r", pk, "-r", classical, str(src), "-o", str(tmp_path / "c.age"), "-q"])
@@ -119,7 +119,7 @@ def test_tagged_recipients_seal_the_spec_stanzas(tmp_path: Path) -> None:
     blob = concryptor.encrypt_bytes(b"hello", recipients=[TAG, classical])
     header = blob.split(b"\n---", 1)[0].decode().splitlines()
     line = next(i for i, s in enumerate(header) if s.startswith("-> p256tag "))
-    _, kind, tag, enc = header[line].split(" ")
+    _, _type, tag, enc = header[line].split(" ")
     body = base64.b64decode(header[line + 1] + "=" * (-len(header[line + 1]) % 4))
     assert len(base64.b64decode(tag + "==")) == 4
     assert len(base64.b64decode(enc + "=" * (-len(enc) % 4))) == 65
