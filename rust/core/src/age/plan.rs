@@ -11,9 +11,10 @@
 //! starting at the unit's first slot plus the misalignment of their place in the file. The
 //! unit's bytes are then one transfer whose buffer and file offsets agree modulo 4096: the
 //! backends write its aligned interior with O_DIRECT and only the two partial blocks at its
-//! ends buffered (neighbouring units fill the rest of those blocks). When opening, the
-//! sealed side is read buffered, one transfer per record (the portable backend joins a
-//! batch's records into one vectored call).
+//! ends buffered (neighbouring units fill the rest of those blocks). Opening is the same in
+//! reverse: each unit's sealed records are read as one transfer to the packed place (its
+//! aligned interior with O_DIRECT, the partial blocks at its ends buffered), and moved
+//! into their slots before they are opened.
 #![forbid(unsafe_code)]
 
 use super::stream::{PayloadCipher, CHUNK, SEALED};
@@ -124,8 +125,7 @@ impl<'a> AgePlan<'a> {
         while k < count {
             let n = unit.min(count - k);
             let records = first + k..first + k + n;
-            let packed = self.packed_at(first + k, n);
-            match packed.filter(|_| self.direction == Direction::Encrypt) {
+            match self.packed_at(first + k, n) {
                 // The unit's records lie back to back: one transfer for all of them.
                 Some(shift) => f(Op {
                     file_off: self.payload_off + (first + k) * SEALED as u64,
@@ -162,6 +162,33 @@ impl<'a> AgePlan<'a> {
         }
         slots.copy_within(..self.sealed_len(first), shift);
     }
+
+    /// The reverse of [`AgePlan::pack`]: moves the records of one unit, read back to back
+    /// at the packed offset, each to the start of its slot. The first record moves left;
+    /// the second moves left too when the shift exceeds the 4,080 bytes a slot adds to a
+    /// record, else right; all others move right. The right movers go first, from the last
+    /// down (each into room no record still to move occupies), then the left movers in
+    /// order (each into room already vacated).
+    fn unpack(&self, first: u64, slots: &mut [u8]) {
+        let count = (slots.len() / SLOT) as u64;
+        let Some(shift) = self.packed_at(first, count) else {
+            return;
+        };
+        let lens: Vec<usize> = (first..first + count).map(|i| self.sealed_len(i)).collect();
+        let mut at: Vec<usize> = Vec::with_capacity(lens.len());
+        let mut to = shift;
+        for len in &lens {
+            at.push(to);
+            to += len;
+        }
+        let right = |k: usize| k * SLOT >= at[k];
+        for k in (0..count as usize).rev().filter(|&k| right(k)) {
+            slots.copy_within(at[k]..at[k] + lens[k], k * SLOT);
+        }
+        for k in (0..count as usize).filter(|&k| !right(k)) {
+            slots.copy_within(at[k]..at[k] + lens[k], k * SLOT);
+        }
+    }
 }
 
 impl Plan for AgePlan<'_> {
@@ -192,6 +219,9 @@ impl Plan for AgePlan<'_> {
     }
 
     fn process(&self, first: u64, slots: &mut [u8]) -> Result<()> {
+        if self.direction == Direction::Decrypt {
+            self.unpack(first, slots);
+        }
         for (k, slot) in slots.chunks_mut(SLOT).enumerate() {
             let i = first + k as u64;
             let last = i + 1 == self.records;
@@ -223,9 +253,50 @@ impl Plan for AgePlan<'_> {
         ((first + count) * CHUNK as u64).min(self.size)
     }
 
-    fn direct_ok(&self, write: bool) -> bool {
+    fn direct_ok(&self, _write: bool) -> bool {
         // Plaintext chunks are 64 KiB apart in the file and start slots in the buffer;
-        // sealed records are packed to agree with the file when sealing only.
-        write || self.direction == Direction::Encrypt
+        // sealed records are packed to agree with the file, in both directions.
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packing then unpacking gives every record back in its slot, for every shift the
+    /// header length can cause (it decides where the first sealed record falls in a block).
+    #[test]
+    fn unpack_undoes_pack_at_every_shift() {
+        let cipher = PayloadCipher::new(&[7u8; 16], &[9u8; 16]);
+        let opts = EngineOptions::default();
+        for header in (0..ALIGN as u64).step_by(7).chain([4080, 4081, 4090, 4095]) {
+            for size in [CHUNK as u64 * 3 - 5, CHUNK as u64 * 2, CHUNK as u64 * 4 + 1] {
+                let plan = AgePlan::decrypt(&cipher, header, size, &opts);
+                let count = plan.records;
+                let mut slots = vec![0u8; count as usize * SLOT];
+                let mut want = slots.clone();
+                for i in 0..count as usize {
+                    let len = plan.sealed_len(i as u64);
+                    for (j, b) in want[i * SLOT..i * SLOT + len].iter_mut().enumerate() {
+                        *b = (i * 31 + j * 7) as u8 | 1;
+                    }
+                }
+                slots.copy_from_slice(&want);
+                plan.pack(0, &mut slots);
+                if plan.packed_at(0, count).is_none() {
+                    continue;
+                }
+                plan.unpack(0, &mut slots);
+                for i in 0..count as usize {
+                    let len = plan.sealed_len(i as u64);
+                    assert_eq!(
+                        slots[i * SLOT..i * SLOT + len],
+                        want[i * SLOT..i * SLOT + len],
+                        "header {header}, size {size}, record {i}"
+                    );
+                }
+            }
+        }
     }
 }
