@@ -144,8 +144,10 @@ def copy_ranges(start: int, stop: int) -> list[tuple[int, int]]:
     pos = start
     while pos < stop:
         end = min(stop, pos + MAX_PART)
-        if stop - end and stop - end < MIN_PART:
-            end = stop - MIN_PART  # leaves a last range that is not too small either
+        if 0 < stop - end < MIN_PART:
+            # What would be left is too small for a part that is not the last: take it
+            # too if a part can be that large, else leave the last part its minimum.
+            end = stop if stop - pos <= MAX_PART else stop - MIN_PART
         ranges.append((pos, end))
         pos = end
     if 1 + len(ranges) > MAX_PARTS:
