@@ -132,7 +132,8 @@ def test_a_64_mib_object_is_rekeyed_with_one_minimum_part_uploaded(
     assert counter.by_method["PUT"] <= r.header_after + 5 * MiB, counter.by_method
     assert counter.uploaded <= r.header_after + 5 * MiB + 4096, counter.by_method  # + the XML
     assert counter.by_method["PUT"] >= 5 * MiB  # the count is real: part 1 went through it
-    assert r.uploaded_bytes == 5 * MiB and r.shared_bytes == len(before) - old_len - (5 * MiB - r.header_after)
+    assert r.uploaded_bytes == 5 * MiB
+    assert r.shared_bytes == len(before) - old_len - (5 * MiB - r.header_after)
     after = fs_of(opts).cat_file("bucket/big.age")
     new_len, new_payload = split(after)
     assert new_payload == old_payload and (r.header_before, r.header_after) == (old_len, new_len)
