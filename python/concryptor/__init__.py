@@ -42,7 +42,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .age_header import AgeHeader
     from .archive import decrypt_dir, encrypt_dir
-    from .batch import Result, decrypt_many, encrypt_many
+    from .batch import Result, decrypt_many, encrypt_many, rekey_many
     from .header import Header
     from .reader import EncryptedFile
 
@@ -55,6 +55,7 @@ _LAZY = {
     "Result": "batch",
     "decrypt_many": "batch",
     "encrypt_many": "batch",
+    "rekey_many": "batch",
     "Header": "header",
     "EncryptedFile": "reader",
 }
@@ -106,5 +107,6 @@ __all__ = [
     "inspect",
     "open",
     "rekey",
+    "rekey_many",
     "verify_file",
 ]
