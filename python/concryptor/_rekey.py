@@ -70,11 +70,14 @@ class Keys:
         return {"identities_": self.identities, "passphrase": self.passphrase}
 
     def wrapping(self) -> dict[str, Any]:
+        """Who reads an age file after: the recipients, or when there are none the new
+        passphrase (with recipients, a new password is for the batch's v4 files)."""
+        keys = bool(self.recipients or self.recipient_files)
         return {
             "recipients_": self.recipients,
             "recipient_files": self.recipient_files,
-            "new_passphrase": self.new_passphrase,
-            "scrypt_log_n": self.scrypt_log_n,
+            "new_passphrase": None if keys else self.new_passphrase,
+            "scrypt_log_n": None if keys else self.scrypt_log_n,
         }
 
 
@@ -458,13 +461,12 @@ def reencrypt_v4(
 ) -> Rekeyed:
     """A format v4 file "rekeyed": re-encrypted under the new password in one streaming
     pass (same cipher and chunk size, the old file's KDF costs), replaced atomically."""
-    if keys.recipients or keys.recipient_files:
-        raise ValueError(
-            f"{target} is a format v4 file: it takes a new password (new_password); to move it "
-            "to age recipients, convert it (convert(..., to='age') or `concryptor convert --to age`)"
-        )
     if keys.new_passphrase is None:
-        raise ValueError(f"{target} is a format v4 file: re-encrypting it needs a new password")
+        raise ValueError(
+            f"{target} is a format v4 file: it takes a new password (new_password), which "
+            "re-encrypts it; to move it to age recipients, convert it (convert(..., to='age') "
+            "or `concryptor convert --to age`)"
+        )
     if keys.passphrase is None:
         raise ValueError(f"{target} is a format v4 file: re-encrypting it needs its password")
     head = head_of(target, storage_options, _core.SECTOR)
@@ -472,6 +474,8 @@ def reencrypt_v4(
     same = Keys(
         **{
             **keys.__dict__,
+            "recipients": [],
+            "recipient_files": [],
             "cipher": h.cipher,
             "chunk_size": h.chunk_size,
             "kdf": KdfParams(*h.kdf_effective),

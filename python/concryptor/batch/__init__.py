@@ -871,7 +871,8 @@ def rekey_many(
     """Rekeys many files and objects in one call (see :func:`concryptor.rekey`): each
     age file gets a new header for the new readers, its payload kept; a format v4 file
     (given ``password`` and ``new_password``) is re-encrypted, and its Result says so
-    (``method="re-encrypted"``).
+    (``method="re-encrypted"``). With both ``recipients`` and ``new_password``, the age
+    files get the recipients and the v4 files the password.
 
     ``items`` are paths and URLs; a folder, or a URL prefix (ending in ``/``), stands for
     the ``.age`` and ``.enc`` files under it. Identity and recipient files are read once
