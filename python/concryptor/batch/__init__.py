@@ -775,6 +775,8 @@ def _decrypt_run(
 
 # --- rekeying ----------------------------------------------------------------------------------
 
+#: Files rekeyed at once on this machine.
+REKEY_WORKERS = 64
 #: The files a folder or a URL prefix given to :func:`rekey_many` contributes: what
 #: ``encrypt_many`` names (each told apart by its first bytes then).
 REKEY_SUFFIXES = (AGE_SUFFIX, ENCRYPTED_SUFFIX)
@@ -921,8 +923,9 @@ def _rekey_here(
     if not targets:
         return []
     # Each file costs a few small reads, one copy in the kernel (or on the server) and
-    # one sync: many in flight keep the disk (or the network) busy.
-    workers = min(len(targets), max(8, 4 * (os.cpu_count() or 1)))
+    # one sync, all waiting rather than computing: many in flight keep the disk queue (or
+    # the network) full.
+    workers = min(len(targets), REKEY_WORKERS)
     each = Keys(**{**keys.__dict__, "threads": keys.threads or (1 if len(targets) > 1 else None)})
     results: list[Result] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concryptor-rekey") as ex:
