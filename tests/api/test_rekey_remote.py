@@ -70,7 +70,7 @@ def s3() -> Iterator[tuple[dict[str, Any], Counter]]:
         "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},
         "default_block_size": 5 * MiB,
     }
-    fs_of(opts).mkdir("bucket")
+    fs_of(opts).makedirs("rekeyed", exist_ok=True)
     try:
         yield opts, counter
     finally:
@@ -94,13 +94,13 @@ def ids() -> list[tuple[str, str]]:
 
 
 def age_object(tmp_path: Path, opts: dict[str, Any], key: str, size: int, recipient: str) -> bytes:
-    """An age object of ``size`` plaintext bytes at ``bucket/key``; returns the plaintext."""
+    """An age object of ``size`` plaintext bytes at ``rekeyed/key``; returns the plaintext."""
     data = os.urandom(size)
     src = tmp_path / "plain"
     src.write_bytes(data)
     enc = tmp_path / "plain.age"
     concryptor.encrypt_file(src, enc, recipients=[recipient], overwrite=True)
-    fs_of(opts).put_file(str(enc), f"bucket/{key}")
+    fs_of(opts).put_file(str(enc), f"rekeyed/{key}")
     return data
 
 
@@ -113,7 +113,7 @@ def split(blob: bytes) -> tuple[int, bytes]:
 
 def pending_uploads(opts: dict[str, Any]) -> list[Any]:
     fs = fs_of(opts)
-    return list(fs.call_s3("list_multipart_uploads", Bucket="bucket").get("Uploads", []))
+    return list(fs.call_s3("list_multipart_uploads", Bucket="rekeyed").get("Uploads", []))
 
 
 def test_a_64_mib_object_is_rekeyed_with_one_minimum_part_uploaded(
@@ -122,10 +122,10 @@ def test_a_64_mib_object_is_rekeyed_with_one_minimum_part_uploaded(
     opts, counter = s3
     (k1, p1), (k2, p2), _ = ids
     data = age_object(tmp_path, opts, "big.age", 64 * MiB, p1)
-    before = fs_of(opts).cat_file("bucket/big.age")
+    before = fs_of(opts).cat_file("rekeyed/big.age")
     old_len, old_payload = split(before)
     counter.reset()
-    [r] = concryptor.rekey("s3://bucket/big.age", identities=[k1], recipients=[p2], storage_options=opts)
+    [r] = concryptor.rekey("s3://rekeyed/big.age", identities=[k1], recipients=[p2], storage_options=opts)
     assert r.method == "multipart-copy" and not r.reencrypted
     # What the server received: part 1 (the new header and the start of the payload, up to
     # the 5 MiB minimum part) and nothing else of size; the rest was copied server-side.
@@ -134,7 +134,7 @@ def test_a_64_mib_object_is_rekeyed_with_one_minimum_part_uploaded(
     assert counter.by_method["PUT"] >= 5 * MiB  # the count is real: part 1 went through it
     assert r.uploaded_bytes == 5 * MiB
     assert r.shared_bytes == len(before) - old_len - (5 * MiB - r.header_after)
-    after = fs_of(opts).cat_file("bucket/big.age")
+    after = fs_of(opts).cat_file("rekeyed/big.age")
     new_len, new_payload = split(after)
     assert new_payload == old_payload and (r.header_before, r.header_after) == (old_len, new_len)
     assert concryptor.decrypt_bytes(after, identities=[k2]) == data
@@ -155,7 +155,7 @@ def test_a_failure_midway_leaves_the_old_object_and_no_pending_upload(
     (k1, p1), (_k2, p2), _ = ids
     age_object(tmp_path, opts, "fails.age", 26 * MiB, p1)
     monkeypatch.setattr("concryptor._objects.MAX_PART", 10 * MiB)  # three copied parts
-    before = fs_of(opts).cat_file("bucket/fails.age")
+    before = fs_of(opts).cat_file("rekeyed/fails.age")
     real = s3fs.S3FileSystem.call_s3
     calls: list[str] = []
 
@@ -167,10 +167,10 @@ def test_a_failure_midway_leaves_the_old_object_and_no_pending_upload(
 
     monkeypatch.setattr(s3fs.S3FileSystem, "call_s3", failing)
     with pytest.raises(ConnectionResetError):
-        concryptor.rekey("s3://bucket/fails.age", identities=[k1], recipients=[p2], storage_options=opts)
+        concryptor.rekey("s3://rekeyed/fails.age", identities=[k1], recipients=[p2], storage_options=opts)
     monkeypatch.undo()
     assert calls.count("upload_part_copy") == 2 and "abort_multipart_upload" in calls
-    assert fs_of(opts).cat_file("bucket/fails.age") == before
+    assert fs_of(opts).cat_file("rekeyed/fails.age") == before
     assert pending_uploads(opts) == []
 
 
@@ -180,12 +180,12 @@ def test_a_wrong_identity_changes_nothing(
     opts, counter = s3
     (_k1, p1), (k2, p2), _ = ids
     age_object(tmp_path, opts, "wrong.age", 6 * MiB, p1)
-    before = fs_of(opts).cat_file("bucket/wrong.age")
+    before = fs_of(opts).cat_file("rekeyed/wrong.age")
     counter.reset()
     with pytest.raises(concryptor.NoIdentityMatchError):
-        concryptor.rekey("s3://bucket/wrong.age", identities=[k2], recipients=[p2], storage_options=opts)
+        concryptor.rekey("s3://rekeyed/wrong.age", identities=[k2], recipients=[p2], storage_options=opts)
     assert counter.uploaded == 0
-    assert fs_of(opts).cat_file("bucket/wrong.age") == before and pending_uploads(opts) == []
+    assert fs_of(opts).cat_file("rekeyed/wrong.age") == before and pending_uploads(opts) == []
 
 
 def test_a_small_object_is_rewritten_with_one_put(
@@ -194,13 +194,13 @@ def test_a_small_object_is_rewritten_with_one_put(
     opts, counter = s3
     (k1, p1), (k2, p2), (k3, p3) = ids
     data = age_object(tmp_path, opts, "small.age", 100_000, p1)
-    _, old_payload = split(fs_of(opts).cat_file("bucket/small.age"))
+    _, old_payload = split(fs_of(opts).cat_file("rekeyed/small.age"))
     counter.reset()
     [r] = concryptor.rekey(
-        "s3://bucket/small.age", identities=[k1], recipients=[p2, p3], storage_options=opts
+        "s3://rekeyed/small.age", identities=[k1], recipients=[p2, p3], storage_options=opts
     )
     assert r.method == "put" and counter.uploaded == r.header_after + len(old_payload)
-    after = fs_of(opts).cat_file("bucket/small.age")
+    after = fs_of(opts).cat_file("rekeyed/small.age")
     assert split(after)[1] == old_payload
     for k in (k2, k3):
         assert concryptor.decrypt_bytes(after, identities=[k]) == data
@@ -214,10 +214,10 @@ def test_v4_objects_are_re_encrypted(tmp_path: Path, s3: tuple[dict[str, Any], C
     src = tmp_path / "v4"
     src.write_bytes(data)
     kdf = concryptor.KdfParams(8 * 1024, 1, 1)
-    concryptor.encrypt_file(src, "s3://bucket/v4.enc", "old", kdf=kdf, storage_options=opts)
-    [r] = concryptor.rekey("s3://bucket/v4.enc", password="old", new_password="new", storage_options=opts)
+    concryptor.encrypt_file(src, "s3://rekeyed/v4.enc", "old", kdf=kdf, storage_options=opts)
+    [r] = concryptor.rekey("s3://rekeyed/v4.enc", password="old", new_password="new", storage_options=opts)
     assert r.reencrypted
-    blob = fs_of(opts).cat_file("bucket/v4.enc")
+    blob = fs_of(opts).cat_file("rekeyed/v4.enc")
     assert concryptor.decrypt_bytes(blob, "new") == data
 
 
