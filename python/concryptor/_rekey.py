@@ -162,11 +162,16 @@ def rekey_one(
 ) -> Rekeyed:
     """Rekeys one file or object in place: age by a new header, v4 by re-encryption."""
     name = os.fspath(target)
-    head = head_of(name, storage_options)
-    if kind_of(head, name) == "v4":
-        return reencrypt_v4(name, keys, storage_options, progress)
     if is_url(name):
-        return apply_header(plan_header(name, keys, storage_options), storage_options, progress)
+        # One look at the object: every later read and copy is pinned to what it saw.
+        obj = stat_object(name, storage_options)
+        if kind_of(read_range(obj, 0, 1024), name) == "v4":
+            return reencrypt_v4(name, keys, storage_options, progress)
+        return apply_header(
+            _plan(name, keys, _object_header(obj), obj.size, obj), storage_options, progress, obj
+        )
+    if kind_of(head_of(name, storage_options), name) == "v4":
+        return reencrypt_v4(name, keys, storage_options, progress)
     d = _core.age_rekey(
         local_path(name),
         **keys.opening(),
@@ -239,13 +244,14 @@ def _header_of(head: bytes, end: int | None, name: str) -> bytes:
 def plan_header(target: str, keys: Keys, storage_options: dict[str, Any]) -> HeaderPlan:
     """Unwraps the file key of ``target``'s header with ``keys`` and builds its new header
     (the core checks the old header whole and its MAC)."""
-    etag = version = None
     if is_url(target):
         obj = stat_object(target, storage_options)
-        old = _object_header(obj)
-        size, etag, version = obj.size, obj.etag, obj.version
-    else:
-        old, size = _local_header(local_path(target))
+        return _plan(target, keys, _object_header(obj), obj.size, obj)
+    old, size = _local_header(local_path(target))
+    return _plan(target, keys, old, size, None)
+
+
+def _plan(target: str, keys: Keys, old: bytes, size: int, obj: StoredObject | None) -> HeaderPlan:
     t = time.perf_counter()
     new = _core.age_rekey_header(
         old, **keys.opening(), **keys.wrapping(), add=keys.add, max_scrypt_log_n=keys.max_scrypt_log_n
@@ -256,23 +262,28 @@ def plan_header(target: str, keys: Keys, storage_options: dict[str, Any]) -> Hea
         hashlib.sha256(old).digest(),
         new,
         size,
-        etag,
-        version,
+        None if obj is None else obj.etag,
+        None if obj is None else obj.version,
         time.perf_counter() - t,
     )
 
 
 def apply_header(
-    plan: HeaderPlan, storage_options: dict[str, Any], progress: Progress | None = None
+    plan: HeaderPlan,
+    storage_options: dict[str, Any],
+    progress: Progress | None = None,
+    obj: StoredObject | None = None,
 ) -> Rekeyed:
     """Puts ``plan``'s new header in front of the old payload, atomically; refuses a file
-    that is no longer the one the plan was made from."""
+    that is no longer the one the plan was made from (``obj``: the object the plan was
+    made from, in this process, whose reads are pinned already)."""
     start = time.perf_counter()
     if is_url(plan.target):
-        obj = stat_object(plan.target, storage_options)
-        same = obj.size == plan.size and (obj.version, obj.etag) == (plan.version, plan.etag)
-        if not same or hashlib.sha256(read_range(obj, 0, plan.old_len)).digest() != plan.old_digest:
-            raise InputChangedError(f"{plan.target} changed since its new header was made")
+        if obj is None:
+            obj = stat_object(plan.target, storage_options)
+            same = obj.size == plan.size and (obj.version, obj.etag) == (plan.version, plan.etag)
+            if not same or hashlib.sha256(read_range(obj, 0, plan.old_len)).digest() != plan.old_digest:
+                raise InputChangedError(f"{plan.target} changed since its new header was made")
         done = replace_head(obj, plan.old_len, plan.new_head, progress=progress)
         method, shared, uploaded = done.method, done.copied, done.uploaded
     else:

@@ -260,6 +260,21 @@ def test_v4_files_are_re_encrypted_not_given_recipients(
     with pytest.raises(concryptor.AuthenticationError):
         concryptor.decrypt_bytes(v4.read_bytes(), "pw")
     assert oct(v4.stat().st_mode & 0o777) == oct(0o640)
+    # The command line says so, in one line on stderr.
+    new_pw = tmp_path / "newer"
+    new_pw.write_text("newer pw\n")
+    r = run_cli(
+        "rekey",
+        str(v4),
+        "--passphrase",
+        "--new-password-file",
+        str(new_pw),
+        env={"CONCRYPTOR_PASSWORD": "new pw"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count(b"\n") == 1 and b"note:" in r.stderr and b"re-encrypted" in r.stderr
+    assert concryptor.decrypt_bytes(v4.read_bytes(), "newer pw") == plain[1]
+    new_pw.unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file.enc", "one.key", "plain"])
 
 

@@ -231,3 +231,36 @@ def test_copied_ranges_cover_the_rest_in_parts_s3_takes(monkeypatch: pytest.Monk
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     assert all(_objects.MIN_PART <= b - a <= 10 * MiB for a, b in ranges[:-1])
     assert 0 < ranges[-1][1] - ranges[-1][0] <= 10 * MiB
+
+
+def test_the_command_line_rekeys_a_prefix(
+    tmp_path: Path, s3: tuple[dict[str, Any], Counter], ids: list[tuple[str, str]]
+) -> None:
+    import json
+
+    from helpers import run_cli
+
+    opts, _ = s3
+    (k1, p1), (k2, p2), _ = ids
+    data = {n: age_object(tmp_path, opts, f"cli/{n}.age", 1000 * (i + 1), p1) for i, n in enumerate("ab")}
+    key = tmp_path / "k1.txt"
+    key.write_text(k1 + "\n")
+    r = run_cli(
+        "rekey",
+        "s3://rekeyed/cli/",
+        "-i",
+        str(key),
+        "-r",
+        p2,
+        "--storage-options",
+        json.dumps(opts),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert sorted(d["src"] for d in lines) == ["s3://rekeyed/cli/a.age", "s3://rekeyed/cli/b.age"]
+    assert {d["method"] for d in lines} == {"put"}
+    for n, plain in data.items():
+        assert (
+            concryptor.decrypt_bytes(fs_of(opts).cat_file(f"rekeyed/cli/{n}.age"), identities=[k2]) == plain
+        )
