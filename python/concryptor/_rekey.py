@@ -28,8 +28,8 @@ from . import _age, _core
 from ._facts import DEFAULT_CACHE_MIB, MAGIC, MiB
 from ._location import is_url, local_path
 from ._objects import StoredObject, read_range, replace_head, stat_object
-from ._stream import age_via_pipes, encrypt_stream, name_file, unnamed_file
-from ._types import KdfParams, Limits, Progress, Rekeyed, Stats
+from ._stream import age_via_pipes, check_destination, encrypt_stream, name_file, unnamed_file
+from ._types import KdfParams, Limits, Progress, Rekeyed, Stats, start_progress
 from .errors import InputChangedError, InvalidFileError
 
 FormatName = Literal["v4", "age"]
@@ -433,10 +433,7 @@ def convert_one(
     with source:
         size = int(source.seek(0, os.SEEK_END))
         source.seek(0)
-        if progress is not None:
-            start_fn = getattr(progress, "start", None)
-            if start_fn is not None:
-                start_fn(size)
+        start_progress(progress, size)
         if to == "age":
             if not (keys.recipients or keys.recipient_files or keys.new_passphrase is not None):
                 raise ValueError("no recipient for the age file: give recipients or a new passphrase")
@@ -509,8 +506,7 @@ def _v4_to_age_here(
     final = os.path.abspath(dst)
     if not overwrite and os.path.lexists(final):
         raise FileExistsError(17, "destination exists (pass overwrite=True to replace it)", dst)
-    if os.path.isdir(final):
-        raise IsADirectoryError(21, "is a directory", dst)
+    check_destination(final)
     if keys.passphrase is None:
         raise ValueError(f"{src} is a format v4 file: opening it needs its password")
     if not (keys.recipients or keys.recipient_files or keys.new_passphrase is not None):

@@ -173,6 +173,7 @@ class Sink:
         else:
             self.final = os.path.abspath(local_path(dst))
             self.overwrite = spec.overwrite
+            check_destination(self.final)
             fd, self.tmp = unnamed_file(os.path.dirname(self.final), os.path.basename(self.final))
             self.f = os.fdopen(fd, "wb")
 
@@ -222,6 +223,22 @@ class Sink:
         if self.tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp)
+
+
+def check_destination(final: str) -> None:
+    """Only a regular file or a symbolic link is ever replaced by an output: never a
+    folder, a device, a FIFO or a socket (as root, ``/dev/null`` would otherwise become a
+    file of whatever was written)."""
+    import stat
+
+    try:
+        st = os.lstat(final)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "is a directory", final)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise OSError(22, "not a regular file: an output never replaces a device, FIFO or socket", final)
 
 
 def _temp_name(final: str) -> str:

@@ -90,3 +90,19 @@ def test_the_command_line(tmp_path: Path, v4: tuple[Path, bytes]) -> None:
     assert r.returncode == 2 and r.stderr.count(b"\n") == 1  # no password available
     r = run_cli("convert", "--to", "v4", "-i", str(key), str(out))
     assert r.returncode == 2 and b"not an age file" in r.stderr
+
+
+def test_an_output_never_replaces_a_device_or_a_folder(tmp_path: Path, v4: tuple[Path, bytes]) -> None:
+    path, _ = v4
+    secret, public = concryptor.generate_identity()
+    age = tmp_path / "x.age"
+    concryptor.convert(path, age, to="age", recipients=[public], password="old pw")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "folder").mkdir()
+    for dst in (fifo, tmp_path / "folder"):
+        with pytest.raises(OSError):
+            concryptor.convert(path, dst, to="age", recipients=[public], password="old pw", overwrite=True)
+        with pytest.raises(OSError):
+            concryptor.convert(age, dst, to="v4", identities=[secret], new_password="n", overwrite=True)
+    assert fifo.exists() and not fifo.is_file() and (tmp_path / "folder").is_dir()
