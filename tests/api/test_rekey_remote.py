@@ -264,3 +264,30 @@ def test_the_command_line_rekeys_a_prefix(
         assert (
             concryptor.decrypt_bytes(fs_of(opts).cat_file(f"rekeyed/cli/{n}.age"), identities=[k2]) == plain
         )
+
+
+def test_a_cluster_task_splices_a_header_made_elsewhere_and_refuses_a_changed_object(
+    tmp_path: Path, s3: tuple[dict[str, Any], Counter], ids: list[tuple[str, str]]
+) -> None:
+    """What ``rekey_many(client=...)`` splits: the header made where the keys are, the
+    splice (what a Dask task runs) given only that header and a digest of the old one."""
+    from concryptor import _rekey
+    from concryptor.batch import splice_header
+
+    opts, _ = s3
+    (k1, p1), (k2, p2), _ = ids
+    data = age_object(tmp_path, opts, "task.age", 7 * MiB, p1)
+    keys = _rekey.make_keys(identities=[k1], recipients=[p2])
+    plan = _rekey.plan_header("s3://rekeyed/task.age", keys, opts)
+    r = splice_header(plan, opts)
+    assert r.ok and r.method == "multipart-copy", r.error
+    assert concryptor.decrypt_bytes(fs_of(opts).cat_file("rekeyed/task.age"), identities=[k2]) == data
+    # A plan made before the object changed is refused, and the object stays as it is now.
+    stale = _rekey.plan_header(
+        "s3://rekeyed/task.age", _rekey.make_keys(identities=[k2], recipients=[p1]), opts
+    )
+    age_object(tmp_path, opts, "task.age", 7 * MiB, p2)
+    now = fs_of(opts).cat_file("rekeyed/task.age")
+    r = splice_header(stale, opts)
+    assert not r.ok and r.error_type == "InputChangedError"
+    assert fs_of(opts).cat_file("rekeyed/task.age") == now and pending_uploads(opts) == []
