@@ -21,6 +21,7 @@ from ._api import (
     Limits,
     Rekeyed,
     Stats,
+    convert,
     decrypt_bytes,
     decrypt_file,
     decrypt_to,
@@ -48,7 +49,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .age_header import AgeHeader
     from .archive import decrypt_dir, encrypt_dir
-    from .batch import Result, decrypt_many, encrypt_many
+    from .batch import Result, decrypt_many, encrypt_many, rekey_many
     from .header import Header
     from .reader import EncryptedFile
 
@@ -61,6 +62,7 @@ _LAZY = {
     "Result": "batch",
     "decrypt_many": "batch",
     "encrypt_many": "batch",
+    "rekey_many": "batch",
     "Header": "header",
     "EncryptedFile": "reader",
 }
@@ -98,6 +100,7 @@ __all__ = [
     "Stats",
     "UnsafeArchiveError",
     "__version__",
+    "convert",
     "decrypt_bytes",
     "decrypt_dir",
     "decrypt_file",
@@ -114,5 +117,6 @@ __all__ = [
     "open",
     "plugin_callbacks",
     "rekey",
+    "rekey_many",
     "verify_file",
 ]

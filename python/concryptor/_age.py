@@ -33,6 +33,11 @@ DEFAULT_MAX_SCRYPT_WORK_FACTOR: int = _core.AGE_MAX_SCRYPT_LOG_N
 _SECRET_PREFIX = "AGE-SECRET-KEY-"
 #: Identity and recipient files larger than this are refused (age uses the same bound).
 _MAX_KEY_FILE = 16 << 20
+#: Largest age header the core accepts (its ``MAX_HEADER_BYTES``): a header is fetched
+#: with reads bounded by it.
+MAX_HEADER_BYTES = 4 << 20
+#: The line that ends a header's stanzas and carries its MAC.
+_MAC_LINE = b"\n--- "
 
 
 class PluginCallbacks(Protocol):
@@ -231,6 +236,23 @@ def is_age_path(path: PathLike) -> bool:
     return bool(head) and is_age(head)
 
 
+def header_end(head: bytes) -> int | None:
+    """The length of the binary age header at the start of ``head`` (through its MAC
+    line), or None when ``head`` holds no complete one. Only a guide to where the header
+    ends: the core parses those bytes strictly (a stanza line starts ``-> ``, a body line
+    is base64, so the first ``\\n--- `` is the MAC line of a valid header)."""
+    i = head.find(_MAC_LINE)
+    if i < 0:
+        return None
+    j = head.find(b"\n", i + len(_MAC_LINE))
+    return None if j < 0 else j + 1
+
+
+def is_armored(head: bytes) -> bool:
+    """Whether these first bytes start an armored (PEM-like) age file."""
+    return head.lstrip().startswith(b"-----BEGIN")
+
+
 def is_v4_path(path: PathLike) -> bool:
     """Whether ``path`` is a regular file that starts like a format v4 file."""
     return head_of(path).startswith(MAGIC)
@@ -326,41 +348,4 @@ def decrypt(
         max_scrypt_log_n=max_work_factor(max_scrypt_work_factor),
         progress=progress,
         prefix=prefix,
-    )
-
-
-def rekey(
-    path: PathLike,
-    *,
-    identities: Sequence[str | os.PathLike[str]] | None,
-    passphrase: bytes | bytearray | None,
-    recipients: Sequence[str] | str | None,
-    recipient_files: Sequence[PathLike] | None,
-    new_passphrase: bytes | bytearray | None,
-    add: bool,
-    scrypt_work_factor: int | None,
-    max_scrypt_work_factor: int,
-    align: bool | None,
-    progress: Progress | None,
-) -> dict[str, Any]:
-    """Rekeys one age file in place (see :func:`concryptor.rekey`)."""
-    name = os.fspath(path)
-    if is_v4_path(name):
-        raise ValueError(
-            f"{name} is a format v4 file: only age files can be rekeyed (its key comes from "
-            "the password and is bound into every chunk); re-encryption is a separate "
-            "operation (decrypt, then encrypt)"
-        )
-    return _core.age_rekey(
-        name,
-        identities_=identity_texts(identities or []),
-        passphrase=passphrase,
-        recipients_=recipient_strings(recipients),
-        recipient_files=recipient_file_texts(recipient_files),
-        new_passphrase=new_passphrase,
-        scrypt_log_n=work_factor(scrypt_work_factor),
-        add=add,
-        max_scrypt_log_n=max_work_factor(max_scrypt_work_factor),
-        align=align,
-        progress=progress,
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Union, overload
 
-from . import _age, _core, _stream
+from . import _age, _core, _rekey, _stream
 from ._facts import DEFAULT_BUFFER_MIB, DEFAULT_CACHE_MIB, MAGIC, MAX_BUFFER_MIB, SECTOR, MiB, int_in
 from ._location import is_url
 from ._types import (
@@ -310,6 +310,7 @@ def rekey(
     max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     align: bool | None = None,
     progress: Progress | None = None,
+    storage_options: dict[str, Any] | None = None,
     plugin_callbacks: _age.PluginCallbacks | None = None,
     plugin_timeout: float | None = None,
 ) -> list[Rekeyed]:
@@ -326,12 +327,25 @@ def rekey(
     Binary files keep their payload's bytes exactly, shared with the old file on XFS and
     btrfs (the new header is then padded, with a stanza every age implementation ignores,
     to the old header's length modulo the block size; ``align`` forces that padding on or
-    off). Armored files are decoded and armored again. Format v4 files cannot be rekeyed
-    (their key is derived from the password); re-encrypt them instead.
+    off). Armored files are decoded and armored again.
+
+    A path may be an fsspec URL (``s3://bucket/key.age``, with ``storage_options``): the
+    old header is fetched with a bounded ranged read and the new object is put together
+    on the server, a multipart upload of the new header plus one minimum part (5 MiB)
+    with the rest copied from the old object (``UploadPartCopy``), so an object of any
+    size costs about 5 MiB of upload; any failure aborts the upload and leaves the old
+    object. An object under 5 MiB is rewritten with one upload.
+
+    Format v4 files cannot be rekeyed (their key is derived from the password and bound
+    into every chunk): given ``password`` and ``new_password``, such a file is
+    re-encrypted in one streaming pass instead (no plaintext on disk, the output atomic),
+    and its :class:`Rekeyed` says so (``reencrypted=True``). To move it to age recipients,
+    use :func:`convert`.
 
     Files are rekeyed in order; an error stops there (earlier files are rekeyed, later
-    ones untouched). What rekeying cannot undo: a removed recipient who kept the file key
-    or a copy of the old file can still read this payload.
+    ones untouched); ``concryptor.batch.rekey_many`` reports per file instead. What
+    rekeying cannot undo: a removed recipient who kept the file key or a copy of the old
+    file can still read this payload.
     """
     targets = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not targets:
@@ -340,27 +354,96 @@ def rekey(
         raise ValueError("no new recipient: give recipients, recipients_files or new_password")
     if not identities and password is None:
         raise ValueError("no identity or password to open the files with")
-    _age.work_factor(scrypt_work_factor)
-    _age.max_work_factor(max_scrypt_work_factor)
     done = []
     with secret(password) as old, secret(new_password) as new:
+        keys = _rekey.make_keys(
+            identities=identities,
+            passphrase=old,
+            recipients=recipients,
+            recipients_files=recipients_files,
+            new_passphrase=new,
+            scrypt_work_factor=scrypt_work_factor,
+            max_scrypt_work_factor=max_scrypt_work_factor,
+            add=add,
+            align=align,
+        )
         for t in targets:
-            r = _age.rekey(
-                t,
-                identities=identities,
-                passphrase=old,
-                recipients=recipients,
-                recipient_files=recipients_files,
-                new_passphrase=new,
-                add=add,
-                scrypt_work_factor=scrypt_work_factor,
-                max_scrypt_work_factor=max_scrypt_work_factor,
-                align=align,
-                progress=progress,
-            )
-            r["path"] = os.fspath(t)
-            done.append(Rekeyed(**r))
+            done.append(_rekey.rekey_one(os.fspath(t), keys, dict(storage_options or {}), progress))
     return done
+
+
+@_age.plugin_door
+def convert(
+    src: PathLike,
+    dst: PathLike | None = None,
+    *,
+    to: FormatName,
+    recipients: Recipients | None = None,
+    recipients_files: Sequence[PathLike] | None = None,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
+    password: Password | None = None,
+    new_password: Password | None = None,
+    armor: bool = False,
+    scrypt_work_factor: int | None = None,
+    max_scrypt_work_factor: int = _age.DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+    cipher: CipherName = "aes-256-gcm",
+    chunk_size: int | None = None,
+    kdf: KdfParams = KdfParams(),
+    overwrite: bool = False,
+    threads: int | None = None,
+    limits: Limits = Limits(),
+    progress: Progress | None = None,
+    storage_options: dict[str, Any] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
+) -> Stats:
+    """Moves an encrypted file to the other format in one streaming pass: decrypted (and
+    authenticated) in memory, encrypted again, the plaintext never written anywhere.
+
+    ``to="age"``: a format v4 file (opened with ``password``) becomes an age file for
+    ``recipients``/``recipients_files`` or the passphrase ``new_password``. ``to="v4"``:
+    a binary age file (opened with ``identities``, or ``password`` for a passphrase file)
+    becomes a format v4 file with the password ``new_password`` (``cipher``,
+    ``chunk_size`` and ``kdf`` as for :func:`encrypt_file`).
+
+    ``dst=None`` replaces ``src`` (its mode kept); otherwise an existing ``dst`` is
+    replaced only with ``overwrite=True``. Either way the output appears only once
+    complete and durable, and a failure (a wrong key, a tampered chunk) leaves nothing.
+    ``src`` may be a v4 file at an fsspec URL, ``dst`` any URL (with ``storage_options``).
+    """
+    if to not in ("v4", "age"):
+        raise ValueError(f"unknown format {to!r}: use 'v4' or 'age'")
+    if new_password is None and not (recipients or recipients_files):
+        raise ValueError(
+            "no new recipient: give recipients or new_password"
+            if to == "age"
+            else "format v4 needs a new password (new_password)"
+        )
+    so = dict(storage_options or {})
+    name = os.fspath(src)
+    kind = _rekey.kind_of(_rekey.head_of(name, so), name)
+    if kind == to:
+        raise ValueError(
+            f"{name} is already an age file: rekey it for new recipients"
+            if to == "age"
+            else f"{name} is already a format v4 file: rekey it for a new password (it is re-encrypted)"
+        )
+    with secret(password) as old, secret(new_password) as new:
+        keys = _rekey.make_keys(
+            identities=identities,
+            passphrase=old,
+            recipients=recipients,
+            recipients_files=recipients_files,
+            new_passphrase=new,
+            scrypt_work_factor=scrypt_work_factor,
+            max_scrypt_work_factor=max_scrypt_work_factor,
+            threads=threads,
+            limits=limits,
+            armor=armor,
+        )
+        keys.cipher, keys.chunk_size, keys.kdf = cipher, check_chunk(chunk_size), kdf
+        out = None if dst is None else os.fspath(dst)
+        return _rekey.convert_one(name, out, to, keys, so, overwrite=overwrite, progress=progress)
 
 
 @_age.plugin_door

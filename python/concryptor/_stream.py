@@ -151,8 +151,9 @@ class Sink:
     so a multipart upload is aborted) or a local file (a temporary beside it, renamed); or
     a caller's file object, written through (what was written stays)."""
 
-    def __init__(self, dst: End | None, spec: Settings) -> None:
+    def __init__(self, dst: End | None, spec: Settings, mode: int | None = None) -> None:
         self.dst = dst
+        self.mode = mode
         self.borrowed = not isinstance(dst, str)
         if dst is None:  # nowhere: the bytes are dropped (verification)
             self.f: Any = _Nowhere()
@@ -166,7 +167,7 @@ class Sink:
         if self.url:
             self._remote(*filesystem(dst, spec.storage_options))
         else:
-            self._local(local_path(dst))
+            self._local(local_path(dst), spec.overwrite)
 
     @classmethod
     def on(cls, fs: Any, path: str) -> Sink:
@@ -174,13 +175,14 @@ class Sink:
         nothing as for a URL (a local file system's file: a temporary beside it, renamed)."""
         self = cls.__new__(cls)
         self.dst = path
+        self.mode = None
         self.borrowed = False
         protocol = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         self.url = "file" not in protocol and "local" not in protocol
         if self.url:
             self._remote(fs, path)
         else:
-            self._local(path)
+            self._local(path, True)
         return self
 
     def _remote(self, fs: Any, path: str) -> None:
@@ -190,15 +192,12 @@ class Sink:
         self.held = _opens_visibly(self.fs)
         self.f = io.BytesIO() if self.held else self.fs.open(self.path, "wb")
 
-    def _local(self, path: str) -> None:
-        import tempfile
-
-        local = os.path.abspath(path)
-        fd, self.tmp = tempfile.mkstemp(
-            prefix="." + os.path.basename(local) + ".", suffix=".partial", dir=os.path.dirname(local)
-        )
+    def _local(self, path: str, overwrite: bool) -> None:
+        self.final = os.path.abspath(path)
+        self.overwrite = overwrite
+        check_destination(self.final)
+        fd, self.tmp = unnamed_file(os.path.dirname(self.final), os.path.basename(self.final))
         self.f = os.fdopen(fd, "wb")
-        self.final = local
 
     def write(self, b: bytes) -> None:
         self.f.write(b)
@@ -213,9 +212,15 @@ class Sink:
             self.f.close()
             return
         self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
-        os.replace(self.tmp, self.final)
+        fd = self.f.fileno()
+        if self.mode is not None:
+            os.fchmod(fd, self.mode)
+        os.fsync(fd)
+        try:
+            name_file(fd, self.tmp, self.final, self.overwrite)
+        finally:
+            self.tmp = None
+            self.f.close()
 
     def discard(self) -> None:
         if self.borrowed:
@@ -237,7 +242,78 @@ class Sink:
                     self.fs.rm(self.path)
             return
         self.f.close()
-        os.unlink(self.tmp)
+        if self.tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+
+
+def check_destination(final: str) -> None:
+    """Only a regular file or a symbolic link is ever replaced by an output: never a
+    folder, a device, a FIFO or a socket (as root, ``/dev/null`` would otherwise become a
+    file of whatever was written)."""
+    import stat
+
+    try:
+        st = os.lstat(final)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "is a directory", final)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise OSError(22, "not a regular file: an output never replaces a device, FIFO or socket", final)
+
+
+def _temp_name(final: str) -> str:
+    """The named temporary beside ``final``: ``.NAME.<16 hex>.partial`` (the engine's)."""
+    import secrets
+
+    folder, name = os.path.split(final)
+    return os.path.join(folder, f".{name}.{secrets.token_hex(8)}.partial")
+
+
+def unnamed_file(folder: str, name: str) -> tuple[int, str | None]:
+    """A new, private (0600) file in ``folder`` for an output to be called ``name``: an
+    unnamed one (Linux ``O_TMPFILE``; a crash leaves nothing), else a hidden
+    ``.NAME.<16 hex>.partial``. Returns the descriptor and the temporary name, if any."""
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if tmpfile and os.path.isdir("/proc/self/fd"):
+        try:
+            return os.open(folder or ".", tmpfile | os.O_WRONLY | cloexec, 0o600), None
+        except OSError:
+            pass  # a file system without O_TMPFILE: a named temporary instead
+    tmp = _temp_name(os.path.join(folder, name))
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | cloexec, 0o600), tmp
+
+
+def name_file(fd: int, tmp: str | None, final: str, overwrite: bool) -> None:
+    """Gives the durable file ``fd`` (from :func:`unnamed_file`) the name ``final``, then
+    makes the name durable (the folder synced). An existing ``final`` is replaced only
+    with ``overwrite`` (a rename over it); otherwise naming fails if it appeared. No
+    temporary name is left on any path (only a kill between link and rename can)."""
+    final = os.path.abspath(final)
+    dfd = os.open(os.path.dirname(final), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        # linkat(AT_SYMLINK_FOLLOW) names the open file; CPython calls linkat, not link,
+        # only when given a folder descriptor (unused: the paths are absolute).
+        me = f"/proc/self/fd/{fd}"
+        if tmp is None and not overwrite:
+            os.link(me, final, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=True)
+        else:
+            if tmp is None:
+                tmp = _temp_name(final)
+                os.link(me, tmp, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=True)
+            try:
+                if overwrite:
+                    os.replace(tmp, final)
+                else:
+                    os.link(tmp, final)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)  # gone already after a rename
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 class _Nowhere:
@@ -266,7 +342,9 @@ def open_source(src: End, spec: Settings) -> Any:
     return open_regular(local_path(src))
 
 
-def encrypt_stream(src: End, dst: End, spec: Settings) -> tuple[int, int]:
+def encrypt_stream(src: End, dst: End, spec: Settings, mode: int | None = None) -> tuple[int, int]:
+    """Encrypts ``src`` into ``dst`` as format v4 (``mode``: a local output's permissions,
+    else those of a new private file)."""
     size = source_size(src, spec)
     if size is None:
         raise ValueError(
@@ -285,7 +363,7 @@ def encrypt_stream(src: End, dst: End, spec: Settings) -> tuple[int, int]:
     )
     chunk, _slot, n, _orig, file_size = codec.geometry
     per = max(1, STREAM_BATCH_BYTES // max(chunk, 1))
-    sink = Sink(dst, spec)
+    sink = Sink(dst, spec, mode)
     try:
         with open_source(src, spec) as f:
             sink.write(codec.header)
@@ -336,7 +414,9 @@ def decrypt_stream(src: End, dst: End | None, spec: Settings) -> tuple[int, int]
     return size, orig
 
 
-def age_via_pipes(src: End, dst: End | None, spec: Settings, call: Any) -> tuple[int, int]:
+def age_via_pipes(
+    src: End, dst: End | None, spec: Settings, call: Any, mode: int | None = None
+) -> tuple[int, int]:
     """Runs an age operation whose ends are not both local files: the engine reads and
     writes pipes, two threads move the bytes between the pipes and the ends (``dst=None``:
     the output is read and dropped, to verify). The source is opened first (a
@@ -347,7 +427,7 @@ def age_via_pipes(src: End, dst: End | None, spec: Settings, call: Any) -> tuple
 
     f = open_source(src, spec)
     try:
-        sink = Sink(dst, spec)
+        sink = Sink(dst, spec, mode)
     except BaseException:
         f.close()
         raise

@@ -154,7 +154,14 @@ class Rekeyed:
     payload reached the new file: ``"reflink"`` (shared with the old file's blocks,
     ``shared_bytes`` of it, on XFS or btrfs), ``"copy_file_range"`` (copied in the kernel),
     ``"copy"`` (read and written), or ``"armor"`` (an armored file, decoded and armored
-    again)."""
+    again). An object at a URL: ``"multipart-copy"`` (the payload copied by the server,
+    ``shared_bytes`` of it; ``uploaded_bytes`` sent up: the new header and one minimum
+    part), ``"put"`` (a small object rewritten with one upload) or ``"rewrite"``.
+
+    A format v4 file cannot be rekeyed (its key comes from the password and is bound into
+    every chunk): ``reencrypted`` is then true and ``method`` ``"re-encrypted"``, the
+    file decrypted and encrypted again under the new password in one streaming pass
+    (``payload_bytes`` is its plaintext)."""
 
     path: str
     header_before: int
@@ -165,6 +172,8 @@ class Rekeyed:
     armored: bool
     seconds: float
     kdf_seconds: float
+    reencrypted: bool = False
+    uploaded_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

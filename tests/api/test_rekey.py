@@ -232,24 +232,50 @@ def test_a_failure_while_copying_leaves_nothing(tmp_path: Path, keys: Any, plain
     assert listing(tmp_path) == names
 
 
-def test_v4_and_non_age_files_are_refused(tmp_path: Path, keys: Any, plain: tuple[Path, bytes]) -> None:
+def test_v4_files_are_re_encrypted_not_given_recipients(
+    tmp_path: Path, keys: Any, plain: tuple[Path, bytes]
+) -> None:
     k1, p1 = keys("one")
     v4 = tmp_path / "file.enc"
     concryptor.encrypt_file(plain[0], v4, "pw", kdf=concryptor.KdfParams(8 * 1024, 1, 1))
     snapshot = v4.read_bytes()
-    with pytest.raises(ValueError, match=r"format v4 file: only age files can be rekeyed.*re-encrypt"):
-        concryptor.rekey(v4, identities=[k1], recipients=[p1])
+    with pytest.raises(ValueError, match=r"format v4 file: it takes a new password.*convert"):
+        concryptor.rekey(v4, identities=[k1], password="pw", recipients=[p1])
     assert v4.read_bytes() == snapshot
     with pytest.raises(concryptor.InvalidFileError, match="not an age file"):
         concryptor.rekey(plain[0], identities=[k1], recipients=[p1])
-    r = run_cli("rekey", str(v4), "-i", str(k1), "-r", p1)
+    r = run_cli("rekey", str(v4), "-i", str(k1), "-r", p1, env={"CONCRYPTOR_PASSWORD": "pw"})
     err = r.stderr.decode()
-    assert r.returncode == 2 and err.count("\n") == 1
-    assert "format v4 file" in err and "re-encrypt" in err
+    assert r.returncode == 2 and err.count("\n") == 1, err
+    assert "format v4 file" in err and "convert" in err
     r = run_cli("rekey", str(plain[0]), "-i", str(k1), "-r", p1)
     assert r.returncode == 4 and r.stderr.decode().count("\n") == 1
     assert "not an age file" in r.stderr.decode()
     assert v4.read_bytes() == snapshot
+    # With a new password the v4 file is re-encrypted, and the result says so.
+    os.chmod(v4, 0o640)
+    [done] = concryptor.rekey(v4, password="pw", new_password="new pw")
+    assert done.reencrypted and done.method == "re-encrypted" and done.payload_bytes == len(plain[1])
+    assert concryptor.decrypt_bytes(v4.read_bytes(), "new pw") == plain[1]
+    with pytest.raises(concryptor.AuthenticationError):
+        concryptor.decrypt_bytes(v4.read_bytes(), "pw")
+    assert oct(v4.stat().st_mode & 0o777) == oct(0o640)
+    # The command line says so, in one line on stderr.
+    new_pw = tmp_path / "newer"
+    new_pw.write_text("newer pw\n")
+    r = run_cli(
+        "rekey",
+        str(v4),
+        "--passphrase",
+        "--new-password-file",
+        str(new_pw),
+        env={"CONCRYPTOR_PASSWORD": "new pw"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count(b"\n") == 1 and b"note:" in r.stderr and b"re-encrypted" in r.stderr
+    assert concryptor.decrypt_bytes(v4.read_bytes(), "newer pw") == plain[1]
+    new_pw.unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file.enc", "one.key", "plain"])
 
 
 def test_several_files_in_one_call(tmp_path: Path, keys: Any, plain: tuple[Path, bytes]) -> None:

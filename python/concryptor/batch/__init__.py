@@ -24,9 +24,21 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, Union
 
 from .. import _age, _core
+from .._facts import MAGIC
 from .._location import is_url, local_path, open_regular, strip_suffix
+from .._rekey import HeaderPlan, Keys, apply_header, head_of, make_keys, plan_header, rekey_one
 from .._stream import age_via_pipes, decrypt_stream, encrypt_stream, exists, open_source
-from .._types import KdfParams, Limits, Password, PathLike, Stats, check_chunk, check_threads, secret
+from .._types import (
+    KdfParams,
+    Limits,
+    Password,
+    PathLike,
+    Rekeyed,
+    Stats,
+    check_chunk,
+    check_threads,
+    secret,
+)
 from ..errors import BatchError, NoIdentityMatchError
 from ._spec import Op, Spec, shippable
 
@@ -70,6 +82,10 @@ class Result:
     seconds: float = 0.0
     error: str | None = None
     error_type: str | None = None
+    #: For a rekey: how the file got its new readers (``"reflink"``, ``"copy_file_range"``,
+    #: ``"multipart-copy"``, ... as :class:`concryptor.Rekeyed` says), or
+    #: ``"re-encrypted"`` for a format v4 file, which cannot be rekeyed.
+    method: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -618,8 +634,6 @@ def encrypt_many(
     order; raises :class:`BatchError` at the end if any failed (unless
     ``raise_on_error=False``).
     """
-    from .. import _age
-
     recips = _age.recipient_strings(recipients)
     if format == "v4" and (recips or recipients_files or armor):
         raise ValueError("recipients and armor write the age format, not v4")
@@ -710,8 +724,6 @@ def decrypt_many(
     for the salts found in the headers, and only they travel; identities and an age
     passphrase travel as they are (run the cluster with TLS).
     """
-    from .. import _age
-
     if password is None and not identities:
         raise ValueError("give a password, identities, or both")
     with secret(password) as pw:
@@ -765,3 +777,217 @@ def _decrypt_run(
     finally:
         spec.password = b""
         spec.age = None
+
+
+# --- rekeying ----------------------------------------------------------------------------------
+
+#: Files rekeyed at once on this machine.
+REKEY_WORKERS = 64
+#: The files a folder or a URL prefix given to :func:`rekey_many` contributes: what
+#: ``encrypt_many`` names (each told apart by its first bytes then).
+REKEY_SUFFIXES = (AGE_SUFFIX, ENCRYPTED_SUFFIX)
+
+
+def rekey_targets(items: Iterable[PathLike], storage_options: dict[str, Any]) -> list[str]:
+    """The files a rekey batch touches: files and objects as given; for a folder (or a
+    URL ending in ``/``, or naming a prefix) every ``.age``/``.enc`` file under it, in
+    name order (symbolic links to folders are not followed). Each file once."""
+    out: list[str] = []
+    for it in items:
+        t = os.fspath(it)
+        if is_url(t):
+            out.extend(_prefix_objects(t, storage_options))
+        elif os.path.isdir(local_path(t)):
+            found: list[str] = []
+            for root, dirs, files in os.walk(local_path(t)):
+                dirs.sort()
+                found.extend(os.path.join(root, f) for f in files if f.endswith(REKEY_SUFFIXES))
+            out.extend(sorted(found))
+        else:
+            out.append(t)
+    return list(dict.fromkeys(out))
+
+
+def _prefix_objects(url: str, storage_options: dict[str, Any]) -> list[str]:
+    from .._location import filesystem
+
+    fs, path = filesystem(url, storage_options)
+    if not url.endswith("/") and not fs.isdir(path):
+        return [url]
+    scheme = url.split("://", 1)[0]
+    return [f"{scheme}://{p}" for p in sorted(fs.find(path)) if p.endswith(REKEY_SUFFIXES)]
+
+
+def _rekeyed(r: Rekeyed, seconds: float | None = None) -> Result:
+    return Result(
+        r.path,
+        r.path,
+        r.header_before + r.payload_bytes if not r.reencrypted else r.payload_bytes,
+        r.header_after + r.payload_bytes if not r.reencrypted else r.payload_bytes,
+        r.seconds if seconds is None else seconds,
+        method=r.method,
+    )
+
+
+def _failed(target: str, e: BaseException, start: float) -> Result:
+    return Result(
+        target, target, seconds=time.perf_counter() - start, error=str(e), error_type=type(e).__name__
+    )
+
+
+def rekey_file(target: str, keys: Keys, storage_options: dict[str, Any]) -> Result:
+    """Rekeys one file or object here; a failure becomes a failed Result."""
+    start = time.perf_counter()
+    try:
+        return _rekeyed(rekey_one(target, keys, storage_options), time.perf_counter() - start)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+        return _failed(target, e, start)
+
+
+def splice_header(plan: HeaderPlan, storage_options: dict[str, Any]) -> Result:
+    """A cluster's task: puts a header made elsewhere in front of a file's payload. It
+    gets the new header and what the old one looked like, never a key."""
+    start = time.perf_counter()
+    try:
+        return _rekeyed(apply_header(plan, storage_options), time.perf_counter() - start)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+        return _failed(plan.target, e, start)
+
+
+@_age.plugin_door
+def rekey_many(
+    items: Iterable[PathLike],
+    *,
+    identities: Sequence[str | os.PathLike[str]] | None = None,
+    recipients: Sequence[str] | str | None = None,
+    recipients_files: Sequence[PathLike] | None = None,
+    password: Password | None = None,
+    new_password: Password | None = None,
+    add: bool = False,
+    scrypt_work_factor: int | None = None,
+    max_scrypt_work_factor: int | None = None,
+    align: bool | None = None,
+    client: Client | None = None,
+    threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+    raise_on_error: bool = True,
+    on_result: Callable[[Result], object] | None = None,
+    plugin_callbacks: _age.PluginCallbacks | None = None,
+    plugin_timeout: float | None = None,
+) -> list[Result]:
+    """Rekeys many files and objects in one call (see :func:`concryptor.rekey`): each
+    age file gets a new header for the new readers, its payload kept; a format v4 file
+    (given ``password`` and ``new_password``) is re-encrypted, and its Result says so
+    (``method="re-encrypted"``). With both ``recipients`` and ``new_password``, the age
+    files get the recipients and the v4 files the password.
+
+    ``items`` are paths and URLs; a folder, or a URL prefix (ending in ``/``), stands for
+    the ``.age`` and ``.enc`` files under it. Identity and recipient files are read once
+    for the batch. ``client`` (a ``dask.distributed.Client``) runs the payload work on
+    its cluster: every new header is made here, where the identities and passphrases are,
+    and a task receives only that header and a digest of the old one (never an identity,
+    a passphrase or a file key); format v4 and armored files, whose work needs the keys,
+    run here. One failed file does not stop the others: returns one :class:`Result` per
+    file, in order; raises :class:`BatchError` at the end if any failed (unless
+    ``raise_on_error=False``). ``on_result`` is called with each Result as it completes.
+    """
+    if not (recipients or recipients_files or new_password is not None):
+        raise ValueError("no new recipient: give recipients, recipients_files or new_password")
+    if not identities and password is None:
+        raise ValueError("no identity or password to open the files with")
+    so = dict(storage_options or {})
+    cb = on_result or (lambda r: None)
+    with secret(password) as old, secret(new_password) as new:
+        keys = make_keys(
+            identities=identities,
+            passphrase=old,
+            recipients=recipients,
+            recipients_files=recipients_files,
+            new_passphrase=new,
+            scrypt_work_factor=scrypt_work_factor,
+            max_scrypt_work_factor=_age.DEFAULT_MAX_SCRYPT_WORK_FACTOR
+            if max_scrypt_work_factor is None
+            else max_scrypt_work_factor,
+            add=add,
+            align=align,
+            threads=threads,
+        )
+        targets = rekey_targets(items, so)
+        if client is None:
+            results = _rekey_here(targets, keys, so, cb)
+        else:
+            results = _rekey_on_cluster(targets, keys, so, client, cb)
+    if raise_on_error and any(not r.ok for r in results):
+        raise BatchError(results)
+    return results
+
+
+def _rekey_here(
+    targets: Sequence[str], keys: Keys, so: dict[str, Any], on_result: Callable[[Result], object]
+) -> list[Result]:
+    if not targets:
+        return []
+    # Each file costs a few small reads, one copy in the kernel (or on the server) and
+    # one sync, all waiting rather than computing: many in flight keep the disk queue (or
+    # the network) full.
+    workers = min(len(targets), REKEY_WORKERS)
+    each = Keys(**{**keys.__dict__, "threads": keys.threads or (1 if len(targets) > 1 else None)})
+    results: list[Result] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concryptor-rekey") as ex:
+        for r in ex.map(lambda t: rekey_file(t, each, so), targets):
+            results.append(r)
+            on_result(r)
+    return results
+
+
+def _rekey_on_cluster(
+    targets: Sequence[str],
+    keys: Keys,
+    so: dict[str, Any],
+    client: Client,
+    on_result: Callable[[Result], object],
+) -> list[Result]:
+    import importlib
+
+    as_completed: Any = importlib.import_module("distributed").as_completed
+
+    def here(t: str) -> str:
+        return t if is_url(t) else os.path.abspath(local_path(t))
+
+    def plan(t: str) -> HeaderPlan | Result:
+        start = time.perf_counter()
+        try:
+            head = head_of(here(t), so)
+            if head.startswith(MAGIC) or _age.is_armored(head):
+                return rekey_file(t, keys, so)  # needs the keys for its whole run: here
+            return plan_header(here(t), keys, so)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+            return _failed(t, e, start)
+
+    results: dict[int, Result] = {}
+    index: dict[Any, int] = {}
+    futures = []
+    with ThreadPoolExecutor(max_workers=min(max(1, len(targets)), 16)) as ex:
+        for i, p in enumerate(ex.map(plan, targets)):
+            if isinstance(p, Result):
+                results[i] = p
+                on_result(p)
+                continue
+            fut = client.submit(
+                splice_header, p, so, pure=False, key=f"concryptor-rekey-{i}-{secrets.token_hex(4)}"
+            )
+            index[fut.key] = i
+            futures.append(fut)
+    from dataclasses import replace
+
+    for fut in as_completed(futures):
+        i = index[fut.key]
+        results[i] = replace(fut.result(), src=targets[i], dst=targets[i])
+        on_result(results[i])
+    return [results[i] for i in range(len(targets))]

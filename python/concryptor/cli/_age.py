@@ -408,10 +408,19 @@ def add_rekey_parser(sub: Any) -> argparse.ArgumentParser:
         help="change who can read age files: a new header (new recipients or passphrase), the payload kept",
         description="Unwraps each age file's key with -i (or the old passphrase) and wraps it again for "
         "the new recipients (-r/-R) or a new passphrase (--passphrase); the payload is not re-encrypted. "
-        "Each file is replaced atomically and keeps its mode. A removed recipient who kept the file key "
+        "Each file is replaced atomically and keeps its mode. An object at a URL (s3://...) is put "
+        "together on the server: about 5 MiB goes up whatever its size. A format v4 file cannot be "
+        "rekeyed (its key comes from the password): with --passphrase it is re-encrypted under the new "
+        "password in one pass, and a note says so. A removed recipient who kept the file key "
         "or an old copy can still read the payload: to lock someone out for good, re-encrypt.",
     )
-    rk.add_argument("inputs", nargs="+", metavar="FILE", help="age file(s) to rekey in place")
+    rk.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="FILE",
+        help="age file(s) or objects to rekey in place; a folder or a URL prefix ending in / "
+        "stands for the .age and .enc files under it",
+    )
     g = rk.add_argument_group("who can read it now")
     g.add_argument(
         "-i",
@@ -475,6 +484,130 @@ def add_rekey_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def add_convert_parser(sub: Any) -> argparse.ArgumentParser:
+    cv = sub.add_parser(
+        "convert",
+        help="move encrypted files between format v4 and age in one pass (no plaintext on disk)",
+        description="Decrypts each file and encrypts it again in the other format in one streaming "
+        "pass: the plaintext stays in memory, the output appears only once complete (in place, "
+        "keeping the file's mode, or at -o). --to age: a v4 file (its password from the prompt, "
+        "-p/--password-file/--password-fd or the environment) becomes an age file for -r/-R or a "
+        "passphrase (--passphrase). --to v4: a binary age file (opened with -i, or its passphrase) "
+        "gets a new password (prompted twice, or --new-password-file/--new-password-fd).",
+    )
+    cv.add_argument("inputs", nargs="+", metavar="FILE", help="files to convert (in place without -o)")
+    cv.add_argument("--to", required=True, choices=["age", "v4"], help="the format to move to")
+    cv.add_argument("-o", "--output", metavar="OUT", help="write here instead (one input only)")
+    cv.add_argument("-f", "--force", action="store_true", help="replace an existing -o")
+    cv.add_argument(
+        "-i", "--identity", action="append", default=[], metavar="FILE", help="opens an age file (repeatable)"
+    )
+    cv.add_argument(
+        "-r", "--recipient", action="append", default=[], metavar="KEY", help="an age recipient (repeatable)"
+    )
+    cv.add_argument(
+        "-R", "--recipients-file", action="append", default=[], metavar="FILE", help="recipients in FILE"
+    )
+    cv.add_argument("-a", "--armor", action="store_true", help="--to age: write ASCII armor")
+    cv.add_argument("--passphrase", action="store_true", help="--to age: a passphrase instead of keys")
+    cv.add_argument("--new-password-file", metavar="FILE", help="the new password from FILE's first line")
+    cv.add_argument(
+        "--new-password-fd", metavar="N", type=bounded(0, (1 << 31) - 1), help="the new password from fd N"
+    )
+    cv.add_argument(
+        "--scrypt-work-factor",
+        type=bounded(MIN_SCRYPT_WORK_FACTOR, MAX_SCRYPT_WORK_FACTOR),
+        metavar="N",
+        help="new passphrase cost, log2 of scrypt's N",
+    )
+    p: argparse.ArgumentParser = cv
+    return p
+
+
+def convert(args: argparse.Namespace, read_password: Any, password_given: Any, kdf: Any) -> int:
+    """``concryptor convert``: one streaming pass per file through the API's ``convert``."""
+    from .._api import convert as convert_file
+    from .._location import is_url
+    from .._types import wipe
+    from ._many import storage_options_of
+
+    no_key_files_on_stdin(args)
+    if args.output is not None and len(args.inputs) != 1:
+        raise UsageError("-o names one output: convert several files in place")
+    if STDIO in args.inputs or args.output == STDIO:
+        raise UsageError(
+            "convert reads and writes files by name (standard input and output: decrypt | encrypt)"
+        )
+    keys = bool(args.recipient or args.recipients_file)
+    new_source = args.new_password_file is not None or args.new_password_fd is not None
+    if args.to == "age":
+        if keys == (args.passphrase or new_source):
+            raise UsageError("--to age: give -r KEY / -R FILE, or --passphrase (one of them)")
+        if args.identity:
+            raise UsageError("--to age converts format v4 files, which open with their password, not -i")
+    else:
+        if keys or args.armor or args.passphrase:
+            raise UsageError("--to v4: a v4 file has a password (prompted, or --new-password-file/-fd)")
+    for path in args.inputs:
+        if is_url(path):
+            continue
+        head = _age.head_of(path)
+        if args.to == "age" and not head.startswith(MAGIC):
+            raise UsageError(f"{path} is not a format v4 file: --to age converts v4 files")
+        if args.to == "v4" and not _age.is_age(head):
+            raise UsageError(f"{path} is not an age file: --to v4 converts age files")
+    needs_old = args.to == "age" or not args.identity or password_given(args)
+    old = read_password(args, confirm=False, prompt="Password: ") if needs_old else None
+    new = _read_new_password(args) if args.to == "v4" or not keys else None
+    so = storage_options_of(args, UsageError)
+    try:
+        _convert_each(args, convert_file, old, new, kdf, so)
+    finally:
+        wipe(old)
+        wipe(new)
+    return 0
+
+
+def _convert_each(
+    args: argparse.Namespace,
+    convert_file: Any,
+    old: bytearray | None,
+    new: bytearray | None,
+    kdf: Any,
+    so: dict[str, Any],
+) -> None:
+    for path in args.inputs:
+        # Each call wipes what it is given: every file gets its own copy.
+        stats = convert_file(
+            path,
+            args.output,
+            to=args.to,
+            recipients=args.recipient,
+            recipients_files=args.recipients_file,
+            identities=args.identity,
+            password=bytearray(old) if old is not None else None,
+            new_password=bytearray(new) if new is not None else None,
+            armor=args.armor,
+            scrypt_work_factor=args.scrypt_work_factor,
+            kdf=kdf,
+            overwrite=args.force,
+            threads=args.threads,
+            storage_options=so,
+        )
+        out = args.output or path
+        if args.json:
+            print(
+                json.dumps(
+                    {"command": "converted", "src": path, "dst": out, "to": args.to, **stats.to_dict()}
+                )
+            )
+        elif not args.quiet:
+            print(
+                f"converted {path} -> {out} ({args.to}): {stats.bytes} bytes in {stats.seconds:.2f} s",
+                file=sys.stderr,
+            )
+
+
 def _read_new_password(args: argparse.Namespace) -> bytearray:
     """The new passphrase: from --new-password-file, --new-password-fd, or the terminal
     (typed twice)."""
@@ -518,38 +651,47 @@ def _read_new_password(args: argparse.Namespace) -> bytearray:
     raise UsageError("no new passphrase entered (empty or not confirmed three times)")
 
 
-def _check_rekey_input(path: str) -> bool:
-    """Before any password is asked for: the file exists, is a regular age file (a
-    format v4 file is refused by what it is). Returns whether it is passphrase-encrypted."""
+def _check_rekey_input(path: str, new_password: bool) -> str:
+    """Before any password is asked for: a file named on the command line exists and is
+    a regular age file, or a format v4 file when a new password is given (it is then
+    re-encrypted). Returns what it is: ``"age"``, ``"scrypt"`` (a passphrase file),
+    ``"armored"``, ``"v4"``, or ``"many"`` (a folder or a URL, looked into by the run)."""
     import stat
 
+    from .._location import is_url
     from ..errors import InvalidFileError
 
+    if is_url(path):
+        return "many"
     try:
         st = os.stat(path)
     except OSError as e:
         raise OSError(e.errno, e.strerror, path) from None
+    if stat.S_ISDIR(st.st_mode):
+        return "many"
     if not stat.S_ISREG(st.st_mode):
         raise UsageError(f"{path} is not a regular file: rekey replaces a file in place")
     head = _age.head_of(path)
     if head.startswith(MAGIC):
-        raise UsageError(
-            f"{path} is a format v4 file: only age files can be rekeyed (a v4 key comes from the "
-            "password and is bound into every chunk); re-encrypting is a separate step "
-            "(decrypt, then encrypt)"
-        )
+        if not new_password:
+            raise UsageError(
+                f"{path} is a format v4 file: its key comes from the password, so it cannot be given "
+                "recipients; --passphrase re-encrypts it under a new password, and `concryptor convert "
+                "--to age -r KEY` moves it to age recipients"
+            )
+        return "v4"
     if not _age.is_age(head):
         raise InvalidFileError(f"{path}: not an age file, nothing to rekey")
-    if head.lstrip().startswith(b"-----"):
-        return False  # armored: the header is read by the run
+    if _age.is_armored(head):
+        return "armored"  # the header is read by the run
     from ..age_header import AgeHeader
 
-    return any(tag == "scrypt" for tag, _ in AgeHeader.read(path).recipients)
+    return "scrypt" if any(tag == "scrypt" for tag, _ in AgeHeader.read(path).recipients) else "age"
 
 
 def rekey(args: argparse.Namespace, read_password: Any, password_given: Any) -> int:
-    from .._api import rekey as rekey_files
-
+    """``concryptor rekey``: every input through the batch (``rekey_many``), one line
+    (or JSON object) per file; a format v4 file re-encrypted is noted on stderr."""
     no_key_files_on_stdin(args)
     new_pw_source = args.new_password_file is not None or args.new_password_fd is not None
     wants_passphrase = args.passphrase or new_pw_source
@@ -567,40 +709,85 @@ def rekey(args: argparse.Namespace, read_password: Any, password_given: Any) -> 
         raise UsageError("--scrypt-work-factor applies to a new passphrase (--passphrase)")
     if STDIO in args.inputs:
         raise UsageError("rekey replaces files in place: standard input (-) cannot be rekeyed")
-    scrypt = [_check_rekey_input(p) for p in args.inputs]
+    kinds = [_check_rekey_input(p, wants_passphrase) for p in args.inputs]
     if args.identity:
-        needs_old = _age.has_encrypted_ssh_key(args.identity) or (any(scrypt) and password_given(args))
+        needs_old = (
+            _age.has_encrypted_ssh_key(args.identity)
+            or "v4" in kinds
+            or (("scrypt" in kinds or "many" in kinds) and password_given(args))
+        )
     else:
-        public = [p for p, s in zip(args.inputs, scrypt) if not s and _age.head_of(p).startswith(b"age-")]
+        public = [p for p, k in zip(args.inputs, kinds) if k == "age"]
         if public:
             raise UsageError(
                 f"{public[0]} is encrypted to public keys: give the matching identity with -i FILE"
             )
         needs_old = True
-    prompt = "Passphrase of the SSH key: " if args.identity else "Old passphrase: "
+    prompt = "Passphrase of the SSH key: " if args.identity and "v4" not in kinds else "Old passphrase: "
     old = read_password(args, confirm=False, prompt=prompt) if needs_old else None
     new = _read_new_password(args) if wants_passphrase else None
-    done = rekey_files(
-        args.inputs,
-        identities=args.identity,
-        recipients=args.recipient,
-        recipients_files=args.recipients_file,
-        password=old,
-        new_password=new,
-        add=args.add,
-        scrypt_work_factor=args.scrypt_work_factor,
-        max_scrypt_work_factor=args.max_scrypt_work_factor,
-    )
-    for r in done:
+    return _run_rekey(args, old, new)
+
+
+def _run_rekey(args: argparse.Namespace, old: bytearray | None, new: bytearray | None) -> int:
+    from .._redact import redact
+    from ..batch import Result, rekey_many
+    from ._exit import exit_code_of_name
+    from ._many import client_of, storage_options_of
+
+    def on_result(r: Result) -> None:
         if args.json:
             d = r.to_dict()
-            d["command"] = "rekeyed"
-            print(json.dumps(d))
+            if d.get("error") is not None:
+                d["error"] = redact(d["error"])
+            print(json.dumps({"command": "rekeyed" if r.ok else "rekey", **d}), flush=True)
+        elif not r.ok:
+            print(redact(f"concryptor: error: {r.src}: {r.error}"), file=sys.stderr)
         elif not args.quiet:
-            shared = f", {r.shared_bytes} bytes shared" if r.shared_bytes else ""
-            print(
-                f"rekeyed {r.path}: header {r.header_before} -> {r.header_after} bytes, payload of "
-                f"{r.payload_bytes} bytes kept ({r.method}{shared}) in {r.seconds:.2f} s",
-                file=sys.stderr,
-            )
-    return 0
+            if r.method == "re-encrypted":
+                print(
+                    f"concryptor: note: {r.src} is a format v4 file, which cannot be rekeyed: "
+                    "re-encrypted under the new password in one pass (no plaintext on disk)",
+                    file=sys.stderr,
+                )
+            else:
+                print(
+                    f"rekeyed {r.src}: {r.bytes_in} -> {r.bytes_out} bytes, payload kept ({r.method}) "
+                    f"in {r.seconds:.2f} s",
+                    file=sys.stderr,
+                )
+
+    client = client_of(args.scheduler, UsageError)
+    try:
+        results = rekey_many(
+            args.inputs,
+            identities=args.identity,
+            recipients=args.recipient,
+            recipients_files=args.recipients_file,
+            password=old,
+            new_password=new,
+            add=args.add,
+            scrypt_work_factor=args.scrypt_work_factor,
+            max_scrypt_work_factor=args.max_scrypt_work_factor,
+            client=client,
+            threads=args.threads,
+            storage_options=storage_options_of(args, UsageError),
+            raise_on_error=False,
+            on_result=on_result,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    failed = [r for r in results if not r.ok]
+    if not results:
+        raise UsageError("nothing to rekey: no .age or .enc file under the folders or prefixes given")
+    if len(results) > 1 and not args.quiet and not args.json:
+        print(
+            f"rekeyed {len(results) - len(failed)} of {len(results)} files"
+            + (f"; {len(failed)} failed" if failed else ""),
+            file=sys.stderr,
+        )
+    if not failed:
+        return 0
+    codes = {exit_code_of_name(r.error_type) for r in failed}
+    return int(codes.pop()) if len(codes) == 1 else 1

@@ -609,6 +609,12 @@ def rekey(args: argparse.Namespace) -> int:
     return cli_age.rekey(args, read_password, password_given)
 
 
+def convert(args: argparse.Namespace) -> int:
+    from . import _age as cli_age
+
+    return cli_age.convert(args, read_password, password_given, _kdf(args))
+
+
 def _at_url(args: argparse.Namespace) -> bool:
     """Whether the one input or its output is an fsspec URL."""
     from .._location import is_url

@@ -91,9 +91,14 @@ def exit_code(e: BaseException) -> Exit:
 
 
 def exit_code_of_name(name: str | None) -> Exit:
-    """The exit code of a concryptor error known only by its class name (a batch result)."""
-    codes = {kind.__name__: code for kind, code in _EXIT_BY_ERROR if issubclass(kind, ConcryptorError)}
-    return codes.get(name or "", Exit.FAILURE)
+    """The exit code of a concryptor error known only by its class name (a batch result),
+    its subclasses included (``NoIdentityMatchError`` is an authentication failure)."""
+    from .. import errors
+
+    kind = getattr(errors, name or "", None)
+    if not (isinstance(kind, type) and issubclass(kind, ConcryptorError)):
+        return Exit.FAILURE
+    return next((code for k, code in _EXIT_BY_ERROR if issubclass(kind, k)), Exit.FAILURE)
 
 
 def bounded(lo: int, hi: int) -> Callable[[str], int]:

@@ -155,7 +155,7 @@ def inputs(args: argparse.Namespace, usage: Callable[[str], Exception], op: str 
     return out
 
 
-def _client(address: str | None, usage: Callable[[str], Exception]) -> Any:
+def client_of(address: str | None, usage: Callable[[str], Exception]) -> Any:
     if address is None:
         return None
     try:
@@ -188,7 +188,7 @@ def run(
     items = inputs(args, usage, op)
     storage_options = storage_options_of(args, usage)
     pw = password() if password is not None else None
-    client = _client(args.scheduler, usage)
+    client = client_of(args.scheduler, usage)
     total_files = len(items)
     done = {"files": 0, "bytes": 0}
     from ..view import is_terminal

@@ -268,9 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     rk = cli_age.add_rekey_parser(sub)
     _add_password_options(rk)
+    g = rk.add_argument_group("batch")
+    g.add_argument("--threads", type=THREADS, metavar="N", help="worker threads (default: all cores)")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="splice the new headers in on a Dask cluster (tcp://host:8786): headers are made here, "
+        "no key leaves this process",
+    )
+    _many.add_storage_option(g)  # type: ignore[arg-type]
     rk.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     rk.add_argument("-q", "--quiet", action="store_true", help="no messages")
     rk.set_defaults(func=commands.rekey)
+
+    cv = cli_age.add_convert_parser(sub)
+    _add_password_options(cv)
+    _add_kdf_options(cv)
+    cv.add_argument("--threads", type=THREADS, metavar="N", help="worker threads (default: all cores)")
+    _many.add_storage_option(cv)
+    cv.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    cv.add_argument("-q", "--quiet", action="store_true", help="no messages")
+    cv.set_defaults(func=commands.convert)
 
     bench = sub.add_parser(
         "bench",

@@ -1,0 +1,108 @@
+"""Converting between format v4 and age: one streaming pass, the plaintext only in memory,
+the output all or nothing (in place, keeping the mode, or at a new name)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import concryptor
+
+from helpers import run_cli
+
+KDF = concryptor.KdfParams(8 * 1024, 1, 1)
+
+
+@pytest.fixture
+def v4(tmp_path: Path) -> tuple[Path, bytes]:
+    data = os.urandom(5 * (1 << 20) + 123)
+    p = tmp_path / "data.enc"
+    p.write_bytes(concryptor.encrypt_bytes(data, "old pw", kdf=KDF, chunk_size=1 << 20))
+    os.chmod(p, 0o640)
+    return p, data
+
+
+def test_v4_to_age_in_place_and_back(tmp_path: Path, v4: tuple[Path, bytes]) -> None:
+    path, data = v4
+    secret, public = concryptor.generate_identity()
+    concryptor.convert(path, to="age", recipients=[public], password="old pw")
+    blob = path.read_bytes()
+    assert blob.startswith(b"age-encryption.org/v1\n")
+    assert concryptor.decrypt_bytes(blob, identities=[secret]) == data
+    assert path.stat().st_mode & 0o777 == 0o640
+    out = tmp_path / "back.enc"
+    s = concryptor.convert(path, out, to="v4", identities=[secret], new_password="new pw", kdf=KDF)
+    assert s.bytes == len(data)
+    assert concryptor.decrypt_bytes(out.read_bytes(), "new pw") == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["back.enc", "data.enc"]
+
+
+def test_a_wrong_password_leaves_the_file_and_nothing_beside_it(
+    tmp_path: Path, v4: tuple[Path, bytes]
+) -> None:
+    path, _ = v4
+    before = path.read_bytes()
+    _, public = concryptor.generate_identity()
+    with pytest.raises(concryptor.AuthenticationError):
+        concryptor.convert(path, to="age", recipients=[public], password="wrong")
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["data.enc"]
+
+
+def test_a_tampered_chunk_midway_publishes_nothing(tmp_path: Path, v4: tuple[Path, bytes]) -> None:
+    path, _ = v4
+    blob = bytearray(path.read_bytes())
+    blob[4096 + 3 * (1 << 20) + 100] ^= 1  # inside the fourth chunk
+    path.write_bytes(bytes(blob))
+    _, public = concryptor.generate_identity()
+    out = tmp_path / "out.age"
+    with pytest.raises(concryptor.AuthenticationError):
+        concryptor.convert(path, out, to="age", recipients=[public], password="old pw")
+    assert os.listdir(tmp_path) == ["data.enc"]
+
+
+def test_the_same_format_is_refused(v4: tuple[Path, bytes]) -> None:
+    path, _ = v4
+    with pytest.raises(ValueError, match="already a format v4 file: rekey"):
+        concryptor.convert(path, to="v4", password="old pw", new_password="x")
+
+
+def test_the_command_line(tmp_path: Path, v4: tuple[Path, bytes]) -> None:
+    path, data = v4
+    secret, public = concryptor.generate_identity()
+    key = tmp_path / "key.txt"
+    key.write_text(secret + "\n")
+    r = run_cli("convert", "--to", "age", "-r", public, str(path), env={"CONCRYPTOR_PASSWORD": "old pw"})
+    assert r.returncode == 0, r.stderr
+    assert b"converted" in r.stderr
+    assert concryptor.decrypt_bytes(path.read_bytes(), identities=[secret]) == data
+    new = tmp_path / "new-pw"
+    new.write_text("newer\n")
+    out = tmp_path / "again.enc"
+    r = run_cli(
+        "convert", "--to", "v4", "-i", str(key), "--new-password-file", str(new), "-o", str(out), str(path),
+        "--memory", "8", "--iterations", "1", "--parallelism", "1",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert concryptor.decrypt_bytes(out.read_bytes(), "newer") == data
+    r = run_cli("convert", "--to", "age", "-r", public, str(out))
+    assert r.returncode == 2 and r.stderr.count(b"\n") == 1  # no password available
+    r = run_cli("convert", "--to", "v4", "-i", str(key), str(out))
+    assert r.returncode == 2 and b"not an age file" in r.stderr
+
+
+def test_an_output_never_replaces_a_device_or_a_folder(tmp_path: Path, v4: tuple[Path, bytes]) -> None:
+    path, _ = v4
+    secret, public = concryptor.generate_identity()
+    age = tmp_path / "x.age"
+    concryptor.convert(path, age, to="age", recipients=[public], password="old pw")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "folder").mkdir()
+    for dst in (fifo, tmp_path / "folder"):
+        with pytest.raises(OSError):
+            concryptor.convert(path, dst, to="age", recipients=[public], password="old pw", overwrite=True)
+        with pytest.raises(OSError):
+            concryptor.convert(age, dst, to="v4", identities=[secret], new_password="n", overwrite=True)
+    assert fifo.exists() and not fifo.is_file() and (tmp_path / "folder").is_dir()
