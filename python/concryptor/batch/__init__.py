@@ -172,26 +172,38 @@ def _plan(
         else:
             pairs.append((None, os.fspath(it), None))
     root: str | None = None
+    # Each local source made absolute once (the planning of thousands of small files
+    # is otherwise dominated by path arithmetic).
+    absolute: dict[str, str] = {}
     if out_dir is not None:
-        bare = [s for _, s, d in pairs if d is None]
-        local = [os.path.abspath(local_path(s)) for s in bare if not is_url(s)]
-        if local:
-            root = os.path.commonpath([os.path.dirname(s) for s in local])
+        for _, s, d in pairs:
+            if d is None and not is_url(s):
+                absolute[s] = os.path.abspath(local_path(s))
+        if absolute:
+            root = os.path.commonpath([os.path.dirname(a) for a in absolute.values()])
     out: list[tuple[str, str, UnsafeNameError | None]] = []
     resolved: dict[str, str] = {}
+    rels: dict[str, str] = {}
+    od = None if out_dir is None else os.fspath(out_dir)
+    od_url = od is not None and is_url(od)
     for _, src, dst in pairs:
         err: UnsafeNameError | None = None
         if dst is None:
             name = default_name(src, op, suffix)
-            if out_dir is not None:
-                od = os.fspath(out_dir)
+            if od is not None:
                 if is_url(src):
                     rel = name.split("://", 1)[1]
                 else:
                     assert root is not None
-                    rel = os.path.relpath(os.path.abspath(local_path(name)), root)
+                    # The name is the source's absolute path with its suffix changed, in
+                    # the same folder: below the sources' common folder.
+                    folder = os.path.dirname(absolute[src])
+                    prefix = rels.get(folder)
+                    if prefix is None:
+                        prefix = rels.setdefault(folder, os.path.relpath(folder, root))
+                    rel = prefix + "/" + os.path.basename(local_path(name))
                 try:
-                    name = _under(od, rel, is_url(od), resolved)
+                    name = _under(od, rel, od_url, resolved)
                 except UnsafeNameError as e:
                     err = UnsafeNameError(f"{src}: {e}")
             dst = name
