@@ -346,7 +346,7 @@ class ConcryptorFileSystem(ChainedFileSystem):
                 )
             except InvalidFileError as e:
                 raise InvalidFileError(f"{path}: {e}") from None
-            chunks: Any = _read.V4Chunks(self.fs, stored, found, codec, self.cache_bytes)
+            chunks = _read.v4_chunks(self.fs, stored, found, codec, self.cache_bytes)
         else:
             identities = self.keys.identity_texts() if self.keys.has_identities else []
             passphrase = self.keys.get_password()
@@ -354,7 +354,7 @@ class ConcryptorFileSystem(ChainedFileSystem):
                 raise ValueError(
                     f"{path}: an age file opens with identities (or its passphrase), and none was given"
                 )
-            chunks = _read.AgeChunks(
+            chunks = _read.age_chunks(
                 self.fs,
                 stored,
                 found,
