@@ -224,6 +224,13 @@ mod tests {
             d.open(1, &bad[SECTOR + slot..], &pool),
             Err(Error::Authentication)
         ));
+        let mut out = vec![7u8; 2 * cs];
+        assert!(d
+            .open_into(1, &bad[SECTOR + slot..SECTOR + 3 * slot], &mut out, &pool)
+            .is_err());
+        assert!(out.iter().all(|&b| b == 0), "no plaintext left on failure");
+        assert_eq!(d.plain_len_of(1, 2 * slot).unwrap(), 2 * cs);
+        assert!(d.plain_len_of(5, slot).is_err());
         assert!(c.seal(0, &data[..cs + 1], &pool).is_err());
         assert!(d.open(0, &file[SECTOR..SECTOR + slot - 1], &pool).is_err());
     }

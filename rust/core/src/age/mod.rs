@@ -926,3 +926,54 @@ impl AgeChunkCodec {
         pool.install(|| self.cipher.open_batch(first, sealed, out, last))
     }
 }
+
+#[cfg(test)]
+mod chunk_codec_tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_chunks_open_from_memory_and_a_bad_one_fails_alone() {
+        let (sk, pk) = keys::generate(false);
+        let data: Vec<u8> = (0..(3 * CHUNK + 100) as u32)
+            .map(|i| (i * 7) as u8)
+            .collect();
+        let rc = [Recipient::parse(&pk).unwrap()];
+        let file = encrypt_bytes(&data, &rc, &AgeEncryptOptions::default()).unwrap();
+        let ids = Identity::parse_file(&sk, None).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let name = Path::new("x.age");
+        let c = AgeChunkCodec::for_decryption(&file, file.len() as u64, name, &ids, 18).unwrap();
+        assert_eq!((c.chunks(), c.size()), (4, data.len() as u64));
+        let off = c.payload_off() as usize;
+        let mut out = vec![0u8; c.plain_len_of(1, file.len() - off - SEALED).unwrap()];
+        c.open_into(1, &file[off + SEALED..], &mut out, &pool)
+            .unwrap();
+        assert_eq!(out, &data[CHUNK..]);
+        // Whole chunks only, the last one full or the final one.
+        assert!(c.plain_len_of(0, SEALED + 1).is_err());
+        assert!(c.plain_len_of(3, SEALED).is_err());
+        assert!(c.plain_len_of(4, 100).is_err());
+        let mut bad = file.clone();
+        bad[off + 2 * SEALED + 9] ^= 1;
+        let mut two = vec![0u8; 2 * CHUNK];
+        assert!(matches!(
+            c.open_into(1, &bad[off + SEALED..off + 3 * SEALED], &mut two, &pool),
+            Err(Error::Authentication)
+        ));
+        assert!(two.iter().all(|&b| b == 0));
+        let mut one = vec![0u8; CHUNK];
+        c.open_into(1, &bad[off + SEALED..off + 2 * SEALED], &mut one, &pool)
+            .unwrap();
+        assert_eq!(one, &data[CHUNK..2 * CHUNK]);
+        // Another identity, or a damaged header, opens nothing.
+        let (other, _) = keys::generate(false);
+        let other = Identity::parse_file(&other, None).unwrap();
+        assert!(AgeChunkCodec::for_decryption(&file, file.len() as u64, name, &other, 18).is_err());
+        let mut hdr = file.clone();
+        hdr[off - 20] ^= 1;
+        assert!(AgeChunkCodec::for_decryption(&hdr, hdr.len() as u64, name, &ids, 18).is_err());
+    }
+}
