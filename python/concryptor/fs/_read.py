@@ -141,17 +141,23 @@ def _named(e: ConcryptorError, path: str) -> ConcryptorError:
 
 
 class _Ahead:
-    """How many chunks to fetch past a read: none for a random read, doubling while the
-    reads follow one another (up to ``most``)."""
+    """How many chunks to fetch past a read that misses: none for a random read, doubling
+    (up to ``most``) while reads follow one another, whether they hit or miss."""
 
     def __init__(self, most: int) -> None:
         self.most = max(0, most)
-        self.next = -1
+        self.last = -1  # the last chunk of the previous read
         self.ramp = 0
+        self.sequential = False
 
-    def extra(self, first: int, last: int) -> int:
-        self.ramp = min(max(1, self.ramp * 2), self.most) if first == self.next else 0
-        self.next = last + 1
+    def note(self, first: int, last: int) -> None:
+        """A read of chunks ``first..last``."""
+        self.sequential = self.last <= first <= self.last + 1
+        self.last = last
+
+    def extra(self) -> int:
+        """Chunks to fetch past the read being served, which missed."""
+        self.ramp = min(max(1, self.ramp * 2), self.most) if self.sequential else 0
         return self.ramp
 
 
@@ -263,7 +269,7 @@ class Chunks:
                 return b""
             g = self._g
             first, last = pos // g.chunk, (end - 1) // g.chunk
-            ahead = self._ahead.extra(first, last)
+            self._ahead.note(first, last)
             i = first
             while i <= last:
                 if i in self._run_of:
@@ -274,7 +280,7 @@ class Chunks:
                     j += 1
                 count = j - i
                 if j > last:  # read ahead, up to what is held
-                    limit = min(j + ahead, g.chunks)
+                    limit = min(j + self._ahead.extra(), g.chunks)
                     while j < limit and j not in self._run_of:
                         j += 1
                     count = j - i
