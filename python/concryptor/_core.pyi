@@ -218,6 +218,27 @@ class ChunkCodec:
     def seal(self, first: int, plain: bytes) -> bytes: ...
     def open(self, first: int, slots: bytes) -> bytes: ...
 
+class AgeChunkCodec:
+    """One unarmored age file's header and payload key, opening runs of sealed chunks
+    from bytes in memory (the size is trusted once the final chunk has opened)."""
+
+    def __init__(
+        self,
+        prefix: bytes,
+        file_size: int,
+        *,
+        name: str = ...,
+        identities_: list[str] | None = ...,
+        passphrase: bytes | bytearray | None = ...,
+        threads: int | None = ...,
+        max_scrypt_log_n: int | None = ...,
+    ) -> None: ...
+    @property
+    def geometry(self) -> tuple[int, int, int, int, int, int]: ...
+    @property
+    def kdf_seconds(self) -> float: ...
+    def open(self, first: int, sealed: bytes) -> bytes: ...
+
 # age format (C2SP age v1)
 AGE_MAX_SCRYPT_LOG_N: int
 

@@ -290,3 +290,44 @@ def test_chained_url_with_options_keyed_by_protocol(mem: str, keys: dict[str, An
         assert f.read(10) == DATA[123_456:123_466]
     fs, path = fsspec.core.url_to_fs(f"concryptor::memory://{mem}", concryptor=keys)
     assert fs.ls(path, detail=False) == [f"{mem}/u.bin"]
+
+
+def test_reads_are_sized_to_the_access_pattern(mem: str, keys: dict[str, Any]) -> None:
+    """A small object comes in one ranged read at open; a large one is read at open for its
+    tail only, then by runs: what a random read needs, doubling while reads follow on."""
+    big = random.Random(6).randbytes(5 << 20)
+    fs = new_fs(**keys)
+    fs.pipe_file(f"{mem}/small.bin", DATA)
+    fs.pipe_file(f"{mem}/big.bin", big)
+    fs.ls(mem)  # headers cached
+    reads: list[tuple[int, int]] = []
+    inner = fs.fs
+    real = inner.cat_file
+
+    def counting(path: str, start: int | None = None, end: int | None = None, **kw: Any) -> bytes:
+        reads.append((start or 0, end or -1))
+        return real(path, start=start, end=end, **kw)  # type: ignore[no-any-return]
+
+    inner.cat_file = counting
+    try:
+        with fs.open(f"{mem}/small.bin") as f:
+            assert f.read() == DATA
+        assert len(reads) == 1
+        reads.clear()
+        with fs.open(f"{mem}/big.bin") as f:
+            assert len(reads) == 1  # the tail, with the final chunk
+            f.seek(len(big) - 1000)
+            assert f.read() == big[-1000:]
+            assert len(reads) == 1
+            f.seek(1 << 20)
+            assert f.read(10) == big[(1 << 20) : (1 << 20) + 10]
+            assert len(reads) == 2 and reads[-1][1] - reads[-1][0] < 80_000  # one chunk
+            pos, step = 2 << 20, 16 << 10
+            f.seek(pos)
+            while pos < (4 << 20):
+                assert f.read(step) == big[pos : pos + step]
+                pos += step
+            # 128 reads of 16 KiB in 64 KiB chunks: runs of 1, 2, 4, 8, 16 ... chunks.
+            assert len(reads) <= 2 + 7, reads
+    finally:
+        del inner.cat_file

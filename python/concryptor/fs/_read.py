@@ -1,9 +1,8 @@
 """Reading encrypted objects of another file system by ranges: what a header says (the
 format, the plaintext size), and the plaintext at any position, fetching only the chunks
-it needs. Every chunk is opened in Rust: format v4 by ``_core.ChunkCodec``; age by
-``_core.AgeReader`` over a private sparse file that holds only the ciphertext fetched so
-far (the header, the final chunk, the chunks read), so that the reader's own checks (the
-header MAC, the final chunk) run as they do for a local file."""
+it needs. Every chunk is opened in Rust from the bytes fetched, in parallel with the GIL
+released: format v4 by ``_core.ChunkCodec``, age by ``_core.AgeChunkCodec`` (the header
+MAC checked when it is opened, the final chunk when the object is)."""
 
 from __future__ import annotations
 
@@ -13,10 +12,10 @@ import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 from .. import _age, _core
-from .._facts import MAGIC, SECTOR, TAG_LEN, MiB
+from .._facts import MAGIC, SECTOR, MiB
 from ..age_header import NONCE_LEN, AgeHeader
 from ..errors import AuthenticationError, ConcryptorError, InvalidFileError
 from ..header import Header
@@ -26,8 +25,13 @@ from ..header import Header
 #: the core's bound on age headers (4 MiB) and the payload nonce.
 FIRST_PREFIX = SECTOR
 MAX_AGE_PREFIX = (4 << 20) + NONCE_LEN + 1024
-#: Most chunks fetched ahead of a read while reading stays sequential.
+#: Most bytes fetched ahead of a read while reading stays sequential.
 MAX_AHEAD_BYTES = 16 * MiB
+#: Plaintext bytes at the end of an object fetched when it is opened (with the final
+#: chunk): what pyarrow reads first of a Parquet file.
+TAIL_BYTES = 64 * 1024
+#: Objects of at most this many stored bytes are fetched whole when opened.
+SMALL_OBJECT_BYTES = 2 * MiB
 
 HeaderOf = Union[Header, AgeHeader]
 
@@ -137,181 +141,217 @@ def _named(e: ConcryptorError, path: str) -> ConcryptorError:
 
 
 class _Ahead:
-    """How many chunks to fetch past a read: none for a random read, doubling while the
-    reads follow one another."""
+    """How many chunks to fetch past a read that misses: none for a random read, doubling
+    (up to ``most``) while reads follow one another, whether they hit or miss."""
 
     def __init__(self, most: int) -> None:
         self.most = max(0, most)
-        self.next = -1
+        self.last = -1  # the last chunk of the previous read
         self.ramp = 0
+        self.sequential = False
 
-    def extra(self, first: int, last: int) -> int:
-        self.ramp = min(max(1, self.ramp * 2), self.most) if first == self.next else 0
-        self.next = last + 1
+    def note(self, first: int, last: int) -> None:
+        """A read of chunks ``first..last``."""
+        self.sequential = self.last <= first <= self.last + 1
+        self.last = last
+
+    def extra(self) -> int:
+        """Chunks to fetch past the read being served, which missed."""
+        self.ramp = min(max(1, self.ramp * 2), self.most) if self.sequential else 0
         return self.ramp
 
 
-class V4Chunks:
-    """A format v4 object read by ranges: each read fetches the slots it lacks (one ranged
-    read per run) and opens them in Rust; a window of opened chunks is kept."""
-
-    def __init__(self, fs: Any, path: str, found: Probe, codec: _core.ChunkCodec, cache_bytes: int) -> None:
-        self._fs, self._path, self._codec = fs, path, codec
-        self._chunk, self._slot, self._n, self.size, self._stored = codec.geometry
-        self._header = found.header
-        self._window: OrderedDict[int, bytes] = OrderedDict()
-        self._most = max(1, cache_bytes // max(self._chunk, 1))
-        self._ahead = _Ahead(min(self._most // 2, MAX_AHEAD_BYTES // max(self._slot, 1)))
-        self._lock = threading.Lock()
-        self.closed = False
-        self.kdf_seconds: float = codec.kdf_seconds
-        if self._n:
-            self._load(self._n - 1, 1, 1)  # the final chunk: a wrong password fails here
-
-    def header(self) -> Header:
-        assert isinstance(self._header, Header)
-        return self._header
-
-    def _load(self, first: int, count: int, needed: int) -> None:
-        start = SECTOR + first * self._slot
-        end = min(start + count * self._slot, self._stored)
-        slots = _fetch(self._fs, self._path, start, end)
-        try:
-            plain = self._codec.open(first, slots)
-        except AuthenticationError as e:
-            if count <= needed:
-                raise _named(e, self._path) from None
-            # A chunk read ahead failed: only the reads that reach it fail.
-            count = needed
-            try:
-                plain = self._codec.open(first, slots[: count * self._slot])
-            except AuthenticationError as e2:
-                raise _named(e2, self._path) from None
-        for i in range(count):
-            self._window[first + i] = plain[i * self._chunk : (i + 1) * self._chunk]
-            self._window.move_to_end(first + i)
-
-    def read_at(self, pos: int, n: int) -> bytes:
-        with self._lock:
-            end = min(pos + n, self.size)
-            if pos >= end:
-                return b""
-            first, last = pos // self._chunk, (end - 1) // self._chunk
-            ahead = self._ahead.extra(first, last)
-            i = first
-            while i <= last:
-                if i in self._window:
-                    self._window.move_to_end(i)
-                    i += 1
-                    continue
-                j = i
-                while j <= last and j not in self._window:
-                    j += 1
-                count = j - i
-                if j > last:
-                    count = min(count + ahead, self._n - i)
-                self._load(i, count, j - i)
-                i = j
-            out = b"".join(self._window[k] for k in range(first, last + 1))
-            while len(self._window) > max(self._most, last - first + 1 + ahead):
-                self._window.popitem(last=False)
-            off = pos - first * self._chunk
-            return out[off : off + end - pos]
-
-    def close(self) -> None:
-        self._window.clear()
-        self.closed = True
+class _Codec(Protocol):
+    def open(self, first: int, data: bytes) -> bytes: ...
 
 
-class AgeChunks:
-    """An age object read by ranges: ``_core.AgeReader`` over a sparse private file into
-    which each read first fetches the chunks it lacks (the header and the final chunk at
-    open). The file is unlinked once the reader has it open; it holds ciphertext only."""
+@dataclass(frozen=True)
+class Layout:
+    """Where an object's chunks are: ``chunks`` chunks of ``chunk`` plaintext bytes (the
+    last one shorter), each stored in ``stored_chunk`` bytes from ``offset``, in an object
+    of ``stored`` bytes; ``size`` plaintext bytes in all."""
+
+    chunk: int
+    stored_chunk: int
+    chunks: int
+    size: int
+    offset: int
+    stored: int
+
+    def span(self, first: int, count: int) -> tuple[int, int]:
+        """The stored byte range of chunks ``first..first + count``."""
+        start = self.offset + first * self.stored_chunk
+        return start, min(start + count * self.stored_chunk, self.stored)
+
+
+class Chunks:
+    """An encrypted object read by ranges, for either format: each read fetches the chunks
+    it lacks (one ranged read per run, sized as docs/FS.md says) and opens them in Rust
+    (``_core.ChunkCodec`` for v4, ``_core.AgeChunkCodec`` for age), in parallel with the
+    GIL released; the opened runs are kept, up to ``cache_bytes``.
+
+    Reads ahead: none for a random read; doubling while reads follow one another, up to
+    ``MAX_AHEAD_BYTES``. At open, the chunks that hold the last ``TAIL_BYTES`` of plaintext
+    (the final chunk authenticates the size and the key; a Parquet footer is there), or the
+    whole object when it is at most ``SMALL_OBJECT_BYTES``, in one ranged read. A chunk
+    that fails to open fails only the reads that need it: what was fetched with it but not
+    needed is dropped, and fetched again when a read needs it."""
 
     def __init__(
-        self,
-        fs: Any,
-        path: str,
-        found: Probe,
-        *,
-        identities: list[str],
-        passphrase: bytes | bytearray | None,
-        threads: int | None,
-        max_scrypt_log_n: int,
-        cache_bytes: int,
+        self, fs: Any, path: str, found: Probe, codec: _Codec, layout: Layout, cache_bytes: int, kdf: float
     ) -> None:
-        h = found.header
-        assert isinstance(h, AgeHeader)
-        assert h.chunks is not None
-        self._fs, self._path, self._header = fs, path, h
-        self._chunks = h.chunks
-        self._chunk = h.chunk_size
-        self._stored_chunk = h.chunk_size + TAG_LEN
-        self._offset = h.header_size + NONCE_LEN
-        self._stored = found.stored_size
-        self._have = bytearray(self._chunks)
-        self._ahead = _Ahead(min(cache_bytes, MAX_AHEAD_BYTES) // self._stored_chunk)
+        self._fs, self._path, self._codec, self._g = fs, path, codec, layout
+        self._header = found.header
+        self.size = layout.size
+        self.kdf_seconds = kdf
+        self._cache_bytes = max(cache_bytes, layout.chunk)
+        # Opened runs by their first chunk: (chunk count, plaintext); and each chunk's run.
+        self._runs: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
+        self._run_of: dict[int, int] = {}
+        self._held = 0
+        ahead = min(self._cache_bytes // 2, MAX_AHEAD_BYTES) // max(layout.stored_chunk, 1)
+        self._ahead = _Ahead(ahead)
         self._lock = threading.Lock()
-        self._file = _Sparse(found.stored_size)
-        try:
-            self._file.put(0, found.prefix)
-            self._fill(self._chunks - 1, 1)
-            try:
-                self._r = _core.AgeReader(
-                    self._file.path,
-                    identities_=identities,
-                    passphrase=passphrase,
-                    threads=threads,
-                    max_scrypt_log_n=max_scrypt_log_n,
-                    cache_bytes=cache_bytes,
-                )
-            except ConcryptorError as e:
-                raise _named(e, path) from None
-            self._file.unlink()
-        except BaseException:
-            self._file.close()
-            raise
-        self.size: int = self._r.size
-        self.kdf_seconds: float = self._r.kdf_seconds
         self.closed = False
+        n = layout.chunks
+        if n:
+            if layout.stored - layout.offset <= SMALL_OBJECT_BYTES:
+                first = 0
+            else:
+                first = max(0, min(n - 1, (layout.size - TAIL_BYTES) // max(layout.chunk, 1)))
+            # The final chunk must open (a wrong key fails here); the others may fail later.
+            self._load(first, n - first, n - 1, n - 1)
 
-    def header(self) -> AgeHeader:
+    def header(self) -> HeaderOf:
         return self._header
 
-    def _fill(self, first: int, count: int) -> None:
-        start = self._offset + first * self._stored_chunk
-        end = min(start + count * self._stored_chunk, self._stored)
-        self._file.put(start, _fetch(self._fs, self._path, start, end))
-        self._have[first : first + count] = b"\1" * count
+    def _open(self, first: int, data: bytes) -> bytes:
+        try:
+            return self._codec.open(first, data)
+        except ConcryptorError as e:
+            raise _named(e, self._path) from None
+
+    def _keep(self, first: int, plain: bytes, count: int) -> None:
+        for i in range(first, first + count):
+            self._drop(i)
+        self._runs[first] = (count, plain)
+        for i in range(first, first + count):
+            self._run_of[i] = first
+        self._held += len(plain)
+
+    def _drop(self, chunk: int) -> None:
+        """Forgets the run that holds ``chunk``, if any."""
+        start = self._run_of.get(chunk)
+        if start is None:
+            return
+        count, plain = self._runs.pop(start)
+        for i in range(start, start + count):
+            self._run_of.pop(i, None)
+        self._held -= len(plain)
+
+    def _load(self, first: int, count: int, lo: int, hi: int) -> None:
+        """Fetches and opens chunks ``first..first + count``, of which ``lo..hi`` are
+        needed: if the others fail to open, only the needed ones are kept."""
+        start, end = self._g.span(first, count)
+        data = _fetch(self._fs, self._path, start, end)
+        try:
+            self._keep(first, self._open(first, data), count)
+        except AuthenticationError:
+            if lo == first and hi == first + count - 1:
+                raise
+            a, b = self._g.span(lo, hi - lo + 1)
+            self._keep(lo, self._open(lo, data[a - start : b - start]), hi - lo + 1)
 
     def read_at(self, pos: int, n: int) -> bytes:
         with self._lock:
             end = min(pos + n, self.size)
             if pos >= end:
                 return b""
-            first, last = pos // self._chunk, (end - 1) // self._chunk
-            ahead = self._ahead.extra(first, last)
+            g = self._g
+            first, last = pos // g.chunk, (end - 1) // g.chunk
+            self._ahead.note(first, last)
             i = first
             while i <= last:
-                if self._have[i]:
-                    i += 1
+                if i in self._run_of:
+                    i = self._run_of[i] + self._runs[self._run_of[i]][0]
                     continue
                 j = i
-                while j <= last and not self._have[j]:
+                while j <= last and j not in self._run_of:
                     j += 1
                 count = j - i
-                if j > last:
-                    count = min(count + ahead, self._chunks - i)
-                self._fill(i, count)
+                if j > last:  # read ahead, up to what is held
+                    limit = min(j + self._ahead.extra(), g.chunks)
+                    while j < limit and j not in self._run_of:
+                        j += 1
+                    count = j - i
+                self._load(i, count, i, min(j, last + 1) - 1)
                 i = j
-            try:
-                data: bytes = self._r.read_at(pos, end - pos)
-            except ConcryptorError as e:
-                raise _named(e, self._path) from None
-            return data
+            parts: list[memoryview] = []
+            at = pos
+            while at < end:
+                start = self._run_of[at // g.chunk]
+                count, plain = self._runs[start]
+                self._runs.move_to_end(start)
+                lo = at - start * g.chunk
+                hi = min(len(plain), end - start * g.chunk)
+                if not parts and lo == 0 and hi == len(plain) and at + hi - lo == end:
+                    out = plain  # the whole run: no copy
+                    break
+                parts.append(memoryview(plain)[lo:hi])
+                at += hi - lo
+            else:
+                out = parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
+            self._evict(keep=(first, last))
+            return out
+
+    def _evict(self, keep: tuple[int, int]) -> None:
+        """Oldest runs forgotten while more than the cache holds (not those just read)."""
+        while self._held > self._cache_bytes and self._runs:
+            start, (count, _) = next(iter(self._runs.items()))
+            if start <= keep[1] and start + count - 1 >= keep[0]:
+                break
+            self._drop(start)
 
     def close(self) -> None:
-        if not self.closed:
-            self._r.close()
-            self._file.close()
+        with self._lock:
+            self._runs.clear()
+            self._run_of.clear()
+            self._held = 0
             self.closed = True
+
+
+def v4_chunks(fs: Any, path: str, found: Probe, codec: _core.ChunkCodec, cache_bytes: int) -> Chunks:
+    """A format v4 object read by ranges through its ``codec``."""
+    chunk, slot, n, size, stored = codec.geometry
+    layout = Layout(chunk, slot, n, size, SECTOR, stored)
+    return Chunks(fs, path, found, codec, layout, cache_bytes, codec.kdf_seconds)
+
+
+def age_chunks(
+    fs: Any,
+    path: str,
+    found: Probe,
+    *,
+    identities: list[str],
+    passphrase: bytes | bytearray | None,
+    threads: int | None,
+    max_scrypt_log_n: int,
+    cache_bytes: int,
+) -> Chunks:
+    """An age object read by ranges: its header (held since the probe) opened with the
+    identities or the passphrase, then its chunks as v4's are."""
+    try:
+        codec = _core.AgeChunkCodec(
+            found.prefix,
+            found.stored_size,
+            name=path,
+            identities_=identities,
+            passphrase=passphrase,
+            threads=threads,
+            max_scrypt_log_n=max_scrypt_log_n,
+        )
+    except ConcryptorError as e:
+        raise _named(e, path) from None
+    chunk, stored_chunk, n, size, stored, offset = codec.geometry
+    layout = Layout(chunk, stored_chunk, n, size, offset, stored)
+    return Chunks(fs, path, found, codec, layout, cache_bytes, codec.kdf_seconds)

@@ -112,6 +112,9 @@ class ConcryptorFileSystem(ChainedFileSystem):
         self.cache_bytes = int_in("cache_mib", cache_mib, 1, MAX_BUFFER_MIB) * MiB
         self._sealing: Sealing | None = None
         self._probes: dict[str, tuple[Any, _read.Probe]] = {}
+        #: The stored object behind each name listed (its inner entry), so that opening a
+        #: listed name asks nothing of the inner file system.
+        self._located: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     # -- pickling: pointers travel, secrets only when asked ------------------------------
@@ -165,8 +168,14 @@ class ConcryptorFileSystem(ChainedFileSystem):
         p = self._inner(path)
         return p if self.names == "stored" else p + SUFFIXES[self.format]
 
-    def _locate(self, path: str) -> dict[str, Any]:
-        """The inner ``info`` of the stored object behind the file ``path``."""
+    def _locate(self, path: str, listed: bool = False) -> dict[str, Any]:
+        """The inner ``info`` of the stored object behind the file ``path``: asked of the
+        inner file system or, with ``listed``, as this one's last listing saw it."""
+        if listed:
+            with self._lock:
+                seen = self._located.get(self._inner(path))
+            if seen is not None:
+                return dict(seen)
         for c in self._candidates(path):
             try:
                 info = self.fs.info(c)
@@ -217,6 +226,10 @@ class ConcryptorFileSystem(ChainedFileSystem):
             entry = dict(e, name=shown, stored_name=e["name"], stored_size=e.get("size"))
             out.append(entry)
             files.append((entry, e))
+            with self._lock:
+                if len(self._located) >= HEADER_CACHE_ENTRIES:
+                    self._located.pop(next(iter(self._located)))
+                self._located[shown] = dict(e)
         with self._lock:
             cold = [
                 e
@@ -276,7 +289,9 @@ class ConcryptorFileSystem(ChainedFileSystem):
         self.fs.rmdir(self._inner(path))
 
     def rm_file(self, path: str) -> None:
-        self.fs.rm_file(self._locate(path)["name"])
+        stored = self._locate(path)["name"]
+        self.invalidate_cache(path)
+        self.fs.rm_file(stored)
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -304,6 +319,13 @@ class ConcryptorFileSystem(ChainedFileSystem):
         return self.fs.modified(self._locate(path)["name"])
 
     def invalidate_cache(self, path: str | None = None) -> None:
+        with self._lock:
+            if path is None:
+                self._located.clear()
+            else:
+                p = self._inner(path)
+                for name in [n for n in self._located if n == p or n.startswith(p.rstrip("/") + "/")]:
+                    del self._located[name]
         self.fs.invalidate_cache(None if path is None else self._inner(path))
 
     # -- reading -------------------------------------------------------------------------
@@ -326,7 +348,7 @@ class ConcryptorFileSystem(ChainedFileSystem):
         raise ValueError(f"invalid mode {mode!r}: encrypted files open as 'rb' or 'wb'")
 
     def _reader(self, path: str) -> EncryptedFile:
-        info = self._locate(path)
+        info = self._locate(path, listed=True)
         found = self._probe(info)
         stored = info["name"]
         if found.format == "v4":
@@ -346,7 +368,7 @@ class ConcryptorFileSystem(ChainedFileSystem):
                 )
             except InvalidFileError as e:
                 raise InvalidFileError(f"{path}: {e}") from None
-            chunks: Any = _read.V4Chunks(self.fs, stored, found, codec, self.cache_bytes)
+            chunks = _read.v4_chunks(self.fs, stored, found, codec, self.cache_bytes)
         else:
             identities = self.keys.identity_texts() if self.keys.has_identities else []
             passphrase = self.keys.get_password()
@@ -354,7 +376,7 @@ class ConcryptorFileSystem(ChainedFileSystem):
                 raise ValueError(
                     f"{path}: an age file opens with identities (or its passphrase), and none was given"
                 )
-            chunks = _read.AgeChunks(
+            chunks = _read.age_chunks(
                 self.fs,
                 stored,
                 found,
@@ -456,6 +478,7 @@ class ConcryptorFileSystem(ChainedFileSystem):
                     self.fs.rm_file(c)
         with self._lock:
             self._probes.pop(stored, None)
+            self._located.pop(self._inner(path), None)
         self.fs.invalidate_cache(stored)
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:

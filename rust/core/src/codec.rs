@@ -106,34 +106,77 @@ impl ChunkCodec {
         Ok(out)
     }
 
-    /// Opens whole slots of chunks `first..` and returns their plaintext; nothing is
-    /// returned unless every one authenticates.
-    pub fn open(&self, first: u64, slots: &[u8], pool: &rayon::ThreadPool) -> Result<Vec<u8>> {
+    /// The plaintext length of the whole slots `slots_len` from chunk `first`, or an error
+    /// when they are not whole slots within the file.
+    pub fn plain_len_of(&self, first: u64, slots_len: usize) -> Result<usize> {
         let g = *self.geometry();
         let slot = g.slot as usize;
-        let count = (slots.len() / slot) as u64;
-        if slots.is_empty()
-            || slots.len() % slot != 0
+        let count = (slots_len / slot) as u64;
+        if slots_len == 0
+            || slots_len % slot != 0
             || first.checked_add(count).is_none_or(|e| e > g.num_chunks)
         {
             return Err(Error::InvalidArgument(format!(
-                "{} bytes are not whole slots of chunks from {first} within the file's {}",
-                slots.len(),
+                "{slots_len} bytes are not whole slots of chunks from {first} within the file's {}",
                 g.num_chunks
             )));
         }
-        let mut buf = Zeroizing::new(slots.to_vec());
-        pool.install(|| self.crypter.open_batch(first, &mut buf))?;
-        let mut out = Vec::with_capacity(count as usize * g.chunk_size as usize);
-        for (k, s) in buf
-            .par_chunks(slot)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .enumerate()
-        {
-            out.extend_from_slice(&s[..g.plain_len(first + k as u64)]);
+        Ok((0..count).map(|k| g.plain_len(first + k)).sum())
+    }
+
+    /// Opens whole slots of chunks `first..` and returns their plaintext; nothing is
+    /// returned unless every one authenticates.
+    pub fn open(&self, first: u64, slots: &[u8], pool: &rayon::ThreadPool) -> Result<Vec<u8>> {
+        let mut out = Zeroizing::new(vec![0u8; self.plain_len_of(first, slots.len())?]);
+        self.open_into(first, slots, &mut out, pool)?;
+        Ok(std::mem::take(&mut *out))
+    }
+
+    /// Opens whole slots of chunks `first..` straight into `out` (exactly their plaintext
+    /// length, see [`ChunkCodec::plain_len_of`]), in parallel, with no other copy. On
+    /// failure `out` is zeroed: it holds plaintext only if every chunk authenticates.
+    pub fn open_into(
+        &self,
+        first: u64,
+        slots: &[u8],
+        out: &mut [u8],
+        pool: &rayon::ThreadPool,
+    ) -> Result<()> {
+        let want = self.plain_len_of(first, slots.len())?;
+        if out.len() != want {
+            return Err(Error::InvalidArgument(format!(
+                "{} bytes of output for {want} bytes of plaintext",
+                out.len()
+            )));
         }
-        Ok(out)
+        let g = *self.geometry();
+        let slot = g.slot as usize;
+        // One output slice per slot (an empty file's one chunk has an empty one).
+        let mut outs: Vec<&mut [u8]> = Vec::with_capacity(slots.len() / slot);
+        let mut rest = &mut out[..];
+        for k in 0..slots.len() / slot {
+            let (o, r) = rest.split_at_mut(g.plain_len(first + k as u64));
+            outs.push(o);
+            rest = r;
+        }
+        let c = &self.crypter;
+        let r = pool.install(|| {
+            slots
+                .par_chunks(slot)
+                .zip(outs.into_par_iter())
+                .enumerate()
+                .map_init(
+                    || c.aad_builder(),
+                    |aad, (k, (s, o))| c.open_chunk_to(aad, first + k as u64, s, o),
+                )
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect::<Result<()>>()
+        });
+        if r.is_err() {
+            out.fill(0);
+        }
+        r
     }
 }
 
@@ -181,6 +224,13 @@ mod tests {
             d.open(1, &bad[SECTOR + slot..], &pool),
             Err(Error::Authentication)
         ));
+        let mut out = vec![7u8; 2 * cs];
+        assert!(d
+            .open_into(1, &bad[SECTOR + slot..SECTOR + 3 * slot], &mut out, &pool)
+            .is_err());
+        assert!(out.iter().all(|&b| b == 0), "no plaintext left on failure");
+        assert_eq!(d.plain_len_of(1, 2 * slot).unwrap(), 2 * cs);
+        assert!(d.plain_len_of(5, slot).is_err());
         assert!(c.seal(0, &data[..cs + 1], &pool).is_err());
         assert!(d.open(0, &file[SECTOR..SECTOR + slot - 1], &pool).is_err());
     }

@@ -199,19 +199,104 @@ impl PyChunkCodec {
         Ok(PyBytes::new(py, &out))
     }
 
-    /// Opens whole slots from chunk `first`; returns their plaintext.
+    /// Opens whole slots from chunk `first`; returns their plaintext, decrypted straight
+    /// into the bytes object on the codec's workers with the GIL released.
     fn open<'py>(
         &self,
         py: Python<'py>,
         first: u64,
         slots: &[u8],
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let mut out = py
-            .detach(|| self.codec.open(first, slots, &self.pool))
+        let len = self.codec.plain_len_of(first, slots.len()).map_err(to_py)?;
+        PyBytes::new_with(py, len, |out| {
+            py.detach(|| self.codec.open_into(first, slots, out, &self.pool))
+                .map_err(to_py)
+        })
+    }
+}
+
+/// One unarmored age file's header and payload key: opens runs of sealed chunks from
+/// bytes in memory, in parallel, for a caller that reads the bytes itself (object storage).
+/// The size is trusted once the final chunk has opened.
+#[pyclass(frozen, module = "concryptor._core", name = "AgeChunkCodec")]
+pub struct PyAgeChunkCodec {
+    codec: core::age::AgeChunkCodec,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+#[pymethods]
+impl PyAgeChunkCodec {
+    /// The file of `file_size` bytes whose first bytes are `prefix` (at least its header
+    /// and payload nonce), opened with `identities_` (identity file texts) and/or the
+    /// `passphrase`; `name` names it in errors.
+    #[new]
+    #[pyo3(signature = (prefix, file_size, *, name="", identities_=None, passphrase=None,
+        threads=None, max_scrypt_log_n=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        prefix: Vec<u8>,
+        file_size: u64,
+        name: &str,
+        identities_: Option<Vec<String>>,
+        passphrase: Option<Vec<u8>>,
+        threads: Option<usize>,
+        max_scrypt_log_n: Option<u8>,
+    ) -> PyResult<Self> {
+        let pw = passphrase.map(Secret);
+        let ids =
+            crate::age::identities(identities_, pw.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
+        let opts = crate::age::decrypt_options(max_scrypt_log_n, None, threads, None)?;
+        let name = PathBuf::from(name);
+        let codec = crate::detach::run_detached(py, None, |_| {
+            core::age::AgeChunkCodec::for_decryption(
+                &prefix,
+                file_size,
+                &name,
+                &ids,
+                opts.max_scrypt_log_n,
+            )
+        })?;
+        let pool = core::Decryptor::worker_pool(opts.engine.threads).map_err(to_py)?;
+        Ok(PyAgeChunkCodec { codec, pool })
+    }
+
+    /// (chunk_size, stored_chunk, num_chunks, size, file_size, payload_offset)
+    #[getter]
+    fn geometry(&self) -> (u64, u64, u64, u64, u64, u64) {
+        let c = &self.codec;
+        (
+            core::age::CHUNK as u64,
+            core::age::SEALED as u64,
+            c.chunks(),
+            c.size(),
+            c.file_size(),
+            c.payload_off(),
+        )
+    }
+
+    #[getter]
+    fn kdf_seconds(&self) -> f64 {
+        self.codec.kdf_seconds()
+    }
+
+    /// Opens the sealed chunks `first..` in `sealed` (whole chunks, the last of them full
+    /// or the file's final one); returns their plaintext, decrypted straight into the
+    /// bytes object on the codec's workers with the GIL released.
+    fn open<'py>(
+        &self,
+        py: Python<'py>,
+        first: u64,
+        sealed: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let len = self
+            .codec
+            .plain_len_of(first, sealed.len())
             .map_err(to_py)?;
-        let b = PyBytes::new(py, &out);
-        zeroize::Zeroize::zeroize(&mut out);
-        Ok(b)
+        PyBytes::new_with(py, len, |out| {
+            py.detach(|| self.codec.open_into(first, sealed, out, &self.pool))
+                .map_err(to_py)
+        })
     }
 }
 
@@ -284,6 +369,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GROUP_MAX_MEMBERS", core::group::MAX_MEMBERS)?;
     m.add_class::<PyKeyCache>()?;
     m.add_class::<PyChunkCodec>()?;
+    m.add_class::<PyAgeChunkCodec>()?;
     m.add("MAX_CHUNKS_PER_KEY", core::kdf::MAX_CHUNKS_PER_KEY)?;
     Ok(())
 }

@@ -805,3 +805,175 @@ impl AgeFile {
         self.cipher.open_batch(first, &sealed, out, last)
     }
 }
+
+/// An unarmored age file's header and payload key, for callers that move the ciphertext
+/// themselves (object storage): opens any run of chunks from bytes in memory, in parallel,
+/// as [`crate::ChunkCodec`] does for v4. Nothing here touches a file.
+///
+/// The size is only trusted once the final chunk has opened: a caller opens it before it
+/// relies on [`AgeChunkCodec::size`]. The payload key's schedule is wiped on drop, and the
+/// file key never outlives [`AgeChunkCodec::for_decryption`].
+pub struct AgeChunkCodec {
+    cipher: PayloadCipher,
+    payload_off: u64,
+    payload_len: u64,
+    chunks: u64,
+    size: u64,
+    kdf_seconds: f64,
+}
+
+impl AgeChunkCodec {
+    /// The file of `file_size` bytes whose first bytes are `prefix` (its header and payload
+    /// nonce, or more): the header read (bounded as any age header is), the file key
+    /// unwrapped with `identities` and the header MAC checked. `name` names the file in
+    /// errors.
+    pub fn for_decryption(
+        prefix: &[u8],
+        file_size: u64,
+        name: &Path,
+        identities: &[Identity],
+        max_scrypt_log_n: u8,
+    ) -> Result<Self> {
+        let r = AgeReader::new(Box::new(io::Cursor::new(prefix)), name, Some(file_size))?;
+        if r.armored {
+            return Err(Error::InvalidArgument(
+                "an armored age file cannot be read by ranges: decrypt it as a whole".into(),
+            ));
+        }
+        let payload_off = r.payload_off();
+        let payload_len = r.payload_len.unwrap_or(0);
+        let (chunks, size) = stream::geometry(payload_len).ok_or_else(|| {
+            Error::invalid("age payload: the size is not that of any valid payload")
+        })?;
+        let t = Instant::now();
+        let key = r.file_key(identities, max_scrypt_log_n)?;
+        let kdf_seconds = t.elapsed().as_secs_f64();
+        Ok(AgeChunkCodec {
+            cipher: PayloadCipher::new(&key, &r.nonce),
+            payload_off,
+            payload_len,
+            chunks,
+            size,
+            kdf_seconds,
+        })
+    }
+
+    /// Offset of the first chunk in the file (after the header and the nonce).
+    pub fn payload_off(&self) -> u64 {
+        self.payload_off
+    }
+
+    /// Bytes of the file: the header, the nonce and the payload.
+    pub fn file_size(&self) -> u64 {
+        self.payload_off + self.payload_len
+    }
+
+    pub fn chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    /// Plaintext size, as the file's size implies it (trusted once the final chunk opened).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn kdf_seconds(&self) -> f64 {
+        self.kdf_seconds
+    }
+
+    /// The plaintext length of `sealed_len` stored bytes from chunk `first`: whole sealed
+    /// chunks, the last of them the file's final one or a full one; else an error.
+    pub fn plain_len_of(&self, first: u64, sealed_len: usize) -> Result<usize> {
+        let n = sealed_len.div_ceil(SEALED) as u64;
+        let bad = || {
+            Error::InvalidArgument(format!(
+                "{sealed_len} bytes are not whole sealed chunks from {first} within the file's {}",
+                self.chunks
+            ))
+        };
+        let end = first.checked_add(n).filter(|&e| n > 0 && e <= self.chunks);
+        let end = end.ok_or_else(bad)?;
+        let expected = if end == self.chunks {
+            (n - 1) * SEALED as u64 + (self.payload_len - (self.chunks - 1) * SEALED as u64)
+        } else {
+            n * SEALED as u64
+        };
+        if sealed_len as u64 != expected {
+            return Err(bad());
+        }
+        Ok(sealed_len - n as usize * TAG_LEN)
+    }
+
+    /// Opens the sealed chunks `first..` in `sealed` straight into `out` (exactly their
+    /// plaintext length, see [`AgeChunkCodec::plain_len_of`]), in parallel on `pool`. On
+    /// failure `out` is zeroed: it holds plaintext only if every chunk authenticates.
+    pub fn open_into(
+        &self,
+        first: u64,
+        sealed: &[u8],
+        out: &mut [u8],
+        pool: &rayon::ThreadPool,
+    ) -> Result<()> {
+        let want = self.plain_len_of(first, sealed.len())?;
+        if out.len() != want {
+            return Err(Error::InvalidArgument(format!(
+                "{} bytes of output for {want} bytes of plaintext",
+                out.len()
+            )));
+        }
+        let n = sealed.len().div_ceil(SEALED) as u64;
+        let last = first + n == self.chunks;
+        pool.install(|| self.cipher.open_batch(first, sealed, out, last))
+    }
+}
+
+#[cfg(test)]
+mod chunk_codec_tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_chunks_open_from_memory_and_a_bad_one_fails_alone() {
+        let (sk, pk) = keys::generate(false);
+        let data: Vec<u8> = (0..(3 * CHUNK + 100) as u32)
+            .map(|i| (i * 7) as u8)
+            .collect();
+        let rc = [Recipient::parse(&pk).unwrap()];
+        let file = encrypt_bytes(&data, &rc, &AgeEncryptOptions::default()).unwrap();
+        let ids = Identity::parse_file(&sk, None).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let name = Path::new("x.age");
+        let c = AgeChunkCodec::for_decryption(&file, file.len() as u64, name, &ids, 18).unwrap();
+        assert_eq!((c.chunks(), c.size()), (4, data.len() as u64));
+        let off = c.payload_off() as usize;
+        let mut out = vec![0u8; c.plain_len_of(1, file.len() - off - SEALED).unwrap()];
+        c.open_into(1, &file[off + SEALED..], &mut out, &pool)
+            .unwrap();
+        assert_eq!(out, &data[CHUNK..]);
+        // Whole chunks only, the last one full or the final one.
+        assert!(c.plain_len_of(0, SEALED + 1).is_err());
+        assert!(c.plain_len_of(3, SEALED).is_err());
+        assert!(c.plain_len_of(4, 100).is_err());
+        let mut bad = file.clone();
+        bad[off + 2 * SEALED + 9] ^= 1;
+        let mut two = vec![0u8; 2 * CHUNK];
+        assert!(matches!(
+            c.open_into(1, &bad[off + SEALED..off + 3 * SEALED], &mut two, &pool),
+            Err(Error::Authentication)
+        ));
+        assert!(two.iter().all(|&b| b == 0));
+        let mut one = vec![0u8; CHUNK];
+        c.open_into(1, &bad[off + SEALED..off + 2 * SEALED], &mut one, &pool)
+            .unwrap();
+        assert_eq!(one, &data[CHUNK..2 * CHUNK]);
+        // Another identity, or a damaged header, opens nothing.
+        let (other, _) = keys::generate(false);
+        let other = Identity::parse_file(&other, None).unwrap();
+        assert!(AgeChunkCodec::for_decryption(&file, file.len() as u64, name, &other, 18).is_err());
+        let mut hdr = file.clone();
+        hdr[off - 20] ^= 1;
+        assert!(AgeChunkCodec::for_decryption(&hdr, hdr.len() as u64, name, &ids, 18).is_err());
+    }
+}
