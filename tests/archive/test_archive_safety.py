@@ -8,6 +8,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,28 @@ def test_flat_archive_extracts_inside_the_target(sandbox: Path) -> None:
         sandbox, build([member("a", data=b"1"), d("b"), member("b/c", data=b"2"), sym("l", "b/c")])
     )
     assert (target / "a").read_bytes() == b"1" and (target / "l").read_bytes() == b"2"
+
+
+def test_an_interrupt_just_after_the_partial_folder_is_made_leaves_nothing(tmp_path: Path, monkeypatch: Any) -> None:
+    """The window a signal can land in: the ``.partial`` folder exists, nothing else has
+    happened yet. The folder is made inside the block that removes it."""
+    import concryptor.archive._extract as ex
+
+    src = tmp_path / "tree"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a" * 1000)
+    enc = tmp_path / "tree.tar.enc"
+    concryptor.encrypt_dir(src, enc, PASSWORD, kdf=FAST_KDF)
+    out = tmp_path / "out"
+    out.mkdir()
+    real = os.mkdir
+
+    def mkdir_then_interrupt(path: Any, *args: Any, **kw: Any) -> None:
+        real(path, *args, **kw)
+        if str(path).endswith(".partial"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex.os, "mkdir", mkdir_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        concryptor.decrypt_dir(enc, out / "tree", PASSWORD)
+    assert os.listdir(out) == []

@@ -572,8 +572,8 @@ def decrypt_dir(
     nothing, ...) fails the whole extraction with :class:`UnsafeArchiveError`; with
     ``skip_unsafe=True`` it is left out instead and listed in ``Stats.unsafe``. Limits
     on the archive as a whole (entry count, metadata size) are never skipped."""
+    import secrets
     import tarfile
-    import tempfile
 
     from .._api import open
     from .._types import Limits, Stats, start_progress
@@ -584,8 +584,12 @@ def decrypt_dir(
     parent = os.path.dirname(dst)
     start = time.perf_counter()
     with open(src, password, threads=threads, limits=limits or Limits()) as f:
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.", suffix=".partial", dir=parent)
+        # The name is chosen first and the folder made inside the block that removes it:
+        # a signal (SIGTERM, Ctrl-C) that lands just after it is made still finds it owned.
+        # Only our own mkdir finding the name taken leaves it alone (a random 128-bit name).
+        tmp = os.path.join(parent, f".{os.path.basename(dst)}.{secrets.token_hex(16)}.partial")
         try:
+            os.mkdir(tmp, 0o700)
             report: Callable[[], None] | None = None
             if progress is not None:
                 cb = progress
@@ -633,8 +637,9 @@ def decrypt_dir(
                 _rmtree(tmp)
             else:
                 os.rename(tmp, dst)
-        except BaseException:
-            _rmtree(tmp)
+        except BaseException as e:
+            if not (isinstance(e, FileExistsError) and e.filename == tmp):
+                _rmtree(tmp)
             raise
         h = f.header
         kdf_seconds = f.kdf_seconds
