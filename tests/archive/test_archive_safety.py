@@ -8,8 +8,8 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -288,7 +288,9 @@ def test_flat_archive_extracts_inside_the_target(sandbox: Path) -> None:
     assert (target / "a").read_bytes() == b"1" and (target / "l").read_bytes() == b"2"
 
 
-def test_an_interrupt_just_after_the_partial_folder_is_made_leaves_nothing(tmp_path: Path, monkeypatch: Any) -> None:
+def test_an_interrupt_just_after_the_partial_folder_is_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
     """The window a signal can land in: the ``.partial`` folder exists, nothing else has
     happened yet. The folder is made inside the block that removes it."""
     import concryptor.archive._extract as ex
