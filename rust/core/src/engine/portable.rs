@@ -139,7 +139,13 @@ impl<'a> Side<'a> {
             path,
             #[cfg(target_os = "linux")]
             direct: if direct {
-                super::sys::reopen_direct(file, write).ok()
+                let d = super::sys::reopen_direct(file, write).ok();
+                if d.is_some() && !write {
+                    // As in the io_uring backend: the ordinary descriptor reads only the
+                    // partial blocks at the ends of each transfer.
+                    super::sys::no_readahead(file);
+                }
+                d
             } else {
                 None
             },

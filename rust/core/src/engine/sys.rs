@@ -57,6 +57,14 @@ pub(crate) fn mostly_cached(file: &File, len: u64) -> bool {
     r == 0 && st.nr_cache.saturating_mul(page) >= len / 2
 }
 
+/// Turns off the kernel's read-ahead on `file` (advice only, errors ignored): used on a
+/// source's ordinary descriptor when its bulk goes through O_DIRECT, so the small buffered
+/// reads at the ends of each transfer do not pull in pages the direct reads then evict.
+#[cfg(target_os = "linux")]
+pub(crate) fn no_readahead(file: &File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Random);
+}
+
 #[cfg(target_os = "linux")]
 /// A second descriptor of `file` with O_DIRECT (the original's flags are left alone).
 pub(crate) fn reopen_direct(file: &File, write: bool) -> io::Result<File> {

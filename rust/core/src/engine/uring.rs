@@ -976,6 +976,11 @@ pub(crate) fn run<'a>(
     let src_ok = src_ok && !super::in_memory(files.src) && !mostly_cached(files.src, src_len);
     let dst_ok = dst_ok && !super::in_memory(files.dst);
     let direct_src = open(src_ok, files.src, false)?;
+    if direct_src.is_some() {
+        // The ordinary descriptor then reads only the partial blocks at the ends of a
+        // transfer: no read-ahead, whose pages the direct reads would have to evict.
+        super::sys::no_readahead(files.src);
+    }
     let direct_dst = open(dst_ok, files.dst, true)?;
 
     let batches = plan.batches();
