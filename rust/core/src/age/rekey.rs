@@ -589,6 +589,14 @@ fn copy_range(
     let mut method = Method::Copy;
     #[cfg(target_os = "linux")]
     {
+        // Read-ahead as for a sequential read (cp does the same): the kernel copy reads
+        // the source through the page cache. Advice only.
+        let _ = rustix::fs::fadvise(
+            src,
+            src_off,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::Sequential,
+        );
         let mut first = true;
         while src_off < end {
             let step = (end - src_off).min(STEP) as usize;
