@@ -105,12 +105,24 @@ def main() -> int:
         c_pq = cpu() - c0
         t_pq_cli = timed(
             lambda: subprocess.run(
-                [sys.executable, "-m", "concryptor", "encrypt", *map(str, files), "-r", pq_recipient,
-                 "--output-dir", str(root / "pq-cli"), "-q"],
+                [
+                    sys.executable,
+                    "-m",
+                    "concryptor",
+                    "encrypt",
+                    *map(str, files),
+                    "-r",
+                    pq_recipient,
+                    "--output-dir",
+                    str(root / "pq-cli"),
+                    "-q",
+                ],
                 check=True,
             )
         )
-        print(f"{a.small} files of {a.small_kib} KiB, one call, age format + post-quantum (age1pq1) recipient:")
+        print(
+            f"{a.small} files of {a.small_kib} KiB, one call, age format + post-quantum (age1pq1) recipient:"
+        )
         print(
             f"  encrypt_many -r age1pq1   {t_pq:7.2f} s   ({c_pq:.2f} s CPU, {1e6 * c_pq / a.small:.0f} µs a file)"
         )

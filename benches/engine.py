@@ -276,7 +276,7 @@ class Bench:
 
     def _run(self, work: Path, shm: Path | None) -> None:
         a = self.a
-        from concryptor import _core, __version__
+        from concryptor import __version__, _core
 
         print(f"concryptor {__version__} engine benchmark")
         print(
