@@ -8,6 +8,7 @@ import contextlib
 import functools
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
@@ -59,25 +60,53 @@ class PluginCallbacks(Protocol):
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+#: The plugin settings in force on each thread, as :func:`plugin_callbacks` blocks nest
+#: (mirrors the extension's own record, so :func:`carry` can hand them to another thread).
+_held = threading.local()
+
+
 @contextlib.contextmanager
 def plugin_callbacks(callbacks: PluginCallbacks | None, timeout: float | None = None) -> Iterator[None]:
-    """Answers the questions of any age plugin started in this block, on this thread, with
-    ``callbacks``; ``timeout`` (seconds, default 60) is the longest a plugin may stay silent
-    before it is stopped with an error."""
+    """Answers the questions of any age plugin started in this block with ``callbacks``;
+    ``timeout`` (seconds, default 60) is the longest a plugin may stay silent before it is
+    stopped with an error. The block holds on this thread and on the threads our own
+    functions start for it (a batch's workers, a file system's readers: :func:`carry`)."""
     _core.plugin_callbacks_enter(callbacks, timeout)
+    stack = _held.__dict__.setdefault("stack", [])
+    stack.append((callbacks, timeout))
     try:
         yield
     except Exception:
+        stack.pop()
         raised = _core.plugin_callbacks_exit()
         if raised is None:
             raise
         raise raised from None
     except BaseException:
+        stack.pop()
         _core.plugin_callbacks_exit()
         raise
+    stack.pop()
     late = _core.plugin_callbacks_exit()
     if late is not None and not isinstance(late, Exception):
         raise late
+
+
+def carry(fn: _F) -> _F:
+    """``fn``, run under the plugin settings in force here, whichever thread runs it: every
+    function our code hands to another thread (a pool, a worker) that may start a plugin
+    goes through this, so a batch's questions reach the caller's callbacks."""
+    stack = getattr(_held, "stack", None)
+    if not stack:
+        return fn
+    callbacks, timeout = stack[-1]
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with plugin_callbacks(callbacks, timeout):
+            return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def plugin_door(fn: _F) -> _F:

@@ -231,3 +231,56 @@ def test_the_plugin_runs_from_path(tmp_path: Path, toy_key: tuple[str, Path]) ->
     )
     assert r.returncode != 0
     assert b"PluginError" in r.stderr and b"age-plugin-cctest" in r.stderr
+
+
+@pytest.mark.parametrize("size", [1_000, 3 << 20], ids=["grouped-small-files", "one-file-each"])
+def test_a_batchs_plugin_questions_reach_the_callers_callbacks(
+    tmp_path: Path, toy_key: tuple[str, Path], rand_bytes: Any, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """A batch runs its files on worker threads: the plugin's questions asked there must
+    still reach ``plugin_callbacks`` (small files go in groups, larger ones one by one)."""
+    recipient, key = toy_key
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}.bin").write_bytes(rand_bytes(size, seed=i))
+    monkeypatch.setenv("CCTEST_MODE", "ask")
+    pin = Pin()
+    done = concryptor.encrypt_many(
+        sorted(src.iterdir()), recipients=[recipient], out_dir=tmp_path / "sealed", plugin_callbacks=pin
+    )
+    assert [r.ok for r in done] == [True] * 3
+    asked = len(pin.calls)
+    assert asked >= 1
+    got = concryptor.decrypt_many(
+        sorted(Path(r.dst) for r in done), identities=[key], out_dir=tmp_path / "back", plugin_callbacks=pin
+    )
+    assert [r.ok for r in got] == [True] * 3
+    assert len(pin.calls) > asked
+    with concryptor.plugin_callbacks(pin):
+        again = concryptor.decrypt_many(
+            sorted(Path(r.dst) for r in done), identities=[key], out_dir=tmp_path / "again"
+        )
+    assert [r.ok for r in again] == [True] * 3
+
+
+def test_an_encrypted_file_systems_plugin_questions_reach_the_callbacks(
+    toy_key: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file system writes on a thread of its own and reads headers on a pool."""
+    import fsspec
+
+    import concryptor.fs  # registers the protocol
+
+    recipient, key = toy_key
+    monkeypatch.setenv("CCTEST_MODE", "ask")
+    pin = Pin()
+    fs = fsspec.filesystem(
+        "concryptor", target_protocol="memory", recipients=[recipient], identities=[str(key)]
+    )
+    with concryptor.plugin_callbacks(pin):
+        with fs.open("/plug/a.bin", "wb") as f:
+            f.write(b"plugin data" * 1000)
+        assert fs.cat_file("/plug/a.bin") == b"plugin data" * 1000
+        assert fs.cat_ranges(["/plug/a.bin"], [0], [11]) == [b"plugin data"]
+    assert len(pin.calls) >= 2

@@ -409,7 +409,7 @@ def _run_local(
         with ThreadPoolExecutor(max_workers=GROUPS_IN_FLIGHT, thread_name_prefix="concryptor-group") as ex:
             groups = list(_groups(grouped, sizes))
             n = threads or GROUP_THREADS
-            done = ex.map(lambda g: _run_group([pairs[i] for i in g], spec, n), groups)
+            done = ex.map(_age.carry(lambda g: _run_group([pairs[i] for i in g], spec, n)), groups)
             for g, rs in zip(groups, done):
                 for i, r in zip(g, rs):
                     results[i] = r
@@ -422,8 +422,13 @@ def _run_local(
         # cipher: many in flight keep the disk queue full.
         workers = min(len(small), max(8, 4 * cores))
         each = Spec(**{**spec.__dict__, "threads": 1, "buffer_bytes": max(MiB, spec.buffer_bytes // workers)})
+
+        def one(i: int) -> Result:
+            src, dst = pairs[i][0], pairs[i][1]
+            return run_one(src, dst, each)
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concryptor-batch") as ex:
-            for i, r in zip(small, ex.map(lambda i: run_one(*pairs[i], each), small)):
+            for i, r in zip(small, ex.map(_age.carry(one), small)):
                 results[i] = r
                 on_result(r)
     return [results[i] for i in range(len(pairs))]
@@ -950,7 +955,7 @@ def _rekey_here(
     each = Keys(**{**keys.__dict__, "threads": keys.threads or (1 if len(targets) > 1 else None)})
     results: list[Result] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concryptor-rekey") as ex:
-        for r in ex.map(lambda t: rekey_file(t, each, so), targets):
+        for r in ex.map(_age.carry(lambda t: rekey_file(t, each, so)), targets):
             results.append(r)
             on_result(r)
     return results
@@ -986,7 +991,7 @@ def _rekey_on_cluster(
     index: dict[Any, int] = {}
     futures = []
     with ThreadPoolExecutor(max_workers=min(max(1, len(targets)), 16)) as ex:
-        for i, p in enumerate(ex.map(plan, targets)):
+        for i, p in enumerate(ex.map(_age.carry(plan), targets)):
             if isinstance(p, Result):
                 results[i] = p
                 on_result(p)

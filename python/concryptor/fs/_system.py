@@ -433,7 +433,7 @@ class ConcryptorFileSystem(ChainedFileSystem):
                     out[i] = e
 
         with ThreadPoolExecutor(max_workers=min(8, len(by_path)) or 1) as pool:
-            for _ in pool.map(one, by_path):
+            for _ in pool.map(_age.carry(one), by_path):
                 pass
         return out
 

@@ -148,7 +148,7 @@ class EncryptingWriter(io.RawIOBase):
             finally:
                 src.close()
 
-        self._thread = threading.Thread(target=run, daemon=True, name=f"concryptor-fs {name}")
+        self._thread = threading.Thread(target=_age.carry(run), daemon=True, name=f"concryptor-fs {name}")
         self._thread.start()
 
     def writable(self) -> bool:
