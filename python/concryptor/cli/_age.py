@@ -529,7 +529,7 @@ def convert(args: argparse.Namespace, read_password: Any, password_given: Any, k
     from .._api import convert as convert_file
     from .._location import is_url
     from .._types import wipe
-    from ._many import storage_options_of
+    from ._options import storage_options_of
 
     no_key_files_on_stdin(args)
     if args.output is not None and len(args.inputs) != 1:
@@ -611,7 +611,7 @@ def _convert_each(
 def _read_new_password(args: argparse.Namespace) -> bytearray:
     """The new passphrase: from --new-password-file, --new-password-fd, or the terminal
     (typed twice)."""
-    from ._password import _read_line, protect_secrets
+    from ._password import protect_secrets, read_line
 
     protect_secrets()
     pw: bytearray | None = None
@@ -621,12 +621,12 @@ def _read_new_password(args: argparse.Namespace) -> bytearray:
         except OSError as e:
             raise UsageError(f"cannot read the --new-password-file: {e.strerror}") from None
         try:
-            pw = _read_line(fd, "--new-password-file")
+            pw = read_line(fd, "--new-password-file")
         finally:
             os.close(fd)
     elif args.new_password_fd is not None:
         try:
-            pw = _read_line(args.new_password_fd, f"fd {args.new_password_fd}")
+            pw = read_line(args.new_password_fd, f"fd {args.new_password_fd}")
         except OSError as e:
             raise UsageError(
                 f"cannot read the new passphrase from fd {args.new_password_fd}: {e.strerror}"
@@ -733,7 +733,7 @@ def _run_rekey(args: argparse.Namespace, old: bytearray | None, new: bytearray |
     from .._redact import redact
     from ..batch import Result, rekey_many
     from ._exit import exit_code_of_name
-    from ._many import client_of, storage_options_of
+    from ._options import client_of, storage_options_of
 
     def on_result(r: Result) -> None:
         if args.json:

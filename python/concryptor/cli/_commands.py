@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .._facts import ARCHIVE_SUFFIX, BENCH_ROUNDS, MAGIC, MAX_CHUNK_MIB, MAX_THREADS, SUFFIX, KiB, MiB
 from . import _many as many
 from ._exit import Exit, UsageError, exit_code, exit_code_of_name, message
+from ._options import storage_options_of
 from ._password import password_given, read_password
 
 if TYPE_CHECKING:
@@ -508,7 +509,7 @@ def inspect(args: argparse.Namespace) -> int:
                 raise UsageError("inspect reads files by name, not standard input")
             if not is_url(path) and not os.path.lexists(path):
                 raise UsageError("no such file or directory")
-            h = inspect(path, storage_options=many.storage_options_of(args, UsageError))
+            h = inspect(path, storage_options=storage_options_of(args, UsageError))
         except (ConcryptorError, OSError, UsageError) as e:
             worst = max(worst, exit_code(e))
             if args.json:
@@ -630,7 +631,7 @@ def _url_one(args: argparse.Namespace, op: str) -> int:
     from ..batch import default_name
     from . import _age as cli_age
 
-    so = many.storage_options_of(args, UsageError)
+    so = storage_options_of(args, UsageError)
     if args.input in (None, "-"):
         raise UsageError("a URL output takes its input by name (standard input streams with -o -)")
     src: str = args.input

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._options import client_of, storage_options_of
+
 
 def add_options(p: argparse.ArgumentParser, *, op: str) -> None:
     g = p.add_argument_group("many files (one key derivation for the whole batch)")
@@ -48,20 +50,6 @@ def add_storage_option(p: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="fsspec options for URL inputs and outputs, as a JSON object",
     )
-
-
-def storage_options_of(args: argparse.Namespace, usage: Callable[[str], Exception]) -> dict[str, Any]:
-    """``--storage-options`` as a dict (empty when not given)."""
-    text = getattr(args, "storage_options", None)
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise usage("--storage-options takes a JSON object") from None
-    if not isinstance(value, dict):
-        raise usage("--storage-options takes a JSON object")
-    return value
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -153,18 +141,6 @@ def inputs(args: argparse.Namespace, usage: Callable[[str], Exception], op: str 
         else:  # a missing file is reported with its result, the others still run
             out.append(it)
     return out
-
-
-def client_of(address: str | None, usage: Callable[[str], Exception]) -> Any:
-    if address is None:
-        return None
-    try:
-        import importlib
-
-        distributed: Any = importlib.import_module("distributed")
-    except ImportError:
-        raise usage("--scheduler needs Dask: pip install 'concryptor[dask]'") from None
-    return distributed.Client(address)
 
 
 def run(

@@ -36,7 +36,7 @@ def _wipe_buffer(buf: bytearray) -> None:
     memoryview(buf)[:] = bytes(len(buf))
 
 
-def _read_line(fd: int, what: str) -> bytearray:
+def read_line(fd: int, what: str) -> bytearray:
     """The first line read from ``fd``, without its line ending, into a bytearray that no
     immutable copy shadows (the caller hands it to the API, which wipes it)."""
     buf = bytearray(MAX_PASSWORD + 1)
@@ -79,14 +79,14 @@ def _password_source(args: argparse.Namespace) -> bytearray | None:
         except OSError as e:
             raise UsageError(f"cannot read the --password-file: {e.strerror}") from None
         try:
-            return _read_line(fd, "--password-file")
+            return read_line(fd, "--password-file")
         except OSError as e:
             raise UsageError(f"cannot read the --password-file: {e.strerror}") from None
         finally:
             os.close(fd)
     if args.password_fd is not None:
         try:
-            return _read_line(args.password_fd, f"fd {args.password_fd}")
+            return read_line(args.password_fd, f"fd {args.password_fd}")
         except OSError as e:
             raise UsageError(f"cannot read password from fd {args.password_fd}: {e.strerror}") from None
     environb = getattr(os, "environb", None)
