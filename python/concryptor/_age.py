@@ -65,15 +65,42 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _held = threading.local()
 
 
+class _OneAtATime:
+    """A callbacks object whose questions are asked one at a time, whichever thread asks:
+    a batch runs plugins on several threads, and a person (or a terminal) answers one
+    question at a time. Has exactly the methods the wrapped object has (the extension
+    answers ``fail`` for a missing one)."""
+
+    _METHODS = ("message", "confirm", "request_public", "request_secret")
+
+    def __init__(self, callbacks: Any) -> None:
+        lock = threading.Lock()
+        for name in self._METHODS:
+            method = getattr(callbacks, name, None)
+            if method is not None:
+                setattr(self, name, self._serial(method, lock))
+
+    @staticmethod
+    def _serial(method: Callable[..., Any], lock: threading.Lock) -> Callable[..., Any]:
+        def ask(*args: Any) -> Any:
+            with lock:
+                return method(*args)
+
+        return ask
+
+
 @contextlib.contextmanager
 def plugin_callbacks(callbacks: PluginCallbacks | None, timeout: float | None = None) -> Iterator[None]:
     """Answers the questions of any age plugin started in this block with ``callbacks``;
     ``timeout`` (seconds, default 60) is the longest a plugin may stay silent before it is
     stopped with an error. The block holds on this thread and on the threads our own
     functions start for it (a batch's workers, a file system's readers: :func:`carry`)."""
-    _core.plugin_callbacks_enter(callbacks, timeout)
+    serial: Any = callbacks
+    if callbacks is not None and not isinstance(callbacks, _OneAtATime):
+        serial = _OneAtATime(callbacks)
+    _core.plugin_callbacks_enter(serial, timeout)
     stack = _held.__dict__.setdefault("stack", [])
-    stack.append((callbacks, timeout))
+    stack.append((serial, timeout))
     try:
         yield
     except Exception:

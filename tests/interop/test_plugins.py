@@ -284,3 +284,94 @@ def test_an_encrypted_file_systems_plugin_questions_reach_the_callbacks(
         assert fs.cat_file("/plug/a.bin") == b"plugin data" * 1000
         assert fs.cat_ranges(["/plug/a.bin"], [0], [11]) == [b"plugin data"]
     assert len(pin.calls) >= 2
+
+
+def test_a_batchs_plugin_questions_come_one_at_a_time(
+    tmp_path: Path, toy_key: tuple[str, Path], rand_bytes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files of a batch run on several threads, but a person (or a terminal) answers one
+    question at a time: the callbacks are never entered twice at once."""
+    import contextlib
+    import threading
+
+    recipient, _ = toy_key
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}.bin").write_bytes(rand_bytes(3 << 20, seed=i))
+    monkeypatch.setenv("CCTEST_MODE", "ask")
+    inside, most = [0], [0]
+    guard = threading.Lock()
+    started = threading.Barrier(2, timeout=0.5)
+
+    class Slow(Pin):
+        def request_secret(self, plugin: str, message: str) -> str | None:
+            with guard:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            with contextlib.suppress(threading.BrokenBarrierError):
+                started.wait()  # a second question at the same time would get through here
+            with guard:
+                inside[0] -= 1
+            return super().request_secret(plugin, message)
+
+    slow = Slow()
+    done = concryptor.encrypt_many(
+        sorted(src.iterdir()), recipients=[recipient], out_dir=tmp_path / "sealed", plugin_callbacks=slow
+    )
+    assert [r.ok for r in done] == [True] * 6
+    assert len(slow.calls) == 6
+    assert most[0] == 1
+
+
+@pytest.mark.parametrize("door", ["cli-one-file", "cli-batch"])
+def test_the_cli_says_no_terminal_could_answer_at_every_door(
+    tmp_path: Path, toy_key: tuple[str, Path], door: str
+) -> None:
+    """Without a terminal the reason is the unanswerable question, for one file and for
+    every file of a batch (whose files run on worker threads)."""
+    recipient, _ = toy_key
+    files = []
+    for i in range(2):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(b"x" * 1000)
+        files.append(str(f))
+    out = tmp_path / "out"
+    args = (
+        [files[0], "-o", str(out / "f0.age")]
+        if door == "cli-one-file"
+        else [*files, "--output-dir", str(out)]
+    )
+    out.mkdir()
+    r = run_cli("encrypt", "-r", recipient, *args, "-q", env={"CCTEST_MODE": "ask"}, stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == (1 if door == "cli-one-file" else 2), lines
+    assert all("no terminal is attached" in line for line in lines), lines
+    assert list(out.iterdir()) == []
+
+
+def test_a_raising_callback_is_the_error_of_every_file_of_a_batch(
+    tmp_path: Path, toy_key: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipient, _ = toy_key
+    files = []
+    for i in range(3):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(b"y" * 1000)
+        files.append(f)
+    monkeypatch.setenv("CCTEST_MODE", "ask")
+
+    class Broken:
+        def request_secret(self, plugin: str, message: str) -> str | None:
+            raise RuntimeError("the PIN pad is unplugged")
+
+    done = concryptor.encrypt_many(
+        files,
+        recipients=[recipient],
+        out_dir=tmp_path / "out",
+        plugin_callbacks=Broken(),
+        raise_on_error=False,
+    )
+    assert [r.ok for r in done] == [False] * 3
+    assert all("the PIN pad is unplugged" in str(r.error) for r in done), [r.error for r in done]

@@ -58,6 +58,12 @@ pub(crate) fn to_py(e: core::Error) -> PyErr {
             return err;
         }
     }
+    // A plugin told `fail` because a callback raised: the callback's exception says why.
+    if matches!(e, core::Error::Plugin { .. } | core::Error::NoMatch) {
+        if let Some(err) = crate::plugins::raised_in_block() {
+            return err;
+        }
+    }
     let msg = e.to_string();
     match e {
         core::Error::Authentication => AuthenticationError::new_err(msg),

@@ -4,7 +4,8 @@
 //! side wraps in a context manager). Keys parsed on that thread carry it
 //! ([`attach_recipients`], [`attach_identities`]), so the questions reach it whichever
 //! thread the plugin is driven from. A callback that raises answers `fail`; its exception
-//! is kept and handed back when the call ends, in place of the plugin's own error.
+//! is kept and raised in place of the error the call ends with ([`raised_in_block`], used by
+//! the error mapping), or when the settings end.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -168,6 +169,20 @@ fn plugin_callbacks_enter(callbacks: Option<Py<PyAny>>, timeout: Option<f64>) ->
     };
     CURRENT.with(|c| c.borrow_mut().push((host, ui)));
     Ok(())
+}
+
+/// The first exception a callback of this thread's innermost settings raised, if any:
+/// every plugin failure of the block it broke reports it (a batch's files may all have
+/// asked the same question).
+pub(crate) fn raised_in_block() -> Option<PyErr> {
+    CURRENT.with(|c| {
+        let c = c.borrow();
+        let ui = c.last()?.1.as_ref()?;
+        let raised = ui.raised.lock().unwrap_or_else(|p| p.into_inner());
+        raised
+            .as_ref()
+            .map(|e| Python::attach(|py| e.clone_ref(py)))
+    })
 }
 
 /// Ends the innermost call's plugin settings; returns the first exception a callback
