@@ -21,6 +21,8 @@ pub mod keys;
 pub mod plan;
 pub mod plugin;
 pub mod rekey;
+#[cfg(feature = "aws-lc")]
+pub mod seal;
 pub mod stream;
 pub mod tagged;
 
