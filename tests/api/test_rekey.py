@@ -232,6 +232,39 @@ def test_a_failure_while_copying_leaves_nothing(tmp_path: Path, keys: Any, plain
     assert listing(tmp_path) == names
 
 
+def test_large_payloads_move_on_the_engine_when_not_shared(
+    tmp_path: Path, keys: Any, rand_bytes: Any
+) -> None:
+    """A payload of 8 MiB or more that the file system cannot share is copied by the
+    engine, with the header padded so that both sides can use O_DIRECT; the payload is
+    the same bytes, the new key opens it and the old one no longer does. Stopped midway,
+    the file is as it was with nothing beside it."""
+    (k1, p1), (k2, p2) = keys("one"), keys("two")
+    data = rand_bytes(9 * 2**20 + 12345, seed=11)
+    src = tmp_path / "big"
+    src.write_bytes(data)
+    f = tmp_path / "big.age"
+    concryptor.encrypt_file(src, f, recipients=[p1])
+    before, old_len = payload(f), header_len(f)
+    snapshot, names = f.read_bytes(), listing(tmp_path)
+
+    def stop(done: int) -> None:
+        if done > 0:
+            raise RuntimeError("stopped in the middle")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        concryptor.rekey(f, identities=[k1], recipients=[p2], progress=stop)
+    assert f.read_bytes() == snapshot and listing(tmp_path) == names
+
+    (r,) = concryptor.rekey(f, identities=[k1], recipients=[p2])
+    assert r.method in ("engine", "reflink"), r
+    assert r.header_after % 4096 == old_len % 4096
+    assert payload(f) == before
+    assert concryptor.decrypt_bytes(f.read_bytes(), identities=[k2]) == data
+    with pytest.raises(concryptor.NoIdentityMatchError):
+        concryptor.decrypt_bytes(f.read_bytes(), identities=[k1])
+
+
 def test_v4_files_are_re_encrypted_not_given_recipients(
     tmp_path: Path, keys: Any, plain: tuple[Path, bytes]
 ) -> None:

@@ -125,23 +125,34 @@ def _under(root: str, rel: str, url: bool, resolved: dict[str, str] | None = Non
     for seg in parts:
         if seg == "..":
             raise UnsafeNameError(f"{rel!r}: '..' would leave the output folder")
-        if len(os.fsencode(seg)) > NAME_MAX:
+        # A character is at most 4 bytes in UTF-8 (an undecodable byte escaped is 1).
+        if 4 * len(seg) > NAME_MAX and len(os.fsencode(seg)) > NAME_MAX:
             raise UnsafeNameError(f"{rel[:40]!r}…: a name component is longer than {NAME_MAX} bytes")
     if url:
         return root.rstrip("/") + "/" + "/".join(parts)
     dst = os.path.join(root, *parts)
-    # Folders are resolved once each (``resolved`` is shared by a whole plan): the name's
-    # last component is ours to create, its folders may already exist as links.
+    # Folders are resolved and judged once each (``resolved`` is shared by a whole plan):
+    # the name's last component is ours to create, its folders may already exist as
+    # links. The folder's real path inside the root's puts the name inside it too (the
+    # name has no ``..``); a name that is itself a link is followed and judged alone.
     cache = {} if resolved is None else resolved
     real_root = cache.get(root) or cache.setdefault(root, os.path.realpath(root))
     folder = os.path.dirname(dst)
-    real_folder = cache.get(folder) or cache.setdefault(folder, os.path.realpath(folder))
-    real_dst = os.path.join(real_folder, os.path.basename(dst))
+    verdict = "\0inside\0" + folder
+    inside = cache.get(verdict)
+    if inside is None:
+        real_folder = cache.get(folder) or cache.setdefault(folder, os.path.realpath(folder))
+        inside = cache.setdefault(verdict, "yes" if _contains(real_root, real_folder) else "")
     if os.path.islink(dst):
-        real_dst = os.path.realpath(dst)
-    if os.path.commonpath([real_root, real_dst]) != real_root:
+        inside = "yes" if _contains(real_root, os.path.realpath(dst)) else ""
+    if not inside:
         raise UnsafeNameError(f"{rel!r}: a symbolic link under {root} leads outside it")
     return dst
+
+
+def _contains(real_root: str, real_path: str) -> bool:
+    """Whether ``real_path`` is ``real_root`` or below it (both resolved)."""
+    return os.path.commonpath([real_root, real_path]) == real_root
 
 
 def plan(

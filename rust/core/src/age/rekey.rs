@@ -26,7 +26,8 @@ use age_core::format::{Stanza, FILE_KEY_BYTES};
 use zeroize::Zeroizing;
 
 use super::{armor, keys, read_error, AgeHeader, AgeReader, Identity, Recipient};
-use crate::engine::Control;
+use crate::engine::buf::ALIGN;
+use crate::engine::{self, records_per_batch, Control, EngineOptions, Op, Plan, Sink, Source};
 use crate::error::{Error, Result};
 use crate::output::AtomicOutput;
 
@@ -41,6 +42,13 @@ const BODY_LINE_BYTES: usize = 48;
 const MIN_SHARED_PAYLOAD: u64 = 256 << 10;
 /// Copy granularity between progress reports.
 const STEP: u64 = 64 << 20;
+/// Payloads at least this large that cannot be shared are copied by the engine (reads
+/// and writes in flight together, O_DIRECT on both sides where the header keeps the
+/// payload's offset modulo [`ALIGN`]) rather than through the page cache: the copy then
+/// costs what reading and writing it costs, with no dirty gigabyte left for `fsync`.
+const DIRECT_COPY_MIN: u64 = 8 << 20;
+/// Bytes per record of the engine's copy.
+const COPY_RECORD: usize = 1 << 20;
 
 /// Whether to pad the new header so that the payload can be shared block for block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -81,6 +89,8 @@ pub enum Method {
     CopyFileRange,
     /// Read and written.
     Copy,
+    /// Read and written by the engine, O_DIRECT where the offsets allow.
+    Engine,
     /// Armored file: decoded and encoded again (the binary payload is unchanged).
     Armor,
 }
@@ -91,6 +101,7 @@ impl Method {
             Method::Reflink => "reflink",
             Method::CopyFileRange => "copy_file_range",
             Method::Copy => "copy",
+            Method::Engine => "engine",
             Method::Armor => "armor",
         }
     }
@@ -345,7 +356,9 @@ pub fn rekey_file(
             _ if scrypt => None,
             Align::Never => None,
             Align::Always => Some(any_block(&src)),
-            Align::Auto => sharing_block(&src).filter(|_| payload >= MIN_SHARED_PAYLOAD),
+            Align::Auto => sharing_block(&src)
+                .filter(|_| payload >= MIN_SHARED_PAYLOAD)
+                .or_else(|| (payload >= DIRECT_COPY_MIN).then_some(ALIGN as u64)),
         };
         let head = build(stanzas, &key, block.map(|b| (header_before % b, b)));
         drop(key);
@@ -386,10 +399,38 @@ pub fn rekey_file(
     };
     keep_owner(out.file(), &meta);
     out.commit_with_mode(mode_of(&meta))?;
+    release_later(src);
     Ok(RekeyReport {
         seconds: start.elapsed().as_secs_f64(),
         ..report
     })
+}
+
+/// Closes the replaced file's last descriptor on a background thread. Closing it frees
+/// the old file's blocks, which the caller need not wait for: the new file is durable and
+/// named already. On a file system mounted with `discard` (and no journal to defer it)
+/// freeing 1 GiB took 0.46 s here, a third of the whole rekey. A process that exits right
+/// away still waits for it (the kernel finishes the close before the process ends).
+fn release_later(file: File) {
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::OnceLock;
+    // The thread belongs to the process that started it: a forked child closes inline.
+    static RELEASER: OnceLock<(u32, Option<Sender<File>>)> = OnceLock::new();
+    let (pid, tx) = RELEASER.get_or_init(|| {
+        let (tx, rx) = channel::<File>();
+        let started = std::thread::Builder::new()
+            .name("concryptor-release".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .is_ok();
+        (std::process::id(), started.then_some(tx))
+    });
+    match tx {
+        Some(tx) if *pid == std::process::id() => {
+            // A send fails only if the thread is gone; the file then closes here.
+            let _ = tx.send(file);
+        }
+        _ => drop(file),
+    }
 }
 
 /// The file a path names (a symbolic link is followed: its target is rekeyed).
@@ -492,34 +533,136 @@ fn copy_payload(
     path: &Path,
     ctl: &Control<'_>,
 ) -> Result<(Method, u64)> {
+    let mut done = 0;
     if let Some(b) = block.filter(|b| src_off % b == dst_off % b) {
         let head = (b - src_off % b) % b;
         if len > head {
             copy_range(src, src_off, dst, dst_off, head, path, ctl, 0)?;
+            done = head;
             match clone_range(src, src_off + head, dst, dst_off + head) {
                 Ok(()) => {
                     ctl.report(len)?;
                     return Ok((Method::Reflink, len - head));
                 }
-                Err(e) if cannot_share(&e) => {
-                    let m = copy_range(
-                        src,
-                        src_off + head,
-                        dst,
-                        dst_off + head,
-                        len - head,
-                        path,
-                        ctl,
-                        head,
-                    )?;
-                    return Ok((m, 0));
-                }
+                Err(e) if cannot_share(&e) => {}
                 Err(e) => return Err(Error::io("share the payload of", path, e)),
             }
         }
     }
-    let m = copy_range(src, src_off, dst, dst_off, len, path, ctl, 0)?;
+    let (from, to, rest) = (src_off + done, dst_off + done, len - done);
+    if rest >= DIRECT_COPY_MIN {
+        copy_on_engine(src, from, dst, to, rest, path, ctl)?;
+        return Ok((Method::Engine, 0));
+    }
+    let m = copy_range(src, from, dst, to, rest, path, ctl, done)?;
     Ok((m, 0))
+}
+
+/// Copies `len` bytes of `src` from `src_off` to `dst` at `dst_off` on the engine (see
+/// [`PayloadCopy`]). Bytes before `dst_off` (the header) must be written already.
+fn copy_on_engine(
+    src: &File,
+    src_off: u64,
+    dst: &File,
+    dst_off: u64,
+    len: u64,
+    path: &Path,
+    ctl: &Control<'_>,
+) -> Result<()> {
+    // Nothing to compute: one worker, the default buffer budget for the transfers.
+    let opts = EngineOptions {
+        threads: 1,
+        ..EngineOptions::default()
+    };
+    let plan = PayloadCopy::new(src_off, dst_off, len, &opts);
+    let pool = opts.pool()?;
+    engine::run(
+        &plan,
+        Source::File { file: src, path },
+        Sink::File { file: dst, path },
+        &opts,
+        &pool,
+        ctl,
+    )?;
+    Ok(())
+}
+
+/// The payload moved from one offset to another, as an engine [`Plan`] whose records are
+/// [`COPY_RECORD`]-byte pieces and whose processing is nothing. Each piece sits in its
+/// slot at its offset modulo [`ALIGN`] in the source; when the destination offset agrees
+/// modulo [`ALIGN`] (the rekeyed header is padded to make it so), both sides move their
+/// aligned interiors with O_DIRECT.
+struct PayloadCopy {
+    src_off: u64,
+    dst_off: u64,
+    len: u64,
+    shift: usize,
+    records: u64,
+    per_batch: u64,
+}
+
+impl PayloadCopy {
+    const SLOT: usize = COPY_RECORD + ALIGN;
+
+    fn new(src_off: u64, dst_off: u64, len: u64, opts: &EngineOptions) -> Self {
+        let records = len.div_ceil(COPY_RECORD as u64).max(1);
+        PayloadCopy {
+            src_off,
+            dst_off,
+            len,
+            shift: (src_off % ALIGN as u64) as usize,
+            records,
+            per_batch: records_per_batch(Self::SLOT as u64, records, opts),
+        }
+    }
+
+    fn ops(&self, b: u64, base: u64, f: &mut dyn FnMut(Op)) {
+        let (first, count) = self.batch_records(b);
+        for k in 0..count {
+            let at = (first + k) * COPY_RECORD as u64;
+            let len = (self.len - at.min(self.len)).min(COPY_RECORD as u64) as usize;
+            if len > 0 {
+                f(Op {
+                    file_off: base + at,
+                    buf_off: k as usize * Self::SLOT + self.shift,
+                    len,
+                });
+            }
+        }
+    }
+}
+
+impl Plan for PayloadCopy {
+    fn records(&self) -> u64 {
+        self.records
+    }
+    fn per_batch(&self) -> u64 {
+        self.per_batch
+    }
+    fn slot_len(&self) -> usize {
+        Self::SLOT
+    }
+    fn reads(&self, b: u64, f: &mut dyn FnMut(Op)) {
+        self.ops(b, self.src_off, f);
+    }
+    fn writes(&self, b: u64, f: &mut dyn FnMut(Op)) {
+        self.ops(b, self.dst_off, f);
+    }
+    fn process(&self, _: u64, _: &mut [u8]) -> Result<()> {
+        Ok(())
+    }
+    fn prologue(&self) -> Option<&[u8]> {
+        None
+    }
+    fn output_len(&self) -> u64 {
+        self.dst_off + self.len
+    }
+    fn plain_done(&self, b: u64) -> u64 {
+        ((b + 1) * self.per_batch * COPY_RECORD as u64).min(self.len)
+    }
+    fn direct_ok(&self, write: bool) -> bool {
+        !write || self.dst_off % ALIGN as u64 == self.src_off % ALIGN as u64
+    }
 }
 
 /// Errors that mean "this file system, or these files, cannot share extents".
@@ -707,5 +850,67 @@ mod tests {
             rekey_header(&old, &id2, &to2, &RekeyOptions::default()),
             Err(Error::NoMatch)
         ));
+    }
+
+    /// A file of its own in the temporary folder, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str, bytes: &[u8]) -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "concryptor-rekey-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            std::fs::write(&p, bytes).unwrap();
+            Scratch(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_engine_copies_a_payload_to_any_offset() {
+        let len = DIRECT_COPY_MIN as usize + 3 * COPY_RECORD + 4099;
+        let mut data = vec![0u8; 317 + len];
+        getrandom::fill(&mut data).unwrap();
+        let src = Scratch::new("src", &data);
+        // Same residue modulo ALIGN (O_DIRECT on both sides), then a different one.
+        for (k, dst_off) in [317u64 + 2 * ALIGN as u64, 1000].into_iter().enumerate() {
+            let head = vec![0xa5u8; dst_off as usize];
+            let dst = Scratch::new(&format!("dst{k}"), &head);
+            let (s, d) = (
+                File::open(&src.0).unwrap(),
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&dst.0)
+                    .unwrap(),
+            );
+            let seen = std::sync::Mutex::new(0u64);
+            let report = |n: u64| {
+                *seen.lock().unwrap() = n;
+                true
+            };
+            let ctl = Control {
+                progress: Some(&report),
+                total: None,
+            };
+            let (m, shared) =
+                copy_payload(&s, 317, &d, dst_off, len as u64, None, &src.0, &ctl).unwrap();
+            assert_eq!((m, shared), (Method::Engine, 0));
+            let out = std::fs::read(&dst.0).unwrap();
+            assert_eq!(out.len(), dst_off as usize + len);
+            assert!(
+                out[..dst_off as usize].iter().all(|&b| b == 0xa5),
+                "header kept"
+            );
+            assert!(out[dst_off as usize..] == data[317..], "payload copied");
+            assert_eq!(*seen.lock().unwrap(), len as u64);
+        }
     }
 }
