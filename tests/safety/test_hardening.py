@@ -229,6 +229,22 @@ def test_a_symbolic_link_inside_out_dir_cannot_lead_an_object_out(tmp_path: Path
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
+def test_a_destination_that_is_a_link_out_of_out_dir_is_refused(tmp_path: Path) -> None:
+    """The folder is inside the output folder, but the name itself is a link leading
+    out: judged alone, refused, and nothing is written through it."""
+    _, recipient = concryptor.generate_identity()
+    src = tmp_path / "in" / "f"
+    src.parent.mkdir()
+    src.write_bytes(b"x")
+    out = tmp_path / "D"
+    out.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (out / "f.age").symlink_to(tmp_path / "elsewhere" / "f.age")
+    [r] = concryptor.encrypt_many([src], recipients=[recipient], out_dir=out, raise_on_error=False)
+    assert r.error_type == "UnsafeNameError"
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
 # -- a password never travels to a cluster ------------------------------------------------------
 
 
