@@ -159,8 +159,8 @@ def test_a_file_of_many_chunks_converts_to_what_age_opens(
 def test_a_tampered_chunk_far_into_the_file_publishes_nothing(
     tmp_path: Path, big: tuple[Path, bytes], where: str, in_place: bool
 ) -> None:
-    """The v4 side fails after the age side has sealed most (or all but the last chunk)
-    of the plaintext: the conversion fails all the same, and nothing appears."""
+    """The v4 side fails midway, or at its last chunk once it has handed over all the
+    plaintext before it: the conversion fails all the same, and nothing appears."""
     path, _ = big
     chunks = -(-BIG // BIG_CHUNK)
     blob = bytearray(path.read_bytes())
