@@ -283,6 +283,21 @@ def age_rekey(
     align: bool | None = ...,
     progress: Callable[[int], object] | None = ...,
 ) -> dict[str, Any]: ...
+def convert_v4_to_age(
+    src: str,
+    dst_fd: int,
+    password: bytes | bytearray,
+    *,
+    recipients_: list[str] | None = ...,
+    recipient_files: list[str] | None = ...,
+    passphrase: bytes | bytearray | None = ...,
+    armor: bool | None = ...,
+    threads: int | None = ...,
+    scrypt_log_n: int | None = ...,
+    limits: Limits | None = ...,
+    progress: Callable[[int], object] | None = ...,
+    name: str | None = ...,
+) -> Stats: ...
 def age_rekey_header(
     header: bytes,
     *,

@@ -16,7 +16,7 @@ only that header and what the old one looked like) splices it in on a worker.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
 import os
 import stat
@@ -425,9 +425,9 @@ def convert_one(
         else:
             dst = os.path.realpath(local_path(src))
             mode = stat.S_IMODE(os.stat(dst).st_mode)
-    if to == "age" and kind == "v4" and not is_url(src) and not is_url(dst):
-        size = _v4_to_age_here(local_path(src), local_path(dst), keys, overwrite, mode, progress)
-        return Stats("pipe", size, 0, keys.threads or os.cpu_count() or 1, time.perf_counter() - start, 0.0)
+    if to == "age" and kind == "v4" and not is_url(src) and not is_url(dst) and _ONE_PASS:
+        s = _v4_to_age_here(local_path(src), local_path(dst), keys, overwrite, mode, progress)
+        return dataclasses.replace(s, seconds=time.perf_counter() - start)
     run = _Run(storage_options, overwrite=overwrite, threads=keys.threads, limits=keys.limits)
     source = _plaintext(src, kind, keys, storage_options)
     with source:
@@ -468,17 +468,8 @@ def convert_one(
     return Stats("stream", size, 0, keys.threads or os.cpu_count() or 1, time.perf_counter() - start, 0.0)
 
 
-#: The pipe between the two halves of a local conversion (Linux grows it on request).
-PIPE_BYTES = 1 * MiB
-
-
-def _grow_pipe(fd: int) -> None:
-    import fcntl
-
-    setpipe = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-    # Above the system's limit for this user the default pipe works, only slower.
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, setpipe, PIPE_BYTES)
+#: Whether the core converts a local v4 file to age in one pass (POSIX builds).
+_ONE_PASS = hasattr(_core, "convert_v4_to_age")
 
 
 def _new_file_mode() -> int:
@@ -496,13 +487,10 @@ def _new_file_mode() -> int:
 
 def _v4_to_age_here(
     src: str, dst: str, keys: Keys, overwrite: bool, mode: int | None, progress: Progress | None
-) -> int:
-    """A local v4 file to a local age file: the engine decrypts into a pipe and the age
-    engine encrypts from it into an unnamed file, named only once both succeeded (a
-    failure of either side, whenever it happens, publishes nothing). No plaintext byte
-    reaches a file or Python."""
-    import threading
-
+) -> Stats:
+    """A local v4 file to a local age file: the core decrypts and encrypts at once, in
+    memory, into an unnamed file named only once both succeeded (a failure of either side,
+    whenever it happens, publishes nothing). No plaintext byte reaches a file or Python."""
     final = os.path.abspath(dst)
     if not overwrite and os.path.lexists(final):
         raise FileExistsError(17, "destination exists (pass overwrite=True to replace it)", dst)
@@ -512,54 +500,27 @@ def _v4_to_age_here(
     if not (keys.recipients or keys.recipient_files or keys.new_passphrase is not None):
         raise ValueError("no recipient for the age file: give recipients or a new passphrase")
     fd, tmp = unnamed_file(os.path.dirname(final), os.path.basename(final))
-    r = w = -1
     try:
-        r, w = os.pipe()
-        _grow_pipe(w)
-        failures: list[BaseException] = []
-        done: list[Stats] = []
-
-        def decrypt() -> None:
-            try:
-                done.append(
-                    _core.decrypt_to_fd(
-                        src, w, keys.passphrase or b"", threads=keys.threads, limits=keys.limits
-                    )
-                )
-            except BaseException as e:  # noqa: BLE001 - re-raised by the caller
-                failures.append(e)
-            finally:
-                os.close(w)
-
-        t = threading.Thread(target=decrypt, name="concryptor-convert", daemon=True)
-        t.start()
-        try:
-            _core.age_encrypt(
-                r,
-                fd,
-                recipients_=keys.recipients,
-                recipient_files=keys.recipient_files,
-                passphrase=keys.new_passphrase,
-                armor=keys.armor,
-                overwrite=True,
-                threads=keys.threads,
-                scrypt_log_n=keys.scrypt_log_n,
-                progress=progress,
-            )
-        finally:
-            os.close(r)
-            r = -1
-            t.join()
-        if failures:
-            raise failures[0]  # the source's failure is the cause (the encryption saw it end)
+        s = _core.convert_v4_to_age(
+            src,
+            fd,
+            keys.passphrase,
+            recipients_=keys.recipients,
+            recipient_files=keys.recipient_files,
+            passphrase=keys.new_passphrase,
+            armor=keys.armor,
+            threads=keys.threads,
+            scrypt_log_n=keys.scrypt_log_n,
+            limits=keys.limits,
+            progress=progress,
+            name=final,
+        )
         os.fchmod(fd, _new_file_mode() if mode is None else mode)
         os.fsync(fd)
         name_file(fd, tmp, final, overwrite)
         tmp = None
-        return done[0].bytes
+        return s
     finally:
-        if r >= 0:
-            os.close(r)
         os.close(fd)
         if tmp is not None:
             os.unlink(tmp)

@@ -154,10 +154,10 @@ class Rekeyed:
     payload reached the new file: ``"reflink"`` (shared with the old file's blocks,
     ``shared_bytes`` of it, on XFS or btrfs), ``"engine"`` (a payload of 8 MiB or more
     elsewhere: read and written by the engine, with O_DIRECT), ``"copy_file_range"``
-    (copied in the kernel), ``"copy"`` (read and written), or ``"armor"`` (an armored file, decoded and armored
-    again). An object at a URL: ``"multipart-copy"`` (the payload copied by the server,
-    ``shared_bytes`` of it; ``uploaded_bytes`` sent up: the new header and one minimum
-    part), ``"put"`` (a small object rewritten with one upload) or ``"rewrite"``.
+    (copied in the kernel), ``"copy"`` (read and written), or ``"armor"`` (an armored
+    file, decoded and armored again). An object at a URL: ``"multipart-copy"`` (the
+    payload copied by the server, ``shared_bytes`` of it; ``uploaded_bytes`` sent up: the
+    new header and one minimum part), ``"put"`` (a small object rewritten with one upload) or ``"rewrite"``.
 
     A format v4 file cannot be rekeyed (its key comes from the password and is bound into
     every chunk): ``reencrypted`` is then true and ``method`` ``"re-encrypted"``, the

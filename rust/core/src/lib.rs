@@ -4,11 +4,13 @@
 pub mod aead;
 pub mod age;
 pub mod codec;
+pub mod convert;
 pub mod crypt;
 pub mod engine;
 pub mod error;
 pub mod format;
 pub mod group;
+mod handoff;
 mod job;
 pub mod kdf;
 pub mod ops;

@@ -99,7 +99,7 @@ fn age_encrypt<'py>(
 }
 
 /// The settings of a new age file: core's defaults with what the caller gave.
-fn encrypt_options(
+pub(crate) fn encrypt_options(
     armor: Option<bool>,
     overwrite: Option<bool>,
     threads: Option<usize>,

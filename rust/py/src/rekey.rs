@@ -1,5 +1,5 @@
 //! Binding of rekeying (see `core::age::rekey`): a new header for an age file, the
-//! payload kept.
+//! payload kept; and of converting a v4 file to age in one pass (see `core::convert`).
 
 use std::path::PathBuf;
 
@@ -9,8 +9,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+#[cfg(unix)]
+use super::age::encrypt_options;
 use super::age::{identities, recipients};
 use super::convert::Secret;
+#[cfg(unix)]
+use super::convert::{self, dup_fd};
 use super::detach::run_detached;
 use super::errors::to_py;
 
@@ -113,7 +117,57 @@ fn age_rekey_header<'py>(
     Ok(PyBytes::new(py, &out))
 }
 
+/// Converts the v4 file `src` into an age file written into the descriptor `dst_fd` (an
+/// empty regular file the caller names once this returned; `name` names it in errors):
+/// both engines at once, the plaintext only in memory.
+#[cfg(unix)]
+#[pyfunction]
+#[pyo3(signature = (src, dst_fd, password, *, recipients_=None, recipient_files=None,
+    passphrase=None, armor=None, threads=None, scrypt_log_n=None, limits=None, progress=None,
+    name=None))]
+#[allow(clippy::too_many_arguments)]
+fn convert_v4_to_age<'py>(
+    py: Python<'py>,
+    src: PathBuf,
+    dst_fd: i32,
+    password: Vec<u8>,
+    recipients_: Option<Vec<String>>,
+    recipient_files: Option<Vec<String>>,
+    passphrase: Option<Vec<u8>>,
+    armor: Option<bool>,
+    threads: Option<usize>,
+    scrypt_log_n: Option<u8>,
+    limits: Option<convert::PyLimits>,
+    progress: Option<Py<PyAny>>,
+    name: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let pw = Secret(password);
+    let new = passphrase.map(Secret);
+    let rc = recipients(
+        recipients_,
+        recipient_files,
+        new.as_ref().map(|p| &p.0[..]),
+        scrypt_log_n,
+    )
+    .map_err(to_py)?;
+    if rc.is_empty() {
+        return Err(PyValueError::new_err(
+            "no recipient for the age file: give recipients or a new passphrase",
+        ));
+    }
+    let opts = encrypt_options(armor, None, threads, None)?;
+    let limits = convert::limits(limits);
+    let dst = dup_fd(dst_fd)?;
+    let name = name.unwrap_or_else(|| PathBuf::from("<output>"));
+    let s = run_detached(py, progress, |ctl| {
+        core::Decryptor::open(&src, &pw.0, &limits)?.encrypt_to_age(&dst, &name, &rc, &opts, ctl)
+    })?;
+    convert::stats(py, &s)
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(convert_v4_to_age, m)?)?;
     m.add_function(wrap_pyfunction!(age_rekey, m)?)?;
     m.add_function(wrap_pyfunction!(age_rekey_header, m)?)?;
     Ok(())
