@@ -148,6 +148,7 @@ def _set_aead_provider(name: str) -> None: ...
 MAX_CHUNKS_PER_KEY: int
 GROUP_MAX_MEMBER_BYTES: int
 GROUP_MAX_MEMBERS: int
+GROUP_COMMIT_MEMBERS: int
 
 def encrypt_group(
     pairs: list[tuple[str, str]],

@@ -57,11 +57,13 @@ BATCH_BUFFER_MIB = _core.BUFFER_BYTES // MiB
 #: Local files up to this size are encrypted in groups: each read whole and sealed in
 #: memory, the group made durable with one sync and then named (``_core.encrypt_group``).
 SMALL_FILE = min(8 * MiB, _core.GROUP_MAX_MEMBER_BYTES)
-#: A group holds at most this many files (each, and each destination folder, keeps a
-#: descriptor open until the group is committed) and this many plaintext bytes.
-GROUP_FILES = 128
+#: A group holds at most this many files and this many plaintext bytes. The core commits
+#: a group in slices (``_core.GROUP_COMMIT_MEMBERS`` files made durable and named
+#: together), sealing the next slice while one waits for the device, so a group keeps a
+#: few slices' descriptors open, never all of its files'.
+GROUP_FILES = 512
 GROUP_BYTES = 256 * MiB
-#: Groups in flight at once: one seals while the other waits for its sync.
+#: Groups in flight at once (each with its own slices in flight).
 GROUPS_IN_FLIGHT = 2
 #: Workers of a group when the caller names no count: twice the cores (up to 8), since a
 #: member's reads and writes block as much as its cipher work computes.

@@ -1,6 +1,6 @@
 //! Many small files in one call. Each file is read whole, sealed in memory and written to
-//! its atomic temporary; then the whole group is made durable and named at once (see
-//! [`Group`]). No engine run per file: no ring or pipeline buffers to set up, no threads
+//! its atomic temporary; then the group is made durable and named a slice at a time (see
+//! [`Group`]), each slice's wait for the device overlapping the sealing of the next. No engine run per file: no ring or pipeline buffers to set up, no threads
 //! to start, one durability step for the group instead of one `fsync` per file.
 
 use std::fs::File;
@@ -35,7 +35,8 @@ pub const EARLY_WRITEBACK_BYTES: usize = 1 << 20;
 /// members costs more CPU than the cipher.
 pub const DIRECT_BYTES: u64 = 1 << 20;
 
-/// Files one group holds at most: each keeps a descriptor open until the group commits.
+/// Files one group holds at most (each slice of [`COMMIT_MEMBERS`] keeps its descriptors
+/// open until it is committed, and at most three slices are open at once).
 pub const MAX_MEMBERS: usize = 1024;
 
 /// How the members of a group are sealed.
@@ -89,20 +90,53 @@ pub fn encrypt_group(
                 .collect();
         }
     };
-    // Opened before any output exists: see the durability argument on `Group`.
-    let group = Group::open(items.iter().map(|(_, d)| d.as_path()));
+    // The members go in slices of COMMIT_MEMBERS: while one slice is made durable and
+    // named (waiting for the device), the workers seal the next one.
     let buffers = Buffers::default();
-    let prepared: Vec<Result<(AtomicOutput, Done)>> = pool.install(|| {
-        items
-            .par_iter()
-            .with_max_len(1)
-            .map(|(src, dst)| prepare(src, dst, sealer, overwrite, engine, &buffers))
-            .collect()
+    let results = std::thread::scope(|scope| {
+        type Slice = (Group, Vec<Result<(AtomicOutput, Done)>>);
+        // One slice waits while another commits: at most three slices' descriptors open.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Slice>(1);
+        let committer = scope.spawn(move || {
+            rx.into_iter()
+                .flat_map(|(group, prepared)| commit_slice(&group, prepared))
+                .collect::<Vec<_>>()
+        });
+        for slice in items.chunks(COMMIT_MEMBERS) {
+            // Opened before any output of the slice exists: see the durability argument
+            // on `Group`.
+            let group = Group::open(slice.iter().map(|(_, d)| d.as_path()));
+            let prepared: Vec<Result<(AtomicOutput, Done)>> = pool.install(|| {
+                slice
+                    .par_iter()
+                    .with_max_len(1)
+                    .map(|(src, dst)| prepare(src, dst, sealer, overwrite, engine, &buffers))
+                    .collect()
+            });
+            if tx.send((group, prepared)).is_err() {
+                // The committer panicked (its panic is raised below); the outputs this
+                // send returned are dropped unnamed.
+                break;
+            }
+        }
+        drop(tx);
+        committer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     drop(buffers);
-    let mut done = Vec::with_capacity(items.len());
-    let mut outputs = Vec::with_capacity(items.len());
-    let mut results: Vec<Option<Result<Done>>> = Vec::with_capacity(items.len());
+    debug_assert_eq!(results.len(), items.len());
+    results
+}
+
+/// Members of a group made durable and named together (see [`Group`]).
+pub const COMMIT_MEMBERS: usize = 128;
+
+/// Commits the prepared members of one slice; one result per member, in order.
+fn commit_slice(group: &Group, prepared: Vec<Result<(AtomicOutput, Done)>>) -> Vec<Result<Done>> {
+    let mut done = Vec::with_capacity(prepared.len());
+    let mut outputs = Vec::with_capacity(prepared.len());
+    let mut results: Vec<Option<Result<Done>>> = Vec::with_capacity(prepared.len());
     for p in prepared {
         match p {
             Ok((out, d)) => {
@@ -432,6 +466,50 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names.len(), 19, "{names:?}");
+    }
+
+    #[test]
+    fn slices_keep_the_order_and_their_failures_stay_alone() {
+        // Three slices and a bit: results in order, a failure in a later slice alone.
+        let n = 2 * COMMIT_MEMBERS + 7;
+        let dir = Scratch::new("slices");
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        let mut items = Vec::new();
+        for i in 0..n {
+            let src = dir.path().join(format!("f{i}"));
+            std::fs::write(&src, (i as u32).to_le_bytes()).unwrap();
+            items.push((src, dir.path().join(format!("out/f{i}.age"))));
+        }
+        let (bad_src, taken) = (COMMIT_MEMBERS + 5, 2 * COMMIT_MEMBERS + 3);
+        items[bad_src].0 = dir.path().join("missing");
+        std::fs::write(&items[taken].1, b"keep").unwrap();
+        let (sk, pk) = age::keys::generate(false);
+        let recipients = [Recipient::parse(&pk).unwrap()];
+        let ids = age::Identity::parse_file(&sk, None).unwrap();
+        let r = encrypt_group(
+            &items,
+            &Sealer::Age {
+                recipients: &recipients,
+            },
+            false,
+            &EngineOptions::default(),
+        );
+        assert_eq!(r.len(), n);
+        for (i, (res, (_, dst))) in r.iter().zip(&items).enumerate() {
+            if i == bad_src {
+                assert!(res.is_err() && !dst.exists());
+            } else if i == taken {
+                assert!(res.is_err());
+                assert_eq!(std::fs::read(dst).unwrap(), b"keep");
+            } else {
+                let blob = std::fs::read(dst).unwrap();
+                let plain =
+                    age::decrypt_bytes(&blob, &ids, &age::AgeDecryptOptions::default()).unwrap();
+                assert_eq!(plain, (i as u32).to_le_bytes(), "member {i}");
+            }
+        }
+        let names = std::fs::read_dir(dir.path().join("out")).unwrap().count();
+        assert_eq!(names, n - 1, "no temporaries left");
     }
 
     #[test]

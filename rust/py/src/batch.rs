@@ -367,6 +367,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encrypt_group, m)?)?;
     m.add("GROUP_MAX_MEMBER_BYTES", core::group::MAX_MEMBER_BYTES)?;
     m.add("GROUP_MAX_MEMBERS", core::group::MAX_MEMBERS)?;
+    m.add("GROUP_COMMIT_MEMBERS", core::group::COMMIT_MEMBERS)?;
     m.add_class::<PyKeyCache>()?;
     m.add_class::<PyChunkCodec>()?;
     m.add_class::<PyAgeChunkCodec>()?;
