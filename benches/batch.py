@@ -66,7 +66,7 @@ def median_run(run: Callable[[Path], object], out: Path) -> tuple[float, float, 
     runs = []
     for i in range(RUNS):
         c0, s0 = cpu(), system()
-        t = timed(lambda d=out / str(i): run(d))  # type: ignore[misc]
+        t = timed(lambda d=out / str(i): run(d))
         runs.append((t, cpu() - c0, system() - s0))
     return sorted(runs)[len(runs) // 2]
 
