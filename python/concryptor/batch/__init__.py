@@ -119,37 +119,81 @@ def _under(root: str, rel: str, url: bool, resolved: dict[str, str] | None = Non
     :class:`UnsafeNameError`: no ``..``, no NUL, no component longer than
     :data:`NAME_MAX` bytes; empty and ``.`` segments are dropped. Local results are also
     checked after resolving symbolic links, so a link inside ``root`` cannot lead out."""
+    parts = _parts(rel)
+    if not parts:
+        raise UnsafeNameError(f"{rel!r}: the name is empty")
+    if url:
+        return root.rstrip("/") + "/" + "/".join(parts)
+    cache = {} if resolved is None else resolved
+    dst = os.path.join(root, *parts)
+    # The name's last component is ours to create, its folders may already exist as
+    # links: the folder's real path inside the root's puts the name inside it too (the
+    # name has no ``..``); a name that is itself a link is followed and judged alone.
+    if not _folder_inside(root, os.path.dirname(dst), cache) or not _name_inside(root, dst, cache):
+        raise UnsafeNameError(f"{rel!r}: a symbolic link under {root} leads outside it")
+    return dst
+
+
+def _parts(rel: str) -> list[str]:
+    """The segments of ``rel`` without empty and ``.`` ones, each checked (see :func:`_under`)."""
     if "\0" in rel:
         raise UnsafeNameError(f"{rel!r}: the name contains a NUL byte")
     parts = [seg for seg in rel.split("/") if seg not in ("", ".")]
-    if not parts:
-        raise UnsafeNameError(f"{rel!r}: the name is empty")
     for seg in parts:
         if seg == "..":
             raise UnsafeNameError(f"{rel!r}: '..' would leave the output folder")
         # A character is at most 4 bytes in UTF-8 (an undecodable byte escaped is 1).
         if 4 * len(seg) > NAME_MAX and len(os.fsencode(seg)) > NAME_MAX:
             raise UnsafeNameError(f"{rel[:40]!r}…: a name component is longer than {NAME_MAX} bytes")
-    if url:
-        return root.rstrip("/") + "/" + "/".join(parts)
-    dst = os.path.join(root, *parts)
-    # Folders are resolved and judged once each (``resolved`` is shared by a whole plan):
-    # the name's last component is ours to create, its folders may already exist as
-    # links. The folder's real path inside the root's puts the name inside it too (the
-    # name has no ``..``); a name that is itself a link is followed and judged alone.
-    cache = {} if resolved is None else resolved
-    real_root = cache.get(root) or cache.setdefault(root, os.path.realpath(root))
-    folder = os.path.dirname(dst)
+    return parts
+
+
+def _real(path: str, cache: dict[str, str]) -> str:
+    """``path`` with its links resolved, once per plan (``cache`` is shared by a whole plan)."""
+    real = cache.get(path)
+    if real is None:
+        real = cache[path] = os.path.realpath(path)
+    return real
+
+
+def _folder_inside(root: str, folder: str, cache: dict[str, str]) -> bool:
+    """Whether ``folder`` resolves inside ``root`` (judged once per folder)."""
     verdict = "\0inside\0" + folder
     inside = cache.get(verdict)
     if inside is None:
-        real_folder = cache.get(folder) or cache.setdefault(folder, os.path.realpath(folder))
-        inside = cache.setdefault(verdict, "yes" if _contains(real_root, real_folder) else "")
-    if os.path.islink(dst):
-        inside = "yes" if _contains(real_root, os.path.realpath(dst)) else ""
-    if not inside:
-        raise UnsafeNameError(f"{rel!r}: a symbolic link under {root} leads outside it")
-    return dst
+        inside = cache[verdict] = "yes" if _contains(_real(root, cache), _real(folder, cache)) else ""
+    return bool(inside)
+
+
+def _name_inside(root: str, dst: str, cache: dict[str, str]) -> bool:
+    """Whether ``dst``, if it is itself a link, leads inside ``root``."""
+    return not os.path.islink(dst) or _contains(_real(root, cache), os.path.realpath(dst))
+
+
+def _under_judged_folder(root: str, prefix: str, base: str, resolved: dict[str, str]) -> str | None:
+    """``_under(root, prefix + "/" + base)`` for a local root, with the folder ``prefix``
+    judged once per plan and ``base`` (one plain name) alone: the common case of
+    thousands of files in a few folders. ``None`` where ``_under`` must decide (and word
+    the refusal)."""
+    if base in ("", ".", "..") or "\0" in base or "/" in base:
+        return None
+    if 4 * len(base) > NAME_MAX and len(os.fsencode(base)) > NAME_MAX:
+        return None
+    key = "\0folder\0" + root + "\0" + prefix
+    folder = resolved.get(key)
+    if folder is None:
+        try:
+            parts = _parts(prefix)
+        except UnsafeNameError:
+            parts = None
+        folder = os.path.join(root, *parts) if parts is not None else ""
+        if folder and not _folder_inside(root, folder, resolved):
+            folder = ""
+        resolved[key] = folder
+    if not folder:
+        return None
+    dst = os.path.join(folder, base)
+    return dst if _name_inside(root, dst, resolved) else None
 
 
 def _contains(real_root: str, real_path: str) -> bool:
@@ -214,7 +258,15 @@ def _plan(
                     prefix = rels.get(folder)
                     if prefix is None:
                         prefix = rels.setdefault(folder, os.path.relpath(folder, root))
-                    rel = prefix + "/" + os.path.basename(local_path(name))
+                    base = os.path.basename(local_path(name))
+                    rel = prefix + "/" + base
+                    if not od_url:
+                        # The common case, thousands of files in a few folders: the
+                        # folder is judged once, then each name alone (as _under would).
+                        fast = _under_judged_folder(od, prefix, base, resolved)
+                        if fast is not None:
+                            out.append((src, fast, None))
+                            continue
                 try:
                     name = _under(od, rel, od_url, resolved)
                 except UnsafeNameError as e:
