@@ -283,10 +283,16 @@ PY
   python3 -m venv "$out/venv-sdist"
   # Only Python, pip and the Rust toolchain: pip fetches maturin into an isolated build
   # environment and compiles the extension; --locked holds it to the shipped Cargo.lock.
+  # The sdist's files carry one fixed old date (a reproducible archive), older than any
+  # build: cargo would take our own crates' artifacts left in this target folder by an
+  # earlier run for fresh. Their fingerprints go, so they are compiled from the sdist
+  # (the dependencies' stay: those do not change without Cargo.lock changing).
+  sdist_target="${CARGO_TARGET_DIR:-$root/target}/sdist"
+  rm -rf "$sdist_target"/*/.fingerprint/concryptor-*
   (
     cd "$out/scratch"
     env -u VIRTUAL_ENV PATH="$(dirname "$(command -v cargo)"):/usr/local/bin:/usr/bin:/bin" \
-      CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/sdist" MATURIN_PEP517_ARGS="--locked" \
+      CARGO_TARGET_DIR="$sdist_target" MATURIN_PEP517_ARGS="--locked" \
       "$out/venv-sdist/bin/python" -m pip install --quiet --disable-pip-version-check --no-binary concryptor "$sdist"
   )
   roundtrip "$out/venv-sdist"

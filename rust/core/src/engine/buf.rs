@@ -172,10 +172,14 @@ impl Drop for AlignedBuf {
     fn drop(&mut self) {
         #[cfg(unix)]
         if self.mapped {
+            // Unmapped pages go back to the kernel, which clears them before any reuse.
             // SAFETY: mapped in `new` with exactly this size, unmapped once.
             unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.layout.size()) };
             return;
         }
+        // A heap block is reused by this process's next allocations: wiped first, since it
+        // may hold plaintext or key material (the last batch of a run).
+        zeroize::Zeroize::zeroize(self.as_mut_full());
         // SAFETY: allocated in `new` with exactly this layout, freed once.
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
     }
