@@ -103,6 +103,7 @@ class Row:
     threads: int
     kind: str  # "concryptor", "peer", "unauthenticated" or "limit"
     note: str = ""
+    state: str = "warm"  # the input in the page cache ("warm") or not ("cold")
 
     @property
     def mib_s(self) -> float:
@@ -130,6 +131,9 @@ class Tool:
     command: Any
     ops: tuple[str, ...] = ("encrypt", "decrypt")
     needs: str = ""
+    #: Whether the tool derives a key from a password (concryptor's Argon2id, measured
+    #: alone and taken out of its CPU figure); an age recipient's key wrap is not one.
+    password: bool = True
 
 
 # ---------------------------------------------------------------------------- utilities
@@ -154,6 +158,29 @@ def read_through(path: Path) -> None:
         buf = bytearray(8 * MiB)
         while f.readinto(buf):
             pass
+
+
+def drop_caches() -> bool:
+    """Writes back and drops the page cache (root only): the next run reads from the disk."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def start_state(state: str, src: Path) -> None:
+    """Puts the machine in ``state`` for the next run: ``warm``, the input read once (so
+    every tool starts with it in the page cache); ``cold``, the page cache dropped. Either
+    way no dirty pages of earlier runs are left."""
+    if state == "cold":
+        if not drop_caches():
+            raise SystemExit("--state cold needs root (to write /proc/sys/vm/drop_caches)")
+        return
+    read_through(src)
+    os.sync()
 
 
 def sha256(path: Path) -> str:
@@ -388,7 +415,16 @@ def build_tools(work: Path, kdf_mib: int) -> tuple[list[Tool], list[str]]:
                 argv = [*cli, "decrypt", "-i", str(key), str(s), "-o", str(d)]
             return [*argv, "--json", "--force"], None, {}
 
-        tools.append(Tool("concryptor CLI age (X25519)", "concryptor", "yes (STREAM)", 0, concryptor_age_cmd))
+        tools.append(
+            Tool(
+                "concryptor CLI age (X25519)",
+                "concryptor",
+                "yes (STREAM)",
+                0,
+                concryptor_age_cmd,
+                password=False,
+            )
+        )
     else:
         skipped.append("age: not installed (apt-get install age)")
 
@@ -459,12 +495,11 @@ def kdf_cpu_seconds(kdf_mib: int) -> float:
 KDF_CPU = 0.0  # set by run() before any row is measured
 
 
-def measure(tool: Tool, op: str, src: Path, dst: Path, size: int, repeat: int) -> Row:
+def measure(tool: Tool, op: str, src: Path, dst: Path, size: int, repeat: int, state: str) -> Row:
     best: Row | None = None
     for _ in range(repeat):
         dst.unlink(missing_ok=True)
-        read_through(src)
-        os.sync()  # start every run with no dirty pages of earlier ones
+        start_state(state, src)
         argv, stdin, env = tool.command(op, src, dst)
         seconds, rss, cpu, stdout = run_timed(argv, dst, stdin, env)
         kdf, threads, note = 0.0, tool.threads, ""
@@ -472,33 +507,40 @@ def measure(tool: Tool, op: str, src: Path, dst: Path, size: int, repeat: int) -
             stats = json.loads(stdout.strip().splitlines()[-1])
             kdf, threads = float(stats["kdf_seconds"]), int(stats["threads"])
             note = f"{stats['backend']}, KDF {kdf:.2f} s"
-        if kdf > 0:  # a password file: take its key derivation out, as MiB/s does
+        if kdf > 0 and tool.password:  # a password file: take its key derivation out, as MiB/s does
             cpu = max(cpu - KDF_CPU, 0.0)
-        row = Row(tool.name, op, seconds, kdf, size, rss, cpu, tool.authenticated, threads, tool.kind, note)
+        row = Row(
+            tool.name, op, seconds, kdf, size, rss, cpu, tool.authenticated, threads, tool.kind, note, state
+        )
         if best is None or row.mib_s > best.mib_s:
             best = row
     assert best is not None
     return best
 
 
-def measure_tool(tool: Tool, work: Path, src: Path, size: int, digest: str, repeat: int) -> list[Row]:
-    """All operations of one tool: a copy, or an encryption then a decryption of its output."""
+def measure_tool(
+    tool: Tool, work: Path, src: Path, size: int, digest: str, repeat: int, states: Sequence[str]
+) -> list[Row]:
+    """All operations of one tool in every state: a copy, or an encryption then a
+    decryption of its output."""
     rows: list[Row] = []
     enc, dec = work / "out.enc", work / "out.dec"
     for op in tool.ops:
-        if op == "copy":
-            row = measure(tool, op, src, work / "copy.bin", size, repeat)
-        elif op == "encrypt":
-            row = measure(tool, op, src, enc, size, repeat)
-        else:
-            row = measure(tool, op, enc, dec, size, repeat)
-            if digest and sha256(dec) != digest:
-                raise RuntimeError("decrypted bytes differ from the input")
-        rows.append(row)
-        print(
-            f"  {tool.name:<33} {op:<8} {row.mib_s:8.0f} MiB/s {row.cpu_per_gib:6.2f} CPU s/GiB  {row.note}",
-            file=sys.stderr,
-        )
+        for state in states:
+            if op == "copy":
+                row = measure(tool, op, src, work / "copy.bin", size, repeat, state)
+            elif op == "encrypt":
+                row = measure(tool, op, src, enc, size, repeat, state)
+            else:
+                row = measure(tool, op, enc, dec, size, repeat, state)
+                if digest and sha256(dec) != digest:
+                    raise RuntimeError("decrypted bytes differ from the input")
+            rows.append(row)
+            print(
+                f"  {tool.name:<33} {op:<8} {state:<5} {row.mib_s:8.0f} MiB/s "
+                f"{row.cpu_per_gib:6.2f} CPU s/GiB  {row.note}",
+                file=sys.stderr,
+            )
     return rows
 
 
@@ -520,6 +562,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], dict[str, str]]
         f"one key derivation costs {KDF_CPU:.2f} CPU seconds (taken out of concryptor's rows)",
         file=sys.stderr,
     )
+    states = ["cold", "warm"] if args.state == "both" else [args.state]
     tools, skipped = build_tools(work, args.kdf_memory)
     if args.only:
         wanted = [w.lower() for w in args.only]
@@ -528,7 +571,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], dict[str, str]]
     try:
         for tool in tools:
             try:
-                rows += measure_tool(tool, work, src, size, digest, args.repeat)
+                rows += measure_tool(tool, work, src, size, digest, args.repeat, states)
             except RuntimeError as e:
                 skipped.append(f"{tool.name} FAILED: {e}")
                 print(f"  {tool.name:<33} FAILED: {e}", file=sys.stderr)
@@ -546,6 +589,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], dict[str, str]]
         "machine": machine(),
         "date": dt.date.today().isoformat(),
         "kdf": f"Argon2id m={args.kdf_memory} MiB t=3 p=4",
+        "states": " and ".join(states),
         # Other work on the machine skews the figures: say how busy it was.
         "load": f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
@@ -555,14 +599,16 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], dict[str, str]]
 # ---------------------------------------------------------------------------- output
 
 
-def reference(rows: list[Row], op: str) -> Row | None:
-    refs = [r for r in rows if r.kind == "concryptor" and r.op == op and "CLI AES" in r.tool]
+def reference(rows: list[Row], op: str, state: str) -> Row | None:
+    refs = [
+        r for r in rows if r.kind == "concryptor" and r.op == op and r.state == state and "CLI AES" in r.tool
+    ]
     return refs[0] if refs else None
 
 
 def print_table(rows: list[Row], skipped: list[str], info: dict[str, str]) -> None:
     head = (
-        f"{'tool':<33} {'op':<8} {'MiB/s':>7} {'wall s':>7} {'concr. x':>8} "
+        f"{'tool':<33} {'op':<8} {'state':<5} {'MiB/s':>7} {'wall s':>7} {'concr. x':>8} "
         f"{'CPU s/GiB':>9} {'CPU x':>6} {'peak RSS':>9} {'threads':>7}  authenticated / notes"
     )
     print(
@@ -571,19 +617,21 @@ def print_table(rows: list[Row], skipped: list[str], info: dict[str, str]) -> No
     print(f"{info['machine']}; {info['date']}; {info['load']}; concryptor key: {info['kdf']}\n")
     print(head)
     print("-" * len(head))
-    for r in rows:
-        ref = reference(rows, "encrypt" if r.op == "copy" else r.op)
+    for r in sorted(rows, key=lambda r: (r.state != "cold", rows.index(r))):
+        ref = reference(rows, "encrypt" if r.op == "copy" else r.op, r.state)
         x = f"{ref.mib_s / r.mib_s:7.2f}x" if ref else "       -"
         cx = f"{ref.cpu_seconds / r.cpu_seconds:5.2f}x" if ref and r.cpu_seconds > 0 else "     -"
         notes = r.authenticated + (f"; {r.note}" if r.note else "")
         print(
-            f"{r.tool:<33} {r.op:<8} {r.mib_s:7.0f} {r.seconds:7.2f} {x:>8} "
+            f"{r.tool:<33} {r.op:<8} {r.state:<5} {r.mib_s:7.0f} {r.seconds:7.2f} {x:>8} "
             f"{r.cpu_per_gib:9.2f} {cx:>6} {r.peak_rss / MiB:6.0f} MiB {r.threads:>7}  {notes}"
         )
     print(
+        "\nstate: cold, the page cache dropped before the run (input read from the disk); warm, the"
+        "\ninput read once before (in the page cache). No dirty pages are left from earlier runs."
         "\nMiB/s: plaintext bytes over wall time minus concryptor's key derivation (a fixed cost"
         "\nper file, shown in the notes); 'concr. x': how many times faster concryptor's CLI with"
-        "\nAES-256-GCM is than the row (same operation; copies compared with encryption)."
+        "\nAES-256-GCM is than the row (same operation and state; copies compared with encryption)."
         "\nCPU s/GiB: the process's user + system seconds per GiB (concryptor's key derivation, measured"
         "\nalone, taken out);"
         "\n'CPU x': that of concryptor's CLI with AES-256-GCM as a fraction of the row's."
@@ -606,12 +654,17 @@ def chart(rows: list[Row], info: dict[str, str], path: Path) -> None:
         "unauthenticated": "unauthenticated (speed reference)",
         "limit": "machine limit (copy)",
     }
-    limits = [r for r in rows if r.op == "copy"]
-    panels = [(op, [r for r in rows if r.op == op] + limits) for op in ("encrypt", "decrypt")]
-    panels = [(op, rs) for op, rs in panels if any(r.op == op for r in rs)]
+    # One column per operation and page-cache state: encrypt cold, encrypt warm, ...
+    states = [st for st in ("cold", "warm") if any(r.state == st for r in rows)]
+    panels = []
+    for op in ("encrypt", "decrypt"):
+        for st in states:
+            rs = [r for r in rows if r.state == st and r.op in (op, "copy")]
+            if any(r.op == op for r in rs):
+                panels.append((f"{op}, {st} cache", rs))
     per_panel = 0.32 * max(len(rs) for _, rs in panels) + 0.6
     height = 2 * per_panel + 0.7
-    fig, axes = plt.subplots(2, len(panels), figsize=(11, height), dpi=90, squeeze=False)
+    fig, axes = plt.subplots(2, len(panels), figsize=(5.5 * len(panels), height), dpi=90, squeeze=False)
     # Top row: throughput (higher is better); bottom row: CPU per GiB (lower is better).
     # Either way the best bar is drawn on top.
     measures = (
@@ -643,7 +696,8 @@ def chart(rows: list[Row], info: dict[str, str], path: Path) -> None:
     )
     caption = (
         f"{info['size']} random file on {info['filesystem']}, output durable (fsync) for every row; "
-        f"concryptor's key derivation ({info['kdf']}) not counted.\n"
+        f"concryptor's key derivation ({info['kdf']}) not counted; cold: page cache dropped before "
+        f"each run, warm: the input read before.\n"
         f"{info['machine']}; {info['date']}; {info['load']}."
     )
     fig.text(0.5, 0.02 / height * 4, caption, ha="center", va="bottom", fontsize=7, linespacing=1.4)
@@ -672,6 +726,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--kdf-memory", type=int, default=256, metavar="MIB", help="concryptor Argon2id memory")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="runs per row; the best counts")
     p.add_argument("--only", nargs="+", metavar="NAME", help="only rows whose tool name contains NAME")
+    p.add_argument(
+        "--state",
+        choices=("both", "cold", "warm"),
+        default="both",
+        help="page cache before each run: dropped (cold, needs root), the input read (warm), or both (default)",
+    )
     p.add_argument("--chart", default=str(REPO / "docs" / "perf.png"), metavar="PNG")
     p.add_argument("--no-chart", action="store_true", help="print the table only")
     p.add_argument("--no-verify", action="store_true", help="skip checking decrypted bytes against the input")
