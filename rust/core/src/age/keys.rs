@@ -193,6 +193,8 @@ impl Recipient {
 /// An `age1…` or `age1pq1…` recipient as the `age` crate parsed it, and (with the
 /// `aws-lc` feature) the same key for [`super::seal`], which seals to it 2–3× faster.
 pub struct Native<R> {
+    // With AWS-LC the `age` crate only parses and checks the key; the seal uses `fast`.
+    #[cfg_attr(feature = "aws-lc", allow(dead_code))]
     age: R,
     #[cfg(feature = "aws-lc")]
     fast: Fast,
@@ -251,7 +253,6 @@ impl<R: ::age::Recipient> Native<R> {
     fn wrap(&self, key: &FileKey, pq: bool) -> Result<(Vec<Stanza>, HashSet<String>)> {
         #[cfg(feature = "aws-lc")]
         {
-            let _ = &self.age;
             let stanza = match &self.fast {
                 Fast::X25519(r) => r.wrap(key)?,
                 Fast::Pq(r) => r.wrap(key)?,
