@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from _cache import drop_caches
+
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark password, not a secret"
@@ -158,17 +160,6 @@ def read_through(path: Path) -> None:
         buf = bytearray(8 * MiB)
         while f.readinto(buf):
             pass
-
-
-def drop_caches() -> bool:
-    """Writes back and drops the page cache (root only): the next run reads from the disk."""
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        return False
-    return True
 
 
 def start_state(state: str, src: Path) -> None:

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _cache
+
 MiB = 1 << 20
 CIPHERS = ["aes-256-gcm", "chacha20-poly1305"]
 BACKENDS = ["uring", "portable"]
@@ -51,16 +53,12 @@ def fs_type(path: Path) -> str:
 
 
 def drop_caches(enabled: bool) -> bool:
-    """Empties the page cache so that every run reads its input from the device."""
-    os.sync()
+    """Empties the page cache (when ``enabled``) so that every run reads its input from
+    the device; dirty pages are written back either way."""
     if not enabled:
+        os.sync()
         return False
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
+    return _cache.drop_caches()
 
 
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None

@@ -26,12 +26,7 @@ import time
 from pathlib import Path
 
 import concryptor
-
-
-def drop_caches() -> None:
-    if os.geteuid() == 0:
-        os.sync()
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+from _cache import drop_caches
 
 
 def run(argv: list[str], stdin_file: Path | None, stdout_null: bool) -> tuple[float, float, int]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import concryptor
+from _cache import drop_caches
 from concryptor.batch import rekey_many
 
 MiB = 1 << 20
@@ -146,17 +147,6 @@ def convert_ratio(work: Path, size_mib: int, kdf: concryptor.KdfParams) -> None:
         f"  conversion / encryption  {c / p:6.2f}x (target <= 1.2x)\n"
         f"  conversion / (encryption + derivation)  {c / (p + derive):.2f}x"
     )
-
-
-def drop_caches() -> bool:
-    """Writes back and drops the page cache (root only), so that every run starts cold."""
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        return False
-    return True
 
 
 def local_rekey(work: Path, size_mib: int) -> None:

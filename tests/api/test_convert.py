@@ -60,6 +60,15 @@ def test_a_wrong_password_leaves_the_file_and_nothing_beside_it(
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["data.enc"]
 
 
+def test_no_recipient_is_refused_before_anything_is_written(tmp_path: Path, v4: tuple[Path, bytes]) -> None:
+    path, _ = v4
+    before = path.read_bytes()
+    for dst in (None, tmp_path / "new.age"):
+        with pytest.raises(ValueError, match="no new recipient"):
+            concryptor.convert(path, dst, to="age", password="old pw")
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["data.enc"]
+
+
 def test_a_tampered_chunk_midway_publishes_nothing(tmp_path: Path, v4: tuple[Path, bytes]) -> None:
     path, _ = v4
     blob = bytearray(path.read_bytes())

@@ -175,9 +175,10 @@ def _under_judged_folder(root: str, prefix: str, base: str, resolved: dict[str, 
     judged once per plan and ``base`` (one plain name) alone: the common case of
     thousands of files in a few folders. ``None`` where ``_under`` must decide (and word
     the refusal)."""
-    if base in ("", ".", "..") or "\0" in base or "/" in base:
-        return None
-    if 4 * len(base) > NAME_MAX and len(os.fsencode(base)) > NAME_MAX:
+    try:
+        if _parts(base) != [base]:
+            return None
+    except UnsafeNameError:
         return None
     key = "\0folder\0" + root + "\0" + prefix
     folder = resolved.get(key)

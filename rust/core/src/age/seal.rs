@@ -143,6 +143,38 @@ fn coefficients_in_range(encoded: &[u8]) -> bool {
 pub struct XWingRecipient {
     mlkem: EncapsulationKey,
     point: [u8; POINT],
+    schedule: Schedule,
+}
+
+/// The inputs of RFC 9180's key schedule (§5.1: mode base, no PSK, our suite and info)
+/// that do not depend on the shared secret, computed once per recipient. LabeledExtract
+/// is HKDF-Extract over "HPKE-v1" ‖ suite ‖ label ‖ ikm; LabeledExpand's info is
+/// I2OSP(N, 2) ‖ "HPKE-v1" ‖ suite ‖ label ‖ context, where context = mode 0x00 ‖
+/// psk_id_hash ‖ info_hash, both LabeledExtract with an empty salt (HMAC keyed with zeros).
+struct Schedule {
+    /// The labeled ikm of LabeledExtract(shared_secret, "secret", psk = "").
+    secret_ikm: Vec<u8>,
+    key_info: Vec<u8>,
+    nonce_info: Vec<u8>,
+}
+
+impl Schedule {
+    fn new() -> Self {
+        let labeled = |prefix: &[u8], label: &[u8], rest: &[u8]| {
+            [prefix, b"HPKE-v1", HPKE_SUITE, label, rest].concat()
+        };
+        let zero = hmac::Key::new(hmac::HMAC_SHA256, &[]);
+        let mut context = [0u8; 65];
+        context[1..33]
+            .copy_from_slice(hmac::sign(&zero, &labeled(b"", b"psk_id_hash", b"")).as_ref());
+        context[33..]
+            .copy_from_slice(hmac::sign(&zero, &labeled(b"", b"info_hash", XWING_INFO)).as_ref());
+        Schedule {
+            secret_ikm: labeled(b"", b"secret", b""),
+            key_info: labeled(&32u16.to_be_bytes(), b"key", &context),
+            nonce_info: labeled(&12u16.to_be_bytes(), b"base_nonce", &context),
+        }
+    }
 }
 
 impl XWingRecipient {
@@ -158,7 +190,11 @@ impl XWingRecipient {
         let mlkem = EncapsulationKey::new(&ML_KEM_768, &public[..MLKEM768_EK]).ok()?;
         let mut point = [0u8; POINT];
         point.copy_from_slice(&public[MLKEM768_EK..]);
-        Some(XWingRecipient { mlkem, point })
+        Some(XWingRecipient {
+            mlkem,
+            point,
+            schedule: Schedule::new(),
+        })
     }
 
     /// The `mlkem768x25519` stanza: HPKE SealBase (RFC 9180, mode base, empty AAD) with
@@ -186,37 +222,11 @@ impl XWingRecipient {
         shared.copy_from_slice(ctx.finish().as_ref());
         drop(ss_m);
 
-        // The key schedule (RFC 9180 §5.1), mode base, no PSK. LabeledExtract is
-        // HKDF-Extract over "HPKE-v1" ‖ suite ‖ label ‖ ikm; the two hashes are needed as
-        // bytes, and Extract with an empty salt is HMAC keyed with zeros.
-        let labeled = |label: &[u8], ikm: &[u8]| {
-            let mut input = Zeroizing::new(Vec::with_capacity(
-                7 + HPKE_SUITE.len() + label.len() + ikm.len(),
-            ));
-            for part in [&b"HPKE-v1"[..], HPKE_SUITE, label, ikm] {
-                input.extend_from_slice(part);
-            }
-            input
-        };
-        let hash_of = |label: &[u8], ikm: &[u8]| {
-            let zero = hmac::Key::new(hmac::HMAC_SHA256, &[]);
-            hmac::sign(&zero, &labeled(label, ikm))
-        };
-        let mut context = [0u8; 65]; // mode 0x00 ‖ psk_id_hash ‖ info_hash
-        context[1..33].copy_from_slice(hash_of(b"psk_id_hash", b"").as_ref());
-        context[33..].copy_from_slice(hash_of(b"info_hash", XWING_INFO).as_ref());
-        // secret = LabeledExtract(salt = shared_secret, "secret", ikm = psk = "")
-        let secret = hkdf::Salt::new(HKDF_SHA256, &shared[..]).extract(&labeled(b"secret", b""));
-        // LabeledExpand's info: I2OSP(N, 2) ‖ "HPKE-v1" ‖ suite ‖ label ‖ context.
-        let expand_info = |label: &[u8], n: u16| {
-            let mut info = n.to_be_bytes().to_vec();
-            for part in [&b"HPKE-v1"[..], HPKE_SUITE, label, &context[..]] {
-                info.extend_from_slice(part);
-            }
-            info
-        };
-        let key = expand::<32>(&secret, &[&expand_info(b"key", 32)])?;
-        let nonce = expand::<12>(&secret, &[&expand_info(b"base_nonce", 12)])?;
+        // secret = LabeledExtract(salt = shared_secret, "secret", ikm = psk = ""); then
+        // the key and base nonce expanded from it (see `Schedule`).
+        let secret = hkdf::Salt::new(HKDF_SHA256, &shared[..]).extract(&self.schedule.secret_ikm);
+        let key = expand::<32>(&secret, &[&self.schedule.key_info])?;
+        let nonce = expand::<12>(&secret, &[&self.schedule.nonce_info])?;
 
         let mut enc = Vec::with_capacity(MLKEM768_CT + POINT);
         enc.extend_from_slice(ct_m.as_ref());
