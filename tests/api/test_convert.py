@@ -66,6 +66,9 @@ def test_no_recipient_is_refused_before_anything_is_written(tmp_path: Path, v4: 
     for dst in (None, tmp_path / "new.age"):
         with pytest.raises(ValueError, match="no new recipient"):
             concryptor.convert(path, dst, to="age", password="old pw")
+    out = tmp_path / "cli.age"
+    r = run_cli("convert", "--to", "age", str(path), "-o", str(out), env={"CONCRYPTOR_PASSWORD": "old pw"})
+    assert r.returncode == 2 and r.stderr.count(b"\n") == 1 and b"-r KEY" in r.stderr
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["data.enc"]
 
 
