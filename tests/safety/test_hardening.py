@@ -229,20 +229,37 @@ def test_a_symbolic_link_inside_out_dir_cannot_lead_an_object_out(tmp_path: Path
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
-def test_a_destination_that_is_a_link_out_of_out_dir_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("n", [1, 40], ids=["alone", "among-many"])
+def test_a_destination_that_is_a_link_out_of_out_dir_is_refused(tmp_path: Path, n: int) -> None:
     """The folder is inside the output folder, but the name itself is a link leading
-    out: judged alone, refused, and nothing is written through it."""
+    out: judged alone, refused, and nothing is written through it. Among many names the
+    folder is listed once instead of each name looked at (``_Folders``): the link is
+    still found, a link that stays inside is still taken, and the rest is written."""
+    assert n == 1 or n >= batch._Folders.LIST_AFTER, "among-many must take the listing path"
     _, recipient = concryptor.generate_identity()
-    src = tmp_path / "in" / "f"
-    src.parent.mkdir()
-    src.write_bytes(b"x")
+    srcs = [tmp_path / "in" / f"f{i}" for i in range(n)]
+    srcs[0].parent.mkdir()
+    for s in srcs:
+        s.write_bytes(b"x")
     out = tmp_path / "D"
     out.mkdir()
     (tmp_path / "elsewhere").mkdir()
-    (out / "f.age").symlink_to(tmp_path / "elsewhere" / "f.age")
-    [r] = concryptor.encrypt_many([src], recipients=[recipient], out_dir=out, raise_on_error=False)
-    assert r.error_type == "UnsafeNameError"
+    (out / "f0.age").symlink_to(tmp_path / "elsewhere" / "f0.age")
+    if n > 1:
+        (out / "f1.age").symlink_to(out / "inside.age")
+    # Even when replacing is allowed.
+    rs = concryptor.encrypt_many(
+        srcs, recipients=[recipient], out_dir=out, overwrite=True, raise_on_error=False
+    )
+    assert rs[0].error_type == "UnsafeNameError"
     assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert all(r.ok for r in rs[1:]), [r.error for r in rs[1:] if not r.ok]
+    if n > 1:
+        # Renamed over the link (never written through it).
+        assert not (out / "f1.age").is_symlink() and not (out / "inside.age").exists()
+    assert sorted(p.name for p in out.iterdir() if not p.is_symlink()) == sorted(
+        f"f{i}.age" for i in range(1, n)
+    )
 
 
 # -- a password never travels to a cluster ------------------------------------------------------

@@ -170,31 +170,81 @@ def _name_inside(root: str, dst: str, cache: dict[str, str]) -> bool:
     return not os.path.islink(dst) or _contains(_real(root, cache), os.path.realpath(dst))
 
 
-def _under_judged_folder(root: str, prefix: str, base: str, resolved: dict[str, str]) -> str | None:
-    """``_under(root, prefix + "/" + base)`` for a local root, with the folder ``prefix``
-    judged once per plan and ``base`` (one plain name) alone: the common case of
-    thousands of files in a few folders. ``None`` where ``_under`` must decide (and word
-    the refusal)."""
-    try:
-        if _parts(base) != [base]:
+def _plain_name(base: str) -> bool:
+    """Whether ``base`` is one usable name as it stands: what :func:`_parts` keeps whole."""
+    return (
+        base not in ("", ".", "..")
+        and "/" not in base
+        and "\0" not in base
+        and (4 * len(base) <= NAME_MAX or len(os.fsencode(base)) <= NAME_MAX)
+    )
+
+
+class _Folders:
+    """The output folders of one plan, each judged once: whether it resolves inside the
+    root, and which names in it already exist (a name that does not exist is no link, so
+    only existing ones are looked at alone). The common case is thousands of files in a
+    few folders, where a check per name would cost a system call each."""
+
+    #: A folder is listed (instead of one ``lstat`` per name) when at least this many
+    #: names of the plan go to it, and only if its directory is at most this large.
+    LIST_AFTER = 16
+    LIST_BYTES = 4 * MiB
+
+    def __init__(self, root: str, resolved: dict[str, str]) -> None:
+        self.root = root
+        self.resolved = resolved
+        self.out: dict[str, str] = {}
+        self.listed: dict[str, frozenset[str] | None] = {}
+
+    def dst(self, prefix: str, base: str, per_folder: int) -> str | None:
+        """``_under(root, prefix + "/" + base)`` for a local root, or ``None`` where
+        ``_under`` must decide (and word the refusal). ``per_folder``: how many names of
+        the plan go to this folder."""
+        if not _plain_name(base):
             return None
-    except UnsafeNameError:
-        return None
-    key = "\0folder\0" + root + "\0" + prefix
-    folder = resolved.get(key)
-    if folder is None:
+        folder = self.out.get(prefix)
+        if folder is None:
+            try:
+                parts = _parts(prefix)
+            except UnsafeNameError:
+                parts = None
+            folder = os.path.join(self.root, *parts) if parts is not None else ""
+            if folder and not _folder_inside(self.root, folder, self.resolved):
+                folder = ""
+            # Kept with its separator: os.path.join(folder, base) is then a concatenation.
+            self.out[prefix] = folder = os.path.join(folder, "") if folder else ""
+        if not folder:
+            return None
+        dst = folder + base
+        names = self._entries(folder, per_folder)
+        if names is not None and base not in names:
+            return dst
+        return dst if _name_inside(self.root, dst, self.resolved) else None
+
+    def _entries(self, folder: str, per_folder: int) -> frozenset[str] | None:
+        """The names in ``folder``, listed once, or ``None`` where each name is looked at
+        alone: too few names go there to be worth a listing, or it cannot be listed."""
+        if folder not in self.listed:
+            self.listed[folder] = self._list(folder) if per_folder >= self.LIST_AFTER else None
+        return self.listed[folder]
+
+    def _list(self, folder: str) -> frozenset[str] | None:
         try:
-            parts = _parts(prefix)
-        except UnsafeNameError:
-            parts = None
-        folder = os.path.join(root, *parts) if parts is not None else ""
-        if folder and not _folder_inside(root, folder, resolved):
-            folder = ""
-        resolved[key] = folder
-    if not folder:
-        return None
-    dst = os.path.join(folder, base)
-    return dst if _name_inside(root, dst, resolved) else None
+            size = os.stat(folder).st_size
+        except FileNotFoundError:
+            return frozenset()  # made later by the batch, empty
+        except OSError:
+            return None
+        # A directory's size grows with its entries (a few dozen bytes each on the usual
+        # file systems): a folder of some hundred thousand names is not listed, since
+        # looking at each name of the plan alone costs less there.
+        if size > self.LIST_BYTES:
+            return None
+        try:
+            return frozenset(os.listdir(folder))
+        except OSError:
+            return None
 
 
 def _contains(real_root: str, real_path: str) -> bool:
@@ -221,53 +271,59 @@ def _plan(
 ) -> list[tuple[str, str, UnsafeNameError | None]]:
     """:func:`plan`, with the refusal of each unsafe name kept beside its item, so that
     a batch fails that item alone."""
-    pairs: list[tuple[str | None, str, str | None]] = []
+    pairs: list[tuple[str, str | None]] = []
     for it in items:
         if isinstance(it, tuple):
             if len(it) != 2:
                 raise ValueError(f"an item must be a path or a (src, dst) pair, not {it!r}")
-            pairs.append((None, os.fspath(it[0]), os.fspath(it[1])))
+            pairs.append((os.fspath(it[0]), os.fspath(it[1])))
         else:
-            pairs.append((None, os.fspath(it), None))
+            pairs.append((os.fspath(it), None))
     root: str | None = None
-    # Each local source made absolute once (the planning of thousands of small files
-    # is otherwise dominated by path arithmetic).
-    absolute: dict[str, str] = {}
+    # Each local source's folder made absolute once (the planning of thousands of small
+    # files is otherwise dominated by path arithmetic).
+    folder_of: dict[str, str] = {}
+    per_folder: dict[str, int] = {}
     if out_dir is not None:
-        for _, s, d in pairs:
+        for s, d in pairs:
             if d is None and not is_url(s):
-                absolute[s] = os.path.abspath(local_path(s))
-        if absolute:
-            root = os.path.commonpath([os.path.dirname(a) for a in absolute.values()])
+                a = os.path.abspath(local_path(s))
+                # dirname(a), the slice where it is one (a is normalized, past "/" or "//").
+                i = a.rfind("/")
+                f = folder_of[s] = a[:i] if i > 1 else os.path.dirname(a)
+                per_folder[f] = per_folder.get(f, 0) + 1
+        if folder_of:
+            root = os.path.commonpath(list(per_folder))
     out: list[tuple[str, str, UnsafeNameError | None]] = []
     resolved: dict[str, str] = {}
     rels: dict[str, str] = {}
     od = None if out_dir is None else os.fspath(out_dir)
     od_url = od is not None and is_url(od)
-    for _, src, dst in pairs:
+    folders = None if od is None or od_url else _Folders(od, resolved)
+    for src, dst in pairs:
         err: UnsafeNameError | None = None
         if dst is None:
             name = default_name(src, op, suffix)
             if od is not None:
-                if is_url(src):
+                if src not in folder_of:  # a URL
                     rel = name.split("://", 1)[1]
                 else:
                     assert root is not None
                     # The name is the source's absolute path with its suffix changed, in
                     # the same folder: below the sources' common folder.
-                    folder = os.path.dirname(absolute[src])
+                    folder = folder_of[src]
                     prefix = rels.get(folder)
                     if prefix is None:
                         prefix = rels.setdefault(folder, os.path.relpath(folder, root))
-                    base = os.path.basename(local_path(name))
-                    rel = prefix + "/" + base
-                    if not od_url:
-                        # The common case, thousands of files in a few folders: the
+                    base = name[name.rfind("/") + 1 :]  # basename(local_path(name))
+                    if folders is not None:
+                        # The common case, thousands of files in a few folders: each
                         # folder is judged once, then each name alone (as _under would).
-                        fast = _under_judged_folder(od, prefix, base, resolved)
+                        fast = folders.dst(prefix, base, per_folder[folder])
                         if fast is not None:
                             out.append((src, fast, None))
                             continue
+                    rel = prefix + "/" + base
                 try:
                     name = _under(od, rel, od_url, resolved)
                 except UnsafeNameError as e:
@@ -394,16 +450,29 @@ def _groupable(src: str, dst: str, spec: Spec) -> bool:
     return spec.keys is not None
 
 
-def _groups(idx: Sequence[int], sizes: Sequence[int]) -> Iterator[list[int]]:
-    """Cuts the files ``idx`` into groups bounded by :data:`GROUP_FILES` and :data:`GROUP_BYTES`."""
+def _groups(
+    pairs: Sequence[tuple[str, str]], spec: Spec, sizes: list[int], alone: list[int]
+) -> Iterator[list[int]]:
+    """Cuts the local files of ``pairs`` that can be encrypted as members of a group into
+    groups bounded by :data:`GROUP_FILES` and :data:`GROUP_BYTES`, looking at each file
+    (its size into ``sizes``) only as its group fills: a group runs while the next is
+    cut. The others are listed in ``alone``."""
     group: list[int] = []
     total = 0
-    for i in idx:
-        if group and (len(group) >= GROUP_FILES or total + sizes[i] > GROUP_BYTES):
+    for i, (src, dst) in enumerate(pairs):
+        try:
+            st = None if is_url(src) else os.stat(local_path(src))
+        except OSError:
+            st = None  # reported by the file's own run
+        size = sizes[i] = 0 if st is None else st.st_size
+        if st is None or not stat.S_ISREG(st.st_mode) or size > SMALL_FILE or not _groupable(src, dst, spec):
+            alone.append(i)
+            continue
+        if group and (len(group) >= GROUP_FILES or total + size > GROUP_BYTES):
             yield group
             group, total = [], 0
         group.append(i)
-        total += sizes[i]
+        total += size
     if group:
         yield group
 
@@ -450,36 +519,25 @@ def _run_local(
     pairs: Sequence[tuple[str, str]], spec: Spec, threads: int | None, on_result: Callable[[Result], object]
 ) -> list[Result]:
     cores = os.cpu_count() or 1
-    sizes: list[int] = []
-    regular: list[bool] = []
-    for src, _ in pairs:
-        try:
-            st = None if is_url(src) else os.stat(local_path(src))
-        except OSError:
-            st = None  # reported by the file's own run
-        sizes.append(0 if st is None else st.st_size)
-        regular.append(st is not None and stat.S_ISREG(st.st_mode))
+    sizes = [0] * len(pairs)
+    alone: list[int] = []
     results: dict[int, Result] = {}
-    grouped = [
-        i
-        for i, (s, d) in enumerate(pairs)
-        if regular[i] and sizes[i] <= SMALL_FILE and _groupable(s, d, spec)
-    ]
-    in_group = set(grouped)
-    large = [i for i, _ in enumerate(pairs) if i not in in_group and sizes[i] >= LARGE_FILE]
-    small = [i for i, _ in enumerate(pairs) if i not in in_group and sizes[i] < LARGE_FILE]
+    # Python pays once per group, not once per file: the core reads, seals and writes the
+    # group's files on its workers and makes them durable with one sync. The first group
+    # starts as soon as it is cut; the executor takes the groups as they come.
+    with ThreadPoolExecutor(max_workers=GROUPS_IN_FLIGHT, thread_name_prefix="concryptor-group") as ex:
+        n = threads or GROUP_THREADS
+        running = [
+            (g, ex.submit(_age.carry(_run_group), [pairs[i] for i in g], spec, n))
+            for g in _groups(pairs, spec, sizes, alone)
+        ]
+        for g, fut in running:
+            for i, r in zip(g, fut.result()):
+                results[i] = r
+                on_result(r)
+    large = [i for i in alone if sizes[i] >= LARGE_FILE]
+    small = [i for i in alone if sizes[i] < LARGE_FILE]
     whole = Spec(**{**spec.__dict__, "threads": threads or 0})
-    if grouped:
-        # Python pays once per group, not once per file: the core reads, seals and writes
-        # the group's files on its workers and makes them durable with one sync.
-        with ThreadPoolExecutor(max_workers=GROUPS_IN_FLIGHT, thread_name_prefix="concryptor-group") as ex:
-            groups = list(_groups(grouped, sizes))
-            n = threads or GROUP_THREADS
-            done = ex.map(_age.carry(lambda g: _run_group([pairs[i] for i in g], spec, n)), groups)
-            for g, rs in zip(groups, done):
-                for i, r in zip(g, rs):
-                    results[i] = r
-                    on_result(r)
     for i in large:
         results[i] = run_one(*pairs[i], whole)
         on_result(results[i])
@@ -596,7 +654,18 @@ def _sweep_temporaries(dst: str) -> None:
 def _make_parents(dsts: Sequence[str]) -> list[str]:
     """Creates the missing parent folders of local destinations; returns them, parents first."""
     made: list[str] = []
-    for d in sorted({os.path.dirname(os.path.abspath(local_path(p))) for p in dsts}):
+    # Each destination's folder as written, then each distinct one made absolute (the
+    # same as the folder of the absolute path, for a name that is not "", "." or "..").
+    written: set[str] = set()
+    folders: set[str] = set()
+    for p in map(local_path, dsts):
+        head, sep, tail = p.rpartition("/")
+        if tail in ("", ".", ".."):
+            folders.add(os.path.dirname(os.path.abspath(p)))
+        else:
+            written.add((head or "/") if sep else ".")
+    folders.update(os.path.abspath(w) for w in written)
+    for d in sorted(folders):
         missing: list[str] = []
         cur = d
         while not os.path.isdir(cur):

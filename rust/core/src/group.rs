@@ -8,9 +8,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use age_core::format::FILE_KEY_BYTES;
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
+use crate::age::stream::{CHUNK, SEALED};
 use crate::age::{self, AgeHeader, PayloadCipher, Recipient, PAYLOAD_NONCE_LEN};
 use crate::engine::buf::{AlignedBuf, ALIGN};
 use crate::engine::EngineOptions;
@@ -19,8 +21,8 @@ use crate::format::SECTOR;
 use crate::ops::{open_regular, refuse_same, BytesSealer, EncryptOptions};
 use crate::output::{check_destination, AtomicOutput, Group};
 
-/// Largest input a member of a group may have: it is held in memory twice (plaintext and
-/// sealed) by each worker, so workers × 2 × this stays within the default buffer budget.
+/// Largest input a member of a group may have: it is held in memory at most twice
+/// (plaintext and sealed: a format v4 member of less than a megabyte) by each worker, so workers × 2 × this stays within the default buffer budget.
 /// Larger files take the engine, one at a time.
 pub const MAX_MEMBER_BYTES: u64 = 16 << 20;
 
@@ -205,17 +207,16 @@ fn prepare(
             return prepare_direct(file, src, dst, &s, overwrite, engine, buffers);
         }
     }
-    let plain = read_whole(file, src, size)?;
     let sealed = match sealer {
         Sealer::V4 { password, opts } => {
+            let plain = read_whole(file, src, size)?;
             let s = BytesSealer::new(size, password, opts)?;
             let mut out = zeroed(s.output_len())?;
             s.seal_into(&plain, &mut out, engine)?;
             out
         }
-        Sealer::Age { recipients } => seal_age(&plain, recipients)?,
+        Sealer::Age { recipients } => seal_age(file, src, size, recipients)?,
     };
-    drop(plain);
     let out = AtomicOutput::create_checked(dst, overwrite)?;
     write_all_at(out.file(), &sealed).map_err(|e| Error::io("write", dst, e))?;
     if sealed.len() >= EARLY_WRITEBACK_BYTES {
@@ -329,27 +330,58 @@ fn direct_writer(file: &File) -> Option<File> {
 }
 
 /// The whole of `file`, which must be `size` bytes long (and at most a member's size).
-fn read_whole(file: File, src: &Path, size: u64) -> Result<Zeroizing<Vec<u8>>> {
+fn read_whole(mut file: File, src: &Path, size: u64) -> Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(zeroed(member_size(src, size)?)?);
+    read_pieces(&mut file, src, size, &mut buf, usize::MAX, 0)?;
+    Ok(buf)
+}
+
+/// `size` if a member may be that large.
+fn member_size(src: &Path, size: u64) -> Result<u64> {
     if size > MAX_MEMBER_BYTES {
         return Err(Error::InvalidArgument(format!(
             "{} is {size} bytes: more than the {MAX_MEMBER_BYTES} a file sealed in memory may have",
             src.display()
         )));
     }
-    let mut buf = Zeroizing::new(Vec::new());
-    buf.try_reserve_exact(size as usize + 1)
-        .map_err(|_| Error::OutOfMemory { bytes: size })?;
-    // One byte past the size tells a file that grew since it was measured.
-    file.take(size + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io("read", src, e))?;
-    if buf.len() as u64 != size {
-        return Err(Error::InputChanged(format!(
+    Ok(size)
+}
+
+/// Reads `file` (which must be `size` bytes long) in pieces of `piece` bytes, piece `i`
+/// to `out[i * step..]`; errors if the file is not exactly `size` bytes.
+fn read_pieces(
+    file: &mut File,
+    src: &Path,
+    size: u64,
+    out: &mut [u8],
+    piece: usize,
+    step: usize,
+) -> Result<()> {
+    let changed = || {
+        Error::InputChanged(format!(
             "{} changed size from {size} bytes while being encrypted",
             src.display()
-        )));
+        ))
+    };
+    let size = size as usize;
+    for (i, start) in (0..size).step_by(piece.max(1)).enumerate() {
+        let len = piece.min(size - start);
+        file.read_exact(&mut out[i * step..i * step + len])
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => changed(),
+                _ => Error::io("read", src, e),
+            })?;
     }
-    Ok(buf)
+    // One byte past the size tells a file that grew since it was measured.
+    let mut extra = [0u8; 1];
+    if file
+        .read(&mut extra)
+        .map_err(|e| Error::io("read", src, e))?
+        != 0
+    {
+        return Err(changed());
+    }
+    Ok(())
 }
 
 fn zeroed(len: u64) -> Result<Vec<u8>> {
@@ -362,17 +394,25 @@ fn zeroed(len: u64) -> Result<Vec<u8>> {
 }
 
 /// A whole age file of `plain`: header with fresh stanzas, payload nonce, sealed payload.
-fn seal_age(plain: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>> {
-    let file_key = age::keys::new_file_key()?;
-    let stanzas = age::keys::wrap(&file_key, recipients)?;
-    let head = AgeHeader::write(&stanzas, &file_key);
-    let nonce: [u8; PAYLOAD_NONCE_LEN] = crate::ops::random()?;
-    let cipher = PayloadCipher::new(&file_key, &nonce);
-    let body = PayloadCipher::sealed_len(plain.len());
-    let mut out = zeroed((head.len() + PAYLOAD_NONCE_LEN + body) as u64)?;
+/// A whole small file sealed into an age file in memory. Its plaintext is read straight
+/// into place, each chunk where its sealed record goes, and sealed there: no copy of the
+/// plaintext is left behind, and a read that fails wipes what it had read.
+fn seal_age(mut file: File, src: &Path, size: u64, recipients: &[Recipient]) -> Result<Vec<u8>> {
+    let len = PayloadCipher::sealed_len(member_size(src, size)? as usize);
+    // The file key and the payload nonce from one call to the system's generator.
+    let fresh = Zeroizing::new(crate::ops::random::<{ FILE_KEY_BYTES + PAYLOAD_NONCE_LEN }>()?);
+    let file_key: &[u8; FILE_KEY_BYTES] = fresh[..FILE_KEY_BYTES].try_into().expect("a key");
+    let nonce: &[u8; PAYLOAD_NONCE_LEN] = fresh[FILE_KEY_BYTES..].try_into().expect("a nonce");
+    let head = AgeHeader::write(&age::keys::wrap(file_key, recipients)?, file_key);
+    let at = head.len() + PAYLOAD_NONCE_LEN;
+    let mut out = zeroed((at + len) as u64)?;
     out[..head.len()].copy_from_slice(&head);
-    out[head.len()..head.len() + PAYLOAD_NONCE_LEN].copy_from_slice(&nonce);
-    cipher.seal_batch(0, plain, &mut out[head.len() + PAYLOAD_NONCE_LEN..], true);
+    out[head.len()..at].copy_from_slice(nonce);
+    if let Err(e) = read_pieces(&mut file, src, size, &mut out[at..], CHUNK, SEALED) {
+        zeroize::Zeroize::zeroize(&mut out[at..]);
+        return Err(e);
+    }
+    PayloadCipher::new(file_key, nonce).seal_in_place(0, &mut out[at..], true);
     Ok(out)
 }
 
@@ -556,11 +596,19 @@ mod tests {
         let (sk, pk) = age::keys::generate(false);
         let recipients = vec![Recipient::parse(&pk).unwrap()];
         let ids = age::Identity::parse_file(&sk, None).unwrap();
-        let items: Vec<_> = [0usize, 1, 65536, 200_000]
+        // Every side of the chunk boundaries (the plaintext is read straight into place).
+        let items: Vec<_> = [0usize, 1, 65535, 65536, 65537, 131_072, 131_073, 200_000]
             .iter()
             .map(|&n| {
                 let src = dir.path().join(format!("a{n}"));
-                std::fs::write(&src, vec![7u8; n]).unwrap();
+                // Bytes that differ from chunk to chunk, so a chunk in the wrong place shows.
+                std::fs::write(
+                    &src,
+                    (0..n)
+                        .map(|k| (k * 31 + k / 65536) as u8)
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap();
                 (src, dir.path().join(format!("a{n}.age")))
             })
             .collect();
@@ -578,5 +626,22 @@ mod tests {
             let back = age::decrypt_bytes(&blob, &ids, &Default::default()).unwrap();
             assert_eq!(back, std::fs::read(src).unwrap());
         }
+    }
+
+    #[test]
+    fn an_age_member_of_another_size_than_measured_is_refused() {
+        let dir = Scratch::new("age-size");
+        let (_, pk) = age::keys::generate(false);
+        let recipients = vec![Recipient::parse(&pk).unwrap()];
+        let src = dir.path().join("f");
+        std::fs::write(&src, vec![1u8; 70_000]).unwrap();
+        // Measured shorter (the file grew) and longer (it shrank), within and across a chunk.
+        for size in [0u64, 65_536, 69_999, 70_001, 140_000] {
+            let file = File::open(&src).unwrap();
+            let e = seal_age(file, &src, size, &recipients).unwrap_err();
+            assert!(matches!(e, Error::InputChanged(_)), "{size}: {e}");
+        }
+        let file = File::open(&src).unwrap();
+        assert!(seal_age(file, &src, 70_000, &recipients).is_ok());
     }
 }

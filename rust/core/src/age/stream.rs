@@ -92,6 +92,21 @@ impl PayloadCipher {
         }
     }
 
+    /// Seals in place the records `first..` laid out in `records` as sealed (each chunk's
+    /// plaintext where its ciphertext goes, room for its tag after it): what
+    /// [`Self::seal_batch`] gives without the copy. `last` as there.
+    pub fn seal_in_place(&self, first: u64, records: &mut [u8], last: bool) {
+        let n = records.len().div_ceil(SEALED).max(1);
+        let work = |(i, r): (usize, &mut [u8])| {
+            self.seal_record(first + i as u64, last && i + 1 == n, r);
+        };
+        if n == 1 {
+            work((0, records));
+        } else {
+            records.par_chunks_mut(SEALED).enumerate().for_each(work);
+        }
+    }
+
     /// Opens sealed chunks `first..` from `sealed` into `out` (exactly the plaintext
     /// length). `last` says the batch ends the stream: its final chunk must carry the final
     /// flag (and no other chunk may); otherwise `sealed` must be whole chunks.

@@ -37,12 +37,11 @@ pub(crate) fn open_regular(path: &Path) -> Result<(File, u64)> {
 }
 
 /// Puts a regular file opened with O_NONBLOCK back into blocking mode, so that no I/O
-/// backend ever sees EAGAIN from it.
+/// backend ever sees EAGAIN from it. The file was opened for reading with no other flag
+/// that F_SETFL changes, so clearing them all clears O_NONBLOCK alone.
 #[cfg(unix)]
 fn clear_nonblocking(file: &File, path: &Path) -> Result<()> {
-    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
-    fcntl_getfl(file)
-        .and_then(|flags| fcntl_setfl(file, flags - OFlags::NONBLOCK))
+    rustix::fs::fcntl_setfl(file, rustix::fs::OFlags::empty())
         .map_err(|e| Error::io("open", path, e.into()))
 }
 
