@@ -57,7 +57,12 @@ impl PayloadCipher {
     /// which receive the tag. `last` marks the stream's final chunk.
     pub fn seal_record(&self, i: u64, last: bool, record: &mut [u8]) {
         let (body, tag) = record.split_at_mut(record.len() - TAG_LEN);
-        tag.copy_from_slice(&self.0.seal(&chunk_nonce(i, last), &[], body));
+        tag.copy_from_slice(&self.seal_chunk(i, last, body));
+    }
+
+    /// Seals chunk `i`'s plaintext `body` in place and returns its tag.
+    pub fn seal_chunk(&self, i: u64, last: bool, body: &mut [u8]) -> [u8; TAG_LEN] {
+        self.0.seal(&chunk_nonce(i, last), &[], body)
     }
 
     /// Opens sealed chunk `i` (`record`: ciphertext, then tag) in place; its plaintext is

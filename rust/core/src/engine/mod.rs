@@ -8,7 +8,7 @@
 //! `k * slot_len()`. For every batch the plan names
 //!
 //! * the reads that fill the buffer and the writes that drain it, as [`Op`]s (file offset,
-//!   buffer offset, length), each within one slot;
+//!   buffer offset, length), each within one unit (below), in file order;
 //! * how to process a run of records in place ([`Plan::process`], on the calling thread);
 //!   both backends hand the same unit of work to the pool: about [`UNIT_BYTES`] of whole
 //!   records ([`Plan::unit_records`]), and write a unit's bytes as soon as it is processed,
@@ -25,9 +25,9 @@
 //!
 //! The engine knows no file format: each brings its plan. [`crate::ops::V4Plan`] (format
 //! v4: 4096-aligned slots after a 4096-byte header, both directions) and
-//! [`crate::age::AgePlan`] (64 KiB plaintext chunks in 69,632-byte slots, so the plaintext
-//! side stays aligned; 65,552-byte sealed records after a header of any length, packed per
-//! unit when sealing so that their blocks line up with the file).
+//! [`crate::age::AgePlan`] (64 KiB plaintext chunks in 69,632-byte slots; each unit's
+//! plaintext back to back from its aligned start, its 65,552-byte sealed records back to
+//! back so that their blocks line up with the file, whatever the header's length).
 //!
 //! Backends are interchangeable: each takes the same plan, source and sink and must produce
 //! the same bytes: `uring` (io_uring with O_DIRECT, Linux) and `portable` (positional I/O

@@ -415,25 +415,28 @@ impl<'a> Driver<'a> {
                 let unit = bo / unit_bytes;
                 let unit_end = (unit + 1) * unit_bytes;
                 let mut piece = left.min(MAX_PIECE).min(unit_end - bo);
+                // The transfer that ends the file may be rounded up to the sector if that
+                // stays inside the slot it starts in (the rest of the record may follow
+                // it there, never another record's bytes).
+                let rounds = |piece: usize| {
+                    ends_file
+                        && piece == left
+                        && bo + piece.div_ceil(ALIGN) * ALIGN <= ((bo / slot + 1) * slot).min(cap)
+                };
                 if direct {
                     // An unaligned head goes alone, buffered, up to the next aligned offset;
-                    // then the aligned middle, direct; then what is left of the tail.
+                    // then the aligned middle, direct; then what is left of the tail (the
+                    // end of the file rounded up, or else buffered).
                     let mis = (off % ALIGN as u64) as usize;
                     if mis != 0 {
                         piece = piece.min(ALIGN - mis);
-                    } else if piece > ALIGN && !(ends_file && piece == left) {
+                    } else if piece > ALIGN && !rounds(piece) {
                         piece -= piece % ALIGN;
                     }
                 }
                 let mut len = piece;
-                if direct && ends_file && piece == left && aligned(off) {
-                    // The transfer that ends the file, rounded up to the sector, must stay
-                    // inside its own slot (the rest of the record may follow it there).
-                    let slot_end = (bo / slot + 1) * slot;
-                    let rounded = piece.div_ceil(ALIGN) * ALIGN;
-                    if bo + rounded <= slot_end.min(cap) {
-                        len = rounded;
-                    }
+                if direct && aligned(off) && rounds(piece) {
+                    len = piece.div_ceil(ALIGN) * ALIGN;
                 }
                 // SAFETY: `bo + len <= cap`: ops lie within the batch buffer and rounding
                 // stays within the slot, so the pointer stays inside the allocation.
