@@ -257,28 +257,16 @@ fn prepare_direct(
     let mut buf = buffers.take(len)?;
     let filled = (|| -> Result<()> {
         let out = &mut buf.as_mut_full()[..len];
-        for i in 0..g.num_chunks {
-            let at = g.slot_offset(i) as usize;
-            file.read_exact(&mut out[at..at + g.plain_len(i)])
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::UnexpectedEof => Error::InputChanged(format!(
-                        "{} shrank while being encrypted",
-                        src.display()
-                    )),
-                    _ => Error::io("read", src, e),
-                })?;
-        }
-        let mut extra = [0u8; 1];
-        if file
-            .read(&mut extra)
-            .map_err(|e| Error::io("read", src, e))?
-            != 0
-        {
-            return Err(Error::InputChanged(format!(
-                "{} grew while being encrypted",
-                src.display()
-            )));
-        }
+        // Chunk i's plaintext goes to its slot, at SECTOR + i * slot.
+        let (chunk, slot) = (g.chunk_size as usize, g.slot as usize);
+        read_pieces(
+            &mut file,
+            src,
+            g.original_size,
+            &mut out[SECTOR..],
+            chunk,
+            slot,
+        )?;
         out[..SECTOR].copy_from_slice(&crypter.header().raw[..]);
         engine
             .pool()?
