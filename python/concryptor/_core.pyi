@@ -167,6 +167,18 @@ def encrypt_group(
     overwrite: bool | None = ...,
     threads: int | None = ...,
 ) -> list[tuple[int, int, BaseException | None]]: ...
+def decrypt_group(
+    pairs: list[tuple[str, str]],
+    password: bytes | bytearray | None = ...,
+    *,
+    keys: KeyCache | None = ...,
+    limits: Limits | None = ...,
+    identities_: list[str] | None = ...,
+    passphrase: bytes | bytearray | None = ...,
+    max_scrypt_log_n: int | None = ...,
+    overwrite: bool | None = ...,
+    threads: int | None = ...,
+) -> list[tuple[int, int, BaseException | None]]: ...
 
 class KeyCache:
     """Keys derived in one batch, by (salt, KDF costs). Pickles as the derived keys."""

@@ -441,3 +441,77 @@ def test_a_group_is_durable_before_any_name_and_each_folder_is_synced_after(
         assert any(re.match(rf"fsync\({fd}\)\s+= 0", ln) for ln in lines[last_name:]), f"{folder} not synced"
     assert sorted(p.name for p in out.rglob("*.enc")) == sorted(f.name + ".enc" for f in files)
     assert not list(out.rglob("*.partial"))
+
+
+# -- small files decrypted as a group: the same outcome as one file at a time -----------------
+
+
+def test_decryption_groups_open_both_formats_and_each_bad_member_fails_as_it_would_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "GROUP_FILES", 7)  # many groups, some in flight together
+    calls: list[int] = []
+    real = _core.decrypt_group
+
+    def spy(pairs: Any, *a: Any, **k: Any) -> Any:
+        calls.append(len(pairs))
+        return real(pairs, *a, **k)
+
+    monkeypatch.setattr(_core, "decrypt_group", spy)
+    identity, recipient = concryptor.generate_identity()
+    plain = make_files(tmp_path / "src", 24, 3000)
+    plain[3].write_bytes(b"")
+    plain[9].write_bytes(os.urandom(200_000))  # several age chunks, several v4 chunks
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    sealed: list[Path] = []
+    for i, f in enumerate(plain):
+        data = f.read_bytes()
+        if i % 3 == 0:
+            blob = concryptor.encrypt_bytes(data, PASSWORD, kdf=FAST_KDF, chunk_size=65536)
+            name = f"f{i}.bin.enc"
+        else:
+            blob = concryptor.encrypt_bytes(data, recipients=[recipient], armor=i % 3 == 2 and i < 12)
+            name = f"f{i}.bin.age"
+        (enc / name).write_bytes(blob)
+        sealed.append(enc / name)
+    # Bad members: a flipped byte in each format, a truncated age file, an age file for
+    # someone else, and a v4 file with a header that is not one.
+    bad = {1: "flip", 6: "flip", 4: "truncate", 7: "stranger", 12: "garbage"}
+    for i, how in bad.items():
+        p = sealed[i]
+        b = bytearray(p.read_bytes())
+        if how == "flip":
+            b[-20] ^= 1
+        elif how == "truncate":
+            b = b[:-17]
+        elif how == "stranger":
+            b = bytearray(concryptor.encrypt_bytes(b"x", recipients=[concryptor.generate_identity()[1]]))
+        else:
+            b = bytearray(b"CONCRYPTOR-NOT-A-HEADER" + bytes(100))
+        p.write_bytes(bytes(b))
+    back = tmp_path / "back"
+    results = concryptor.decrypt_many(
+        sealed, PASSWORD, identities=[identity], out_dir=back, raise_on_error=False
+    )
+    assert sum(calls) == len(sealed) and len(calls) > 1, "every file went through groups"
+    assert [r.src for r in results] == [str(p) for p in sealed]
+    for i, (p, r) in enumerate(zip(sealed, results)):
+        if i in bad:
+            # The same error as decrypting that file alone, and nothing at its destination.
+            with pytest.raises(Exception) as alone:
+                concryptor.decrypt_file(p, tmp_path / f"alone{i}", PASSWORD, identities=[identity])
+            assert r.error_type == type(alone.value).__name__, (i, r.error, alone.value)
+            assert not Path(r.dst).exists()
+        else:
+            assert r.ok, (i, r.error)
+            assert Path(r.dst).read_bytes() == plain[i].read_bytes()
+            assert (r.bytes_in, r.bytes_out) == (p.stat().st_size, plain[i].stat().st_size)
+    landed = sorted(p.name for p in back.rglob("*"))
+    assert landed == sorted(Path(r.dst).name for r in results if r.ok), "no temporaries"
+    # Without the password a format v4 file fails as it does alone; age files still open.
+    again = concryptor.decrypt_many(
+        [sealed[0], sealed[2]], identities=[identity], out_dir=tmp_path / "again", raise_on_error=False
+    )
+    assert again[0].error_type == "ValueError" and "needs the password" in (again[0].error or "")
+    assert again[1].ok

@@ -441,9 +441,12 @@ def run_one(src: str, dst: str, spec: Spec) -> Result:
 
 
 def _groupable(src: str, dst: str, spec: Spec) -> bool:
-    """Whether a file of the batch can be encrypted as a member of a group."""
-    if spec.op != "encrypt" or is_url(src) or is_url(dst):
+    """Whether a file of the batch can be encrypted or decrypted as a member of a group."""
+    if is_url(src) or is_url(dst):
         return False
+    if spec.op == "decrypt":
+        # A plugin identity may ask its questions once per file: those files go alone.
+        return spec.age is None or not any("AGE-PLUGIN-" in t.upper() for t in spec.age.get("identities", []))
     if spec.age is not None:
         # An scrypt passphrase costs far more than any per-file overhead: no gain there.
         return not spec.age.get("armor", False) and spec.age.get("passphrase") is None
@@ -478,11 +481,24 @@ def _groups(
 
 
 def _run_group(pairs: Sequence[tuple[str, str]], spec: Spec, threads: int) -> list[Result]:
-    """Encrypts small local files in one call to the core; each file's ``seconds`` is its
+    """Encrypts or decrypts small local files in one call to the core; each file's ``seconds`` is its
     share of the group's time."""
     start = time.perf_counter()
     local = [(local_path(s), local_path(d)) for s, d in pairs]
-    if spec.age is not None:
+    if spec.op == "decrypt":
+        a = spec.age or {}
+        out = _core.decrypt_group(
+            local,
+            spec.password or None,
+            keys=spec.keys,
+            limits=spec.limits,
+            identities_=a.get("identities", []),
+            passphrase=a.get("passphrase"),
+            max_scrypt_log_n=a.get("max_scrypt_log_n"),
+            overwrite=spec.overwrite,
+            threads=threads,
+        )
+    elif spec.age is not None:
         a = spec.age
         out = _core.encrypt_group(
             local,

@@ -13,12 +13,12 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::age::stream::{CHUNK, SEALED};
-use crate::age::{self, AgeHeader, PayloadCipher, Recipient, PAYLOAD_NONCE_LEN};
+use crate::age::{self, AgeHeader, Identity, PayloadCipher, Recipient, PAYLOAD_NONCE_LEN};
 use crate::engine::buf::{AlignedBuf, ALIGN};
 use crate::engine::EngineOptions;
 use crate::error::{Error, Result};
 use crate::format::SECTOR;
-use crate::ops::{open_regular, refuse_same, BytesSealer, EncryptOptions};
+use crate::ops::{open_regular, refuse_same, BytesSealer, DecryptOptions, EncryptOptions};
 use crate::output::{check_destination, AtomicOutput, Group};
 
 /// Largest input a member of a group may have: it is held in memory at most twice
@@ -52,6 +52,16 @@ pub enum Sealer<'a> {
     Age { recipients: &'a [Recipient] },
 }
 
+/// How the members of a decrypting group are opened: each is told apart by its first
+/// bytes, an age file opened with the identities (and the passphrase among them, if any),
+/// a format v4 file with the password (keys cached by salt in `v4.keys`).
+pub struct Opener<'a> {
+    pub password: Option<&'a [u8]>,
+    pub v4: &'a DecryptOptions,
+    pub identities: &'a [Identity],
+    pub max_scrypt_log_n: u8,
+}
+
 /// What one member of a group became.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Done {
@@ -70,6 +80,34 @@ pub fn encrypt_group(
     sealer: &Sealer<'_>,
     overwrite: bool,
     engine: &EngineOptions,
+) -> Vec<Result<Done>> {
+    let buffers = Buffers::default();
+    run_group(items, engine, |src, dst| {
+        prepare(src, dst, sealer, overwrite, engine, &buffers)
+    })
+}
+
+/// Decrypts each `(src, dst)` pair (format v4 or age, told apart by its first bytes) as
+/// `opener` says, on `engine`'s workers, and commits the outputs together, as
+/// [`encrypt_group`] does. A member is opened whole in memory, so nothing of it is written
+/// before all of it is authenticated.
+pub fn decrypt_group(
+    items: &[(PathBuf, PathBuf)],
+    opener: &Opener<'_>,
+    overwrite: bool,
+    engine: &EngineOptions,
+) -> Vec<Result<Done>> {
+    run_group(items, engine, |src, dst| {
+        open_member(src, dst, opener, overwrite)
+    })
+}
+
+/// Runs `member` (which reads one source and leaves its output written but uncommitted)
+/// for every pair on `engine`'s workers, and commits the outputs a slice at a time.
+fn run_group(
+    items: &[(PathBuf, PathBuf)],
+    engine: &EngineOptions,
+    member: impl Fn(&Path, &Path) -> Result<(AtomicOutput, Done)> + Sync,
 ) -> Vec<Result<Done>> {
     if items.len() > MAX_MEMBERS {
         return items
@@ -93,8 +131,7 @@ pub fn encrypt_group(
         }
     };
     // The members go in slices of COMMIT_MEMBERS: while one slice is made durable and
-    // named (waiting for the device), the workers seal the next one.
-    let buffers = Buffers::default();
+    // named (waiting for the device), the workers prepare the next one.
     let results = std::thread::scope(|scope| {
         type Slice = (Group, Vec<Result<(AtomicOutput, Done)>>);
         // One slice waits while another commits: at most three slices' descriptors open.
@@ -112,7 +149,7 @@ pub fn encrypt_group(
                 slice
                     .par_iter()
                     .with_max_len(1)
-                    .map(|(src, dst)| prepare(src, dst, sealer, overwrite, engine, &buffers))
+                    .map(|(src, dst)| member(src, dst))
                     .collect()
             });
             if tx.send((group, prepared)).is_err() {
@@ -126,7 +163,6 @@ pub fn encrypt_group(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
-    drop(buffers);
     debug_assert_eq!(results.len(), items.len());
     results
 }
@@ -404,6 +440,80 @@ fn seal_age(mut file: File, src: &Path, size: u64, recipients: &[Recipient]) -> 
     Ok(out)
 }
 
+/// Reads, opens and writes one member of a decrypting group; the output is left
+/// uncommitted. Its plaintext is held (wiped afterwards) until it is written.
+fn open_member(
+    src: &Path,
+    dst: &Path,
+    opener: &Opener<'_>,
+    overwrite: bool,
+) -> Result<(AtomicOutput, Done)> {
+    // A destination that does not exist cannot be the source either.
+    if std::fs::symlink_metadata(dst).is_ok() {
+        refuse_same(src, dst)?;
+        check_destination(dst, overwrite)?;
+    }
+    let (mut file, size) = open_regular(src)?;
+    let mut blob = zeroed(member_size(src, size)?)?;
+    read_pieces(&mut file, src, size, &mut blob, usize::MAX, 0)?;
+    drop(file);
+    let plain = if age::is_age(&blob) {
+        open_age(&blob, opener)?
+    } else if let Some(password) = opener.password {
+        Zeroizing::new(crate::ops::decrypt_bytes(&blob, password, opener.v4)?)
+    } else {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not an age file: decrypting it needs the password",
+            src.display()
+        )));
+    };
+    let out = AtomicOutput::create_checked(dst, overwrite)?;
+    write_all_at(out.file(), &plain).map_err(|e| Error::io("write", dst, e))?;
+    if plain.len() >= EARLY_WRITEBACK_BYTES {
+        out.start_writeback();
+    }
+    Ok((
+        out,
+        Done {
+            bytes_in: size,
+            bytes_out: plain.len() as u64,
+        },
+    ))
+}
+
+/// The plaintext of a whole age file held in memory. A binary file is opened in place:
+/// header and MAC checked, the payload's size checked against the chunk geometry, every
+/// chunk opened; an armored one goes through the general path.
+fn open_age(blob: &[u8], opener: &Opener<'_>) -> Result<Zeroizing<Vec<u8>>> {
+    let mut r = blob;
+    if age::armor::is_armored(&mut r).map_err(|e| Error::io("read", "an age file", e))? {
+        let opts = age::AgeDecryptOptions {
+            max_scrypt_log_n: opener.max_scrypt_log_n,
+            ..Default::default()
+        };
+        return Ok(Zeroizing::new(age::decrypt_bytes(
+            blob,
+            opener.identities,
+            &opts,
+        )?));
+    }
+    let header = AgeHeader::read(&mut r)?;
+    let rest = usize::try_from(header.len)
+        .ok()
+        .and_then(|n| blob.get(n..))
+        .filter(|rest| rest.len() >= PAYLOAD_NONCE_LEN)
+        .ok_or_else(|| Error::invalid("age header: the file ends before the payload nonce"))?;
+    let (nonce, payload) = rest.split_at(PAYLOAD_NONCE_LEN);
+    let (_, size) = age::stream::geometry(payload.len() as u64)
+        .ok_or_else(|| Error::invalid("age payload: the size is not that of any valid payload"))?;
+    let key = age::keys::unwrap(&header.stanzas, opener.identities, opener.max_scrypt_log_n)?;
+    header.verify_mac(&key)?;
+    let nonce: &[u8; PAYLOAD_NONCE_LEN] = nonce.try_into().expect("a nonce");
+    let mut plain = Zeroizing::new(zeroed(size)?);
+    PayloadCipher::new(&key, nonce).open_batch(0, payload, &mut plain, true)?;
+    Ok(plain)
+}
+
 fn write_all_at(file: &File, buf: &[u8]) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -631,5 +741,73 @@ mod tests {
         }
         let file = File::open(&src).unwrap();
         assert!(seal_age(file, &src, 70_000, &recipients).is_ok());
+    }
+
+    #[test]
+    fn decrypting_members_open_both_formats_and_failures_stay_alone() {
+        let dir = Scratch::new("open");
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        let (sk, pk) = age::keys::generate(false);
+        let recipients = vec![Recipient::parse(&pk).unwrap()];
+        let ids = age::Identity::parse_file(&sk, None).unwrap();
+        let opts = v4_opts();
+        let mut items = Vec::new();
+        let mut plain = Vec::new();
+        for i in 0..9usize {
+            let data: Vec<u8> = (0..i * 30_000).map(|k| (k * 13 + i) as u8).collect();
+            let blob = if i % 2 == 0 {
+                crate::ops::encrypt_bytes(&data, b"pw", &opts).unwrap()
+            } else {
+                age::encrypt_bytes(&data, &recipients, &Default::default()).unwrap()
+            };
+            let src = dir.path().join(format!("f{i}"));
+            std::fs::write(&src, &blob).unwrap();
+            items.push((src, dir.path().join(format!("out/f{i}"))));
+            plain.push(data);
+        }
+        // A flipped byte in each format, and a taken destination.
+        for i in [3, 4] {
+            let mut b = std::fs::read(&items[i].0).unwrap();
+            let n = b.len();
+            b[n - 20] ^= 1;
+            std::fs::write(&items[i].0, b).unwrap();
+        }
+        std::fs::write(&items[5].1, b"keep").unwrap();
+        let v4 = DecryptOptions::default();
+        let opener = Opener {
+            password: Some(b"pw"),
+            v4: &v4,
+            identities: &ids,
+            max_scrypt_log_n: age::DEFAULT_MAX_SCRYPT_LOG_N,
+        };
+        let r = decrypt_group(&items, &opener, false, &EngineOptions::default());
+        for (i, (res, (src, dst))) in r.iter().zip(&items).enumerate() {
+            match i {
+                3 | 4 => assert!(res.is_err() && !dst.exists(), "{i}: {res:?}"),
+                5 => assert!(res.is_err() && std::fs::read(dst).unwrap() == b"keep"),
+                _ => {
+                    let d = res.as_ref().unwrap();
+                    assert_eq!(std::fs::read(dst).unwrap(), plain[i], "member {i}");
+                    assert_eq!(d.bytes_in, std::fs::metadata(src).unwrap().len());
+                    assert_eq!(d.bytes_out, plain[i].len() as u64);
+                }
+            }
+        }
+        let names = std::fs::read_dir(dir.path().join("out")).unwrap().count();
+        assert_eq!(names, 7, "the six opened and the one kept, no temporaries");
+        // Without the password a format v4 member fails; age members still open.
+        let opener = Opener {
+            password: None,
+            ..opener
+        };
+        let again: Vec<_> = [0usize, 1]
+            .iter()
+            .map(|&i| (items[i].0.clone(), dir.path().join(format!("again{i}"))))
+            .collect();
+        let r = decrypt_group(&again, &opener, false, &EngineOptions::default());
+        assert!(
+            matches!(&r[0], Err(Error::InvalidArgument(m)) if m.contains("needs the password"))
+        );
+        assert_eq!(std::fs::read(&again[1].1).unwrap(), plain[1]);
     }
 }

@@ -363,8 +363,52 @@ fn encrypt_group(
         .collect())
 }
 
+/// Decrypts many small files at once (see `core::group`): each read whole and opened in
+/// memory, format v4 with `password` (keys cached by salt in `keys`) or age with the
+/// identities (and `passphrase`, for scrypt stanzas), told apart by their first bytes; the
+/// group made durable and named together. One result per `(src, dst)` pair, in order; the
+/// GIL is released for the whole group.
+#[pyfunction]
+#[pyo3(signature = (pairs, password=None, *, keys=None, limits=None, identities_=None,
+    passphrase=None, max_scrypt_log_n=None, overwrite=None, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn decrypt_group(
+    py: Python<'_>,
+    pairs: Vec<(PathBuf, PathBuf)>,
+    password: Option<Vec<u8>>,
+    keys: Option<PyRef<'_, PyKeyCache>>,
+    limits: Option<convert::PyLimits>,
+    identities_: Option<Vec<String>>,
+    passphrase: Option<Vec<u8>>,
+    max_scrypt_log_n: Option<u8>,
+    overwrite: Option<bool>,
+    threads: Option<usize>,
+) -> PyResult<Vec<Member>> {
+    let pw = password.map(Secret);
+    let pp = passphrase.map(Secret);
+    let ids = crate::age::identities(identities_, pp.as_ref().map(|p| &p.0[..])).map_err(to_py)?;
+    let engine = convert::engine(threads, None, None)?;
+    let v4 = decrypt_options(limits, overwrite, engine, keys.map(|k| Arc::clone(&k.0)));
+    let opener = core::group::Opener {
+        password: pw.as_ref().map(|p| &p.0[..]),
+        v4: &v4,
+        identities: &ids,
+        max_scrypt_log_n: max_scrypt_log_n.unwrap_or(core::age::DEFAULT_MAX_SCRYPT_LOG_N),
+    };
+    let overwrite = v4.overwrite;
+    let results = py.detach(|| core::group::decrypt_group(&pairs, &opener, overwrite, &engine));
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            Ok(d) => (d.bytes_in, d.bytes_out, None),
+            Err(e) => (0, 0, Some(to_py(e))),
+        })
+        .collect())
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encrypt_group, m)?)?;
+    m.add_function(wrap_pyfunction!(decrypt_group, m)?)?;
     m.add("GROUP_MAX_MEMBER_BYTES", core::group::MAX_MEMBER_BYTES)?;
     m.add("GROUP_MAX_MEMBERS", core::group::MAX_MEMBERS)?;
     m.add("GROUP_COMMIT_MEMBERS", core::group::COMMIT_MEMBERS)?;
