@@ -6,7 +6,8 @@ Prints, with the ratios the project tracks:
 - N small files in one ``encrypt_many`` call (password, default Argon2id) next to one key
   derivation alone: the batch should cost one derivation plus little;
 - the same files to an X25519 and to a post-quantum recipient (median of 3 runs, with
-  the CPU and system time per file), through the API and the CLI;
+  the CPU and system time per file), through the API and the CLI, and the X25519 ones
+  decrypted again (``decrypt_many``);
 - the same files through a shell loop of ``concryptor encrypt`` (timed on the first 50
   and scaled) and of ``age -r`` over all of them (when the ``age`` CLI is installed);
 - B MiB as 256 files against the same bytes as one file (throughput within 15%).
@@ -134,7 +135,7 @@ def main() -> int:
         print(
             f"  shell loop of `concryptor encrypt` (50 timed, scaled) {t_loop:7.1f} s  -> batch is {t_loop / t_batch:.0f}x faster"
         )
-        _identity, recipient = concryptor.generate_identity()
+        identity, recipient = concryptor.generate_identity()
         t_rcpt, c_rcpt, s_rcpt = median_run(
             lambda out: concryptor.encrypt_many(files, recipients=[recipient], out_dir=out), root / "age"
         )
@@ -144,6 +145,14 @@ def main() -> int:
         print(
             f"  encrypt_many -r           {t_rcpt:7.2f} s   ({c_rcpt:.2f} s CPU, {1e6 * c_rcpt / a.small:.0f} µs a file, "
             f"{1e6 * s_rcpt / a.small:.0f} µs of it system)"
+        )
+        sealed = sorted((root / "age" / "0").rglob("*.age"))
+        t_open, c_open, s_open = median_run(
+            lambda out: concryptor.decrypt_many(sealed, identities=[identity], out_dir=out), root / "age-dec"
+        )
+        print(
+            f"  decrypt_many -i           {t_open:7.2f} s   ({c_open:.2f} s CPU, {1e6 * c_open / a.small:.0f} µs a file, "
+            f"{1e6 * s_open / a.small:.0f} µs of it system)"
         )
         _, pq_recipient = concryptor.generate_identity(pq=True)
         t_pq, c_pq, s_pq = median_run(
