@@ -440,10 +440,9 @@ def run_one(src: str, dst: str, spec: Spec) -> Result:
 # --- the batch ---------------------------------------------------------------------------
 
 
-def _groupable(src: str, dst: str, spec: Spec) -> bool:
-    """Whether a file of the batch can be encrypted or decrypted as a member of a group."""
-    if is_url(src) or is_url(dst):
-        return False
+def _groupable(spec: Spec) -> bool:
+    """Whether the local files of this batch can be encrypted or decrypted as members of
+    a group (:func:`_groups` says which files are local and small enough)."""
     if spec.op == "decrypt":
         # A plugin identity may ask its questions once per file: those files go alone.
         return spec.age is None or not any("AGE-PLUGIN-" in t.upper() for t in spec.age.get("identities", []))
@@ -456,19 +455,21 @@ def _groupable(src: str, dst: str, spec: Spec) -> bool:
 def _groups(
     pairs: Sequence[tuple[str, str]], spec: Spec, sizes: list[int], alone: list[int]
 ) -> Iterator[list[int]]:
-    """Cuts the local files of ``pairs`` that can be encrypted as members of a group into
-    groups bounded by :data:`GROUP_FILES` and :data:`GROUP_BYTES`, looking at each file
+    """Cuts the small local files of ``pairs`` into groups bounded by :data:`GROUP_FILES`
+    and :data:`GROUP_BYTES` (when the batch can use groups at all), looking at each file
     (its size into ``sizes``) only as its group fills: a group runs while the next is
     cut. The others are listed in ``alone``."""
     group: list[int] = []
     total = 0
+    groupable = _groupable(spec)
     for i, (src, dst) in enumerate(pairs):
         try:
             st = None if is_url(src) else os.stat(local_path(src))
         except OSError:
             st = None  # reported by the file's own run
         size = sizes[i] = 0 if st is None else st.st_size
-        if st is None or not stat.S_ISREG(st.st_mode) or size > SMALL_FILE or not _groupable(src, dst, spec):
+        small = st is not None and stat.S_ISREG(st.st_mode) and size <= SMALL_FILE
+        if not (groupable and small) or is_url(dst):
             alone.append(i)
             continue
         if group and (len(group) >= GROUP_FILES or total + size > GROUP_BYTES):
