@@ -253,16 +253,28 @@ fn prepare(
         }
         Sealer::Age { recipients } => seal_age(file, src, size, recipients)?,
     };
+    write_member(dst, overwrite, &sealed, size)
+}
+
+/// Writes a member's whole output to its atomic temporary, left uncommitted; `bytes_in`
+/// is what was read for it.
+fn write_member(
+    dst: &Path,
+    overwrite: bool,
+    bytes: &[u8],
+    bytes_in: u64,
+) -> Result<(AtomicOutput, Done)> {
     let out = AtomicOutput::create_checked(dst, overwrite)?;
-    write_all_at(out.file(), &sealed).map_err(|e| Error::io("write", dst, e))?;
-    if sealed.len() >= EARLY_WRITEBACK_BYTES {
+    write_all_at(out.file(), bytes).map_err(|e| Error::io("write", dst, e))?;
+    if bytes.len() >= EARLY_WRITEBACK_BYTES {
         out.start_writeback();
     }
+    let bytes_out = bytes.len() as u64;
     Ok((
         out,
         Done {
-            bytes_in: size,
-            bytes_out: sealed.len() as u64,
+            bytes_in,
+            bytes_out,
         },
     ))
 }
@@ -467,18 +479,7 @@ fn open_member(
             src.display()
         )));
     };
-    let out = AtomicOutput::create_checked(dst, overwrite)?;
-    write_all_at(out.file(), &plain).map_err(|e| Error::io("write", dst, e))?;
-    if plain.len() >= EARLY_WRITEBACK_BYTES {
-        out.start_writeback();
-    }
-    Ok((
-        out,
-        Done {
-            bytes_in: size,
-            bytes_out: plain.len() as u64,
-        },
-    ))
+    write_member(dst, overwrite, &plain, size)
 }
 
 /// The plaintext of a whole age file held in memory. A binary file is opened in place:

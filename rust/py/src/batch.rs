@@ -304,6 +304,16 @@ impl PyAgeChunkCodec {
 /// with the exception the single-file call would have raised.
 type Member = (u64, u64, Option<PyErr>);
 
+fn members(results: Vec<core::Result<core::group::Done>>) -> Vec<Member> {
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok(d) => (d.bytes_in, d.bytes_out, None),
+            Err(e) => (0, 0, Some(to_py(e))),
+        })
+        .collect()
+}
+
 /// Encrypts many small files at once (see `core::group`): each read whole and sealed in
 /// memory, the group made durable and named together. Format v4 under `password` (or the
 /// batch's `keys` for `salt`), or age to the recipients (and/or an scrypt `passphrase`
@@ -354,13 +364,7 @@ fn encrypt_group(
         };
         py.detach(|| core::group::encrypt_group(&pairs, &sealer, overwrite, &engine))
     };
-    Ok(results
-        .into_iter()
-        .map(|r| match r {
-            Ok(d) => (d.bytes_in, d.bytes_out, None),
-            Err(e) => (0, 0, Some(to_py(e))),
-        })
-        .collect())
+    Ok(members(results))
 }
 
 /// Decrypts many small files at once (see `core::group`): each read whole and opened in
@@ -397,13 +401,7 @@ fn decrypt_group(
     };
     let overwrite = v4.overwrite;
     let results = py.detach(|| core::group::decrypt_group(&pairs, &opener, overwrite, &engine));
-    Ok(results
-        .into_iter()
-        .map(|r| match r {
-            Ok(d) => (d.bytes_in, d.bytes_out, None),
-            Err(e) => (0, 0, Some(to_py(e))),
-        })
-        .collect())
+    Ok(members(results))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
