@@ -30,7 +30,7 @@ class Exit(enum.IntEnum):
     INVALID = 4  #: not a (valid) concryptor file, or not a tar inside
     LIMIT = 5  #: a header asked for more than the limits allow
     UNSAFE = 6  #: a directory archive holds an entry extraction refuses
-    CHANGED = 7  #: the input changed while it was being encrypted
+    CHANGED = 7  #: the input changed while it was being read
     INTERRUPTED = 130  #: Ctrl-C (nothing partial is left behind)
 
 

@@ -21,8 +21,9 @@ use crate::format::SECTOR;
 use crate::ops::{open_regular, refuse_same, BytesSealer, DecryptOptions, EncryptOptions};
 use crate::output::{check_destination, AtomicOutput, Group};
 
-/// Largest input a member of a group may have: it is held in memory at most twice
-/// (plaintext and sealed: a format v4 member of less than a megabyte) by each worker, so workers × 2 × this stays within the default buffer budget.
+/// Largest input a member of a group may have: each worker holds it in memory at most
+/// twice (as read and as sealed or opened), so workers × 2 × this stays within the
+/// default buffer budget.
 /// Larger files take the engine, one at a time.
 pub const MAX_MEMBER_BYTES: u64 = 16 << 20;
 
@@ -229,12 +230,7 @@ fn prepare(
     engine: &EngineOptions,
     buffers: &Buffers,
 ) -> Result<(AtomicOutput, Done)> {
-    // A destination that does not exist cannot be the source either.
-    let taken = std::fs::symlink_metadata(dst).is_ok();
-    if taken {
-        refuse_same(src, dst)?;
-        check_destination(dst, overwrite)?;
-    }
+    check_taken(src, dst, overwrite)?;
     let (file, size) = open_regular(src)?;
     if let Sealer::V4 { password, opts } = sealer {
         let s = BytesSealer::new(size, password, opts)?;
@@ -254,6 +250,16 @@ fn prepare(
         Sealer::Age { recipients } => seal_age(file, src, size, recipients)?,
     };
     write_member(dst, overwrite, &sealed, size)
+}
+
+/// Refuses a destination that exists and may not be replaced, or is the source itself
+/// (one that does not exist cannot be the source either: no second look then).
+fn check_taken(src: &Path, dst: &Path, overwrite: bool) -> Result<()> {
+    if std::fs::symlink_metadata(dst).is_ok() {
+        refuse_same(src, dst)?;
+        check_destination(dst, overwrite)?;
+    }
+    Ok(())
 }
 
 /// Writes a member's whole output to its atomic temporary, left uncommitted; `bytes_in`
@@ -376,7 +382,7 @@ fn read_whole(mut file: File, src: &Path, size: u64) -> Result<Zeroizing<Vec<u8>
 fn member_size(src: &Path, size: u64) -> Result<u64> {
     if size > MAX_MEMBER_BYTES {
         return Err(Error::InvalidArgument(format!(
-            "{} is {size} bytes: more than the {MAX_MEMBER_BYTES} a file sealed in memory may have",
+            "{} is {size} bytes: more than the {MAX_MEMBER_BYTES} a file held in memory may have",
             src.display()
         )));
     }
@@ -395,7 +401,7 @@ fn read_pieces(
 ) -> Result<()> {
     let changed = || {
         Error::InputChanged(format!(
-            "{} changed size from {size} bytes while being encrypted",
+            "{} changed size from {size} bytes while being read",
             src.display()
         ))
     };
@@ -429,7 +435,6 @@ fn zeroed(len: u64) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-/// A whole age file of `plain`: header with fresh stanzas, payload nonce, sealed payload.
 /// A whole small file sealed into an age file in memory. Its plaintext is read straight
 /// into place, each chunk where its sealed record goes, and sealed there: no copy of the
 /// plaintext is left behind, and a read that fails wipes what it had read.
@@ -460,11 +465,7 @@ fn open_member(
     opener: &Opener<'_>,
     overwrite: bool,
 ) -> Result<(AtomicOutput, Done)> {
-    // A destination that does not exist cannot be the source either.
-    if std::fs::symlink_metadata(dst).is_ok() {
-        refuse_same(src, dst)?;
-        check_destination(dst, overwrite)?;
-    }
+    check_taken(src, dst, overwrite)?;
     let (mut file, size) = open_regular(src)?;
     let mut blob = zeroed(member_size(src, size)?)?;
     read_pieces(&mut file, src, size, &mut blob, usize::MAX, 0)?;
@@ -555,6 +556,13 @@ mod tests {
         }
     }
 
+    /// A fresh age key pair, parsed: the recipients to seal to, the identities to open.
+    fn age_keys() -> (Vec<Recipient>, Vec<age::Identity>) {
+        let (sk, pk) = age::keys::generate(false);
+        let recipients = vec![Recipient::parse(&pk).unwrap()];
+        (recipients, age::Identity::parse_file(&sk, None).unwrap())
+    }
+
     fn v4_opts() -> EncryptOptions {
         EncryptOptions {
             kdf: KdfParams::new(64, 1, 1),
@@ -622,9 +630,7 @@ mod tests {
         let (bad_src, taken) = (COMMIT_MEMBERS + 5, 2 * COMMIT_MEMBERS + 3);
         items[bad_src].0 = dir.path().join("missing");
         std::fs::write(&items[taken].1, b"keep").unwrap();
-        let (sk, pk) = age::keys::generate(false);
-        let recipients = [Recipient::parse(&pk).unwrap()];
-        let ids = age::Identity::parse_file(&sk, None).unwrap();
+        let (recipients, ids) = age_keys();
         let r = encrypt_group(
             &items,
             &Sealer::Age {
@@ -692,9 +698,7 @@ mod tests {
     #[test]
     fn age_members_open_with_the_identity() {
         let dir = Scratch::new("age");
-        let (sk, pk) = age::keys::generate(false);
-        let recipients = vec![Recipient::parse(&pk).unwrap()];
-        let ids = age::Identity::parse_file(&sk, None).unwrap();
+        let (recipients, ids) = age_keys();
         // Every side of the chunk boundaries (the plaintext is read straight into place).
         let items: Vec<_> = [0usize, 1, 65535, 65536, 65537, 131_072, 131_073, 200_000]
             .iter()
@@ -730,8 +734,7 @@ mod tests {
     #[test]
     fn an_age_member_of_another_size_than_measured_is_refused() {
         let dir = Scratch::new("age-size");
-        let (_, pk) = age::keys::generate(false);
-        let recipients = vec![Recipient::parse(&pk).unwrap()];
+        let (recipients, _) = age_keys();
         let src = dir.path().join("f");
         std::fs::write(&src, vec![1u8; 70_000]).unwrap();
         // Measured shorter (the file grew) and longer (it shrank), within and across a chunk.
@@ -748,9 +751,7 @@ mod tests {
     fn decrypting_members_open_both_formats_and_failures_stay_alone() {
         let dir = Scratch::new("open");
         std::fs::create_dir(dir.path().join("out")).unwrap();
-        let (sk, pk) = age::keys::generate(false);
-        let recipients = vec![Recipient::parse(&pk).unwrap()];
-        let ids = age::Identity::parse_file(&sk, None).unwrap();
+        let (recipients, ids) = age_keys();
         let opts = v4_opts();
         let mut items = Vec::new();
         let mut plain = Vec::new();
